@@ -1,0 +1,304 @@
+//! Requests and responses. Every request names the protocol version; identity is never part
+//! of a message: the daemon takes it from the socket's peer credentials.
+
+use serde::{Deserialize, Serialize};
+
+use crate::PROTOCOL_VERSION;
+
+/// The kind of access a grant gives.
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[serde(rename_all = "snake_case")]
+pub enum GrantKind {
+    /// Run one command line as root through sudo.
+    Sudo,
+    /// Log in to this host over SSH.
+    Ssh,
+}
+
+impl GrantKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            GrantKind::Sudo => "sudo",
+            GrantKind::Ssh => "ssh",
+        }
+    }
+}
+
+/// What a request asks for.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Target {
+    /// One exact command line (absolute program path first) run as root via sudo.
+    Sudo { command: Vec<String> },
+    /// An SSH login to this host.
+    Ssh,
+}
+
+impl Target {
+    pub fn kind(&self) -> GrantKind {
+        match self {
+            Target::Sudo { .. } => GrantKind::Sudo,
+            Target::Ssh => GrantKind::Ssh,
+        }
+    }
+}
+
+/// Lifecycle states. These exact names appear in `--json` output and operators' scripts.
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[serde(rename_all = "snake_case")]
+pub enum State {
+    Pending,
+    Active,
+    Expired,
+    Revoked,
+    Completed,
+    Denied,
+    Cancelled,
+    TimedOut,
+    /// Approved, but the host could not install the grant (for example visudo rejected it).
+    Failed,
+}
+
+impl State {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            State::Pending => "pending",
+            State::Active => "active",
+            State::Expired => "expired",
+            State::Revoked => "revoked",
+            State::Completed => "completed",
+            State::Denied => "denied",
+            State::Cancelled => "cancelled",
+            State::TimedOut => "timed_out",
+            State::Failed => "failed",
+        }
+    }
+
+    /// A terminal state never changes again.
+    pub fn is_terminal(self) -> bool {
+        !matches!(self, State::Pending | State::Active)
+    }
+}
+
+/// What a requester (or an approver, for `jitd grant`) asks for.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct NewRequest {
+    pub target: Target,
+    /// Requested window in seconds; `None` takes the policy's default.
+    #[serde(default)]
+    pub duration_secs: Option<u64>,
+    #[serde(default)]
+    pub reason: Option<String>,
+    #[serde(default)]
+    pub ticket: Option<String>,
+    /// Role picked explicitly by the requester.
+    #[serde(default)]
+    pub role: Option<String>,
+}
+
+/// What the PAM module knows about the login or sudo being checked. TTY and RHOST are hints
+/// for the record, never identity.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct PamContext {
+    /// PAM_USER.
+    pub user: String,
+    pub kind: GrantKind,
+    pub service: String,
+    #[serde(default)]
+    pub tty: Option<String>,
+    #[serde(default)]
+    pub rhost: Option<String>,
+    #[serde(default)]
+    pub ruser: Option<String>,
+}
+
+/// A session the PAM module opened, registered so jitd can end it with its grant.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct SessionInfo {
+    #[serde(flatten)]
+    pub pam: PamContext,
+    /// The process that called pam_open_session (sshd's session child, or sudo).
+    pub pid: u32,
+    /// The kernel audit session id from /proc/self/sessionid, when set.
+    #[serde(default)]
+    pub audit_session: Option<u32>,
+}
+
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum Request {
+    /// PAM account check (root only): does `user` hold an active grant of `kind`?
+    Check(PamContext),
+    /// PAM session open (root only).
+    OpenSession(SessionInfo),
+    /// PAM session close (root only).
+    CloseSession(SessionInfo),
+    /// A user asks for access for themselves.
+    Submit(NewRequest),
+    /// An approver grants access to `user` directly.
+    Grant { user: String, request: NewRequest },
+    Approve {
+        id: String,
+        #[serde(default)]
+        comment: Option<String>,
+    },
+    Deny { id: String, reason: String },
+    Revoke { id: String, reason: String },
+    /// The requester withdraws a pending request.
+    Cancel { id: String },
+    /// The requester's task is finished: end the active grant now.
+    Done { id: String },
+    Show { id: String },
+    List {
+        #[serde(default)]
+        all: bool,
+    },
+}
+
+/// The envelope of every request.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct ClientMessage {
+    pub v: u32,
+    #[serde(flatten)]
+    pub request: Request,
+}
+
+impl ClientMessage {
+    pub fn new(request: Request) -> Self {
+        ClientMessage {
+            v: PROTOCOL_VERSION,
+            request,
+        }
+    }
+}
+
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    /// The frame or document could not be understood.
+    BadRequest,
+    UnsupportedVersion,
+    /// The caller may not do this.
+    Forbidden,
+    NotFound,
+    /// The request is not in a state that allows this.
+    InvalidState,
+    /// Policy refuses the request.
+    PolicyDenied,
+    /// Too many connections; try again.
+    Busy,
+    /// The daemon cannot record the change (audit log or store unwritable): nothing was done.
+    Unavailable,
+    Internal,
+}
+
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub enum Response {
+    /// Check: the user holds this active grant.
+    Allowed { grant_id: String },
+    /// Check: no active grant of that kind.
+    Denied { reason: String },
+    /// OpenSession: the covering grant, if any (an exempt user has none).
+    SessionRegistered {
+        #[serde(default)]
+        grant_id: Option<String>,
+    },
+    Request { request: RequestView },
+    Requests { requests: Vec<RequestView> },
+    Error { code: ErrorCode, message: String },
+}
+
+/// One decision or lifecycle step on a request.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct DecisionView {
+    /// approve, deny, cancel, revoke, done, expire, time_out, fail.
+    pub action: String,
+    /// Who: a user name, `jitd` for automatic steps, or `rule:NAME` for an automatic approval.
+    pub by: String,
+    pub at: String,
+    #[serde(default)]
+    pub note: Option<String>,
+}
+
+/// A session registered by pam_jit under a grant.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct SessionView {
+    pub pid: u32,
+    pub service: String,
+    pub user: String,
+    #[serde(default)]
+    pub ruser: Option<String>,
+    #[serde(default)]
+    pub tty: Option<String>,
+    #[serde(default)]
+    pub rhost: Option<String>,
+    #[serde(default)]
+    pub audit_session: Option<u32>,
+    pub opened_at: String,
+}
+
+/// A request as shown to CLIs and in `--json` output. Timestamps are RFC 3339 UTC.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct RequestView {
+    pub id: String,
+    pub user: String,
+    pub uid: u32,
+    pub state: State,
+    /// The exact command line for a sudo grant, `null` for SSH.
+    pub command: Option<Vec<String>>,
+    pub ssh: bool,
+    pub reason: String,
+    pub ticket: Option<String>,
+    pub role: Option<String>,
+    pub duration_secs: u64,
+    pub requested_at: String,
+    /// When a pending request times out.
+    pub pending_until: Option<String>,
+    pub approved_at: Option<String>,
+    pub expires_at: Option<String>,
+    pub ended_at: Option<String>,
+    /// Approvals still needed while pending.
+    pub approvals_missing: u32,
+    /// Who may approve: group names, or `root` alone.
+    pub approver_groups: Vec<String>,
+    pub decisions: Vec<DecisionView>,
+    pub sessions: Vec<SessionView>,
+    /// Why the grant could not be installed (state `failed`).
+    pub failure: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests_carry_the_version_and_a_flat_op_tag() {
+        let msg = ClientMessage::new(Request::Check(PamContext {
+            user: "alice".into(),
+            kind: GrantKind::Sudo,
+            service: "sudo".into(),
+            tty: None,
+            rhost: None,
+            ruser: None,
+        }));
+        let json = serde_json::to_value(&msg).unwrap();
+        assert_eq!(json["v"], PROTOCOL_VERSION);
+        assert_eq!(json["op"], "check");
+        assert_eq!(json["kind"], "sudo");
+        let back: ClientMessage = serde_json::from_value(json).unwrap();
+        assert_eq!(back, msg);
+    }
+
+    #[test]
+    fn state_names_are_the_documented_ones() {
+        for (s, name) in [
+            (State::Pending, "pending"),
+            (State::TimedOut, "timed_out"),
+            (State::Completed, "completed"),
+        ] {
+            assert_eq!(serde_json::to_value(s).unwrap(), name);
+            assert_eq!(s.as_str(), name);
+        }
+    }
+}

@@ -1,0 +1,1 @@
+//! Skeleton: the module is built in its own issue.
