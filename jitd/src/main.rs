@@ -1,1 +1,5 @@
+mod core;
+mod events;
+mod shell;
+
 fn main() {}

@@ -1,0 +1,1 @@
+//! The pure core: lifecycle and policy, no I/O, clock injected.
