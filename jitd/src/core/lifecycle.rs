@@ -35,7 +35,6 @@ impl By {
 /// Everything needed to open a request; identity has already been established by the caller.
 #[derive(Debug, Clone)]
 pub struct Submission {
-    pub id: GrantId,
     pub uid: u32,
     pub user: String,
     pub target: Target,
@@ -87,9 +86,9 @@ pub enum Approval {
 
 impl Request {
     /// A new pending request, waiting `pending_ttl` at most for its decision.
-    pub fn open(s: Submission, now: DateTime<Utc>, pending_ttl: Duration) -> Request {
+    pub fn open(id: GrantId, s: Submission, now: DateTime<Utc>, pending_ttl: Duration) -> Request {
         Request {
-            id: s.id,
+            id,
             uid: s.uid,
             user: s.user,
             target: s.target,
@@ -249,8 +248,8 @@ mod tests {
 
     fn request(approvals: u32) -> Request {
         Request::open(
+            GrantId::try_from("abcdefghij".to_string()).unwrap(),
             Submission {
-                id: GrantId::try_from("abcdefghij".to_string()).unwrap(),
                 uid: 1001,
                 user: "alice".into(),
                 target: Target::Sudo {

@@ -20,10 +20,6 @@ impl Registry {
         self.requests.get(id)
     }
 
-    pub fn len(&self) -> usize {
-        self.requests.len()
-    }
-
     pub fn iter(&self) -> impl Iterator<Item = &Request> {
         self.requests.values()
     }
