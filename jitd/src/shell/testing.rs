@@ -88,3 +88,38 @@ pub fn run_as(user: &str, argv: &[&str]) -> (bool, String, String) {
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
 }
+
+/// A drop-in directory included by its own top-level sudoers file: stories about broken
+/// configurations run here so other tests on the machine never see a broken /etc/sudoers.d.
+pub struct ScratchSudoers {
+    pub tmp: TempDir,
+}
+
+impl ScratchSudoers {
+    pub fn new() -> ScratchSudoers {
+        use std::os::unix::fs::PermissionsExt;
+        let tmp = TempDir::new("sudoers");
+        let dir = tmp.path().join("d");
+        std::fs::create_dir(&dir).unwrap();
+        for d in [tmp.path(), &dir] {
+            std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o755)).unwrap();
+        }
+        let main = tmp.path().join("sudoers");
+        std::fs::write(&main, format!("@includedir {}\n", dir.display())).unwrap();
+        std::fs::set_permissions(&main, std::fs::Permissions::from_mode(0o440)).unwrap();
+        ScratchSudoers { tmp }
+    }
+
+    pub fn dir(&self) -> PathBuf {
+        self.tmp.path().join("d")
+    }
+
+    pub fn sudoers(&self) -> crate::shell::sudoers::SudoersDir {
+        scratch_sudoers_at(self.tmp.path())
+    }
+}
+
+/// The drop-in directory of a [`ScratchSudoers`] rooted at `root` (also from another process).
+pub fn scratch_sudoers_at(root: &Path) -> crate::shell::sudoers::SudoersDir {
+    crate::shell::sudoers::SudoersDir::new(root.join("d")).with_main_config(root.join("sudoers"))
+}

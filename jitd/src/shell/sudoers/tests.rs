@@ -4,7 +4,7 @@
 //! own top-level file, so other tests on the machine never see a broken sudoers.
 
 use super::*;
-use crate::shell::testing::{run_as, unique_id, TempDir, TestUser};
+use crate::shell::testing::{run_as, unique_id, ScratchSudoers, TestUser};
 use chrono::Duration as ChronoDuration;
 use std::os::unix::fs::PermissionsExt;
 
@@ -31,33 +31,6 @@ impl RealGrant {
 impl Drop for RealGrant {
     fn drop(&mut self) {
         let _ = self.dir.remove(&self.id);
-    }
-}
-
-/// A drop-in directory included by its own top-level sudoers file.
-pub(crate) struct ScratchSudoers {
-    pub tmp: TempDir,
-}
-
-impl ScratchSudoers {
-    pub(crate) fn new() -> ScratchSudoers {
-        let tmp = TempDir::new("sudoers");
-        let dir = tmp.path().join("d");
-        fs::create_dir(&dir).unwrap();
-        fs::set_permissions(tmp.path(), fs::Permissions::from_mode(0o755)).unwrap();
-        fs::set_permissions(&dir, fs::Permissions::from_mode(0o755)).unwrap();
-        let main = tmp.path().join("sudoers");
-        fs::write(&main, format!("@includedir {}\n", dir.display())).unwrap();
-        fs::set_permissions(&main, fs::Permissions::from_mode(0o440)).unwrap();
-        ScratchSudoers { tmp }
-    }
-
-    pub(crate) fn dir(&self) -> PathBuf {
-        self.tmp.path().join("d")
-    }
-
-    pub(crate) fn sudoers(&self) -> SudoersDir {
-        SudoersDir::new(self.dir()).with_main_config(self.tmp.path().join("sudoers"))
     }
 }
 
