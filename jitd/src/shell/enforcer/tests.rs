@@ -4,7 +4,6 @@
 
 use super::*;
 use crate::shell::testing::{scratch_sudoers_at, unique_id, ScratchSudoers};
-use chrono::Duration as ChronoDuration;
 use std::fs;
 use std::path::Path;
 use std::process::Command;
