@@ -232,9 +232,7 @@ mod tests {
         assert_eq!(ids.len(), EventKind::ALL.len());
         for id in ids {
             assert_eq!(id.len(), 32);
-            assert!(id
-                .bytes()
-                .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()));
+            assert!(id.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()));
         }
     }
 

@@ -19,8 +19,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Serve { config } => {
-            let explicit = std::env::args().any(|a| a.starts_with("--config"))
-                || std::env::var_os(config::CONFIG_ENV).is_some();
+            let explicit = std::env::args().any(|a| a.starts_with("--config")) || std::env::var_os(config::CONFIG_ENV).is_some();
             serve::run(&config, explicit)
         }
         Command::CheckConfig { file } => match config::Config::load(&file, true) {

@@ -37,17 +37,12 @@ fn start(config: Config) -> Result<(), String> {
     // SAFETY: umask only changes this process's file creation mask.
     unsafe { libc::umask(0o077) };
     let state_dir = config.state_dir.clone();
-    let store = FileStore::open(&state_dir).map_err(|e| {
-        format!(
-            "cannot open the state directory {}: {e}",
-            state_dir.display()
-        )
-    })?;
+    let store = FileStore::open(&state_dir)
+        .map_err(|e| format!("cannot open the state directory {}: {e}", state_dir.display()))?;
     let sinks: Vec<Box<dyn EventSink>> = vec![Box::new(StderrSink)];
     let events = EventLog::new(None, sinks);
     let socket = config.socket.clone();
-    let listener =
-        server::bind(&socket).map_err(|e| format!("cannot listen on {}: {e}", socket.display()))?;
+    let listener = server::bind(&socket).map_err(|e| format!("cannot listen on {}: {e}", socket.display()))?;
     let service = Service::start(
         config,
         Arc::new(SystemClock::new()),

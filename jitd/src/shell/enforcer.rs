@@ -1,9 +1,8 @@
-//! Making grants real on the host and taking them away again: the sudoers drop-in and the
-//! sessions of each grant, plus the reconciliation that makes the host match the records after
-//! a crash or a reboot.
-#![allow(dead_code)] // Until the daemon wires the enforcer in; the lead removes this.
+//! Making grants real on the host, and the reconciliation that makes the host match the
+//! records after a crash or a reboot: the sudoers drop-in and the cgroups of each grant.
+#![allow(dead_code)] // WIRING: until serve.rs uses HostEnforcement; then delete this line.
 
-use super::sessions::{EndReport, SessionRef, Sessions};
+use super::sessions::Sessions;
 use super::sudoers::{SudoersDir, SudoersError};
 use chrono::{DateTime, Utc};
 use std::collections::HashSet;
@@ -30,11 +29,6 @@ pub enum ReconcileAction {
     RemovedStaleDropIn(String),
     /// An active grant's drop-in was missing or differed.
     InstalledDropIn(String),
-    /// A grant that is not active still had a cgroup.
-    EndedSessions {
-        grant_id: String,
-        report: EndReport,
-    },
     Failed {
         grant_id: String,
         error: String,
@@ -60,24 +54,11 @@ impl fmt::Display for ReconcileAction {
                 f,
                 "installed the missing or altered sudoers drop-in of active grant {id}"
             ),
-            ReconcileAction::EndedSessions { grant_id, report } => write!(
-                f,
-                "ended the leftover processes of grant {grant_id}: {report:?}"
-            ),
             ReconcileAction::Failed { grant_id, error } => {
                 write!(f, "could not reconcile grant {grant_id}: {error}")
             }
         }
     }
-}
-
-/// What withdrawing a grant did; the daemon logs each part.
-#[derive(Debug)]
-pub struct WithdrawReport {
-    /// Whether a drop-in was removed (`Ok(false)`: there was none, e.g. an SSH grant).
-    pub drop_in: Result<bool, SudoersError>,
-    pub timestamps: Result<(), SudoersError>,
-    pub sessions: EndReport,
 }
 
 pub struct Enforcer {
@@ -99,25 +80,15 @@ impl Enforcer {
         }
     }
 
-    /// Takes away everything grant `id` gave: the drop-in first (so nothing new can start),
-    /// then the cached sudo authentication, then the processes. Blocks for up to `kill_grace`
-    /// + 1 s: call it on a worker thread.
-    pub fn withdraw_grant(&self, id: &str, user: &str, sessions: &[SessionRef]) -> WithdrawReport {
-        let drop_in = self.sudoers.remove(id);
-        let timestamps = self.sudoers.clear_timestamps(user);
-        let sessions = self.sessions.end_grant(id, sessions, self.kill_grace);
-        WithdrawReport {
-            drop_in,
-            timestamps,
-            sessions,
-        }
-    }
-
-    /// Makes the host match `active`: temp files of interrupted installs go, drop-ins no active
-    /// grant accounts for go, missing or altered drop-ins of active sudo grants come back, and
-    /// processes left in the cgroups of grants that are not active are ended. Idempotent; run
-    /// it at startup and periodically. Blocks up to `kill_grace` + 1 s per leftover cgroup.
-    pub fn reconcile(&self, active: &[GrantSpec]) -> Vec<ReconcileAction> {
+    /// Makes the drop-ins match `active`: temp files of interrupted installs go, drop-ins no
+    /// active grant accounts for go, missing or altered drop-ins of active sudo grants come
+    /// back. Idempotent; run it at startup and periodically. `in_flight` are grants the caller
+    /// is installing right now (not yet in `active`): their drop-ins are left alone.
+    pub fn reconcile_drop_ins(
+        &self,
+        active: &[GrantSpec],
+        in_flight: &HashSet<String>,
+    ) -> Vec<ReconcileAction> {
         let mut actions = Vec::new();
         let failed = |grant_id: &str, error: String| ReconcileAction::Failed {
             grant_id: grant_id.to_owned(),
@@ -129,18 +100,12 @@ impl Enforcer {
             Err(e) => actions.push(failed("*", format!("cannot clean temp files: {e}"))),
         }
 
-        let active_ids: HashSet<&str> = active.iter().map(|g| g.id.as_str()).collect();
-        let sudo_ids: HashSet<&str> = active
-            .iter()
-            .filter(|g| g.command.is_some())
-            .map(|g| g.id.as_str())
-            .collect();
+        let keep = |id: &str| {
+            in_flight.contains(id) || active.iter().any(|g| g.id == id && g.command.is_some())
+        };
         match self.sudoers.installed() {
             Ok(installed) => {
-                for id in installed
-                    .iter()
-                    .filter(|id| !sudo_ids.contains(id.as_str()))
-                {
+                for id in installed.iter().filter(|id| !keep(id)) {
                     match self.sudoers.remove(id) {
                         Ok(_) => actions.push(ReconcileAction::RemovedStaleDropIn(id.clone())),
                         Err(e) => actions.push(failed(id, e.to_string())),
@@ -167,20 +132,21 @@ impl Enforcer {
                 (Err(e), _) | (_, Err(e)) => actions.push(failed(&grant.id, e.to_string())),
             }
         }
-
-        match self.sessions.grant_cgroups() {
-            Ok(ids) => {
-                for id in ids.iter().filter(|id| !active_ids.contains(id.as_str())) {
-                    let report = self.sessions.end_grant(id, &[], self.kill_grace);
-                    actions.push(ReconcileAction::EndedSessions {
-                        grant_id: id.clone(),
-                        report,
-                    });
-                }
-            }
-            Err(e) => actions.push(failed("*", format!("cannot list grant cgroups: {e}"))),
-        }
         actions
+    }
+
+    /// Grants that still have a cgroup but are neither in `active` nor `in_flight`: their
+    /// processes are to be ended ([`Sessions::end_grant`]).
+    pub fn leftover_cgroups(
+        &self,
+        active: &[GrantSpec],
+        in_flight: &HashSet<String>,
+    ) -> std::io::Result<Vec<String>> {
+        let ids = self.sessions.grant_cgroups()?;
+        Ok(ids
+            .into_iter()
+            .filter(|id| !in_flight.contains(id) && !active.iter().any(|g| &g.id == id))
+            .collect())
     }
 }
 

@@ -6,6 +6,7 @@ pub mod enforcement;
 pub mod enforcer;
 pub mod event_log;
 pub mod failpoint;
+pub mod host_enforcement;
 pub mod identity;
 pub mod notify;
 mod pidfd;

@@ -31,20 +31,14 @@ const ROOT_RESERVE: usize = 8;
 /// anything else at the path is left alone and reported.
 pub fn bind(path: &Path) -> io::Result<UnixListener> {
     if let Some(dir) = path.parent() {
-        fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o755)
-            .create(dir)?;
+        fs::DirBuilder::new().recursive(true).mode(0o755).create(dir)?;
     }
     match fs::symlink_metadata(path) {
         Ok(m) if m.file_type().is_socket() => fs::remove_file(path)?,
         Ok(_) => {
             return Err(io::Error::new(
                 io::ErrorKind::AlreadyExists,
-                format!(
-                    "{} exists and is not a socket; remove it or choose another `socket`",
-                    path.display()
-                ),
+                format!("{} exists and is not a socket; remove it or choose another `socket`", path.display()),
             ))
         }
         Err(_) => {}
@@ -151,17 +145,9 @@ fn error(code: ErrorCode, message: impl Into<String>) -> Response {
 }
 
 fn handle_connection(mut stream: UnixStream, cred: PeerCred, service: &Service) {
-    let response = match read_frame_bytes(&mut DeadlineReader::new(
-        &stream,
-        Instant::now() + READ_DEADLINE,
-    )) {
+    let response = match read_frame_bytes(&mut DeadlineReader::new(&stream, Instant::now() + READ_DEADLINE)) {
         Err(FrameError::Truncated) => return,
-        Err(FrameError::Io(e))
-            if matches!(
-                e.kind(),
-                io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock
-            ) =>
-        {
+        Err(FrameError::Io(e)) if matches!(e.kind(), io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock) => {
             error(ErrorCode::BadRequest, "timed out waiting for the request")
         }
         Err(e) => error(ErrorCode::BadRequest, e.to_string()),

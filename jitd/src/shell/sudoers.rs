@@ -7,7 +7,7 @@
 //! any failure removes what was created. A crash between any two steps leaves either a temp file
 //! (removed by [`SudoersDir::remove_temp_files`]) or a complete, checked drop-in (kept or removed
 //! by reconciliation, and bounded by its `NOTAFTER` even if jitd never comes back).
-#![allow(dead_code)] // Until the daemon wires the enforcer in; the lead removes this.
+#![allow(dead_code)] // WIRING: until serve.rs uses HostEnforcement; then delete this line.
 
 use super::failpoint;
 use super::sudoers_rule::{self, ExactCommand, GrantFileId, RuleError};
@@ -171,34 +171,17 @@ impl SudoersDir {
         }
     }
 
-    pub fn with_visudo(mut self, visudo: PathBuf) -> Self {
-        self.visudo = visudo;
-        self
-    }
-
-    /// Checks this top-level file instead of /etc/sudoers (for a directory that /etc/sudoers does
-    /// not include: tests, or a host with a non-standard layout).
+    /// Checks this top-level file instead of /etc/sudoers (for a scratch directory that
+    /// /etc/sudoers does not include).
+    #[cfg(test)]
     pub fn with_main_config(mut self, main: PathBuf) -> Self {
         self.main_config = Some(main);
         self
     }
 
-    pub fn with_flavour(mut self, flavour: SudoFlavour) -> Self {
-        self.flavour = flavour;
-        self
-    }
-
-    pub fn with_timestamp_dir(mut self, dir: PathBuf) -> Self {
-        self.timestamp_dir = dir;
-        self
-    }
-
+    /// The sudo found at startup; the daemon warns when it cannot write `NOTAFTER`.
     pub fn flavour(&self) -> &SudoFlavour {
         &self.flavour
-    }
-
-    pub fn dir(&self) -> &Path {
-        &self.dir
     }
 
     fn final_path(&self, id: &GrantFileId) -> PathBuf {

@@ -4,6 +4,7 @@
 
 use super::*;
 use crate::shell::testing::{scratch_sudoers_at, unique_id, ScratchSudoers};
+use std::collections::HashSet;
 use std::fs;
 use std::path::Path;
 use std::process::Command;
@@ -49,9 +50,7 @@ fn a_grant_is_installed_and_withdrawn_in_a_scratch_directory() {
         enforcer.sudoers.installed().unwrap(),
         vec!["crash1".to_string()]
     );
-    let report = enforcer.withdraw_grant(&grant.id, &grant.user, &[]);
-    assert!(matches!(report.drop_in, Ok(true)), "{report:?}");
-    assert!(report.sessions.complete(), "{report:?}");
+    assert!(enforcer.sudoers.remove(&grant.id).unwrap());
     assert_eq!(enforcer.sudoers.installed().unwrap(), Vec::<String>::new());
 }
 
@@ -98,7 +97,7 @@ fn a_crash_at_any_step_of_installing_or_removing_converges_at_the_next_reconcile
             } else {
                 vec![]
             };
-            let actions = enforcer.reconcile(&active);
+            let actions = enforcer.reconcile_drop_ins(&active, &HashSet::new());
             assert!(
                 actions
                     .iter()
@@ -130,7 +129,7 @@ fn a_crash_at_any_step_of_installing_or_removing_converges_at_the_next_reconcile
                 );
             }
             // A second run finds nothing to do.
-            let again = enforcer.reconcile(&active);
+            let again = enforcer.reconcile_drop_ins(&active, &HashSet::new());
             assert!(again.is_empty(), "{failpoint}: {again:?}");
         }
     }
@@ -158,7 +157,10 @@ fn reconcile_removes_stale_drop_ins_restores_missing_and_altered_ones_and_spares
     )
     .unwrap();
 
-    let actions = enforcer.reconcile(&[kept.clone(), missing.clone(), altered.clone(), ssh]);
+    let actions = enforcer.reconcile_drop_ins(
+        &[kept.clone(), missing.clone(), altered.clone(), ssh],
+        &HashSet::new(),
+    );
     let lines: Vec<String> = actions.iter().map(|a| a.to_string()).collect();
     assert_eq!(lines.len(), 3, "{lines:?}");
     assert!(lines
@@ -178,11 +180,13 @@ fn reconcile_removes_stale_drop_ins_restores_missing_and_altered_ones_and_spares
         .unwrap()
         .contains("NOPASSWD: ALL"));
     assert_eq!(fs::read_to_string(&foreign).unwrap(), "# not ours\n");
-    assert!(enforcer.reconcile(&[kept, missing, altered]).is_empty());
+    assert!(enforcer
+        .reconcile_drop_ins(&[kept, missing, altered], &HashSet::new())
+        .is_empty());
 }
 
 #[test]
-fn reconcile_ends_processes_left_in_the_cgroup_of_a_grant_that_is_not_active() {
+fn the_cgroups_of_grants_that_are_neither_active_nor_in_flight_are_leftovers_to_end() {
     let base = unique_id("jittest");
     let enforcer = Enforcer {
         sudoers: ScratchSudoers::new().sudoers(),
@@ -199,27 +203,36 @@ fn reconcile_ends_processes_left_in_the_cgroup_of_a_grant_that_is_not_active() {
         .sessions
         .adopt("live1", active_child.0.id())
         .unwrap();
+    let mut new_child = ChildGuard(Command::new("sleep").arg("1000").spawn().unwrap());
+    enforcer.sessions.adopt("new1", new_child.0.id()).unwrap();
 
-    let actions = enforcer.reconcile(&[spec("live1", None)]);
-    let ended: Vec<&ReconcileAction> = actions
-        .iter()
-        .filter(|a| matches!(a, ReconcileAction::EndedSessions { report, .. } if report.complete()))
-        .collect();
-    assert_eq!(ended.len(), 1, "{actions:?}");
+    let in_flight = HashSet::from(["new1".to_string()]);
+    let leftovers = enforcer
+        .leftover_cgroups(&[spec("live1", None)], &in_flight)
+        .unwrap();
+    assert_eq!(leftovers, vec!["gone1".to_string()]);
+    for id in &leftovers {
+        let report = enforcer.sessions.end_grant(id, &[], enforcer.kill_grace);
+        assert!(report.complete(), "{report:?}");
+    }
     assert!(ended_child.0.wait().is_ok());
     assert_eq!(
         enforcer.sessions.grant_cgroups().unwrap(),
-        vec!["live1".to_string()]
+        vec!["live1".to_string(), "new1".to_string()]
     );
     assert!(
         active_child.0.try_wait().unwrap().is_none(),
         "the active grant's process lives"
     );
+    assert!(
+        new_child.0.try_wait().unwrap().is_none(),
+        "the new grant's process lives"
+    );
 
-    let report = enforcer
-        .sessions
-        .end_grant("live1", &[], Duration::from_secs(1));
-    assert!(report.complete(), "{report:?}");
+    for id in ["live1", "new1"] {
+        let report = enforcer.sessions.end_grant(id, &[], Duration::from_secs(1));
+        assert!(report.complete(), "{report:?}");
+    }
     let cg = enforcer.sessions.cgroups().unwrap();
     fs::remove_dir(cg.base()).unwrap();
 }
