@@ -109,6 +109,16 @@ impl GrantCgroups {
             .unwrap_or(false)
     }
 
+    /// Whether `pid` belongs to the leaf of a grant other than `id`: the fallbacks must not end
+    /// another grant's processes that share an audit session or a parent with this one.
+    pub fn belongs_to_other_grant(&self, id: &GrantFileId, pid: u32) -> bool {
+        let ours = format!("0::{}/{}", self.base_in_hierarchy, id.as_str());
+        let any_grant = format!("0::{}/", self.base_in_hierarchy);
+        fs::read_to_string(format!("/proc/{pid}/cgroup"))
+            .map(|t| t.lines().any(|l| l.starts_with(&any_grant) && l != ours))
+            .unwrap_or(false)
+    }
+
     /// SIGKILLs everything in the leaf at once. `Ok(false)` when the kernel has no `cgroup.kill`
     /// (Linux < 5.14): the caller then kills pid by pid.
     pub fn kill_all(&self, id: &GrantFileId) -> io::Result<bool> {

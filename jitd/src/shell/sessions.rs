@@ -245,7 +245,11 @@ impl Sessions {
                 }
             }
             for p in found {
-                if targets.contains_key(&p.pid) {
+                let other_grants = self
+                    .cgroups
+                    .as_ref()
+                    .is_some_and(|cg| cg.belongs_to_other_grant(id, p.pid));
+                if other_grants || targets.contains_key(&p.pid) {
                     continue;
                 }
                 if let Some(fd) = open_verified(&p) {

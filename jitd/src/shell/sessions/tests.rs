@@ -313,3 +313,50 @@ fn only_terminal_devices_are_ever_opened_for_warnings() {
         Some(std::path::PathBuf::from("/dev/tty1"))
     );
 }
+
+#[test]
+fn the_fallbacks_never_end_a_process_that_belongs_to_another_grants_cgroup() {
+    let user = TestUser::create(&unique_id("jte"));
+    let cgroups = TestCgroups::new();
+    let sessions = &cgroups.0;
+    // Grant a's session could not be adopted; one of its children was since adopted by grant b
+    // (as when the user opens grant b's session from inside grant a's).
+    let mut a = Command::new("/bin/sh")
+        .args([
+            "-c",
+            &format!(
+                "exec runuser -u {} -- /bin/sh -c 'sleep 1000 & echo $!; exec sleep 1000'",
+                user.name
+            ),
+        ])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(a.stdout.as_mut().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let b_pid: u32 = line.trim().parse().unwrap();
+    sessions.adopt("b1", b_pid).expect("adopt into b");
+    let a_ref = SessionRef {
+        pid: a.id(),
+        start_ticks: start_ticks(a.id()),
+        audit_session: None,
+        tty: None,
+        adopted: false,
+        elevated_only: false,
+    };
+
+    let report = sessions.end_grant("a1", &[a_ref], Duration::from_secs(1));
+    assert!(report.complete(), "{report:?}");
+    let _ = a.wait();
+    assert_eq!(
+        processes_of(user.uid),
+        vec![b_pid],
+        "only grant b's process is left"
+    );
+
+    let report = sessions.end_grant("b1", &[], Duration::from_secs(1));
+    assert!(report.complete(), "{report:?}");
+    assert_eq!(processes_of(user.uid), Vec::<u32>::new());
+}
