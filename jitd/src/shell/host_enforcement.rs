@@ -170,9 +170,12 @@ impl Enforcement for HostEnforcement {
         let spec = spec(grant).ok_or("the grant has no approved window")?;
         let mut changes = lock(&self.ops);
         changes.live.insert(spec.id.clone());
-        self.enforcer
-            .install_grant(&spec)
-            .map_err(|e| e.to_string())
+        let installed = self.enforcer.install_grant(&spec);
+        if installed.is_err() {
+            // Nothing of it is on the host (install cleans up after itself).
+            changes.live.remove(&spec.id);
+        }
+        installed.map_err(|e| e.to_string())
     }
 
     fn withdraw(&self, grant: &Request) {

@@ -38,9 +38,13 @@ pub fn scan() -> Vec<ProcInfo> {
                 .and_then(|t| t.trim().parse().ok())
                 .unwrap_or(AUDIT_SESSION_UNSET);
             let status = fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-            let uids = status.lines().find_map(|l| l.strip_prefix("Uid:"))?;
-            let mut uids = uids.split_whitespace();
-            let is_root = uids.next() == Some("0") || uids.next() == Some("0");
+            // "Uid:\treal\teffective\tsaved\tfs"
+            let uids: Vec<&str> = status
+                .lines()
+                .find_map(|l| l.strip_prefix("Uid:"))?
+                .split_whitespace()
+                .collect();
+            let is_root = uids.first() == Some(&"0") || uids.get(1) == Some(&"0");
             Some(ProcInfo {
                 pid,
                 stat,

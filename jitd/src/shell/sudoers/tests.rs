@@ -151,9 +151,15 @@ fn clearing_timestamps_removes_the_users_sudo_records() {
     let _grant = RealGrant::install(&user.name, &["/usr/bin/true"], ChronoDuration::minutes(5));
     let (ok, _, err) = run_as(&user.name, &["sudo", "-n", "/usr/bin/true"]);
     assert!(ok, "{err}");
-    // sudo records the user's (NOPASSWD) lecture/timestamp state here.
+    // An attempt that needs authentication makes sudo keep a record for the user.
+    let (ok, _, _) = run_as(&user.name, &["sudo", "-n", "/usr/bin/id"]);
+    assert!(!ok, "id was not granted");
     let record = Path::new("/run/sudo/ts").join(&user.name);
-    let _ = fs::write(&record, b"");
+    assert!(
+        record.exists(),
+        "sudo keeps the user's records in {}",
+        record.display()
+    );
     let dir = SudoersDir::new(PathBuf::from("/etc/sudoers.d"));
     dir.clear_timestamps(&user.name).unwrap();
     assert!(!record.exists());
