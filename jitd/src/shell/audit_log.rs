@@ -25,7 +25,6 @@ use sha2::{Digest, Sha256};
 use crate::events::{Event, EventKind, EventSink};
 
 pub const LOG_FILE: &str = "audit.log";
-pub const HEAD_FILE: &str = "audit.head";
 /// The `prev` of the first record: there is no previous line.
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 /// No record may be longer; readers refuse longer lines instead of buffering without bound.
