@@ -1,5 +1,15 @@
 //! The effects shell: everything that touches the socket, disk, sudoers, processes and logs.
 
 pub mod audit_log;
+pub mod clock;
+pub mod enforcement;
+pub mod event_log;
+pub mod identity;
 pub mod journald;
+pub mod notify;
+pub mod server;
+pub mod service;
+pub mod store;
+pub mod submission;
 pub mod syslog_sink;
+pub mod view;
