@@ -673,7 +673,7 @@ pub fn verify(path: &Path) -> Result<VerifyOk, VerifyError> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     pub(crate) struct TempDir(pub PathBuf);

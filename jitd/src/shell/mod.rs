@@ -9,6 +9,7 @@ pub mod journald;
 pub mod notify;
 pub mod server;
 pub mod service;
+pub mod standing;
 pub mod store;
 pub mod submission;
 pub mod syslog_sink;
