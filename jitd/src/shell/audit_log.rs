@@ -696,6 +696,11 @@ pub(crate) mod tests {
         }
     }
 
+    /// The line `AuditLog` would write, for building large logs quickly in tests.
+    pub(crate) fn line_for(seq: u64, time: DateTime<Utc>, event: &Event, prev: &str) -> String {
+        AuditRecord::from_event(seq, time, event, prev).to_line()
+    }
+
     fn approved(n: usize) -> Event {
         let mut e = Event::new(EventKind::Approved, format!("request {n} approved"));
         e.request_id = Some(format!("r{n}"));
