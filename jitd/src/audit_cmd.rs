@@ -136,9 +136,9 @@ impl Filter<'_> {
                 self.since.is_none_or(|s| t >= s) && self.until.is_none_or(|u| t < u)
             }
         };
-        let user = self.user.is_none_or(|u| {
-            r.user.as_deref() == Some(u) || r.approver.as_deref() == Some(u)
-        });
+        let user = self
+            .user
+            .is_none_or(|u| r.user.as_deref() == Some(u) || r.approver.as_deref() == Some(u));
         let id = self.id.is_none_or(|id| r.request_id.as_deref() == Some(id));
         in_time && user && id
     }
@@ -200,7 +200,10 @@ fn for_each_record(
         match serde_json::from_slice::<AuditRecord>(raw.bytes) {
             Ok(record) => f(raw.bytes, &record)?,
             Err(e) => {
-                eprintln!("jitd: line {}: not an audit record ({e}), skipped", raw.number);
+                eprintln!(
+                    "jitd: line {}: not an audit record ({e}), skipped",
+                    raw.number
+                );
                 skipped += 1;
             }
         }
@@ -310,7 +313,13 @@ fn write_standing(out: &mut impl Write, s: &StandingPrivileges) -> io::Result<()
         } else {
             format!("  [{}]", flags.join(", "))
         };
-        writeln!(out, "    {}:{}  {}{flags}", r.file.display(), r.line, r.rule)?;
+        writeln!(
+            out,
+            "    {}:{}  {}{flags}",
+            r.file.display(),
+            r.line,
+            r.rule
+        )?;
     }
     writeln!(out, "  members of sudo/wheel/admin groups:")?;
     if s.admin_groups.iter().all(|g| g.members.is_empty()) {
@@ -387,7 +396,10 @@ fn write_usage(out: &mut impl Write, usage: &Result<UsageSummary, String>) -> io
     }
     let share = match u.approved {
         0 => String::new(),
-        n => format!(" ({:.0}%)", 100.0 * u.approved_automatically as f64 / n as f64),
+        n => format!(
+            " ({:.0}%)",
+            100.0 * u.approved_automatically as f64 / n as f64
+        ),
     };
     writeln!(
         out,
@@ -400,7 +412,11 @@ fn write_usage(out: &mut impl Write, usage: &Result<UsageSummary, String>) -> io
         escape_text(&u.roles_never_used.join(", "))
     };
     writeln!(out, "  roles never used: {never}")?;
-    writeln!(out, "  grants ended early with `done`: {}", u.ended_early_by_done)
+    writeln!(
+        out,
+        "  grants ended early with `done`: {}",
+        u.ended_early_by_done
+    )
 }
 
 fn secs(s: i64) -> String {
@@ -449,7 +465,7 @@ mod tests {
     /// denied.
     fn day(dir: &Path) {
         let log = AuditLog::open(dir).unwrap();
-        let mut add = |t: &str, e: Event| {
+        let add = |t: &str, e: Event| {
             log.append_at(&e, at(t)).unwrap();
         };
         let mut r1 = event(EventKind::Requested, "r1", "alice");
@@ -465,9 +481,18 @@ mod tests {
         let mut a2 = event(EventKind::Approved, "r2", "carol");
         a2.approver = Some("rule:oncall".into());
         add("2026-11-28T10:00:00Z", a2);
-        add("2026-11-28T10:03:00Z", event(EventKind::Completed, "r2", "carol"));
-        add("2026-11-29T08:00:00Z", event(EventKind::Requested, "r3", "dave"));
-        add("2026-11-29T08:01:00Z", event(EventKind::Denied, "r3", "dave"));
+        add(
+            "2026-11-28T10:03:00Z",
+            event(EventKind::Completed, "r2", "carol"),
+        );
+        add(
+            "2026-11-29T08:00:00Z",
+            event(EventKind::Requested, "r3", "dave"),
+        );
+        add(
+            "2026-11-29T08:01:00Z",
+            event(EventKind::Denied, "r3", "dave"),
+        );
     }
 
     fn audit_output(args: &[&str], dir: &Path) -> (u8, String) {
@@ -508,11 +533,20 @@ mod tests {
              approver=\"bob\"\n"
         );
         let (_, alice) = audit_output(&["audit", "--user", "alice"], &dir.0);
-        assert!(alice.contains(r#"reason="fix\nreplica\u{1b}[31m""#), "{alice}");
+        assert!(
+            alice.contains(r#"reason="fix\nreplica\u{1b}[31m""#),
+            "{alice}"
+        );
         let (_, second_day) = audit_output(&["audit", "--since", "2026-11-29"], &dir.0);
         assert_eq!(second_day.lines().count(), 2);
         let (_, window) = audit_output(
-            &["audit", "--since", "2026-11-28T09:05:00Z", "--until", "2026-11-28T10:03:00Z"],
+            &[
+                "audit",
+                "--since",
+                "2026-11-28T09:05:00Z",
+                "--until",
+                "2026-11-28T10:03:00Z",
+            ],
             &dir.0,
         );
         assert_eq!(window.lines().count(), 3);
@@ -566,9 +600,16 @@ mod tests {
             root_home: None,
         };
         std::fs::write(&host.sudoers, "deploy ALL=(root) NOPASSWD: ALL\n").unwrap();
-        let roles = ["db-admin".to_string(), "web-restart".into(), "dns-admin".into()];
+        let roles = [
+            "db-admin".to_string(),
+            "web-restart".into(),
+            "dns-admin".into(),
+        ];
         let mut out = Vec::new();
-        assert_eq!(report(true, &dir.0.join(LOG_FILE), &host, &roles, &mut out), 0);
+        assert_eq!(
+            report(true, &dir.0.join(LOG_FILE), &host, &roles, &mut out),
+            0
+        );
         let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
         let u = &v["usage"];
         assert_eq!(u["requests_by_role"]["db-admin"], 1);
@@ -587,8 +628,14 @@ mod tests {
         let mut text = Vec::new();
         report(false, &dir.0.join(LOG_FILE), &host, &roles, &mut text);
         let text = String::from_utf8(text).unwrap();
-        assert!(text.contains("deploy ALL=(root) NOPASSWD: ALL  [NOPASSWD, ALL]"), "{text}");
-        assert!(text.contains("approved automatically by rules: 1 of 2 (50%)"), "{text}");
+        assert!(
+            text.contains("deploy ALL=(root) NOPASSWD: ALL  [NOPASSWD, ALL]"),
+            "{text}"
+        );
+        assert!(
+            text.contains("approved automatically by rules: 1 of 2 (50%)"),
+            "{text}"
+        );
         assert!(text.contains("median 5m"), "{text}");
     }
 
@@ -603,7 +650,11 @@ mod tests {
             let mut prev = audit_log::GENESIS.to_string();
             let t = at("2026-01-01T00:00:00Z");
             for seq in 1..=RECORDS {
-                let kind = if seq % 2 == 1 { EventKind::Requested } else { EventKind::Approved };
+                let kind = if seq % 2 == 1 {
+                    EventKind::Requested
+                } else {
+                    EventKind::Approved
+                };
                 let id = format!("r{}", seq.div_ceil(2));
                 let mut e = event(kind, &id, "alice");
                 e.reason = Some("routine maintenance of the primary database".into());
@@ -632,7 +683,10 @@ mod tests {
             started.elapsed()
         );
         // The file is tens of MB; reading it must not hold it.
-        assert!(grown * 1024 < size as i64 / 4, "RSS grew {grown} KiB for {size} bytes");
+        assert!(
+            grown * 1024 < size as i64 / 4,
+            "RSS grew {grown} KiB for {size} bytes"
+        );
     }
 
     fn max_rss_kib() -> i64 {

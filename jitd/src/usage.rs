@@ -69,7 +69,10 @@ impl UsageBuilder {
             }
             e if e == EventKind::Approved.name() => {
                 s.approved += 1;
-                if r.approver.as_deref().is_some_and(|a| a.starts_with("rule:")) {
+                if r.approver
+                    .as_deref()
+                    .is_some_and(|a| a.starts_with("rule:"))
+                {
                     s.approved_automatically += 1;
                 }
                 let asked = id.and_then(|id| self.requested_at.remove(id));

@@ -225,13 +225,14 @@ impl AuditLog {
             .mode(0o600)
             .open(&path)
             .map_err(|e| context(e.kind(), &path, format!("cannot open: {e}")))?;
-        let mut log = Flock::lock(file, FlockArg::LockExclusiveNonblock).map_err(|(_, errno)| {
-            context(
-                io::ErrorKind::WouldBlock,
-                &path,
-                format!("locked by another process ({errno}): is another jitd running?"),
-            )
-        })?;
+        let mut log =
+            Flock::lock(file, FlockArg::LockExclusiveNonblock).map_err(|(_, errno)| {
+                context(
+                    io::ErrorKind::WouldBlock,
+                    &path,
+                    format!("locked by another process ({errno}): is another jitd running?"),
+                )
+            })?;
         let stored_head = read_head(&head_path)?;
         let tail = read_tail(&mut log, &path)?;
 
@@ -296,7 +297,11 @@ impl AuditLog {
             let mut w = audit.lock();
             if let Some(torn) = &tail.torn {
                 w.log.set_len(tail.complete_len).map_err(|e| {
-                    context(e.kind(), &audit.path, format!("cannot cut a torn line: {e}"))
+                    context(
+                        e.kind(),
+                        &audit.path,
+                        format!("cannot cut a torn line: {e}"),
+                    )
                 })?;
                 let mut event = Event::new(
                     EventKind::Reconciled,
@@ -534,7 +539,8 @@ impl<R: BufRead> LineReader<R> {
 
 /// Opens a log for streaming reads (the CLI's queries and `verify`).
 pub fn open_reader(path: &Path) -> io::Result<LineReader<BufReader<File>>> {
-    let file = File::open(path).map_err(|e| context(e.kind(), path, format!("cannot read: {e}")))?;
+    let file =
+        File::open(path).map_err(|e| context(e.kind(), path, format!("cannot read: {e}")))?;
     Ok(LineReader::new(BufReader::with_capacity(1 << 16, file)))
 }
 
@@ -843,7 +849,10 @@ pub(crate) mod tests {
         write_lines(&path, &l);
         let err = AuditLog::open(&dir.0).err().expect("open must refuse");
         assert_eq!(err.kind(), io::ErrorKind::InvalidData);
-        assert!(err.to_string().contains("records were removed or edited"), "{err}");
+        assert!(
+            err.to_string().contains("records were removed or edited"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -873,7 +882,10 @@ pub(crate) mod tests {
         drop(log);
         std::fs::write(&hp, old_head).unwrap();
         assert_eq!(verify(&path).unwrap().lines, 4);
-        AuditLog::open(&dir.0).unwrap().record(&approved(5)).unwrap();
+        AuditLog::open(&dir.0)
+            .unwrap()
+            .record(&approved(5))
+            .unwrap();
         assert_eq!(verify(&path).unwrap().lines, 5);
     }
 
@@ -894,7 +906,10 @@ pub(crate) mod tests {
         log.record(&e).unwrap();
         let text = std::fs::read_to_string(log.path()).unwrap();
         assert_eq!(text.lines().count(), 1);
-        assert!(!text.chars().any(|c| c.is_control() && c != '\n'), "{text:?}");
+        assert!(
+            !text.chars().any(|c| c.is_control() && c != '\n'),
+            "{text:?}"
+        );
         let back: AuditRecord = serde_json::from_str(text.trim_end()).unwrap();
         assert_eq!(back.reason, e.reason);
     }
@@ -928,7 +943,9 @@ pub(crate) mod tests {
 
         let mut big = approved(2);
         big.reason = Some("r".repeat(8000));
-        let err = log.record(&big).expect_err("append to a full disk must fail");
+        let err = log
+            .record(&big)
+            .expect_err("append to a full disk must fail");
         assert_eq!(err.kind(), io::ErrorKind::StorageFull, "{err}");
         let msg = err.to_string();
         assert!(msg.contains(&log.path().display().to_string()), "{msg}");

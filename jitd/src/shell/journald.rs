@@ -158,7 +158,10 @@ mod tests {
             let journald = PrivateJournald { child };
             let deadline = Instant::now() + Duration::from_secs(10);
             while !journald.socket().exists() {
-                assert!(Instant::now() < deadline, "journald did not create its socket");
+                assert!(
+                    Instant::now() < deadline,
+                    "journald did not create its socket"
+                );
                 std::thread::sleep(Duration::from_millis(20));
             }
             journald
@@ -263,11 +266,14 @@ mod tests {
         sink.record(&glass).unwrap();
 
         let id = EventKind::Requested.message_id();
-        let found =
-            journald.query(&[format!("MESSAGE_ID={id}"), format!("JIT_USER={user}")], 1);
+        let found = journald.query(&[format!("MESSAGE_ID={id}"), format!("JIT_USER={user}")], 1);
         assert_eq!(found.len(), 1, "{found:?}");
         let entry = &found[0];
-        let field = |k: &str| entry[k].as_str().unwrap_or_else(|| panic!("{k} in {entry}"));
+        let field = |k: &str| {
+            entry[k]
+                .as_str()
+                .unwrap_or_else(|| panic!("{k} in {entry}"))
+        };
         assert_eq!(field("MESSAGE"), "request r7 created");
         assert_eq!(field("PRIORITY"), "5");
         assert_eq!(field("SYSLOG_IDENTIFIER"), "jitd");
@@ -281,13 +287,19 @@ mod tests {
         assert_eq!(field("JIT_REASON"), "x\\nMESSAGE_ID=forged\\n_UID=4242");
         assert_eq!(field("JIT_COMMAND"), "\\u{1b}[2J/usr/bin/id");
         assert_eq!(field("MESSAGE_ID"), id, "exactly one, the real one");
-        assert_eq!(field("_UID"), "0", "journald's trusted uid, not the forged one");
+        assert_eq!(
+            field("_UID"),
+            "0",
+            "journald's trusted uid, not the forged one"
+        );
         assert!(journald.query(&["MESSAGE_ID=forged".into()], 0).is_empty());
         assert!(journald.query(&["_UID=4242".into()], 0).is_empty());
 
         let glass_id = EventKind::BreakGlass.message_id();
-        let found =
-            journald.query(&[format!("MESSAGE_ID={glass_id}"), format!("JIT_USER={user}")], 1);
+        let found = journald.query(
+            &[format!("MESSAGE_ID={glass_id}"), format!("JIT_USER={user}")],
+            1,
+        );
         assert_eq!(found.len(), 1, "{found:?}");
         assert_eq!(found[0]["PRIORITY"], "2");
         assert_eq!(found[0]["JIT_PID"], "4321");

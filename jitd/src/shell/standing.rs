@@ -263,9 +263,8 @@ fn classify(line: &str) -> Entry<'_> {
     }
     let line = strip_trailing_comment(line);
     let first = line.split_whitespace().next().unwrap_or("");
-    let is_setting = first.starts_with("Defaults")
-        || first.ends_with("_Alias")
-        || first == "Cmd_Alias";
+    let is_setting =
+        first.starts_with("Defaults") || first.ends_with("_Alias") || first == "Cmd_Alias";
     if is_setting {
         // `Defaults !authenticate` removes the password prompt for everyone it covers.
         return if first.starts_with("Defaults") && line.contains("!authenticate") {
@@ -461,8 +460,16 @@ mod tests {
              Defaults:bob !authenticate\n",
         )
         .unwrap();
-        std::fs::write(h.sudoers_dir.join("jit_r1"), "alice ALL=(root) NOPASSWD: ALL\n").unwrap();
-        std::fs::write(h.sudoers_dir.join("old.bak"), "eve ALL=(ALL) NOPASSWD: ALL\n").unwrap();
+        std::fs::write(
+            h.sudoers_dir.join("jit_r1"),
+            "alice ALL=(root) NOPASSWD: ALL\n",
+        )
+        .unwrap();
+        std::fs::write(
+            h.sudoers_dir.join("old.bak"),
+            "eve ALL=(ALL) NOPASSWD: ALL\n",
+        )
+        .unwrap();
 
         let found = StandingPrivileges::scan(&h);
         let rules: Vec<(String, bool, bool)> = found
@@ -482,7 +489,11 @@ mod tests {
                     false
                 ),
                 ("ALL ALL = (ALL) /usr/bin/uptime".into(), false, false),
-                ("ops host1 = /bin/ls : host2 = (root) NOPASSWD: ALL".into(), true, true),
+                (
+                    "ops host1 = /bin/ls : host2 = (root) NOPASSWD: ALL".into(),
+                    true,
+                    true
+                ),
                 ("Defaults:bob !authenticate".into(), true, false),
             ]
         );
@@ -503,8 +514,11 @@ mod tests {
              wendy:x:1001:10::/home/wendy:/bin/sh\n",
         )
         .unwrap();
-        std::fs::write(&h.group, "sudo:x:27:alice,bob\nwheel:x:10:\nusers:x:100:carol\n")
-            .unwrap();
+        std::fs::write(
+            &h.group,
+            "sudo:x:27:alice,bob\nwheel:x:10:\nusers:x:100:carol\n",
+        )
+        .unwrap();
         let ssh = dir.0.join("root/.ssh");
         std::fs::create_dir_all(&ssh).unwrap();
         let keygen = std::process::Command::new("ssh-keygen")

@@ -39,10 +39,7 @@ fn connect(path: Option<&Path>) -> io::Result<SyslogLogger> {
     };
     logger.map_err(|e| {
         let target = path.map_or("/dev/log".into(), |p| p.display().to_string());
-        io::Error::new(
-            io::ErrorKind::NotConnected,
-            format!("syslog {target}: {e}"),
-        )
+        io::Error::new(io::ErrorKind::NotConnected, format!("syslog {target}: {e}"))
     })
 }
 
@@ -137,7 +134,10 @@ mod tests {
                 .expect("start rsyslogd");
             let deadline = Instant::now() + Duration::from_secs(10);
             while !dir.join("log.sock").exists() {
-                assert!(Instant::now() < deadline, "rsyslogd did not create its socket");
+                assert!(
+                    Instant::now() < deadline,
+                    "rsyslogd did not create its socket"
+                );
                 std::thread::sleep(Duration::from_millis(20));
             }
             child
@@ -216,10 +216,12 @@ mod tests {
     fn a_restarted_syslog_daemon_is_reconnected() {
         let mut rsyslog = PrivateRsyslog::start();
         let sink = SyslogSink::at(&rsyslog.socket()).unwrap();
-        sink.record(&Event::new(EventKind::Approved, "one")).unwrap();
+        sink.record(&Event::new(EventKind::Approved, "one"))
+            .unwrap();
         assert_eq!(rsyslog.lines(1).len(), 1);
         rsyslog.restart();
-        sink.record(&Event::new(EventKind::Approved, "two")).unwrap();
+        sink.record(&Event::new(EventKind::Approved, "two"))
+            .unwrap();
         let lines = rsyslog.lines(1);
         assert_eq!(lines.len(), 1, "{lines:?}");
         assert!(lines[0].contains("two"));
