@@ -188,6 +188,8 @@ pub struct AuditLog {
     path: PathBuf,
     head_path: PathBuf,
     inner: Mutex<Writer>,
+    /// The `reconciled` record written when `open` cut a torn line, for the other sinks.
+    repair: Option<Event>,
 }
 
 struct Writer {
@@ -238,7 +240,7 @@ impl AuditLog {
 
         let head = match (&tail.last, &stored_head) {
             (None, None) => ChainHead::genesis(),
-            (None, Some(h)) if h.seq == 0 => h.clone(),
+            (None, Some(h)) if *h == ChainHead::genesis() => h.clone(),
             (Some(last), Some(h)) if *h == last.head => h.clone(),
             // The daemon stopped between fsync'ing the record and updating the head.
             (Some(last), Some(h)) if h.seq + 1 == last.head.seq && h.hash == last.prev => {
@@ -288,12 +290,13 @@ impl AuditLog {
             len: tail.complete_len,
             broken: None,
         };
-        let audit = AuditLog {
+        let mut audit = AuditLog {
             path,
             head_path,
             inner: Mutex::new(writer),
+            repair: None,
         };
-        {
+        let repair = {
             let mut w = audit.lock();
             if let Some(torn) = &tail.torn {
                 w.log.set_len(tail.complete_len).map_err(|e| {
@@ -313,11 +316,24 @@ impl AuditLog {
                     ("TORN_SHA256", line_hash(torn)),
                 ];
                 audit.append(&mut w, &event, Utc::now())?;
+                Some(event)
             } else {
                 audit.write_head(&mut w)?;
+                None
             }
-        }
+        };
+        audit.repair = repair;
+        // A newly created log or head must survive a crash as a directory entry too.
+        File::open(state_dir)
+            .and_then(|d| d.sync_all())
+            .map_err(|e| context(e.kind(), state_dir, format!("cannot sync: {e}")))?;
         Ok(audit)
+    }
+
+    /// The event `open` recorded after cutting a torn final line, if it did: send it to
+    /// journald/syslog too so the repair is seen outside the log.
+    pub fn repair_notice(&self) -> Option<&Event> {
+        self.repair.as_ref()
     }
 
     pub fn path(&self) -> &Path {
@@ -755,6 +771,7 @@ pub(crate) mod tests {
         let (dir, path) = log_with(3, "intact");
         assert_eq!(verify(&path).unwrap().lines, 3);
         let log = AuditLog::open(&dir.0).unwrap();
+        assert!(log.repair_notice().is_none());
         log.record(&approved(4)).unwrap();
         let ok = verify(&path).unwrap();
         assert_eq!(ok.lines, 4);
@@ -864,6 +881,8 @@ pub(crate) mod tests {
         f.write_all(torn).unwrap();
         drop(f);
         let log = AuditLog::open(&dir.0).unwrap();
+        let notice = log.repair_notice().expect("the repair is announced");
+        assert_eq!(notice.kind(), EventKind::Reconciled);
         log.record(&approved(4)).unwrap();
         drop(log);
         assert_eq!(verify(&path).unwrap().lines, 4);
