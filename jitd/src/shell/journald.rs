@@ -306,6 +306,15 @@ mod tests {
     }
 
     #[test]
+    fn the_documented_message_ids_are_the_real_ones() {
+        let doc = include_str!("AUDIT.md");
+        for kind in EventKind::ALL {
+            let row = format!("| `{}` | `{}` |", kind.name(), kind.message_id());
+            assert!(doc.contains(&row), "AUDIT.md lacks {row}");
+        }
+    }
+
+    #[test]
     fn detect_finds_nothing_without_a_journal_socket_path() {
         assert!(JournaldSink::at(Path::new("/nonexistent/jit/socket")).is_err());
         assert!(JournaldSink::at(Path::new("/etc/hostname")).is_err());
