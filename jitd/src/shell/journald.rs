@@ -15,6 +15,7 @@ use std::io;
 use std::os::unix::fs::FileTypeExt;
 use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use crate::events::{escape_text, Event, EventSink};
 
@@ -23,6 +24,9 @@ pub const SOCKET: &str = "/run/systemd/journal/socket";
 pub const MAX_VALUE: usize = 8 * 1024;
 /// journald's limit on a field name.
 const MAX_NAME: usize = 64;
+/// A stalled journald (full receive queue) must not stall the daemon: the event is dropped
+/// with an error after this long (the audit log still has it).
+pub const SEND_TIMEOUT: Duration = Duration::from_secs(1);
 
 pub struct JournaldSink {
     socket: UnixDatagram,
@@ -43,8 +47,10 @@ impl JournaldSink {
                 format!("{} is not a socket", path.display()),
             ));
         }
+        let socket = UnixDatagram::unbound()?;
+        socket.set_write_timeout(Some(SEND_TIMEOUT))?;
         Ok(JournaldSink {
-            socket: UnixDatagram::unbound()?,
+            socket,
             path: path.to_path_buf(),
         })
     }
@@ -134,7 +140,7 @@ mod tests {
     use super::*;
     use crate::events::EventKind;
     use std::process::{Child, Command, Stdio};
-    use std::time::{Duration, Instant};
+    use std::time::Instant;
 
     /// A real systemd-journald in its own mount namespace, with private tmpfs on /run and
     /// /var/log: it neither sees nor changes the machine's journal, and we reach its socket
@@ -303,6 +309,26 @@ mod tests {
         assert_eq!(found.len(), 1, "{found:?}");
         assert_eq!(found[0]["PRIORITY"], "2");
         assert_eq!(found[0]["JIT_PID"], "4321");
+    }
+
+    #[test]
+    fn a_stalled_journal_does_not_stall_the_daemon() {
+        let dir = crate::shell::audit_log::tests::TempDir::new("stalled-journal");
+        let path = dir.0.join("socket");
+        // A receiver that never reads: its queue fills and further sends would block.
+        let _stalled = UnixDatagram::bind(&path).unwrap();
+        let sink = JournaldSink::at(&path).unwrap();
+        let started = Instant::now();
+        let event = Event::new(EventKind::Requested, "x".repeat(4000));
+        let err = (0..100_000)
+            .find_map(|_| sink.record(&event).err())
+            .expect("a full queue must fail a send");
+        assert!(
+            started.elapsed() < SEND_TIMEOUT * 3,
+            "{:?}",
+            started.elapsed()
+        );
+        assert!(err.to_string().contains("journald"), "{err}");
     }
 
     #[test]

@@ -10,6 +10,7 @@
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
+use std::time::Duration;
 
 use syslog::{Facility, Formatter3164, Logger, LoggerBackend};
 
@@ -32,15 +33,30 @@ fn formatter() -> Formatter3164 {
     }
 }
 
+/// A stalled syslog daemon must not stall jitd: a send gives up after this long (the audit
+/// log still has the event).
+pub const SEND_TIMEOUT: Duration = Duration::from_secs(1);
+
 fn connect(path: Option<&Path>) -> io::Result<SyslogLogger> {
+    let target = || path.map_or("/dev/log".into(), |p| p.display().to_string());
     let logger = match path {
         Some(p) => syslog::unix_custom(formatter(), p),
         None => syslog::unix(formatter()),
+    }
+    .map_err(|e| {
+        io::Error::new(
+            io::ErrorKind::NotConnected,
+            format!("syslog {}: {e}", target()),
+        )
+    })?;
+    let timeout = match &logger.backend {
+        LoggerBackend::Unix(socket) => socket.set_write_timeout(Some(SEND_TIMEOUT)),
+        LoggerBackend::UnixStream(stream) => stream.get_ref().set_write_timeout(Some(SEND_TIMEOUT)),
+        // Only local sockets are opened here.
+        LoggerBackend::Udp(..) | LoggerBackend::Tcp(_) => Ok(()),
     };
-    logger.map_err(|e| {
-        let target = path.map_or("/dev/log".into(), |p| p.display().to_string());
-        io::Error::new(io::ErrorKind::NotConnected, format!("syslog {target}: {e}"))
-    })
+    timeout.map_err(|e| io::Error::new(e.kind(), format!("syslog {}: {e}", target())))?;
+    Ok(logger)
 }
 
 impl SyslogSink {
@@ -71,13 +87,36 @@ fn send(logger: &mut SyslogLogger, priority: Priority, line: &str) -> syslog::Re
     }
 }
 
+/// Whether the error means the daemon at the other end is gone (so reconnecting can help),
+/// as opposed to stalled (a timeout, where retrying would only double the wait).
+fn peer_gone(e: &syslog::Error) -> bool {
+    match e {
+        syslog::Error::Write(io) | syslog::Error::Io(io) => matches!(
+            io.kind(),
+            io::ErrorKind::ConnectionRefused
+                | io::ErrorKind::NotConnected
+                | io::ErrorKind::BrokenPipe
+                | io::ErrorKind::ConnectionReset
+                | io::ErrorKind::NotFound
+        ),
+        syslog::Error::Initialization(_) => true,
+    }
+}
+
 impl EventSink for SyslogSink {
     fn record(&self, event: &Event) -> io::Result<()> {
         let kind = event.kind();
         let line = format!("{event} event=\"{}\"", kind.name());
         let mut logger = self.logger.lock().unwrap_or_else(|p| p.into_inner());
-        if send(&mut logger, kind.priority(), &line).is_ok() {
-            return Ok(());
+        let failed = match send(&mut logger, kind.priority(), &line) {
+            Ok(()) => return Ok(()),
+            Err(e) => e,
+        };
+        if !peer_gone(&failed) {
+            return Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                format!("syslog: {failed}"),
+            ));
         }
         // A restarted syslog daemon leaves our connected socket dangling: reconnect once.
         *logger = connect(self.path.as_deref())?;
@@ -210,6 +249,27 @@ mod tests {
         assert!(lines[2].starts_with(&format!("authpriv.crit jitd[{pid}]: pam_jit failed open")));
         // rsyslog would have shown a raw ESC as #033: none arrived.
         assert!(!lines.iter().any(|l| l.contains("#033")));
+    }
+
+    #[test]
+    fn a_stalled_syslog_daemon_does_not_stall_jitd() {
+        let dir = crate::shell::audit_log::tests::TempDir::new("stalled-syslog");
+        let path = dir.0.join("log.sock");
+        // A receiver that never reads: its queue fills and further sends would block.
+        let _stalled = std::os::unix::net::UnixDatagram::bind(&path).unwrap();
+        let sink = SyslogSink::at(&path).unwrap();
+        let event = Event::new(EventKind::Requested, "x".repeat(4000));
+        let started = Instant::now();
+        let err = (0..100_000)
+            .find_map(|_| sink.record(&event).err())
+            .expect("a full queue must fail a send");
+        // One timed-out send and one after reconnecting.
+        assert!(
+            started.elapsed() < SEND_TIMEOUT * 4,
+            "{:?}",
+            started.elapsed()
+        );
+        assert!(err.to_string().contains("syslog"), "{err}");
     }
 
     #[test]
