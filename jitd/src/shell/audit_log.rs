@@ -336,12 +336,13 @@ impl AuditLog {
         self.repair.as_ref()
     }
 
-    pub fn path(&self) -> &Path {
+    #[cfg(test)]
+    pub(crate) fn path(&self) -> &Path {
         &self.path
     }
 
-    /// The chain's current end, e.g. to copy into journald as an outside anchor.
-    pub fn head(&self) -> ChainHead {
+    #[cfg(test)]
+    fn head(&self) -> ChainHead {
         self.lock().head.clone()
     }
 

@@ -19,8 +19,7 @@ use crate::events::{Event, EventSink, Priority};
 type SyslogLogger = Logger<LoggerBackend, Formatter3164>;
 
 pub struct SyslogSink {
-    /// `None`: the system's default socket (`/dev/log`).
-    path: Option<PathBuf>,
+    path: PathBuf,
     logger: Mutex<SyslogLogger>,
 }
 
@@ -37,13 +36,12 @@ fn formatter() -> Formatter3164 {
 /// log still has the event).
 pub const SEND_TIMEOUT: Duration = Duration::from_secs(1);
 
-fn connect(path: Option<&Path>) -> io::Result<SyslogLogger> {
-    let target = || path.map_or("/dev/log".into(), |p| p.display().to_string());
-    let logger = match path {
-        Some(p) => syslog::unix_custom(formatter(), p),
-        None => syslog::unix(formatter()),
-    }
-    .map_err(|e| {
+/// The local syslog daemon's socket on Linux.
+pub const DEV_LOG: &str = "/dev/log";
+
+fn connect(path: &Path) -> io::Result<SyslogLogger> {
+    let target = || path.display().to_string();
+    let logger = syslog::unix_custom(formatter(), path).map_err(|e| {
         io::Error::new(
             io::ErrorKind::NotConnected,
             format!("syslog {}: {e}", target()),
@@ -62,17 +60,14 @@ fn connect(path: Option<&Path>) -> io::Result<SyslogLogger> {
 impl SyslogSink {
     /// The local syslog daemon's socket.
     pub fn connect() -> io::Result<SyslogSink> {
-        Ok(SyslogSink {
-            logger: Mutex::new(connect(None)?),
-            path: None,
-        })
+        SyslogSink::at(Path::new(DEV_LOG))
     }
 
     /// A syslog daemon listening on the Unix socket at `path`.
     pub fn at(path: &Path) -> io::Result<SyslogSink> {
         Ok(SyslogSink {
-            logger: Mutex::new(connect(Some(path))?),
-            path: Some(path.to_path_buf()),
+            logger: Mutex::new(connect(path)?),
+            path: path.to_path_buf(),
         })
     }
 }
@@ -119,7 +114,7 @@ impl EventSink for SyslogSink {
             ));
         }
         // A restarted syslog daemon leaves our connected socket dangling: reconnect once.
-        *logger = connect(self.path.as_deref())?;
+        *logger = connect(&self.path)?;
         send(&mut logger, kind.priority(), &line)
             .map_err(|e| io::Error::new(io::ErrorKind::BrokenPipe, format!("syslog: {e}")))
     }
