@@ -1,5 +1,6 @@
 //! jitd: the just-in-time access daemon and the approvers' CLI.
 
+mod audit_cmd;
 mod cli;
 mod commands;
 mod config;
@@ -8,6 +9,7 @@ mod events;
 mod output;
 mod serve;
 mod shell;
+mod usage;
 
 use std::process::ExitCode;
 
