@@ -351,7 +351,7 @@ fn wait_for_pending(t: &Team) -> String {
 #[test]
 fn a_denied_wait_exits_10_and_ctrl_c_cancels() {
     let t = team("");
-    let mut child = t
+    let child = t
         .operator
         .command(jit_tests::bin("jit-elevate"))
         .arg("--socket")

@@ -162,7 +162,7 @@ fn elevate(client: &Client, cli: &Cli) -> ExitCode {
             wait::who_approves(&request)
         );
     }
-    let decided = match wait::until_decided(client, request.clone(), cli.timeout) {
+    let decided = match wait::until_decided(client, (*request).clone(), cli.timeout) {
         Ok(r) => r,
         Err(stopped) => return stop_waiting(client, &request.id, stopped),
     };

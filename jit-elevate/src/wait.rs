@@ -88,7 +88,7 @@ pub fn until_decided(
         current = match client.call(Request::Show {
             id: current.id.clone(),
         }) {
-            Ok(Response::Request { request }) => request,
+            Ok(Response::Request { request }) => *request,
             Ok(Response::Error { message, .. }) => return Err(Stopped::Daemon(message)),
             Ok(other) => return Err(Stopped::Daemon(format!("unexpected answer: {other:?}"))),
             Err(e) => return Err(Stopped::Daemon(e.to_string())),

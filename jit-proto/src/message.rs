@@ -223,8 +223,9 @@ pub enum Response {
         #[serde(default)]
         grant_id: Option<String>,
     },
+    /// Boxed: a full view is far larger than the other answers.
     Request {
-        request: RequestView,
+        request: Box<RequestView>,
     },
     Requests {
         requests: Vec<RequestView>,

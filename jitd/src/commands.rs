@@ -33,7 +33,12 @@ pub fn run(socket: &std::path::Path, command: Command) -> ExitCode {
                 return ExitCode::from(2);
             }
         },
-        Command::Serve { .. } | Command::CheckConfig { .. } => unreachable!("handled in main"),
+        Command::Serve { .. }
+        | Command::CheckConfig { .. }
+        | Command::Audit(_)
+        | Command::Report(_) => {
+            unreachable!("handled in main")
+        }
     };
     let response = match client.call(request) {
         Ok(r) => r,

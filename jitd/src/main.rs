@@ -30,11 +30,21 @@ fn main() -> ExitCode {
                 println!("{}: configuration is valid", file.display());
                 ExitCode::SUCCESS
             }
-            Err(e) => {
-                eprintln!("jitd: {e}");
-                ExitCode::from(4)
-            }
+            Err(e) => config_error(e),
+        },
+        Command::Audit(args) => match config::Config::load(&args.config, false) {
+            Ok(c) => audit_cmd::run_audit(&args, &c.state_dir),
+            Err(e) => config_error(e),
+        },
+        Command::Report(args) => match config::Config::load(&args.config, false) {
+            Ok(c) => audit_cmd::run_report(&args, &c.state_dir, &c.sudoers_dir, &[]),
+            Err(e) => config_error(e),
         },
         other => commands::run(&cli.socket, other),
     }
+}
+
+fn config_error(e: config::ConfigError) -> ExitCode {
+    eprintln!("jitd: invalid configuration: {e}");
+    ExitCode::from(4)
 }

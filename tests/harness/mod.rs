@@ -224,6 +224,24 @@ impl Drop for TestGroup {
 pub struct Daemon {
     dir: TempDir,
     child: Option<Child>,
+    /// Held while this daemon owns the machine's /etc/sudoers.d (see `start_enforcing`).
+    _sudoers_lock: Option<fs::File>,
+}
+
+/// Only one test daemon at a time may manage the real /etc/sudoers.d: each reconciles away
+/// `jit_*` drop-ins it has no record of, which would include another daemon's.
+fn lock_real_sudoers() -> fs::File {
+    use std::os::fd::AsRawFd;
+    let f = fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open("/run/jit-tests-sudoers.lock")
+        .expect("lock file");
+    // SAFETY: flock on a descriptor we own; blocks until the other test lets go.
+    let rc = unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) };
+    assert_eq!(rc, 0, "flock");
+    f
 }
 
 impl Daemon {
@@ -233,14 +251,34 @@ impl Daemon {
 
     /// `extra` is appended to the generated config (approver_groups, durations, …).
     pub fn start_with(extra: &str) -> Daemon {
+        Self::launch(extra, None)
+    }
+
+    /// A daemon that installs its drop-ins in the machine's real /etc/sudoers.d, so the real
+    /// sudo obeys them. Such daemons run one at a time.
+    pub fn start_enforcing(extra: &str) -> Daemon {
+        let lock = lock_real_sudoers();
+        Self::launch(extra, Some(lock))
+    }
+
+    fn launch(extra: &str, real_sudoers: Option<fs::File>) -> Daemon {
         let dir = TempDir::new("jitd");
+        let sudoers = match real_sudoers {
+            Some(_) => PathBuf::from("/etc/sudoers.d"),
+            None => dir.path().join("sudoers.d"),
+        };
         let config = format!(
-            "socket = \"{0}/run/jitd.sock\"\nstate_dir = \"{0}/state\"\nsudoers_dir = \"{0}/sudoers.d\"\n{extra}\n",
-            dir.path().display()
+            "socket = \"{0}/run/jitd.sock\"\nstate_dir = \"{0}/state\"\nsudoers_dir = \"{1}\"\n{extra}\n",
+            dir.path().display(),
+            sudoers.display()
         );
-        fs::create_dir_all(dir.path().join("sudoers.d")).expect("sudoers dir");
+        fs::create_dir_all(&sudoers).expect("sudoers dir");
         fs::write(dir.path().join("jitd.toml"), config).expect("write config");
-        let mut d = Daemon { dir, child: None };
+        let mut d = Daemon {
+            dir,
+            child: None,
+            _sudoers_lock: real_sudoers,
+        };
         d.spawn();
         d
     }
@@ -263,6 +301,23 @@ impl Daemon {
 
     pub fn log(&self) -> String {
         fs::read_to_string(self.dir.path().join("jitd.log")).unwrap_or_default()
+    }
+
+    /// Ids of every request in the state directory.
+    pub fn request_ids(&self) -> Vec<String> {
+        fs::read_dir(self.state_dir().join("requests"))
+            .map(|entries| {
+                entries
+                    .filter_map(|e| e.ok())
+                    .filter_map(|e| {
+                        e.file_name()
+                            .to_str()?
+                            .strip_suffix(".json")
+                            .map(String::from)
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
     }
 
     pub fn pid(&self) -> u32 {
@@ -382,6 +437,12 @@ impl Daemon {
 impl Drop for Daemon {
     fn drop(&mut self) {
         self.kill9();
+        if self._sudoers_lock.is_some() {
+            // Leave the machine's sudoers as we found it: remove this daemon's drop-ins.
+            for id in self.request_ids() {
+                let _ = fs::remove_file(format!("/etc/sudoers.d/jit_{id}"));
+            }
+        }
     }
 }
 

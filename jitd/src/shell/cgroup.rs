@@ -3,7 +3,6 @@
 //! tmux): re-parenting changes the parent, never the cgroup. `cgroup.kill` (Linux ≥ 5.14) ends
 //! the whole leaf in one step. No controllers are enabled, so the leaves may hold processes
 //! even where the root has controllers enabled.
-#![allow(dead_code)] // WIRING: until serve.rs uses HostEnforcement; then delete this line.
 
 use super::sudoers_rule::GrantFileId;
 use std::fs;

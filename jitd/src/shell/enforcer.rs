@@ -1,6 +1,5 @@
 //! Making grants real on the host, and the reconciliation that makes the host match the
 //! records after a crash or a reboot: the sudoers drop-in and the cgroups of each grant.
-#![allow(dead_code)] // WIRING: until serve.rs uses HostEnforcement; then delete this line.
 
 use super::sessions::Sessions;
 use super::sudoers::{SudoersDir, SudoersError};

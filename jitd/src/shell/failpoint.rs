@@ -2,7 +2,6 @@
 //! so tests can prove that a crash between any two steps of installing or removing a grant
 //! converges at the next reconcile. Compiled in only for unit tests and the `failpoints` cargo
 //! feature (integration tests); a release build has no way to trigger it.
-#![allow(dead_code)] // WIRING: until serve.rs uses HostEnforcement; then delete this line.
 
 /// Aborts the process (no unwinding, no destructors: as close to `kill -9` as a process can do
 /// to itself) when the environment names this failpoint.

@@ -1,7 +1,6 @@
 //! The daemon's [`Enforcement`] port carried out on the real host by an [`Enforcer`]: sudoers
 //! drop-ins, cgroups, signals and terminal warnings. Slow work (waiting out `kill_grace`) runs
 //! on worker threads; its results are reported as events through `report`.
-#![allow(dead_code)] // WIRING: until serve.rs uses HostEnforcement; then delete this line.
 
 use super::enforcement::Enforcement;
 use super::enforcer::{Enforcer, GrantSpec, ReconcileAction};

@@ -1,6 +1,5 @@
 //! Process handles that cannot be confused by PID reuse: a pidfd refers to one process for its
 //! whole life, so a signal sent through it never reaches a later process with the same number.
-#![allow(dead_code)] // WIRING: until serve.rs uses HostEnforcement; then delete this line.
 
 use std::fs;
 use std::io;

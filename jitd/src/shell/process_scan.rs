@@ -1,6 +1,5 @@
 //! The fallback view of "the grant's processes" when there is no cgroup: a scan of /proc for
 //! the descendants of a session's process and for members of its audit session.
-#![allow(dead_code)] // WIRING: until serve.rs uses HostEnforcement; then delete this line.
 
 use super::pidfd::{proc_stat, ProcStat};
 use std::collections::{HashMap, HashSet};

@@ -61,7 +61,7 @@ pub struct Service {
     clock: Arc<dyn Clock>,
     store: Box<dyn Store>,
     registry: RwLock<Registry>,
-    events: EventLog,
+    events: Arc<EventLog>,
     enforcement: Box<dyn Enforcement>,
     /// Bumped on every change that may move the next deadline; wakes the scheduler.
     wake: (Mutex<u64>, Condvar),
@@ -76,7 +76,7 @@ impl Service {
         config: Config,
         clock: Arc<dyn Clock>,
         store: Box<dyn Store>,
-        events: EventLog,
+        events: Arc<EventLog>,
         enforcement: Box<dyn Enforcement>,
     ) -> std::io::Result<Arc<Service>> {
         let (requests, problems) = store.load_all()?;
@@ -363,7 +363,9 @@ impl Service {
     fn submit(&self, actor: &Actor, new: &NewRequest) -> Result<Response, Failure> {
         let sub = self.submission(actor.uid, &actor.name, new)?;
         let r = self.create(sub, |_, _| Ok(()))?;
-        Ok(Response::Request { request: view(&r) })
+        Ok(Response::Request {
+            request: Box::new(view(&r)),
+        })
     }
 
     fn grant(&self, actor: &Actor, user: &str, new: &NewRequest) -> Result<Response, Failure> {
@@ -376,7 +378,9 @@ impl Service {
             Ok(())
         })?;
         let r = self.activate(r);
-        Ok(Response::Request { request: view(&r) })
+        Ok(Response::Request {
+            request: Box::new(view(&r)),
+        })
     }
 
     /// Applies `step` to the current record under the write lock, records `event` (refusing if
@@ -475,7 +479,9 @@ impl Service {
         } else {
             r
         };
-        Ok(Response::Request { request: view(&r) })
+        Ok(Response::Request {
+            request: Box::new(view(&r)),
+        })
     }
 
     /// After the window opened: install the grant on the host, or fail it.
@@ -524,7 +530,9 @@ impl Service {
             ev.approver = Some(actor.name.clone());
             Ok(Some(ev))
         })?;
-        Ok(Response::Request { request: view(&r) })
+        Ok(Response::Request {
+            request: Box::new(view(&r)),
+        })
     }
 
     fn revoke(&self, actor: &Actor, id: &str, reason: String) -> Result<Response, Failure> {
@@ -543,7 +551,9 @@ impl Service {
             Ok(Some(ev))
         })?;
         self.enforcement.withdraw(&r);
-        Ok(Response::Request { request: view(&r) })
+        Ok(Response::Request {
+            request: Box::new(view(&r)),
+        })
     }
 
     fn cancel(&self, actor: &Actor, id: &str) -> Result<Response, Failure> {
@@ -558,7 +568,9 @@ impl Service {
                 format!("{} cancelled the request", actor.name),
             )))
         })?;
-        Ok(Response::Request { request: view(&r) })
+        Ok(Response::Request {
+            request: Box::new(view(&r)),
+        })
     }
 
     fn done(&self, actor: &Actor, id: &str) -> Result<Response, Failure> {
@@ -574,7 +586,9 @@ impl Service {
             )))
         })?;
         self.enforcement.withdraw(&r);
-        Ok(Response::Request { request: view(&r) })
+        Ok(Response::Request {
+            request: Box::new(view(&r)),
+        })
     }
 
     fn show(&self, actor: &Actor, id: &str) -> Result<Response, Failure> {
@@ -583,7 +597,9 @@ impl Service {
         if !authz::may_view(actor, &r, &self.config.approver_groups) {
             return Err(authz::Denial::NotYours.into());
         }
-        Ok(Response::Request { request: view(&r) })
+        Ok(Response::Request {
+            request: Box::new(view(&r)),
+        })
     }
 
     fn list(&self, actor: &Actor, all: bool) -> Response {

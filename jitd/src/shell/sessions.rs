@@ -7,7 +7,6 @@
 //! Fallback, for sessions that could not be adopted (no cgroup2, or the write failed): the
 //! session's process tree and its audit session (`/proc/<pid>/sessionid`), signalled through
 //! pidfds so a reused pid is never hit.
-#![allow(dead_code)] // WIRING: until serve.rs uses HostEnforcement; then delete this line.
 
 use super::cgroup::{self, GrantCgroups};
 use super::pidfd::{self, PidFd};

@@ -7,7 +7,6 @@
 //! any failure removes what was created. A crash between any two steps leaves either a temp file
 //! (removed by [`SudoersDir::remove_temp_files`]) or a complete, checked drop-in (kept or removed
 //! by reconciliation, and bounded by its `NOTAFTER` even if jitd never comes back).
-#![allow(dead_code)] // WIRING: until serve.rs uses HostEnforcement; then delete this line.
 
 use super::failpoint;
 use super::sudoers_rule::{self, ExactCommand, GrantFileId, RuleError};

@@ -16,7 +16,6 @@
 //!   allowed"; a bare path would allow any arguments.
 //! * The user is written as `#<uid>`, which sudoers reads as a uid: no user name (`first.last`,
 //!   a leading `#`, non-ASCII) is ever parsed by sudoers.
-#![allow(dead_code)] // WIRING: until serve.rs uses HostEnforcement; then delete this line.
 
 use chrono::{DateTime, Utc};
 use std::fmt;

@@ -1,5 +1,4 @@
 //! Writing a one-line notice to a session's terminal without ever blocking or acquiring it.
-#![allow(dead_code)] // WIRING: until serve.rs uses HostEnforcement; then delete this line.
 
 use std::fs::OpenOptions;
 use std::io::{self, Write};
