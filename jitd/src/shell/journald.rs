@@ -333,10 +333,10 @@ mod tests {
 
     #[test]
     fn the_documented_message_ids_are_the_real_ones() {
-        let doc = include_str!("AUDIT.md");
+        let doc = include_str!("../../../docs/audit.md");
         for kind in EventKind::ALL {
             let row = format!("| `{}` | `{}` |", kind.name(), kind.message_id());
-            assert!(doc.contains(&row), "AUDIT.md lacks {row}");
+            assert!(doc.contains(&row), "docs/audit.md lacks {row}");
         }
     }
 

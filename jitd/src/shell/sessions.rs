@@ -1,4 +1,4 @@
-//! Ending everything a grant started. See ENFORCEMENT.md for the mechanism and its limits.
+//! Ending everything a grant started. See docs/enforcement.md for the mechanism and its limits.
 //!
 //! Primary: when a session registers, the daemon calls [`Sessions::adopt`], which moves the
 //! session's process into the grant's cgroup v2 leaf; every descendant stays there whatever it

@@ -73,7 +73,7 @@ fn a_grant_for_a_command_line_full_of_special_characters_allows_exactly_that_lin
     assert_eq!(out, "a,b c:d e=f g\\h *\n");
 
     // Not listed: `"a,b c:d"` as one argument. sudo matches the space-joined argument string,
-    // so an argv that joins to the same text also matches; see ENFORCEMENT.md, "Limits".
+    // so an argv that joins to the same text also matches; see docs/enforcement.md, "Limits".
     for other in [
         &["/bin/echo", "a"][..],
         &["/bin/echo", "a,b", "c:d", "e=f", r"g\h", "x"],
