@@ -4,3 +4,6 @@ pub mod authz;
 pub mod lifecycle;
 pub mod model;
 pub mod registry;
+pub mod command_pattern;
+pub mod policy;
+pub mod time_window;
