@@ -7,6 +7,7 @@ mod config;
 mod core;
 mod events;
 mod output;
+mod policy_file;
 mod serve;
 mod shell;
 mod usage;
