@@ -49,6 +49,9 @@ pub struct Config {
     /// Groups, users and programs the policy names, for `jitd check-config`.
     #[serde(skip)]
     pub mentions: Vec<Mention>,
+    /// The file this was loaded from, for reloads.
+    #[serde(skip)]
+    pub source: Option<PathBuf>,
 }
 
 impl Default for Config {
@@ -74,6 +77,7 @@ impl Default for Config {
                 require_reason: true,
             }),
             mentions: Vec::new(),
+            source: None,
         }
     }
 }
@@ -121,10 +125,12 @@ impl Config {
         let built = policy_file::build(&config, &sources)?;
         config.policy = built.policy;
         config.mentions = built.mentions;
+        config.source = Some(path.to_path_buf());
         Ok(config)
     }
 
     /// One file's text, without drop-ins.
+    #[cfg(test)]
     pub fn parse(text: &str) -> Result<Config, String> {
         let mut config = Config::parse_globals(text)?;
         let roles = std::mem::take(&mut config.roles);
@@ -145,6 +151,31 @@ impl Config {
         let config: Config = toml::from_str(text).map_err(|e| e.to_string())?;
         config.validate()?;
         Ok(config)
+    }
+
+    /// Keys whose change a reload cannot apply (only the policy reloads).
+    pub fn restart_only_changes(&self, new: &Config) -> Vec<&'static str> {
+        let mut out = Vec::new();
+        let mut differs = |key: &'static str, changed: bool| {
+            if changed {
+                out.push(key);
+            }
+        };
+        differs("socket", self.socket != new.socket);
+        differs("state_dir", self.state_dir != new.state_dir);
+        differs("sudoers_dir", self.sudoers_dir != new.sudoers_dir);
+        differs("pending_ttl", self.pending_ttl != new.pending_ttl);
+        differs("kill_grace", self.kill_grace != new.kill_grace);
+        differs("warn_before", self.warn_before != new.warn_before);
+        differs(
+            "max_connections",
+            self.max_connections != new.max_connections,
+        );
+        differs(
+            "max_connections_per_uid",
+            self.max_connections_per_uid != new.max_connections_per_uid,
+        );
+        out
     }
 
     fn validate(&self) -> Result<(), String> {

@@ -268,16 +268,28 @@ impl Ctx<'_> {
         let name = self.name(&spec.name, "role.name")?;
         let at = &spec.name;
         if spec.commands.is_empty() && !spec.ssh {
-            return Err(self.err(at, "role.commands", format!("role {name} grants nothing: list commands (or \"ALL\") and/or set ssh = true")));
+            return Err(self.err(
+                at,
+                "role.commands",
+                format!(
+                    "role {name} grants nothing: list commands (or \"ALL\") and/or set ssh = true"
+                ),
+            ));
         }
         if spec.requester_groups.is_empty() && spec.requester_users.is_empty() {
             return Err(self.err(at, "role.requester_groups", format!("role {name} says nobody may request it: set requester_groups and/or requester_users")));
         }
         let commands = self.patterns(&spec.commands, "role.commands")?;
-        let requester_groups =
-            self.names(&spec.requester_groups, "role.requester_groups", MentionKind::Group)?;
-        let requester_users =
-            self.names(&spec.requester_users, "role.requester_users", MentionKind::User)?;
+        let requester_groups = self.names(
+            &spec.requester_groups,
+            "role.requester_groups",
+            MentionKind::Group,
+        )?;
+        let requester_users = self.names(
+            &spec.requester_users,
+            "role.requester_users",
+            MentionKind::User,
+        )?;
         let approver_groups = match &spec.approver_groups {
             Some(list) => self.names(list, "role.approver_groups", MentionKind::Group)?,
             None => defaults.approver_groups.clone(),
@@ -290,7 +302,11 @@ impl Ctx<'_> {
         let max_duration = match &spec.max_duration {
             Some(d) => self.duration(d, "role.max_duration")?,
             None if spec.break_glass => {
-                return Err(self.err(at, "role.max_duration", format!("break-glass role {name} needs its own short max_duration")))
+                return Err(self.err(
+                    at,
+                    "role.max_duration",
+                    format!("break-glass role {name} needs its own short max_duration"),
+                ))
             }
             None => defaults.max_duration,
         };
@@ -298,14 +314,22 @@ impl Ctx<'_> {
             Some(d) => {
                 let v = self.duration(d, "role.default_duration")?;
                 if v > max_duration {
-                    return Err(self.err(d, "role.default_duration", "longer than the role's max_duration"));
+                    return Err(self.err(
+                        d,
+                        "role.default_duration",
+                        "longer than the role's max_duration",
+                    ));
                 }
                 v
             }
             None => defaults.default_duration.min(max_duration),
         };
         if spec.break_glass && !spec.auto_approve.is_empty() {
-            return Err(self.err(at, "role.auto_approve", format!("break-glass role {name} needs no approval rules: it is never approved")));
+            return Err(self.err(
+                at,
+                "role.auto_approve",
+                format!("break-glass role {name} needs no approval rules: it is never approved"),
+            ));
         }
         let reason_pattern = spec
             .reason_pattern
@@ -322,7 +346,11 @@ impl Ctx<'_> {
         for r in &spec.auto_approve {
             let rule = self.rule(r)?;
             if !rule_names.insert(rule.name.clone()) {
-                return Err(self.err(&r.name, "role.auto_approve.name", format!("rule {} is defined twice in role {name}", rule.name)));
+                return Err(self.err(
+                    &r.name,
+                    "role.auto_approve.name",
+                    format!("rule {} is defined twice in role {name}", rule.name),
+                ));
             }
             auto_approve.push(rule);
         }
@@ -348,26 +376,40 @@ impl Ctx<'_> {
 
     fn rule(&mut self, spec: &RuleSpec) -> Result<AutoRule, ConfigError> {
         let name = self.name(&spec.name, "role.auto_approve.name")?;
-        let days = match &spec.days {
-            None => Vec::new(),
-            Some(list) if list.get_ref().is_empty() => {
-                return Err(self.err(list, "role.auto_approve.days", "an empty list means the rule never applies; leave `days` out for every day"))
-            }
-            Some(list) => list
-                .get_ref()
-                .iter()
-                .map(|d| parse_day(d.get_ref()).map_err(|e| self.err(d, "role.auto_approve.days", e)))
-                .collect::<Result<_, _>>()?,
-        };
+        let days =
+            match &spec.days {
+                None => Vec::new(),
+                Some(list) if list.get_ref().is_empty() => return Err(self.err(
+                    list,
+                    "role.auto_approve.days",
+                    "an empty list means the rule never applies; leave `days` out for every day",
+                )),
+                Some(list) => list
+                    .get_ref()
+                    .iter()
+                    .map(|d| {
+                        parse_day(d.get_ref()).map_err(|e| self.err(d, "role.auto_approve.days", e))
+                    })
+                    .collect::<Result<_, _>>()?,
+            };
         let hours = spec
             .hours
             .as_ref()
-            .map(|h| Hours::parse(h.get_ref()).map_err(|e| self.err(h, "role.auto_approve.hours", e)))
+            .map(|h| {
+                Hours::parse(h.get_ref()).map_err(|e| self.err(h, "role.auto_approve.hours", e))
+            })
             .transpose()?;
         let zone = match &spec.timezone {
             None => chrono_tz::UTC,
             Some(z) => z.get_ref().parse().map_err(|_| {
-                self.err(z, "role.auto_approve.timezone", format!("unknown time zone {:?} (write an IANA name such as Europe/Berlin or UTC)", z.get_ref()))
+                self.err(
+                    z,
+                    "role.auto_approve.timezone",
+                    format!(
+                        "unknown time zone {:?} (write an IANA name such as Europe/Berlin or UTC)",
+                        z.get_ref()
+                    ),
+                )
             })?,
         };
         let max_duration = spec
@@ -410,7 +452,11 @@ pub fn build(config: &Config, sources: &[Source]) -> Result<Built, ConfigError> 
         for spec in &source.roles {
             let role = ctx.role(spec, &defaults)?;
             if roles.iter().any(|r| r.name == role.name) {
-                return Err(ctx.err(&spec.name, "role.name", format!("role {} is defined twice", role.name)));
+                return Err(ctx.err(
+                    &spec.name,
+                    "role.name",
+                    format!("role {} is defined twice", role.name),
+                ));
             }
             if roles.len() >= MAX_ROLES {
                 return Err(ctx.err(&spec.name, "role", format!("more than {MAX_ROLES} roles")));
@@ -480,7 +526,14 @@ max_duration = "30m"
     fn the_documented_example_loads_from_the_main_file_and_drop_ins() {
         let c = load(
             "approver_groups = [\"admins\"]\n",
-            &[("10-web.toml", WEB), ("20-db.toml", "[[role]]\nname = \"db\"\nssh = true\nrequester_users = [\"carol\"]\n"), ("README", "not toml")],
+            &[
+                ("10-web.toml", WEB),
+                (
+                    "20-db.toml",
+                    "[[role]]\nname = \"db\"\nssh = true\nrequester_users = [\"carol\"]\n",
+                ),
+                ("README", "not toml"),
+            ],
         )
         .unwrap();
         let p = &c.policy;
@@ -490,34 +543,99 @@ max_duration = "30m"
         assert_eq!(web.auto_approve[0].schedule.zone, chrono_tz::Europe::Berlin);
         assert!(web.deny_ends);
         // Unset approver groups fall back to the global ones.
-        assert_eq!(p.role("db").unwrap().approver_groups, vec!["admins".to_string()]);
-        assert!(c.mentions.iter().any(|m| m.name == "ops-leads" && m.line == 7 && m.file.ends_with("10-web.toml")));
+        assert_eq!(
+            p.role("db").unwrap().approver_groups,
+            vec!["admins".to_string()]
+        );
+        assert!(c
+            .mentions
+            .iter()
+            .any(|m| m.name == "ops-leads" && m.line == 7 && m.file.ends_with("10-web.toml")));
     }
 
     #[test]
     fn mistakes_name_the_file_line_and_key() {
         let cases: Vec<(String, &str, &str)> = vec![
-            (WEB.replace("ssh = false", "ssh = false\nshh = true"), "line 6", "shh"),
-            (WEB.replace("\"^(INC|CHG)-[0-9]+\"", "\"^(INC\""), "line 12", "role.reason_pattern"),
-            (WEB.replace("/usr/bin/systemctl reload", "systemctl reload"), "line 4", "role.commands"),
-            (WEB.replace("09:00-17:00", "17:00-17:00"), "line 18", "role.auto_approve.hours"),
-            (WEB.replace("Europe/Berlin", "Europe/Atlantis"), "line 19", "role.auto_approve.timezone"),
-            (WEB.replace("\"mon\", \"tue\", \"wed\", \"thu\", \"fri\"", ""), "line 17", "role.auto_approve.days"),
-            (WEB.replace("\"fri\"", "\"friday\""), "line 17", "role.auto_approve.days"),
-            (WEB.replace("approvals = 1", "approvals = 0"), "line 8", "role.approvals"),
-            (WEB.replace("default_duration = \"15m\"", "default_duration = \"2h\""), "line 10", "role.default_duration"),
-            (WEB.replace("requester_groups = [\"ops\"]", ""), "line 3", "requester"),
-            (WEB.replace("break_glass = false", "break_glass = true"), "line 3", "role.auto_approve"),
-            (format!("{WEB}{}", WEB.split("[[role.auto").next().unwrap()), "line 24", "defined twice"),
+            (
+                WEB.replace("ssh = false", "ssh = false\nshh = true"),
+                "line 6",
+                "shh",
+            ),
+            (
+                WEB.replace("\"^(INC|CHG)-[0-9]+\"", "\"^(INC\""),
+                "line 12",
+                "role.reason_pattern",
+            ),
+            (
+                WEB.replace("/usr/bin/systemctl reload", "systemctl reload"),
+                "line 4",
+                "role.commands",
+            ),
+            (
+                WEB.replace("09:00-17:00", "17:00-17:00"),
+                "line 18",
+                "role.auto_approve.hours",
+            ),
+            (
+                WEB.replace("Europe/Berlin", "Europe/Atlantis"),
+                "line 19",
+                "role.auto_approve.timezone",
+            ),
+            (
+                WEB.replace("\"mon\", \"tue\", \"wed\", \"thu\", \"fri\"", ""),
+                "line 17",
+                "role.auto_approve.days",
+            ),
+            (
+                WEB.replace("\"fri\"", "\"friday\""),
+                "line 17",
+                "role.auto_approve.days",
+            ),
+            (
+                WEB.replace("approvals = 1", "approvals = 0"),
+                "line 8",
+                "role.approvals",
+            ),
+            (
+                WEB.replace("default_duration = \"15m\"", "default_duration = \"2h\""),
+                "line 10",
+                "role.default_duration",
+            ),
+            (
+                WEB.replace("requester_groups = [\"ops\"]", ""),
+                "line 3",
+                "requester",
+            ),
+            (
+                WEB.replace("break_glass = false", "break_glass = true"),
+                "line 3",
+                "role.auto_approve",
+            ),
+            (
+                format!("{WEB}{}", WEB.split("[[role.auto").next().unwrap()),
+                "line 24",
+                "defined twice",
+            ),
         ];
         for (text, line, key) in cases {
             let e = load("", &[("web.toml", &text)]).unwrap_err();
             let shown = e.to_string();
-            assert!(shown.contains("web.toml") && shown.contains(line) && shown.contains(key), "{shown}");
+            assert!(
+                shown.contains("web.toml") && shown.contains(line) && shown.contains(key),
+                "{shown}"
+            );
         }
         let e = load("approver_groups = []\n[[role]]\nname = \"x\"\nssh = true\nrequester_users = [\"a\"]\ncolour = 1\n", &[]).unwrap_err();
-        assert!(e.to_string().contains("jitd.toml") && e.to_string().contains("line 6") && e.to_string().contains("colour"), "{e}");
+        assert!(
+            e.to_string().contains("jitd.toml")
+                && e.to_string().contains("line 6")
+                && e.to_string().contains("colour"),
+            "{e}"
+        );
         let e = load("", &[("x.toml", "socket = \"/tmp/x\"\n")]).unwrap_err();
-        assert!(e.to_string().contains("x.toml") && e.to_string().contains("socket"), "{e}");
+        assert!(
+            e.to_string().contains("x.toml") && e.to_string().contains("socket"),
+            "{e}"
+        );
     }
 }

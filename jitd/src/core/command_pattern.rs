@@ -79,15 +79,18 @@ impl CommandPattern {
         for (pattern, arg) in fixed.iter().zip(argv) {
             if has_wildcard(pattern) {
                 wild = true;
-                if arg.split('/').any(|c| c == "..") || !glob(pattern.as_bytes(), arg.as_bytes())
-                {
+                if arg.split('/').any(|c| c == "..") || !glob(pattern.as_bytes(), arg.as_bytes()) {
                     return None;
                 }
             } else if pattern != arg {
                 return None;
             }
         }
-        if any_rest && argv[fixed.len()..].iter().any(|a| a.split('/').any(|c| c == "..")) {
+        if any_rest
+            && argv[fixed.len()..]
+                .iter()
+                .any(|a| a.split('/').any(|c| c == ".."))
+        {
             return None;
         }
         let literal_chars = fixed
@@ -243,7 +246,11 @@ mod tests {
                 true,
             ),
             ("/bin/cat /var/log/*", "/bin/cat /var/log/syslog", true),
-            ("/bin/cat /var/log/*", "/bin/cat /var/log/nginx/x.log", false),
+            (
+                "/bin/cat /var/log/*",
+                "/bin/cat /var/log/nginx/x.log",
+                false,
+            ),
             (
                 "/bin/cat /var/log/*",
                 "/bin/cat /var/log/../../etc/shadow",

@@ -198,7 +198,11 @@ impl Role {
     fn covers(&self, target: &Target) -> Option<Specificity> {
         match target {
             Target::Ssh => self.ssh.then_some(Specificity::SSH),
-            Target::Sudo { command } => self.commands.iter().filter_map(|p| p.matches(command)).max(),
+            Target::Sudo { command } => self
+                .commands
+                .iter()
+                .filter_map(|p| p.matches(command))
+                .max(),
         }
     }
 
@@ -323,7 +327,12 @@ impl Policy {
             .filter(|r| r.eligible(who).is_ok())
             .map(|r| {
                 if r.break_glass {
-                    format!("{} (break-glass, with --role {}: {})", r.name, r.name, r.grants())
+                    format!(
+                        "{} (break-glass, with --role {}: {})",
+                        r.name,
+                        r.name,
+                        r.grants()
+                    )
                 } else {
                     format!("{} ({})", r.name, r.grants())
                 }
@@ -345,7 +354,10 @@ impl Policy {
         let what = describe_target(ask.target);
         if let Some(name) = ask.role {
             let role = self.role(name).ok_or_else(|| {
-                Refusal::NotCovered(format!("there is no role {name:?}; {}", self.offer(ask.who)))
+                Refusal::NotCovered(format!(
+                    "there is no role {name:?}; {}",
+                    self.offer(ask.who)
+                ))
             })?;
             role.eligible(ask.who)
                 .map_err(|e| Refusal::NotCovered(format!("{e}; {}", self.offer(ask.who))))?;
@@ -373,10 +385,17 @@ impl Policy {
             })
     }
 
-    fn duration(requested: Option<Duration>, default: Duration, max: Duration, role: &str) -> Result<Duration, Refusal> {
+    fn duration(
+        requested: Option<Duration>,
+        default: Duration,
+        max: Duration,
+        role: &str,
+    ) -> Result<Duration, Refusal> {
         match requested {
             None => Ok(default.min(max)),
-            Some(d) if d.is_zero() => Err(Refusal::Invalid("the duration must be longer than zero".into())),
+            Some(d) if d.is_zero() => Err(Refusal::Invalid(
+                "the duration must be longer than zero".into(),
+            )),
             Some(d) if d > max => Err(Refusal::Invalid(format!(
                 "{} is longer than the maximum of {}{role}: ask for less (--for {})",
                 human(d),
@@ -559,13 +578,23 @@ impl Policy {
                 } else if let Err(why) = r.eligible(ask.who) {
                     Err(why)
                 } else if r.covers(ask.target).is_none() {
-                    Err(format!("does not cover {}: it grants {}", e.target, r.grants()))
+                    Err(format!(
+                        "does not cover {}: it grants {}",
+                        e.target,
+                        r.grants()
+                    ))
                 } else if ask.role.is_some() {
                     Err("covers the request, but another role was asked for by name".into())
                 } else if r.break_glass {
-                    Err(format!("break-glass: only used when asked for by name (--role {})", r.name))
+                    Err(format!(
+                        "break-glass: only used when asked for by name (--role {})",
+                        r.name
+                    ))
                 } else {
-                    Err("covers the request, but a more specific (or earlier listed) role wins".into())
+                    Err(
+                        "covers the request, but a more specific (or earlier listed) role wins"
+                            .into(),
+                    )
                 };
                 RoleVerdict {
                     name: r.name.clone(),
@@ -635,8 +664,13 @@ impl Policy {
                 if a.break_glass || b.break_glass {
                     continue;
                 }
-                let shared_requester = a.requester_groups.iter().any(|g| b.requester_groups.contains(g))
-                    || a.requester_users.iter().any(|u| b.requester_users.contains(u));
+                let shared_requester = a
+                    .requester_groups
+                    .iter()
+                    .any(|g| b.requester_groups.contains(g))
+                    || a.requester_users
+                        .iter()
+                        .any(|u| b.requester_users.contains(u));
                 if !shared_requester {
                     continue;
                 }

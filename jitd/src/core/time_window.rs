@@ -28,7 +28,10 @@ impl Hours {
             .split_once('-')
             .ok_or_else(|| bad("expected START-END"))?;
         let minutes = |s: &str, end: bool| -> Result<u32, String> {
-            let (h, m) = s.trim().split_once(':').ok_or_else(|| bad("expected HH:MM"))?;
+            let (h, m) = s
+                .trim()
+                .split_once(':')
+                .ok_or_else(|| bad("expected HH:MM"))?;
             let h: u32 = h.parse().map_err(|_| bad("hours must be a number"))?;
             let m: u32 = m.parse().map_err(|_| bad("minutes must be a number"))?;
             if m > 59 || h > 24 || (h == 24 && (m != 0 || !end)) {
@@ -164,7 +167,11 @@ mod tests {
     #[test]
     fn office_hours_follow_berlin_clocks_across_both_dst_changes() {
         // 2026: CEST from Sun 29 March 01:00 UTC to Sun 25 October 01:00 UTC.
-        let office = schedule(&["mon", "tue", "wed", "thu", "fri"], "09:00-17:00", "Europe/Berlin");
+        let office = schedule(
+            &["mon", "tue", "wed", "thu", "fri"],
+            "09:00-17:00",
+            "Europe/Berlin",
+        );
         let cases = [
             // UTC instant, inside?, why
             (utc(2026, 3, 27, 7, 30), false, "Fri 08:30 CET"),
@@ -172,16 +179,29 @@ mod tests {
             (utc(2026, 3, 27, 15, 59), true, "Fri 16:59 CET"),
             (utc(2026, 3, 27, 16, 0), false, "Fri 17:00 CET"),
             (utc(2026, 3, 29, 8, 0), false, "Sunday of the change"),
-            (utc(2026, 3, 30, 7, 0), true, "Mon 09:00 CEST: an hour earlier in UTC"),
+            (
+                utc(2026, 3, 30, 7, 0),
+                true,
+                "Mon 09:00 CEST: an hour earlier in UTC",
+            ),
             (utc(2026, 3, 30, 6, 59), false, "Mon 08:59 CEST"),
             (utc(2026, 3, 30, 15, 0), false, "Mon 17:00 CEST"),
             (utc(2026, 10, 23, 7, 0), true, "Fri 09:00 CEST"),
-            (utc(2026, 10, 26, 7, 30), false, "Mon 08:30 CET after the change back"),
+            (
+                utc(2026, 10, 26, 7, 30),
+                false,
+                "Mon 08:30 CET after the change back",
+            ),
             (utc(2026, 10, 26, 8, 0), true, "Mon 09:00 CET"),
             (utc(2026, 10, 26, 15, 30), true, "Mon 16:30 CET"),
         ];
         for (at, inside, why) in cases {
-            assert_eq!(office.check(at).is_ok(), inside, "{why}: {:?}", office.check(at));
+            assert_eq!(
+                office.check(at).is_ok(),
+                inside,
+                "{why}: {:?}",
+                office.check(at)
+            );
         }
     }
 
@@ -213,10 +233,20 @@ mod tests {
 
     #[test]
     fn hours_are_validated() {
-        for bad in ["9-17", "09:00", "25:00-26:00", "09:60-10:00", "10:00-10:00", "24:00-01:00"] {
+        for bad in [
+            "9-17",
+            "09:00",
+            "25:00-26:00",
+            "09:60-10:00",
+            "10:00-10:00",
+            "24:00-01:00",
+        ] {
             assert!(Hours::parse(bad).is_err(), "{bad}");
         }
-        assert_eq!(Hours::parse("00:00-24:00").unwrap().to_string(), "00:00-24:00");
+        assert_eq!(
+            Hours::parse("00:00-24:00").unwrap().to_string(),
+            "00:00-24:00"
+        );
         assert!(parse_day("Mon").is_ok() && parse_day("monday").is_err());
     }
 }

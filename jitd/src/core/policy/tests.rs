@@ -9,7 +9,9 @@ fn mins(m: u64) -> Duration {
 }
 
 fn patterns(p: &[&str]) -> Vec<CommandPattern> {
-    p.iter().map(|s| CommandPattern::parse(s).unwrap()).collect()
+    p.iter()
+        .map(|s| CommandPattern::parse(s).unwrap())
+        .collect()
 }
 
 fn strings(s: &[&str]) -> Vec<String> {
@@ -107,8 +109,20 @@ fn the_most_specific_eligible_role_wins_and_break_glass_needs_its_name() {
     let ops = strings(&["ops"]);
     let oncall = strings(&["oncall", "ops"]);
     let cases: [(&str, &[String], Target, Option<&str>, Result<&str, &str>); 9] = [
-        ("alice", &ops, sudo("/usr/bin/systemctl restart nginx"), None, Ok("web-restart")),
-        ("alice", &ops, sudo("/usr/bin/systemctl restart redis"), None, Ok("systemctl")),
+        (
+            "alice",
+            &ops,
+            sudo("/usr/bin/systemctl restart nginx"),
+            None,
+            Ok("web-restart"),
+        ),
+        (
+            "alice",
+            &ops,
+            sudo("/usr/bin/systemctl restart redis"),
+            None,
+            Ok("systemctl"),
+        ),
         (
             "alice",
             &ops,
@@ -116,12 +130,36 @@ fn the_most_specific_eligible_role_wins_and_break_glass_needs_its_name() {
             Some("systemctl"),
             Ok("systemctl"),
         ),
-        ("alice", &ops, sudo("/bin/rm -rf /"), None, Err("you may request: web-restart")),
-        ("alice", &ops, Target::Ssh, None, Err("no role lets alice ask for an SSH login")),
+        (
+            "alice",
+            &ops,
+            sudo("/bin/rm -rf /"),
+            None,
+            Err("you may request: web-restart"),
+        ),
+        (
+            "alice",
+            &ops,
+            Target::Ssh,
+            None,
+            Err("no role lets alice ask for an SSH login"),
+        ),
         ("carol", &[], Target::Ssh, None, Ok("db-login")),
-        ("mallory", &[], sudo("/usr/bin/id"), None, Err("mallory may not request anything")),
+        (
+            "mallory",
+            &[],
+            sudo("/usr/bin/id"),
+            None,
+            Err("mallory may not request anything"),
+        ),
         // Break-glass covers everything but is only used by name.
-        ("olga", &oncall, sudo("/bin/rm -rf /tmp/x"), None, Err("break-glass, with --role")),
+        (
+            "olga",
+            &oncall,
+            sudo("/bin/rm -rf /tmp/x"),
+            None,
+            Err("break-glass, with --role"),
+        ),
         (
             "olga",
             &oncall,
@@ -139,7 +177,9 @@ fn the_most_specific_eligible_role_wins_and_break_glass_needs_its_name() {
         };
         let got = p.decide(&ask, "INC-1 fix", Some("INC-1"), night());
         match (expected, got) {
-            (Ok(name), Ok(plan)) => assert_eq!(plan.role.as_deref(), Some(name), "{user} {target:?}"),
+            (Ok(name), Ok(plan)) => {
+                assert_eq!(plan.role.as_deref(), Some(name), "{user} {target:?}")
+            }
             (Err(says), Err(Refusal::NotCovered(m))) => {
                 assert!(m.contains(says), "{user} {target:?}: {m}")
             }
@@ -155,11 +195,17 @@ fn a_named_role_must_exist_be_the_requesters_and_cover_the_request() {
     let target = sudo("/usr/bin/systemctl restart nginx");
     for (named, says) in [
         ("nope", "there is no role \"nope\""),
-        ("break-glass", "only members of oncall may request role break-glass"),
+        (
+            "break-glass",
+            "only members of oncall may request role break-glass",
+        ),
         ("db-login", "only members of dba and carol"),
     ] {
         let ask = Ask {
-            who: Requester { user: "alice", groups: &ops },
+            who: Requester {
+                user: "alice",
+                groups: &ops,
+            },
             target: &target,
             role: Some(named),
             duration: None,
@@ -168,7 +214,10 @@ fn a_named_role_must_exist_be_the_requesters_and_cover_the_request() {
         assert!(err.message().contains(says), "{named}: {err:?}");
     }
     let carol = Ask {
-        who: Requester { user: "carol", groups: &[] },
+        who: Requester {
+            user: "carol",
+            groups: &[],
+        },
         target: &target,
         role: Some("db-login"),
         duration: None,
@@ -184,21 +233,54 @@ fn automatic_approval_follows_berlin_office_hours_across_dst() {
     let ops_no_lead = strings(&["devs"]);
     let target = sudo("/usr/bin/systemctl restart nginx");
     let cases: [(DateTime<Utc>, &[String], Option<u64>, bool, &str); 9] = [
-        (utc(2026, 3, 27, 7, 30), &ops, None, false, "Fri 08:30 CET: before hours"),
+        (
+            utc(2026, 3, 27, 7, 30),
+            &ops,
+            None,
+            false,
+            "Fri 08:30 CET: before hours",
+        ),
         (utc(2026, 3, 27, 8, 0), &ops, None, true, "Fri 09:00 CET"),
-        (utc(2026, 3, 30, 7, 0), &ops, None, true, "Mon 09:00 CEST = 07:00 UTC after the change"),
+        (
+            utc(2026, 3, 30, 7, 0),
+            &ops,
+            None,
+            true,
+            "Mon 09:00 CEST = 07:00 UTC after the change",
+        ),
         (utc(2026, 3, 30, 15, 0), &ops, None, false, "Mon 17:00 CEST"),
-        (utc(2026, 10, 26, 7, 30), &ops, None, false, "Mon 08:30 CET after the change back"),
+        (
+            utc(2026, 10, 26, 7, 30),
+            &ops,
+            None,
+            false,
+            "Mon 08:30 CET after the change back",
+        ),
         (utc(2026, 10, 26, 8, 0), &ops, None, true, "Mon 09:00 CET"),
         (utc(2026, 3, 28, 10, 0), &ops, None, false, "Saturday"),
-        (utc(2026, 3, 27, 10, 0), &ops, Some(45), false, "longer than the rule's 30m"),
-        (utc(2026, 3, 27, 10, 0), &ops_no_lead, None, false, "not in the rule's groups"),
+        (
+            utc(2026, 3, 27, 10, 0),
+            &ops,
+            Some(45),
+            false,
+            "longer than the rule's 30m",
+        ),
+        (
+            utc(2026, 3, 27, 10, 0),
+            &ops_no_lead,
+            None,
+            false,
+            "not in the rule's groups",
+        ),
     ];
     let mut web_for_devs = p.clone();
     web_for_devs.roles[0].requester_groups.push("devs".into());
     for (at, groups, minutes, automatic, why) in cases {
         let ask = Ask {
-            who: Requester { user: "alice", groups },
+            who: Requester {
+                user: "alice",
+                groups,
+            },
             target: &target,
             role: None,
             duration: minutes.map(mins),
@@ -220,20 +302,58 @@ fn durations_reasons_and_tickets_follow_the_role() {
     let dba = strings(&["dba"]);
     let restart = sudo("/usr/bin/systemctl restart redis");
     let ask = |groups, target, minutes: Option<u64>| Ask {
-        who: Requester { user: "alice", groups },
+        who: Requester {
+            user: "alice",
+            groups,
+        },
         target,
         role: None,
         duration: minutes.map(mins),
     };
-    let plan = p.decide(&ask(&ops, &restart, None), "INC-7 redis stuck", None, night()).unwrap();
+    let plan = p
+        .decide(
+            &ask(&ops, &restart, None),
+            "INC-7 redis stuck",
+            None,
+            night(),
+        )
+        .unwrap();
     assert_eq!((plan.duration, plan.approvals_required), (mins(15), 2));
     assert_eq!(plan.approver_groups, strings(&["ops-leads"]));
     let cases: [(Option<u64>, &str, Option<&str>, &Target, &[String], &str); 5] = [
-        (Some(61), "INC-7", None, &restart, &ops, "maximum of 1h for role systemctl"),
+        (
+            Some(61),
+            "INC-7",
+            None,
+            &restart,
+            &ops,
+            "maximum of 1h for role systemctl",
+        ),
         (None, "", None, &restart, &ops, "a reason is required"),
-        (None, "because", None, &restart, &ops, "needs a reason matching"),
-        (None, "x", None, &Target::Ssh, &dba, "needs a ticket matching"),
-        (None, "x", Some("JIRA-1"), &Target::Ssh, &dba, "needs a ticket matching"),
+        (
+            None,
+            "because",
+            None,
+            &restart,
+            &ops,
+            "needs a reason matching",
+        ),
+        (
+            None,
+            "x",
+            None,
+            &Target::Ssh,
+            &dba,
+            "needs a ticket matching",
+        ),
+        (
+            None,
+            "x",
+            Some("JIRA-1"),
+            &Target::Ssh,
+            &dba,
+            "needs a ticket matching",
+        ),
     ];
     for (minutes, reason, ticket, target, groups, says) in cases {
         match p.decide(&ask(groups, target, minutes), reason, ticket, night()) {
@@ -241,7 +361,9 @@ fn durations_reasons_and_tickets_follow_the_role() {
             other => panic!("expected {says:?}, got {other:?}"),
         }
     }
-    assert!(p.decide(&ask(&dba, &Target::Ssh, None), "x", Some("INC-9"), night()).is_ok());
+    assert!(p
+        .decide(&ask(&dba, &Target::Ssh, None), "x", Some("INC-9"), night())
+        .is_ok());
 }
 
 #[test]
@@ -249,7 +371,10 @@ fn without_roles_anyone_may_ask_and_the_global_approvers_decide() {
     let mut p = policy();
     p.roles.clear();
     let ask = Ask {
-        who: Requester { user: "anyone", groups: &[] },
+        who: Requester {
+            user: "anyone",
+            groups: &[],
+        },
         target: &Target::Ssh,
         role: None,
         duration: Some(mins(60)),
@@ -273,19 +398,53 @@ fn extensions_never_exceed_the_roles_maximum_total() {
     let p = policy();
     let ops = strings(&["ops"]);
     let oncall = strings(&["oncall"]);
-    let who = Requester { user: "alice", groups: &ops };
+    let who = Requester {
+        user: "alice",
+        groups: &ops,
+    };
     let target = sudo("/usr/bin/systemctl restart nginx");
     let office = utc(2026, 6, 10, 9, 0);
-    let cases: [(&str, Requester, u64, u64, DateTime<Utc>, Result<Route, &str>); 6] = [
+    let cases: [(
+        &str,
+        Requester,
+        u64,
+        u64,
+        DateTime<Utc>,
+        Result<Route, &str>,
+    ); 6] = [
         ("web-restart", who, 15, 10, night(), Ok(Route::Approvers)),
-        ("web-restart", who, 15, 15, office, Ok(Route::Rule("business-hours".into()))),
+        (
+            "web-restart",
+            who,
+            15,
+            15,
+            office,
+            Ok(Route::Rule("business-hours".into())),
+        ),
         // The rule approves up to 30m in all; 15 + 20 needs people.
         ("web-restart", who, 15, 20, office, Ok(Route::Approvers)),
-        ("web-restart", who, 15, 46, office, Err("extend by at most 45m")),
-        ("web-restart", who, 60, 1, office, Err("already lasts the maximum")),
+        (
+            "web-restart",
+            who,
+            15,
+            46,
+            office,
+            Err("extend by at most 45m"),
+        ),
+        (
+            "web-restart",
+            who,
+            60,
+            1,
+            office,
+            Err("already lasts the maximum"),
+        ),
         (
             "break-glass",
-            Requester { user: "olga", groups: &oncall },
+            Requester {
+                user: "olga",
+                groups: &oncall,
+            },
             20,
             10,
             night(),
@@ -310,7 +469,10 @@ fn explain_says_which_role_matches_and_why_the_others_do_not() {
     let ops = strings(&["ops"]);
     let target = sudo("/usr/bin/systemctl restart nginx");
     let ask = Ask {
-        who: Requester { user: "alice", groups: &ops },
+        who: Requester {
+            user: "alice",
+            groups: &ops,
+        },
         target: &target,
         role: None,
         duration: None,
@@ -319,7 +481,12 @@ fn explain_says_which_role_matches_and_why_the_others_do_not() {
     assert!(e.allowed);
     assert_eq!(e.role.as_deref(), Some("web-restart"));
     assert_eq!(e.automatic.as_deref(), Some("business-hours"));
-    assert!(e.outcome.contains("approved at once by rule business-hours"), "{}", e.outcome);
+    assert!(
+        e.outcome
+            .contains("approved at once by rule business-hours"),
+        "{}",
+        e.outcome
+    );
     let why: Vec<(&str, bool, &str)> = e
         .roles
         .iter()
@@ -332,8 +499,14 @@ fn explain_says_which_role_matches_and_why_the_others_do_not() {
 
     let e = p.explain(&ask, night());
     assert_eq!(e.automatic, None);
-    assert!(e.outcome.contains("waits for 1 approval(s) from root or members of ops-leads"));
-    assert!(e.auto_approve[0].why.contains("outside 09:00-17:00"), "{:?}", e.auto_approve);
+    assert!(e
+        .outcome
+        .contains("waits for 1 approval(s) from root or members of ops-leads"));
+    assert!(
+        e.auto_approve[0].why.contains("outside 09:00-17:00"),
+        "{:?}",
+        e.auto_approve
+    );
 }
 
 #[test]
@@ -341,6 +514,14 @@ fn overlapping_roles_are_reported() {
     let mut p = policy();
     p.roles.push(role("all-for-ops", &["ALL"], &["ops"]));
     let found = p.overlaps();
-    assert!(found.iter().any(|o| o.contains("web-restart and all-for-ops")), "{found:?}");
-    assert!(!found.iter().any(|o| o.contains("break-glass")), "{found:?}");
+    assert!(
+        found
+            .iter()
+            .any(|o| o.contains("web-restart and all-for-ops")),
+        "{found:?}"
+    );
+    assert!(
+        !found.iter().any(|o| o.contains("break-glass")),
+        "{found:?}"
+    );
 }
