@@ -98,7 +98,10 @@ approvals = 2
 
     assert_eq!(approve(&d, &t.bob, &id)["approvals_missing"], 1);
     let again = approve(&d, &t.bob, &id);
-    assert_eq!(again["state"], "pending", "bob's second approval counts once");
+    assert_eq!(
+        again["state"], "pending",
+        "bob's second approval counts once"
+    );
     assert_eq!(again["approvals_missing"], 1);
     let detail = ok(d.jitd(&["show", &id]));
     assert!(
@@ -131,7 +134,11 @@ self_approval = true
     let strict = ask(&d, &t.bob, &["--", "/usr/bin/id", "-u"]);
     let out = d.jitd_as(&t.bob, &["approve", &strict]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(text(&out.stderr).contains("own request"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("own request"),
+        "{}",
+        text(&out.stderr)
+    );
     assert_eq!(d.state_of(&strict), "pending");
 
     let lenient = ask(&d, &t.bob, &["--", "/usr/bin/id", "-g"]);
@@ -180,7 +187,11 @@ timezone = "UTC"
     let granted = &listed.as_array().unwrap()[0];
     assert_eq!(granted["state"], "active");
     assert_eq!(granted["decisions"][0]["by"], "rule:around-now");
-    assert!(d.log().contains("approver=\"rule:around-now\""), "{}", d.log());
+    assert!(
+        d.log().contains("approver=\"rule:around-now\""),
+        "{}",
+        d.log()
+    );
 
     // Longer than the rule allows: people decide.
     let long = ask(&d, &t.alice, &["--ssh", "--for", "2h"]);
@@ -202,21 +213,30 @@ requester_groups = ["{ops}"]
 approver_groups = ["{leads}"]
 "#,
     );
-    let out = d.elevate_as(&t.eve, &["--no-wait", "--reason", "x", "--", "/usr/bin/id", "-u"]);
+    let out = d.elevate_as(
+        &t.eve,
+        &["--no-wait", "--reason", "x", "--", "/usr/bin/id", "-u"],
+    );
     assert_eq!(out.status.code(), Some(14));
     assert!(
         text(&out.stderr).contains("may not request anything on this host"),
         "{}",
         text(&out.stderr)
     );
-    let out = d.elevate_as(&t.alice, &["--no-wait", "--reason", "x", "--", "/usr/bin/id", "-g"]);
+    let out = d.elevate_as(
+        &t.alice,
+        &["--no-wait", "--reason", "x", "--", "/usr/bin/id", "-g"],
+    );
     assert_eq!(out.status.code(), Some(14));
     assert!(
         text(&out.stderr).contains("you may request: restart (/usr/bin/id -u)"),
         "{}",
         text(&out.stderr)
     );
-    assert!(d.request_ids().is_empty(), "refused requests are not recorded");
+    assert!(
+        d.request_ids().is_empty(),
+        "refused requests are not recorded"
+    );
 }
 
 #[test]
@@ -235,13 +255,33 @@ max_duration = "30m"
 "#,
     );
     // Only by name, and only for the short maximum.
-    let out = d.elevate_as(&t.olga, &["--no-wait", "--reason", "fire", "--", "/usr/bin/id"]);
-    assert!(text(&out.stderr).contains("with --role glass"), "{}", text(&out.stderr));
     let out = d.elevate_as(
         &t.olga,
-        &["--no-wait", "--role", "glass", "--for", "1h", "--reason", "fire", "--ssh"],
+        &["--no-wait", "--reason", "fire", "--", "/usr/bin/id"],
     );
-    assert!(text(&out.stderr).contains("maximum of 30m"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("with --role glass"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = d.elevate_as(
+        &t.olga,
+        &[
+            "--no-wait",
+            "--role",
+            "glass",
+            "--for",
+            "1h",
+            "--reason",
+            "fire",
+            "--ssh",
+        ],
+    );
+    assert!(
+        text(&out.stderr).contains("maximum of 30m"),
+        "{}",
+        text(&out.stderr)
+    );
 
     let id = ask(&d, &t.olga, &["--role", "glass", "--", "/usr/bin/id"]);
     let shown = d.show(&id);
@@ -258,12 +298,22 @@ max_duration = "30m"
         let out = d.jitd_as(who, &["review", &id, "--comment", "fine"]);
         assert_eq!(out.status.code(), Some(1));
     }
-    let reviewed = json(d.jitd_as(&t.bob, &["review", &id, "--comment", "outage INC-9, ok", "--json"]));
+    let reviewed = json(d.jitd_as(
+        &t.bob,
+        &["review", &id, "--comment", "outage INC-9, ok", "--json"],
+    ));
     assert_eq!(reviewed["review"]["by"], t.bob.name.as_str());
     assert_eq!(reviewed["review"]["comment"], "outage INC-9, ok");
-    assert_eq!(json(d.jitd(&["list", "--unreviewed", "--json"])), serde_json::json!([]));
+    assert_eq!(
+        json(d.jitd(&["list", "--unreviewed", "--json"])),
+        serde_json::json!([])
+    );
     let out = d.jitd_as(&t.carol, &["review", &id, "--comment", "again"]);
-    assert!(text(&out.stderr).contains("already reviewed"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("already reviewed"),
+        "{}",
+        text(&out.stderr)
+    );
 }
 
 #[test]
@@ -296,12 +346,21 @@ max_duration = "20m"
 
     let out = d.elevate_as(&t.alice, &["extend", &id, "--for", "15m"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
-    assert!(text(&out.stderr).contains("needs 1 approval(s)"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("needs 1 approval(s)"),
+        "{}",
+        text(&out.stderr)
+    );
     let shown = d.show(&id);
     assert_eq!(shown["extension"]["duration_secs"], 900);
     assert_eq!(shown["expires_at"], before.as_str(), "not before approval");
     // Only the requester extends.
-    assert_eq!(d.elevate_as(&t.eve, &["extend", &id, "--for", "1m"]).status.code(), Some(14));
+    assert_eq!(
+        d.elevate_as(&t.eve, &["extend", &id, "--for", "1m"])
+            .status
+            .code(),
+        Some(14)
+    );
 
     let shown = approve(&d, &t.bob, &id);
     assert!(shown["extension"].is_null());
@@ -311,22 +370,43 @@ max_duration = "20m"
     // The drop-in was installed again with the new end.
     let notafter: String = after.chars().filter(|c| c.is_ascii_digit()).collect();
     let dropin = std::fs::read_to_string(d.dir().join(format!("sudoers.d/jit_{id}"))).unwrap();
-    assert!(dropin.contains(&format!("NOTAFTER={notafter}Z")), "{dropin}");
+    assert!(
+        dropin.contains(&format!("NOTAFTER={notafter}Z")),
+        "{dropin}"
+    );
 
     // 25m so far; the role allows 30m in all.
     let out = d.elevate_as(&t.alice, &["extend", &id, "--for", "10m"]);
     assert_eq!(out.status.code(), Some(14));
-    assert!(text(&out.stderr).contains("extend by at most 5m"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("extend by at most 5m"),
+        "{}",
+        text(&out.stderr)
+    );
 
     // A rule extends at once while the total stays within its own maximum.
     let auto = ask(&d, &t.alice, &["--for", "10m", "--", "/usr/bin/id", "-g"]);
     assert_eq!(d.state_of(&auto), "active");
     ok(d.elevate_as(&t.alice, &["extend", &auto, "--for", "5m"]));
     let shown = d.show(&auto);
-    assert_eq!((shown["duration_secs"].as_u64(), shown["extension"].is_null()), (Some(900), true));
-    assert!(d.log().contains("rule short extended the grant by 5m"), "{}", d.log());
+    assert_eq!(
+        (
+            shown["duration_secs"].as_u64(),
+            shown["extension"].is_null()
+        ),
+        (Some(900), true)
+    );
+    assert!(
+        d.log().contains("rule short extended the grant by 5m"),
+        "{}",
+        d.log()
+    );
     ok(d.elevate_as(&t.alice, &["extend", &auto, "--for", "10m"]));
-    assert_eq!(d.show(&auto)["extension"]["duration_secs"], 600, "25m is beyond the rule");
+    assert_eq!(
+        d.show(&auto)["extension"]["duration_secs"],
+        600,
+        "25m is beyond the rule"
+    );
 }
 
 #[test]
@@ -378,18 +458,42 @@ approver_groups = ["{leads}"]
     assert_eq!(e["max_duration"], "1h");
     assert_eq!(e["automatic"], "business-hours");
     assert_eq!(e["roles"][1]["matches"], false);
-    assert!(e["roles"][1]["why"].as_str().unwrap().contains("more specific"), "{e}");
+    assert!(
+        e["roles"][1]["why"]
+            .as_str()
+            .unwrap()
+            .contains("more specific"),
+        "{e}"
+    );
     // The Friday before, 07:30 UTC was 08:30 in Berlin.
     let e = json(explain(&t.alice.name, "2026-03-27T07:30:00Z"));
     assert!(e["automatic"].is_null());
-    assert!(e["auto_approve"][0]["why"].as_str().unwrap().contains("outside 09:00-17:00"), "{e}");
-    assert!(e["outcome"].as_str().unwrap().contains("waits for 2 approval(s)"), "{e}");
+    assert!(
+        e["auto_approve"][0]["why"]
+            .as_str()
+            .unwrap()
+            .contains("outside 09:00-17:00"),
+        "{e}"
+    );
+    assert!(
+        e["outcome"]
+            .as_str()
+            .unwrap()
+            .contains("waits for 2 approval(s)"),
+        "{e}"
+    );
     // Someone no role covers.
     let out = explain(&t.eve.name, "2026-03-30T07:30:00Z");
     assert_eq!(out.status.code(), Some(1));
     let e: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(e["allowed"], false);
-    assert!(e["outcome"].as_str().unwrap().contains("may not request anything"), "{e}");
+    assert!(
+        e["outcome"]
+            .as_str()
+            .unwrap()
+            .contains("may not request anything"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -415,10 +519,21 @@ approver_groups = ["{leads}"]
     let legacy = ask(&d, &t.alice, &["--", "/usr/bin/id", "-g"]);
 
     // SIGHUP with a broken drop-in: rejected and logged, the old policy stays.
-    d.write_drop_in("bad.toml", "[[role]]\nname = \"bad\"\nssh = true\nrequester_users = [\"x\"]\nreason_pattern = \"(\"\n");
+    d.write_drop_in(
+        "bad.toml",
+        "[[role]]\nname = \"bad\"\nssh = true\nrequester_users = [\"x\"]\nreason_pattern = \"(\"\n",
+    );
     d.signal(libc::SIGHUP);
-    d.wait_for_log("rejected, the previous policy stays in force", Duration::from_secs(5));
-    assert!(d.log().contains("bad.toml: line 5: key `role.reason_pattern`"), "{}", d.log());
+    d.wait_for_log(
+        "rejected, the previous policy stays in force",
+        Duration::from_secs(5),
+    );
+    assert!(
+        d.log()
+            .contains("bad.toml: line 5: key `role.reason_pattern`"),
+        "{}",
+        d.log()
+    );
     let again = ask(&d, &t.alice, &["--", "/usr/bin/id", "-u"]);
     assert_eq!(d.show(&again)["approvals_required"], 2);
     assert_eq!(d.state_of(&legacy), "pending");
@@ -427,19 +542,33 @@ approver_groups = ["{leads}"]
     std::fs::remove_file(d.dir().join("jitd.toml.d/bad.toml")).unwrap();
     let config = std::fs::read_to_string(d.config_path()).unwrap();
     let cut = config.find("[[role]]\nname = \"legacy\"").unwrap();
-    std::fs::write(d.config_path(), config[..cut].replace("approvals = 2", "approvals = 1")).unwrap();
+    std::fs::write(
+        d.config_path(),
+        config[..cut].replace("approvals = 2", "approvals = 1"),
+    )
+    .unwrap();
     let out = d.jitd_as(&t.bob, &["reload"]);
     assert_eq!(out.status.code(), Some(1), "only root reloads");
     let said = ok(d.jitd(&["reload"]));
-    assert!(said.contains("policy reloaded") && said.contains("1 denied"), "{said}");
+    assert!(
+        said.contains("policy reloaded") && said.contains("1 denied"),
+        "{said}"
+    );
 
     assert_eq!(d.show(&restart)["approvals_required"], 1);
     let gone = d.show(&legacy);
     assert_eq!(gone["state"], "denied");
     assert!(
-        gone["decisions"][0]["note"].as_str().unwrap().contains("no role"),
+        gone["decisions"][0]["note"]
+            .as_str()
+            .unwrap()
+            .contains("no role"),
         "{gone}"
     );
     assert_eq!(approve(&d, &t.bob, &restart)["state"], "active");
-    assert!(d.log().contains("config_reloaded: policy reloaded"), "{}", d.log());
+    assert!(
+        d.log().contains("config_reloaded: policy reloaded"),
+        "{}",
+        d.log()
+    );
 }
