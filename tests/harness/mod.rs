@@ -2,6 +2,8 @@
 //! users and groups. Everything created is removed on drop, also when a test fails.
 //! These tests need root (CI runs as root).
 
+pub mod journal;
+
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::UnixStream;
@@ -224,6 +226,8 @@ impl Drop for TestGroup {
 pub struct Daemon {
     dir: TempDir,
     child: Option<Child>,
+    /// Runs jitd through this (e.g. `nsenter -t PID -m --` to share a test journald's mounts).
+    wrapper: Vec<String>,
     /// Held while this daemon owns the machine's /etc/sudoers.d (see `start_enforcing`).
     _sudoers_lock: Option<fs::File>,
 }
@@ -251,17 +255,28 @@ impl Daemon {
 
     /// `extra` is appended to the generated config (approver_groups, durations, …).
     pub fn start_with(extra: &str) -> Daemon {
-        Self::launch(extra, None)
+        Self::launch(extra, None, &[], |_| {})
+    }
+
+    /// A daemon started through `wrapper` after `prepare` ran on its directory (e.g. to mount
+    /// a tiny tmpfs on `state`).
+    pub fn start_custom(extra: &str, wrapper: &[&str], prepare: impl FnOnce(&Path)) -> Daemon {
+        Self::launch(extra, None, wrapper, prepare)
     }
 
     /// A daemon that installs its drop-ins in the machine's real /etc/sudoers.d, so the real
     /// sudo obeys them. Such daemons run one at a time.
     pub fn start_enforcing(extra: &str) -> Daemon {
         let lock = lock_real_sudoers();
-        Self::launch(extra, Some(lock))
+        Self::launch(extra, Some(lock), &[], |_| {})
     }
 
-    fn launch(extra: &str, real_sudoers: Option<fs::File>) -> Daemon {
+    fn launch(
+        extra: &str,
+        real_sudoers: Option<fs::File>,
+        wrapper: &[&str],
+        prepare: impl FnOnce(&Path),
+    ) -> Daemon {
         let dir = TempDir::new("jitd");
         let sudoers = match real_sudoers {
             Some(_) => PathBuf::from("/etc/sudoers.d"),
@@ -274,9 +289,12 @@ impl Daemon {
         );
         fs::create_dir_all(&sudoers).expect("sudoers dir");
         fs::write(dir.path().join("jitd.toml"), config).expect("write config");
+        fs::create_dir_all(dir.path().join("state")).expect("state dir");
+        prepare(dir.path());
         let mut d = Daemon {
             dir,
             child: None,
+            wrapper: wrapper.iter().map(|s| s.to_string()).collect(),
             _sudoers_lock: real_sudoers,
         };
         d.spawn();
@@ -330,7 +348,15 @@ impl Daemon {
             .append(true)
             .open(self.dir.path().join("jitd.log"))
             .expect("log file");
-        let child = Command::new(bin("jitd"))
+        let mut cmd = match self.wrapper.split_first() {
+            Some((program, args)) => {
+                let mut c = Command::new(program);
+                c.args(args).arg(bin("jitd"));
+                c
+            }
+            None => Command::new(bin("jitd")),
+        };
+        let child = cmd
             .arg("serve")
             .arg("--config")
             .arg(self.config_path())
