@@ -7,7 +7,7 @@ use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use crate::frame::{read_frame, write_frame, FrameError};
+use crate::frame::{read_frame, write_frame, DeadlineReader, FrameError};
 use crate::message::{ClientMessage, Request, Response};
 use crate::peer::peer_cred;
 
@@ -85,10 +85,7 @@ impl Client {
         write_frame(&mut stream, &ClientMessage::new(request)).map_err(|e| self.frame_err(e))?;
         // read_frame may read several times; each read is re-armed with what is left, so a
         // peer that trickles bytes cannot stretch the single deadline.
-        let mut reader = DeadlineReader {
-            stream: &stream,
-            deadline,
-        };
+        let mut reader = DeadlineReader::new(&stream, deadline);
         read_frame(&mut reader).map_err(|e| self.frame_err(e))
     }
 
@@ -182,21 +179,4 @@ fn connect_nonblocking(path: &Path) -> io::Result<UnixStream> {
         return Err(err);
     }
     Ok(stream)
-}
-
-/// Re-arms the read timeout before every read so a trickling peer cannot stretch the deadline.
-struct DeadlineReader<'a> {
-    stream: &'a UnixStream,
-    deadline: Instant,
-}
-
-impl io::Read for DeadlineReader<'_> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let left = self.deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            return Err(io::Error::new(io::ErrorKind::TimedOut, "deadline passed"));
-        }
-        self.stream.set_read_timeout(Some(left))?;
-        (&mut &*self.stream).read(buf)
-    }
 }

@@ -5,6 +5,7 @@
 //! only, because the PAM module links it into sshd and sudo.
 
 pub mod client;
+pub mod command;
 pub mod duration;
 pub mod frame;
 pub mod message;

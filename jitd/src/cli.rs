@@ -1,0 +1,108 @@
+//! The command line of `jitd`: the daemon (`serve`) and the approvers' commands.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+pub const EXIT_CODES: &str = "\
+Exit status:
+  0  success
+  1  jitd refused the request (not allowed, wrong state, bad input); the message says why
+  2  usage error
+  3  jitd could not be reached or answered garbage (is it running? see --socket)
+  4  the configuration is invalid (serve, check-config)";
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "jitd",
+    version,
+    about = "Just-in-time privileged access: the daemon and the approvers' CLI",
+    after_help = EXIT_CODES
+)]
+pub struct Cli {
+    /// The daemon's socket.
+    #[arg(long, global = true, env = jit_proto::SOCKET_ENV, default_value = jit_proto::DEFAULT_SOCKET)]
+    pub socket: PathBuf,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run the daemon in the foreground.
+    Serve {
+        /// Configuration file.
+        #[arg(long, env = crate::config::CONFIG_ENV, default_value = crate::config::DEFAULT_CONFIG)]
+        config: PathBuf,
+    },
+    /// Validate a configuration file without starting.
+    CheckConfig {
+        #[arg(env = crate::config::CONFIG_ENV, default_value = crate::config::DEFAULT_CONFIG)]
+        file: PathBuf,
+    },
+    /// List pending and active requests (all of them with --all).
+    List {
+        /// Include ended requests.
+        #[arg(long)]
+        all: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one request with its decisions and sessions.
+    Show {
+        id: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Approve a pending request.
+    Approve {
+        id: String,
+        #[arg(long)]
+        comment: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Deny a pending request.
+    Deny {
+        id: String,
+        #[arg(long)]
+        reason: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// End an active grant now.
+    Revoke {
+        id: String,
+        #[arg(long)]
+        reason: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Grant access to a user directly; prints the new grant's id.
+    Grant(GrantArgs),
+}
+
+#[derive(Args, Debug)]
+#[command(group(clap::ArgGroup::new("what").required(true).args(["ssh", "command"])))]
+pub struct GrantArgs {
+    /// The user who receives the grant.
+    pub user: String,
+    /// How long, e.g. 30m, 2h (default: the configured default_duration).
+    #[arg(long = "for", value_name = "DUR", value_parser = parse_duration)]
+    pub duration: Option<std::time::Duration>,
+    #[arg(long)]
+    pub reason: String,
+    #[arg(long)]
+    pub ticket: Option<String>,
+    /// Grant SSH login to this host.
+    #[arg(long)]
+    pub ssh: bool,
+    /// Grant this exact command line, run as root through sudo.
+    #[arg(last = true, value_name = "CMD")]
+    pub command: Vec<String>,
+}
+
+pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    jit_proto::duration::parse(s).map_err(|e| e.to_string())
+}

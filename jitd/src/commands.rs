@@ -1,0 +1,101 @@
+//! The approvers' commands: each sends one request to the running daemon and prints the answer.
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use jit_proto::{Client, NewRequest, Request, Response, Target};
+
+use crate::cli::{Command, GrantArgs};
+use crate::output;
+
+pub const EXIT_REFUSED: u8 = 1;
+pub const EXIT_UNREACHABLE: u8 = 3;
+
+/// Long enough for a decision that installs a sudoers drop-in (visudo runs twice).
+const CLI_TIMEOUT: Duration = Duration::from_secs(30);
+
+pub fn run(socket: &std::path::Path, command: Command) -> ExitCode {
+    let client = Client::new(socket, CLI_TIMEOUT);
+    let (request, json, style) = match command {
+        Command::List { all, json } => (Request::List { all }, json, Style::Table),
+        Command::Show { id, json } => (Request::Show { id }, json, Style::Detail),
+        Command::Approve { id, comment, json } => (Request::Approve { id, comment }, json, Style::Detail),
+        Command::Deny { id, reason, json } => (Request::Deny { id, reason }, json, Style::Detail),
+        Command::Revoke { id, reason, json } => (Request::Revoke { id, reason }, json, Style::Detail),
+        Command::Grant(args) => match grant_request(args) {
+            Ok(r) => (r, false, Style::IdOnly),
+            Err(e) => {
+                eprintln!("jitd: {e}");
+                return ExitCode::from(2);
+            }
+        },
+        Command::Serve { .. } | Command::CheckConfig { .. } => unreachable!("handled in main"),
+    };
+    let response = match client.call(request) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("jitd: {e}");
+            return ExitCode::from(EXIT_UNREACHABLE);
+        }
+    };
+    print(response, json, style)
+}
+
+enum Style {
+    Table,
+    Detail,
+    IdOnly,
+}
+
+fn grant_request(args: GrantArgs) -> Result<Request, String> {
+    let target = if args.ssh {
+        Target::Ssh
+    } else {
+        Target::Sudo {
+            command: jit_proto::command::resolve(&args.command)?,
+        }
+    };
+    Ok(Request::Grant {
+        user: args.user,
+        request: NewRequest {
+            target,
+            duration_secs: args.duration.map(|d| d.as_secs()),
+            reason: Some(args.reason),
+            ticket: args.ticket,
+            role: None,
+        },
+    })
+}
+
+fn print(response: Response, json: bool, style: Style) -> ExitCode {
+    match response {
+        Response::Request { request } => match style {
+            Style::IdOnly => println!("{}", request.id),
+            _ if json => println!("{}", json_text(&request)),
+            _ => print!("{}", output::detail(&request)),
+        },
+        Response::Requests { requests } => {
+            if json {
+                println!("{}", json_text(&requests));
+            } else {
+                print!("{}", output::table(&requests));
+            }
+        }
+        Response::Error { code, message } => {
+            eprintln!("jitd: {message}");
+            if json {
+                println!("{}", serde_json::json!({"error": code, "message": message}));
+            }
+            return ExitCode::from(EXIT_REFUSED);
+        }
+        other => {
+            eprintln!("jitd: unexpected answer from the daemon: {other:?}");
+            return ExitCode::from(EXIT_UNREACHABLE);
+        }
+    }
+    ExitCode::SUCCESS
+}
+
+fn json_text<T: serde::Serialize>(value: &T) -> String {
+    serde_json::to_string_pretty(value).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"))
+}

@@ -1,0 +1,161 @@
+//! jitd's configuration file (TOML). Unknown keys and bad values are errors that name the
+//! file, line and key, so a typo never silently changes policy.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Deserializer};
+
+pub const DEFAULT_CONFIG: &str = "/etc/jit/jitd.toml";
+pub const CONFIG_ENV: &str = "JITD_CONFIG";
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub socket: PathBuf,
+    pub state_dir: PathBuf,
+    pub sudoers_dir: PathBuf,
+    /// Members of these groups (and root) decide on requests.
+    pub approver_groups: Vec<String>,
+    #[serde(deserialize_with = "human_duration")]
+    pub default_duration: Duration,
+    #[serde(deserialize_with = "human_duration")]
+    pub max_duration: Duration,
+    /// How long a request may wait for a decision before it times out.
+    #[serde(deserialize_with = "human_duration")]
+    pub pending_ttl: Duration,
+    pub require_reason: bool,
+    /// Between SIGTERM and SIGKILL when a grant's sessions are ended.
+    #[serde(deserialize_with = "human_duration")]
+    pub kill_grace: Duration,
+    /// How long before expiry the grant's terminals are warned.
+    #[serde(deserialize_with = "human_duration")]
+    pub warn_before: Duration,
+    /// Concurrent connections, all users together.
+    pub max_connections: usize,
+    /// Concurrent connections of one non-root user. Root (the PAM module) is bounded only by
+    /// `max_connections`, and a share of that is kept free for it.
+    pub max_connections_per_uid: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            socket: PathBuf::from(jit_proto::DEFAULT_SOCKET),
+            state_dir: PathBuf::from("/var/lib/jitd"),
+            sudoers_dir: PathBuf::from("/etc/sudoers.d"),
+            approver_groups: Vec::new(),
+            default_duration: Duration::from_secs(15 * 60),
+            max_duration: Duration::from_secs(4 * 3600),
+            pending_ttl: Duration::from_secs(3600),
+            require_reason: true,
+            kill_grace: Duration::from_secs(10),
+            warn_before: Duration::from_secs(5 * 60),
+            max_connections: 256,
+            max_connections_per_uid: 16,
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct ConfigError {
+    pub file: PathBuf,
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.file.display(), self.message)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+fn human_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    let text = String::deserialize(d)?;
+    jit_proto::duration::parse(&text).map_err(serde::de::Error::custom)
+}
+
+impl Config {
+    /// Reads and validates `path`. A missing file at the default location yields the defaults,
+    /// so a fresh install starts; a missing file named explicitly is an error.
+    pub fn load(path: &Path, explicit: bool) -> Result<Config, ConfigError> {
+        let err = |message: String| ConfigError {
+            file: path.to_path_buf(),
+            message,
+        };
+        let text = match std::fs::read_to_string(path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !explicit => {
+                return Ok(Config::default())
+            }
+            Err(e) => return Err(err(format!("cannot read: {e}"))),
+        };
+        Config::parse(&text).map_err(err)
+    }
+
+    pub fn parse(text: &str) -> Result<Config, String> {
+        let config: Config = toml::from_str(text).map_err(|e| e.to_string())?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        if self.default_duration > self.max_duration {
+            return Err(format!(
+                "key `default_duration` ({}) is longer than `max_duration` ({})",
+                jit_proto::duration::format(self.default_duration),
+                jit_proto::duration::format(self.max_duration)
+            ));
+        }
+        for (key, path) in [
+            ("socket", &self.socket),
+            ("state_dir", &self.state_dir),
+            ("sudoers_dir", &self.sudoers_dir),
+        ] {
+            if !path.is_absolute() {
+                return Err(format!("key `{key}` must be an absolute path"));
+            }
+        }
+        if self.max_connections < 8 || self.max_connections_per_uid == 0 {
+            return Err("key `max_connections` must be at least 8 and `max_connections_per_uid` at least 1".into());
+        }
+        if self.approver_groups.iter().any(|g| g.is_empty()) {
+            return Err("key `approver_groups` contains an empty group name".into());
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_empty_file_gives_safe_defaults() {
+        let c = Config::parse("").unwrap();
+        assert!(c.require_reason);
+        assert_eq!(c.pending_ttl, Duration::from_secs(3600));
+        assert_eq!(c.kill_grace, Duration::from_secs(10));
+        assert_eq!(c.socket, PathBuf::from("/run/jitd/jitd.sock"));
+    }
+
+    #[test]
+    fn durations_are_human() {
+        let c = Config::parse("default_duration = \"1h30m\"\nmax_duration = \"8h\"").unwrap();
+        assert_eq!(c.default_duration, Duration::from_secs(5400));
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_values_name_the_line_and_key() {
+        let e = Config::parse("approver_groups = []\nmax_duraton = \"1h\"\n").unwrap_err();
+        assert!(e.contains("line 2") && e.contains("max_duraton"), "{e}");
+        let e = Config::parse("\n\npending_ttl = \"soon\"\n").unwrap_err();
+        assert!(e.contains("line 3") && e.contains("soon"), "{e}");
+        let e = Config::parse("default_duration = \"5h\"\nmax_duration = \"1h\"").unwrap_err();
+        assert!(e.contains("default_duration"), "{e}");
+        let e = Config::parse("state_dir = \"relative\"").unwrap_err();
+        assert!(e.contains("state_dir"), "{e}");
+    }
+}

@@ -1,0 +1,346 @@
+//! The grant lifecycle: `pending` → `active` → `expired` | `revoked` | `completed` (| `failed`),
+//! and `pending` → `denied` | `cancelled` | `timed_out`. Pure: every step takes `now`.
+
+use std::fmt;
+
+use chrono::{DateTime, Duration, Utc};
+use jit_proto::{State, Target};
+
+use super::model::{Action, Decision, End, GrantId, Phase, Request, Window};
+
+/// Who performs a step, as far as the record is concerned.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct By {
+    pub name: String,
+    pub uid: Option<u32>,
+}
+
+impl By {
+    pub fn user(name: &str, uid: u32) -> By {
+        By {
+            name: name.to_string(),
+            uid: Some(uid),
+        }
+    }
+
+    /// jitd itself: expiry, time-outs, failures.
+    pub fn daemon() -> By {
+        By {
+            name: "jitd".into(),
+            uid: None,
+        }
+    }
+}
+
+/// Everything needed to open a request; identity has already been established by the caller.
+#[derive(Debug, Clone)]
+pub struct Submission {
+    pub uid: u32,
+    pub user: String,
+    pub target: Target,
+    pub duration: Duration,
+    pub reason: String,
+    pub ticket: Option<String>,
+    pub role: Option<String>,
+    pub approvals_required: u32,
+    pub approver_groups: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LifecycleError {
+    /// The step needs another state; carries the current one.
+    WrongState { action: Action, state: State },
+}
+
+impl fmt::Display for LifecycleError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            LifecycleError::WrongState { action, state } => {
+                let needs = match action {
+                    Action::Approve | Action::Deny | Action::Cancel | Action::TimeOut => "pending",
+                    _ => "active",
+                };
+                write!(
+                    f,
+                    "cannot {} a request that is {} (only a {needs} one)",
+                    action.as_str().replace('_', " "),
+                    state.as_str()
+                )
+            }
+        }
+    }
+}
+
+impl std::error::Error for LifecycleError {}
+
+/// What an approval did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Approval {
+    /// Enough distinct approvals: the window starts now.
+    Granted,
+    /// Recorded; this many more are needed.
+    Recorded { missing: u32 },
+    /// This approver had already approved; counts once.
+    AlreadyCounted { missing: u32 },
+}
+
+impl Request {
+    /// A new pending request, waiting `pending_ttl` at most for its decision.
+    pub fn open(id: GrantId, s: Submission, now: DateTime<Utc>, pending_ttl: Duration) -> Request {
+        Request {
+            id,
+            uid: s.uid,
+            user: s.user,
+            target: s.target,
+            duration_secs: s.duration.num_seconds().max(0) as u64,
+            reason: s.reason,
+            ticket: s.ticket,
+            role: s.role,
+            approvals_required: s.approvals_required.max(1),
+            approver_groups: s.approver_groups,
+            requested_at: now,
+            phase: Phase::Pending {
+                until: now + pending_ttl,
+            },
+            decisions: Vec::new(),
+            sessions: Vec::new(),
+            failure: None,
+        }
+    }
+
+    fn step(&mut self, action: Action, by: &By, note: Option<String>, now: DateTime<Utc>) {
+        self.decisions.push(Decision {
+            action,
+            by: by.name.clone(),
+            by_uid: by.uid,
+            at: now,
+            note,
+        });
+    }
+
+    fn wrong(&self, action: Action) -> LifecycleError {
+        LifecycleError::WrongState {
+            action,
+            state: self.state(),
+        }
+    }
+
+    fn duration(&self) -> Duration {
+        Duration::seconds(self.duration_secs as i64)
+    }
+
+    /// Counts one approval per distinct approver; the window starts when enough are in.
+    pub fn approve(
+        &mut self,
+        by: &By,
+        note: Option<String>,
+        now: DateTime<Utc>,
+    ) -> Result<Approval, LifecycleError> {
+        if !matches!(self.phase, Phase::Pending { .. }) {
+            return Err(self.wrong(Action::Approve));
+        }
+        if self.approvers().contains(&by.name.as_str()) {
+            return Ok(Approval::AlreadyCounted {
+                missing: self.approvals_missing(),
+            });
+        }
+        self.step(Action::Approve, by, note, now);
+        let missing = self.approvals_missing();
+        if missing > 0 {
+            return Ok(Approval::Recorded { missing });
+        }
+        self.phase = Phase::Active {
+            window: Window {
+                approved_at: now,
+                expires_at: now + self.duration(),
+            },
+        };
+        Ok(Approval::Granted)
+    }
+
+    fn end(&mut self, end: End, now: DateTime<Utc>) {
+        let window = self.window();
+        self.phase = Phase::Ended {
+            end,
+            at: now,
+            window,
+        };
+    }
+
+    fn end_pending(
+        &mut self,
+        action: Action,
+        end: End,
+        by: &By,
+        note: Option<String>,
+        now: DateTime<Utc>,
+    ) -> Result<(), LifecycleError> {
+        if !matches!(self.phase, Phase::Pending { .. }) {
+            return Err(self.wrong(action));
+        }
+        self.step(action, by, note, now);
+        self.end(end, now);
+        Ok(())
+    }
+
+    fn end_active(
+        &mut self,
+        action: Action,
+        end: End,
+        by: &By,
+        note: Option<String>,
+        now: DateTime<Utc>,
+    ) -> Result<(), LifecycleError> {
+        if !matches!(self.phase, Phase::Active { .. }) {
+            return Err(self.wrong(action));
+        }
+        self.step(action, by, note, now);
+        self.end(end, now);
+        Ok(())
+    }
+
+    pub fn deny(&mut self, by: &By, reason: String, now: DateTime<Utc>) -> Result<(), LifecycleError> {
+        self.end_pending(Action::Deny, End::Denied, by, Some(reason), now)
+    }
+
+    pub fn cancel(&mut self, by: &By, now: DateTime<Utc>) -> Result<(), LifecycleError> {
+        self.end_pending(Action::Cancel, End::Cancelled, by, None, now)
+    }
+
+    pub fn revoke(&mut self, by: &By, reason: String, now: DateTime<Utc>) -> Result<(), LifecycleError> {
+        self.end_active(Action::Revoke, End::Revoked, by, Some(reason), now)
+    }
+
+    /// The requester's task is finished: the grant ends early.
+    pub fn complete(&mut self, by: &By, now: DateTime<Utc>) -> Result<(), LifecycleError> {
+        self.end_active(Action::Done, End::Completed, by, None, now)
+    }
+
+    /// The host could not install the grant; `why` is shown to the requester and approvers.
+    pub fn fail(&mut self, why: String, now: DateTime<Utc>) -> Result<(), LifecycleError> {
+        self.end_active(Action::Fail, End::Failed, &By::daemon(), Some(why.clone()), now)?;
+        self.failure = Some(why);
+        Ok(())
+    }
+
+    /// Applies whatever deadline has passed: a pending request times out, an active grant
+    /// expires. Returns how it ended, if it did.
+    pub fn tick(&mut self, now: DateTime<Utc>) -> Option<End> {
+        let (action, end) = match self.phase {
+            Phase::Pending { until } if now >= until => (Action::TimeOut, End::TimedOut),
+            Phase::Active { window } if now >= window.expires_at => (Action::Expire, End::Expired),
+            _ => return None,
+        };
+        self.step(action, &By::daemon(), None, now);
+        self.end(end, now);
+        Some(end)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    fn t(secs: i64) -> DateTime<Utc> {
+        Utc.timestamp_opt(1_800_000_000 + secs, 0).unwrap()
+    }
+
+    fn request(approvals: u32) -> Request {
+        Request::open(
+            GrantId::try_from("abcdefghij".to_string()).unwrap(),
+            Submission {
+                uid: 1001,
+                user: "alice".into(),
+                target: Target::Sudo {
+                    command: vec!["/usr/bin/systemctl".into(), "restart".into(), "nginx".into()],
+                },
+                duration: Duration::minutes(15),
+                reason: "deploy".into(),
+                ticket: None,
+                role: None,
+                approvals_required: approvals,
+                approver_groups: vec!["ops-leads".into()],
+            },
+            t(0),
+            Duration::hours(1),
+        )
+    }
+
+    fn bob() -> By {
+        By::user("bob", 1002)
+    }
+
+    #[test]
+    fn the_window_starts_at_approval_and_expires_on_its_deadline() {
+        let mut r = request(1);
+        assert_eq!(r.state(), State::Pending);
+        assert_eq!(r.approve(&bob(), None, t(600)), Ok(Approval::Granted));
+        assert_eq!(r.state(), State::Active);
+        assert_eq!(r.window().unwrap().expires_at, t(600 + 900));
+        assert_eq!(r.tick(t(1499)), None);
+        assert_eq!(r.tick(t(1500)), Some(End::Expired));
+        assert_eq!(r.state(), State::Expired);
+        assert_eq!(r.decisions.last().unwrap().by, "jitd");
+        // The ended record still says what window it had.
+        assert_eq!(r.window().unwrap().approved_at, t(600));
+    }
+
+    #[test]
+    fn a_pending_request_times_out() {
+        let mut r = request(1);
+        assert_eq!(r.tick(t(3599)), None);
+        assert_eq!(r.tick(t(3600)), Some(End::TimedOut));
+        assert_eq!(r.state(), State::TimedOut);
+        assert!(r.approve(&bob(), None, t(3601)).is_err());
+    }
+
+    #[test]
+    fn two_approvals_need_two_distinct_approvers() {
+        let mut r = request(2);
+        assert_eq!(r.approve(&bob(), None, t(1)), Ok(Approval::Recorded { missing: 1 }));
+        assert_eq!(r.approve(&bob(), None, t(2)), Ok(Approval::AlreadyCounted { missing: 1 }));
+        assert_eq!(r.state(), State::Pending);
+        assert_eq!(r.approve(&By::user("carol", 1003), None, t(3)), Ok(Approval::Granted));
+        assert_eq!(r.approvers(), vec!["bob", "carol"]);
+    }
+
+    #[test]
+    fn steps_only_apply_in_their_state() {
+        let mut r = request(1);
+        assert!(r.revoke(&bob(), "x".into(), t(1)).is_err());
+        assert!(r.complete(&bob(), t(1)).is_err());
+        r.deny(&bob(), "not now".into(), t(2)).unwrap();
+        assert_eq!(r.state(), State::Denied);
+        let err = r.cancel(&By::user("alice", 1001), t(3)).unwrap_err();
+        assert_eq!(err.to_string(), "cannot cancel a request that is denied (only a pending one)");
+        assert_eq!(r.tick(t(99_999)), None, "an ended request never changes again");
+    }
+
+    #[test]
+    fn revoke_done_and_failure_end_an_active_grant() {
+        for (f, state) in [
+            (
+                Box::new(|r: &mut Request| r.revoke(&bob(), "incident over".into(), t(5)))
+                    as Box<dyn Fn(&mut Request) -> Result<(), LifecycleError>>,
+                State::Revoked,
+            ),
+            (Box::new(|r: &mut Request| r.complete(&By::user("alice", 1001), t(5))), State::Completed),
+            (Box::new(|r: &mut Request| r.fail("visudo: syntax error".into(), t(5))), State::Failed),
+        ] {
+            let mut r = request(1);
+            r.approve(&bob(), None, t(1)).unwrap();
+            f(&mut r).unwrap();
+            assert_eq!(r.state(), state);
+            assert!(r.next_deadline().is_none());
+        }
+    }
+
+    #[test]
+    fn cancel_withdraws_a_pending_request() {
+        let mut r = request(1);
+        r.cancel(&By::user("alice", 1001), t(1)).unwrap();
+        assert_eq!(r.state(), State::Cancelled);
+        assert!(r.approve(&bob(), None, t(2)).is_err());
+    }
+}

@@ -1,0 +1,312 @@
+//! The request/grant record as jitd keeps it. The phase carries exactly the timestamps that
+//! exist in it, so "active without an expiry" or "pending with an approval time" cannot be
+//! written down.
+
+use std::fmt;
+
+use chrono::{DateTime, Utc};
+use jit_proto::{GrantKind, State, Target};
+use serde::{Deserialize, Serialize};
+
+/// A request id: 10 characters of `[a-z0-9]`. Used in sudoers file names (`jit_<id>`), so it
+/// must never contain a dot, a tilde or a slash; the type guarantees that.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct GrantId(String);
+
+pub const ID_LEN: usize = 10;
+const ID_ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
+
+impl GrantId {
+    /// A fresh random id from the kernel's CSPRNG (unguessable, and safe to generate on many
+    /// hosts at once when approvals are shared).
+    pub fn random() -> std::io::Result<GrantId> {
+        let mut bytes = [0u8; ID_LEN];
+        let mut filled = 0;
+        while filled < ID_LEN {
+            // SAFETY: the pointer and length describe the unfilled tail of `bytes`.
+            let n = unsafe {
+                libc::getrandom(
+                    bytes[filled..].as_mut_ptr().cast(),
+                    ID_LEN - filled,
+                    0,
+                )
+            };
+            if n < 0 {
+                let e = std::io::Error::last_os_error();
+                if e.kind() == std::io::ErrorKind::Interrupted {
+                    continue;
+                }
+                return Err(e);
+            }
+            filled += n as usize;
+        }
+        // 256 is not a multiple of 36; the slight bias does not matter for an identifier.
+        let s = bytes
+            .iter()
+            .map(|b| ID_ALPHABET[*b as usize % ID_ALPHABET.len()] as char)
+            .collect();
+        Ok(GrantId(s))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for GrantId {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        if s.len() == ID_LEN && s.bytes().all(|b| ID_ALPHABET.contains(&b)) {
+            Ok(GrantId(s))
+        } else {
+            Err(format!(
+                "{s:?} is not a request id (10 characters, a-z and 0-9; see `jitd list`)"
+            ))
+        }
+    }
+}
+
+impl From<GrantId> for String {
+    fn from(id: GrantId) -> String {
+        id.0
+    }
+}
+
+impl fmt::Display for GrantId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// The approved window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Window {
+    pub approved_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// How a request ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum End {
+    Expired,
+    Revoked,
+    Completed,
+    Denied,
+    Cancelled,
+    TimedOut,
+    Failed,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "phase", rename_all = "snake_case")]
+pub enum Phase {
+    Pending {
+        until: DateTime<Utc>,
+    },
+    Active {
+        window: Window,
+    },
+    Ended {
+        end: End,
+        at: DateTime<Utc>,
+        /// The window it had, if it was ever approved.
+        window: Option<Window>,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Action {
+    Approve,
+    Deny,
+    Cancel,
+    Revoke,
+    Done,
+    Expire,
+    TimeOut,
+    Fail,
+}
+
+impl Action {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::Approve => "approve",
+            Action::Deny => "deny",
+            Action::Cancel => "cancel",
+            Action::Revoke => "revoke",
+            Action::Done => "done",
+            Action::Expire => "expire",
+            Action::TimeOut => "time_out",
+            Action::Fail => "fail",
+        }
+    }
+}
+
+/// Who did a step: a user (by uid and name), or jitd itself.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Decision {
+    pub action: Action,
+    pub by: String,
+    #[serde(default)]
+    pub by_uid: Option<u32>,
+    pub at: DateTime<Utc>,
+    #[serde(default)]
+    pub note: Option<String>,
+}
+
+/// A session pam_jit registered under this grant.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Session {
+    pub pid: u32,
+    pub service: String,
+    pub user: String,
+    pub ruser: Option<String>,
+    pub tty: Option<String>,
+    pub rhost: Option<String>,
+    pub audit_session: Option<u32>,
+    pub opened_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Request {
+    pub id: GrantId,
+    /// The requester, from peer credentials (or named by an approver for `jitd grant`).
+    pub uid: u32,
+    pub user: String,
+    pub target: Target,
+    pub duration_secs: u64,
+    pub reason: String,
+    pub ticket: Option<String>,
+    pub role: Option<String>,
+    /// Distinct approvals needed.
+    pub approvals_required: u32,
+    /// Who may approve (besides root).
+    pub approver_groups: Vec<String>,
+    pub requested_at: DateTime<Utc>,
+    pub phase: Phase,
+    pub decisions: Vec<Decision>,
+    pub sessions: Vec<Session>,
+    pub failure: Option<String>,
+}
+
+impl End {
+    pub fn state(self) -> State {
+        match self {
+            End::Expired => State::Expired,
+            End::Revoked => State::Revoked,
+            End::Completed => State::Completed,
+            End::Denied => State::Denied,
+            End::Cancelled => State::Cancelled,
+            End::TimedOut => State::TimedOut,
+            End::Failed => State::Failed,
+        }
+    }
+}
+
+impl Request {
+    pub fn state(&self) -> State {
+        match self.phase {
+            Phase::Pending { .. } => State::Pending,
+            Phase::Active { .. } => State::Active,
+            Phase::Ended { end, .. } => end.state(),
+        }
+    }
+
+    pub fn kind(&self) -> GrantKind {
+        self.target.kind()
+    }
+
+    pub fn command(&self) -> Option<&[String]> {
+        match &self.target {
+            Target::Sudo { command } => Some(command),
+            Target::Ssh => None,
+        }
+    }
+
+    pub fn window(&self) -> Option<Window> {
+        match self.phase {
+            Phase::Active { window } => Some(window),
+            Phase::Ended { window, .. } => window,
+            Phase::Pending { .. } => None,
+        }
+    }
+
+    /// When the scheduler must next look at this request, if ever.
+    pub fn next_deadline(&self) -> Option<DateTime<Utc>> {
+        match self.phase {
+            Phase::Pending { until } => Some(until),
+            Phase::Active { window } => Some(window.expires_at),
+            Phase::Ended { .. } => None,
+        }
+    }
+
+    /// Distinct users who approved so far.
+    pub fn approvers(&self) -> Vec<&str> {
+        let mut seen: Vec<&str> = Vec::new();
+        for d in &self.decisions {
+            if d.action == Action::Approve && !seen.contains(&d.by.as_str()) {
+                seen.push(&d.by);
+            }
+        }
+        seen
+    }
+
+    pub fn approvals_missing(&self) -> u32 {
+        match self.phase {
+            Phase::Pending { .. } => self
+                .approvals_required
+                .saturating_sub(self.approvers().len() as u32),
+            _ => 0,
+        }
+    }
+
+    /// The command line as one display string, each argument quoted when needed.
+    pub fn command_display(&self) -> String {
+        match &self.target {
+            Target::Ssh => "ssh".into(),
+            Target::Sudo { command } => display_command(command),
+        }
+    }
+}
+
+/// Shell-style quoting for display only (never executed).
+pub fn display_command(argv: &[String]) -> String {
+    argv.iter()
+        .map(|a| {
+            if !a.is_empty()
+                && a.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"/-_.,:=@+%".contains(&b))
+            {
+                a.clone()
+            } else {
+                format!("'{}'", a.replace('\'', "'\\''"))
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_are_safe_for_sudoers_file_names() {
+        for _ in 0..100 {
+            let id = GrantId::random().unwrap();
+            assert_eq!(id.as_str().len(), ID_LEN);
+            assert!(GrantId::try_from(id.to_string()).is_ok());
+        }
+        for bad in ["../etc/passwd", "abc", "ABCDEFGHIJ", "abcde.ghij", "abcdefghi~"] {
+            assert!(GrantId::try_from(bad.to_string()).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn display_quotes_what_a_shell_would_split() {
+        let argv = ["/bin/echo", "a b", "it's", "x"].map(String::from);
+        assert_eq!(display_command(&argv), r#"/bin/echo 'a b' 'it'\''s' x"#);
+    }
+}

@@ -1,0 +1,99 @@
+//! How requests are printed for people (scripts use --json).
+
+use jit_proto::{RequestView, State};
+
+pub fn what(r: &RequestView) -> String {
+    match &r.command {
+        Some(argv) => crate::core::model::display_command(argv),
+        None => "ssh login".into(),
+    }
+}
+
+pub fn table(requests: &[RequestView]) -> String {
+    if requests.is_empty() {
+        return "no requests\n".into();
+    }
+    let mut out = format!("{:<10}  {:<12}  {:<9}  {:<20}  {:<20}  {}\n", "ID", "USER", "STATE", "EXPIRES/UNTIL", "REASON", "WHAT");
+    for r in requests {
+        let when = match r.state {
+            State::Pending => r.pending_until.clone(),
+            _ => r.expires_at.clone(),
+        };
+        out.push_str(&format!(
+            "{:<10}  {:<12}  {:<9}  {:<20}  {:<20}  {}\n",
+            r.id,
+            clip(&r.user, 12),
+            r.state.as_str(),
+            when.unwrap_or_else(|| "-".into()),
+            clip(&r.reason, 20),
+            clip(&what(r), 60),
+        ));
+    }
+    out
+}
+
+fn clip(s: &str, n: usize) -> String {
+    let clean: String = s.chars().map(|c| if c.is_control() { '?' } else { c }).collect();
+    if clean.chars().count() <= n {
+        clean
+    } else {
+        clean.chars().take(n - 1).collect::<String>() + "…"
+    }
+}
+
+pub fn detail(r: &RequestView) -> String {
+    let mut out = String::new();
+    let mut line = |k: &str, v: &str| out.push_str(&format!("{k:<13} {v}\n"));
+    line("id", &r.id);
+    line("user", &format!("{} (uid {})", r.user, r.uid));
+    line("state", r.state.as_str());
+    line("what", &what(r));
+    line("duration", &jit_proto::duration::format(std::time::Duration::from_secs(r.duration_secs)));
+    line("reason", &clip(&r.reason, 200));
+    if let Some(t) = &r.ticket {
+        line("ticket", &clip(t, 128));
+    }
+    if let Some(role) = &r.role {
+        line("role", role);
+    }
+    line("requested at", &r.requested_at);
+    if let Some(t) = &r.pending_until {
+        line("pending until", t);
+        let who = if r.approver_groups.is_empty() {
+            "root".to_string()
+        } else {
+            format!("root or a member of {}", r.approver_groups.join(", "))
+        };
+        line("needs", &format!("{} more approval(s) from {who}", r.approvals_missing));
+    }
+    if let Some(t) = &r.approved_at {
+        line("approved at", t);
+    }
+    if let Some(t) = &r.expires_at {
+        line("expires at", t);
+    }
+    if let Some(t) = &r.ended_at {
+        line("ended at", t);
+    }
+    if let Some(f) = &r.failure {
+        line("failure", f);
+    }
+    for d in &r.decisions {
+        let note = d.note.as_deref().map(|n| format!(": {}", clip(n, 200))).unwrap_or_default();
+        line("decision", &format!("{} {} by {}{note}", d.at, d.action, d.by));
+    }
+    for s in &r.sessions {
+        line(
+            "session",
+            &format!(
+                "pid {} {} user {} tty {} from {}",
+                s.pid,
+                s.service,
+                s.user,
+                s.tty.as_deref().unwrap_or("-"),
+                s.rhost.as_deref().unwrap_or("local")
+            ),
+        );
+    }
+    out
+}

@@ -1,0 +1,19 @@
+//! The port through which the daemon makes grants real on the host (sudoers drop-ins, session
+//! ending). The lifecycle decides; an `Enforcement` carries it out.
+
+use crate::core::model::{Request, Session};
+
+pub trait Enforcement: Send + Sync {
+    /// Makes an active grant effective. An error fails the grant with that message.
+    fn install(&self, grant: &Request) -> Result<(), String>;
+    /// Takes away everything an ended grant gave: its drop-in, cached sudo credentials, and
+    /// the processes of its sessions. Must not block the caller for the kill grace period.
+    fn withdraw(&self, grant: &Request);
+    /// Puts a newly registered session where [`Enforcement::withdraw`] will find it.
+    fn adopt_session(&self, grant: &Request, session: &Session) -> Result<(), String>;
+    /// Writes a line to the terminals of the grant's sessions.
+    fn warn(&self, grant: &Request, message: &str);
+    /// Makes the host match the records: drop-ins only for `active`, nothing left of `ended`.
+    /// Returns one line per correction made, for the log.
+    fn reconcile(&self, active: &[&Request], ended: &[&Request]) -> Vec<String>;
+}

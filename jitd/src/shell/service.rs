@@ -1,0 +1,639 @@
+//! The daemon's request handling: authorises the caller, applies the lifecycle, persists the
+//! result before answering, then carries out the effects and logs every step.
+
+use std::collections::HashSet;
+use std::sync::{Arc, Condvar, Mutex, RwLock};
+use std::time::Duration as StdDuration;
+
+use chrono::{DateTime, Duration, Utc};
+use jit_proto::{ErrorCode, GrantKind, NewRequest, PamContext, Request as Wire, Response, SessionInfo, State};
+
+use crate::config::Config;
+use crate::core::authz::{self, Actor};
+use crate::core::lifecycle::{Approval, By, Submission};
+use crate::core::model::{End, GrantId, Request, Session};
+use crate::core::registry::Registry;
+use crate::events::{Event, EventKind};
+use crate::shell::clock::Clock;
+use crate::shell::enforcement::Enforcement;
+use crate::shell::event_log::{event_for, EventLog};
+use crate::shell::identity;
+use crate::shell::store::Store;
+use crate::shell::submission;
+use crate::shell::view::{rfc3339, view};
+
+/// Pending requests one user may have open at once: enough for real work, too few to flood
+/// approvers or the state directory.
+pub const MAX_PENDING_PER_USER: usize = 20;
+
+/// A refusal, turned into `Response::Error`.
+#[derive(Debug)]
+pub struct Failure {
+    pub code: ErrorCode,
+    pub message: String,
+}
+
+impl Failure {
+    fn new(code: ErrorCode, message: impl Into<String>) -> Failure {
+        Failure {
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+impl From<authz::Denial> for Failure {
+    fn from(d: authz::Denial) -> Failure {
+        Failure::new(ErrorCode::Forbidden, d.to_string())
+    }
+}
+
+impl From<crate::core::lifecycle::LifecycleError> for Failure {
+    fn from(e: crate::core::lifecycle::LifecycleError) -> Failure {
+        Failure::new(ErrorCode::InvalidState, e.to_string())
+    }
+}
+
+pub struct Service {
+    config: Config,
+    clock: Arc<dyn Clock>,
+    store: Box<dyn Store>,
+    registry: RwLock<Registry>,
+    events: EventLog,
+    enforcement: Box<dyn Enforcement>,
+    /// Bumped on every change that may move the next deadline; wakes the scheduler.
+    wake: (Mutex<u64>, Condvar),
+    /// Grants whose expiry warning went out (in memory: after a restart a warning may repeat).
+    warned: Mutex<HashSet<GrantId>>,
+}
+
+impl Service {
+    /// Loads every stored request, ends what passed its deadline while jitd was down, and
+    /// reconciles the host with the result.
+    pub fn start(
+        config: Config,
+        clock: Arc<dyn Clock>,
+        store: Box<dyn Store>,
+        events: EventLog,
+        enforcement: Box<dyn Enforcement>,
+    ) -> std::io::Result<Arc<Service>> {
+        let (requests, problems) = store.load_all()?;
+        let service = Service {
+            config,
+            clock,
+            store,
+            registry: RwLock::new(Registry::default()),
+            events,
+            enforcement,
+            wake: (Mutex::new(0), Condvar::new()),
+            warned: Mutex::new(HashSet::new()),
+        };
+        for p in problems {
+            service
+                .events
+                .emit(&Event::new(EventKind::InternalError, format!("state file {p}")));
+        }
+        {
+            let mut reg = service.write_registry();
+            for r in requests {
+                reg.put(r);
+            }
+        }
+        service.apply_deadlines(" while jitd was not running");
+        service.reconcile();
+        Ok(Arc::new(service))
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    fn read_registry(&self) -> std::sync::RwLockReadGuard<'_, Registry> {
+        // A panic while holding the lock cannot leave the registry half-updated (every
+        // mutation is a single `put`), so a poisoned lock is safe to keep using.
+        self.registry.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn write_registry(&self) -> std::sync::RwLockWriteGuard<'_, Registry> {
+        self.registry.write().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn handle(&self, actor: &Actor, request: Wire) -> Response {
+        let result = match request {
+            Wire::Check(ctx) => self.check(actor, &ctx),
+            Wire::OpenSession(info) => self.open_session(actor, info),
+            Wire::CloseSession(info) => self.close_session(actor, &info),
+            Wire::Submit(new) => self.submit(actor, &new),
+            Wire::Grant { user, request } => self.grant(actor, &user, &request),
+            Wire::Approve { id, comment } => self.approve(actor, &id, comment),
+            Wire::Deny { id, reason } => self.deny(actor, &id, reason),
+            Wire::Revoke { id, reason } => self.revoke(actor, &id, reason),
+            Wire::Cancel { id } => self.cancel(actor, &id),
+            Wire::Done { id } => self.done(actor, &id),
+            Wire::Show { id } => self.show(actor, &id),
+            Wire::List { all } => Ok(self.list(actor, all)),
+        };
+        result.unwrap_or_else(|f| Response::Error {
+            code: f.code,
+            message: f.message,
+        })
+    }
+
+    // ---- PAM ----------------------------------------------------------------------------
+
+    fn check(&self, actor: &Actor, ctx: &PamContext) -> Result<Response, Failure> {
+        authz::may_query_grants(actor)?;
+        let now = self.clock.now();
+        let reg = self.read_registry();
+        let found = reg.active_for(&ctx.user, ctx.kind, now).next();
+        Ok(match found {
+            Some(r) => Response::Allowed {
+                grant_id: r.id.to_string(),
+            },
+            None => Response::Denied {
+                reason: format!("{} holds no active {} grant", ctx.user, ctx.kind.as_str()),
+            },
+        })
+    }
+
+    /// Under sudo the session phase runs with PAM_USER = the target (root) and PAM_RUSER =
+    /// the invoking user, whose grant covers the session.
+    fn grant_holder(ctx: &PamContext) -> &str {
+        match (ctx.kind, &ctx.ruser) {
+            (GrantKind::Sudo, Some(ruser)) if !ruser.is_empty() => ruser,
+            _ => &ctx.user,
+        }
+    }
+
+    fn open_session(&self, actor: &Actor, info: SessionInfo) -> Result<Response, Failure> {
+        authz::may_query_grants(actor)?;
+        let holder = Self::grant_holder(&info.pam).to_string();
+        let now = self.clock.now();
+        let id = {
+            let reg = self.read_registry();
+            let found = reg.active_for(&holder, info.pam.kind, now).next();
+            found.map(|r| r.id.clone())
+        };
+        let Some(id) = id else {
+            return Ok(Response::SessionRegistered { grant_id: None });
+        };
+        let session = Session {
+            pid: info.pid,
+            service: info.pam.service.clone(),
+            user: info.pam.user.clone(),
+            ruser: info.pam.ruser.clone(),
+            tty: info.pam.tty.clone(),
+            rhost: info.pam.rhost.clone(),
+            audit_session: info.audit_session,
+            opened_at: now,
+        };
+        let s = session.clone();
+        let grant = self.transition(&id, move |r, _now| {
+            r.sessions.retain(|old| old.pid != s.pid);
+            r.sessions.push(s);
+            Ok(None)
+        })?;
+        if let Err(e) = self.enforcement.adopt_session(&grant, &session) {
+            let mut ev = event_for(
+                EventKind::InternalError,
+                &grant,
+                format!("cannot track session pid {}: {e}", session.pid),
+            );
+            ev.extra.push(("PID", session.pid.to_string()));
+            self.events.emit(&ev);
+        }
+        let mut ev = event_for(EventKind::SessionOpened, &grant, format!("{} session opened", info.pam.service));
+        ev.extra.push(("PID", session.pid.to_string()));
+        ev.extra.push(("SERVICE", info.pam.service.clone()));
+        if let Some(rhost) = &info.pam.rhost {
+            ev.extra.push(("RHOST", rhost.clone()));
+        }
+        if let Some(tty) = &info.pam.tty {
+            ev.extra.push(("TTY", tty.clone()));
+        }
+        self.events.emit(&ev);
+        Ok(Response::SessionRegistered {
+            grant_id: Some(grant.id.to_string()),
+        })
+    }
+
+    fn close_session(&self, actor: &Actor, info: &SessionInfo) -> Result<Response, Failure> {
+        authz::may_query_grants(actor)?;
+        let holder = Self::grant_holder(&info.pam);
+        let id = {
+            let reg = self.read_registry();
+            let found = reg
+                .iter()
+                .find(|r| r.user == holder && r.sessions.iter().any(|s| s.pid == info.pid));
+            found.map(|r| r.id.clone())
+        };
+        let Some(id) = id else {
+            return Ok(Response::SessionRegistered { grant_id: None });
+        };
+        let pid = info.pid;
+        let grant = self.transition_any_state(&id, move |r| {
+            r.sessions.retain(|s| s.pid != pid);
+        })?;
+        let mut ev = event_for(EventKind::SessionClosed, &grant, format!("{} session closed", info.pam.service));
+        ev.extra.push(("PID", pid.to_string()));
+        self.events.emit(&ev);
+        Ok(Response::SessionRegistered {
+            grant_id: Some(grant.id.to_string()),
+        })
+    }
+
+    // ---- requests -----------------------------------------------------------------------
+
+    fn new_id(&self, reg: &Registry) -> Result<GrantId, Failure> {
+        for _ in 0..8 {
+            let id = GrantId::random()
+                .map_err(|e| Failure::new(ErrorCode::Internal, format!("no randomness: {e}")))?;
+            if reg.get(&id).is_none() {
+                return Ok(id);
+            }
+        }
+        Err(Failure::new(ErrorCode::Internal, "cannot allocate a request id"))
+    }
+
+    fn submission(&self, uid: u32, user: &str, new: &NewRequest) -> Result<Submission, Failure> {
+        let checked = submission::check(new, &self.config)
+            .map_err(|m| Failure::new(ErrorCode::BadRequest, m))?;
+        Ok(Submission {
+            uid,
+            user: user.to_string(),
+            target: checked.target,
+            duration: checked.duration,
+            reason: checked.reason,
+            ticket: checked.ticket,
+            role: new.role.clone(),
+            approvals_required: 1,
+            approver_groups: self.config.approver_groups.clone(),
+        })
+    }
+
+    /// Records a brand-new request: audit first (refused if it cannot be logged), then the
+    /// store, then the registry.
+    fn create(&self, sub: Submission, decide: impl FnOnce(&mut Request, DateTime<Utc>) -> Result<(), Failure>) -> Result<Request, Failure> {
+        let mut reg = self.write_registry();
+        let pending = reg
+            .iter()
+            .filter(|r| r.uid == sub.uid && r.state() == State::Pending)
+            .count();
+        if pending >= MAX_PENDING_PER_USER {
+            return Err(Failure::new(
+                ErrorCode::PolicyDenied,
+                format!("{} already has {pending} pending requests: cancel some first (jit-elevate list)", sub.user),
+            ));
+        }
+        let id = self.new_id(&reg)?;
+        let now = self.clock.now();
+        let pending_ttl = Duration::seconds(self.config.pending_ttl.as_secs() as i64);
+        let mut r = Request::open(id, sub, now, pending_ttl);
+        decide(&mut r, now)?;
+        let kind = if r.state() == State::Active { EventKind::Approved } else { EventKind::Requested };
+        let mut ev = event_for(
+            EventKind::Requested,
+            &r,
+            format!("{} asked for {} for {}", r.user, r.command_display(), jit_proto::duration::format(StdDuration::from_secs(r.duration_secs))),
+        );
+        if kind == EventKind::Approved {
+            ev.approver = r.decisions.first().map(|d| d.by.clone());
+            ev.message = format!("{} granted {} to {}", ev.approver.clone().unwrap_or_default(), r.command_display(), r.user);
+            ev.kind = Some(EventKind::Approved);
+        }
+        self.events
+            .record(&ev)
+            .map_err(|e| Failure::new(ErrorCode::Unavailable, format!("refused: the audit log cannot be written ({e}); nothing was recorded")))?;
+        self.persist(&r)?;
+        reg.put(r.clone());
+        drop(reg);
+        self.poke();
+        Ok(r)
+    }
+
+    fn persist(&self, r: &Request) -> Result<(), Failure> {
+        self.store.put(r).map_err(|e| {
+            self.events.emit(&event_for(EventKind::InternalError, r, format!("cannot persist state: {e}")));
+            Failure::new(ErrorCode::Unavailable, format!("the state directory cannot be written ({e}); nothing was changed"))
+        })
+    }
+
+    fn submit(&self, actor: &Actor, new: &NewRequest) -> Result<Response, Failure> {
+        let sub = self.submission(actor.uid, &actor.name, new)?;
+        let r = self.create(sub, |_, _| Ok(()))?;
+        Ok(Response::Request { request: view(&r) })
+    }
+
+    fn grant(&self, actor: &Actor, user: &str, new: &NewRequest) -> Result<Response, Failure> {
+        let uid = identity::uid_of(user).map_err(|m| Failure::new(ErrorCode::BadRequest, m))?;
+        authz::may_grant(actor, &self.config.approver_groups, uid)?;
+        let sub = self.submission(uid, user, new)?;
+        let by = By::user(&actor.name, actor.uid);
+        let r = self.create(sub, |r, now| {
+            r.approve(&by, Some("granted directly".into()), now)?;
+            Ok(())
+        })?;
+        let r = self.activate(r);
+        Ok(Response::Request { request: view(&r) })
+    }
+
+    /// Applies `step` to the current record under the write lock, records `event` (refusing if
+    /// the audit log fails), persists, and only then publishes the new version.
+    fn transition(
+        &self,
+        id: &GrantId,
+        step: impl FnOnce(&mut Request, DateTime<Utc>) -> Result<Option<Event>, Failure>,
+    ) -> Result<Request, Failure> {
+        let mut reg = self.write_registry();
+        let current = reg
+            .get(id)
+            .ok_or_else(|| Failure::new(ErrorCode::NotFound, format!("no request {id} (see `jitd list --all`)")))?;
+        let now = self.clock.now();
+        if current.next_deadline().is_some_and(|d| d <= now) {
+            return Err(Failure::new(
+                ErrorCode::InvalidState,
+                format!("request {id} has reached its deadline and is being closed"),
+            ));
+        }
+        let mut next = current.clone();
+        if let Some(event) = step(&mut next, now)? {
+            self.events.record(&event).map_err(|e| {
+                Failure::new(ErrorCode::Unavailable, format!("refused: the audit log cannot be written ({e}); nothing was changed"))
+            })?;
+        }
+        self.persist(&next)?;
+        reg.put(next.clone());
+        drop(reg);
+        self.poke();
+        Ok(next)
+    }
+
+    /// A bookkeeping change (session list) that is valid in any state.
+    fn transition_any_state(&self, id: &GrantId, step: impl FnOnce(&mut Request)) -> Result<Request, Failure> {
+        let mut reg = self.write_registry();
+        let mut next = reg
+            .get(id)
+            .ok_or_else(|| Failure::new(ErrorCode::NotFound, format!("no request {id}")))?
+            .clone();
+        step(&mut next);
+        self.persist(&next)?;
+        reg.put(next.clone());
+        Ok(next)
+    }
+
+    fn parse_id(id: &str) -> Result<GrantId, Failure> {
+        GrantId::try_from(id.to_string()).map_err(|m| Failure::new(ErrorCode::BadRequest, m))
+    }
+
+    fn lookup(&self, id: &GrantId) -> Result<Request, Failure> {
+        self.read_registry()
+            .get(id)
+            .cloned()
+            .ok_or_else(|| Failure::new(ErrorCode::NotFound, format!("no request {id} (see `jitd list --all`)")))
+    }
+
+    fn approve(&self, actor: &Actor, id: &str, comment: Option<String>) -> Result<Response, Failure> {
+        let id = Self::parse_id(id)?;
+        authz::may_decide(actor, &self.lookup(&id)?, false)?;
+        let by = By::user(&actor.name, actor.uid);
+        let approver = actor.name.clone();
+        let r = self.transition(&id, |r, now| {
+            authz::may_decide(actor, r, false)?;
+            let outcome = r.approve(&by, comment, now)?;
+            let mut ev = event_for(EventKind::Approved, r, "");
+            ev.approver = Some(approver.clone());
+            ev.message = match outcome {
+                Approval::Granted => format!("{approver} approved; the grant is active"),
+                Approval::Recorded { missing } => format!("{approver} approved; {missing} more approval(s) needed"),
+                Approval::AlreadyCounted { .. } => return Ok(None),
+            };
+            Ok(Some(ev))
+        })?;
+        let r = if r.state() == State::Active { self.activate(r) } else { r };
+        Ok(Response::Request { request: view(&r) })
+    }
+
+    /// After the window opened: install the grant on the host, or fail it.
+    fn activate(&self, r: Request) -> Request {
+        match self.enforcement.install(&r) {
+            Ok(()) => {
+                self.events.emit(&event_for(EventKind::GrantInstalled, &r, "grant installed"));
+                r
+            }
+            Err(why) => {
+                let failed = self.transition(&r.id, |r, now| {
+                    r.fail(why.clone(), now)?;
+                    Ok(Some(event_for(EventKind::GrantFailed, r, format!("grant could not be installed: {why}"))))
+                });
+                match failed {
+                    Ok(f) => {
+                        self.enforcement.withdraw(&f);
+                        f
+                    }
+                    Err(e) => {
+                        self.events.emit(&event_for(EventKind::InternalError, &r, e.message));
+                        r
+                    }
+                }
+            }
+        }
+    }
+
+    fn deny(&self, actor: &Actor, id: &str, reason: String) -> Result<Response, Failure> {
+        let id = Self::parse_id(id)?;
+        let by = By::user(&actor.name, actor.uid);
+        let r = self.transition(&id, |r, now| {
+            authz::may_decide(actor, r, false)?;
+            r.deny(&by, reason.clone(), now)?;
+            let mut ev = event_for(EventKind::Denied, r, format!("{} denied the request: {reason}", actor.name));
+            ev.approver = Some(actor.name.clone());
+            Ok(Some(ev))
+        })?;
+        Ok(Response::Request { request: view(&r) })
+    }
+
+    fn revoke(&self, actor: &Actor, id: &str, reason: String) -> Result<Response, Failure> {
+        let id = Self::parse_id(id)?;
+        let by = By::user(&actor.name, actor.uid);
+        let r = self.transition(&id, |r, now| {
+            // Revoking only ever takes access away, so an approver may revoke their own grant.
+            authz::may_decide(actor, r, true)?;
+            r.revoke(&by, reason.clone(), now)?;
+            let mut ev = event_for(EventKind::Revoked, r, format!("{} revoked the grant: {reason}", actor.name));
+            ev.approver = Some(actor.name.clone());
+            Ok(Some(ev))
+        })?;
+        self.enforcement.withdraw(&r);
+        Ok(Response::Request { request: view(&r) })
+    }
+
+    fn cancel(&self, actor: &Actor, id: &str) -> Result<Response, Failure> {
+        let id = Self::parse_id(id)?;
+        let by = By::user(&actor.name, actor.uid);
+        let r = self.transition(&id, |r, now| {
+            authz::may_act_as_requester(actor, r)?;
+            r.cancel(&by, now)?;
+            Ok(Some(event_for(EventKind::Cancelled, r, format!("{} cancelled the request", actor.name))))
+        })?;
+        Ok(Response::Request { request: view(&r) })
+    }
+
+    fn done(&self, actor: &Actor, id: &str) -> Result<Response, Failure> {
+        let id = Self::parse_id(id)?;
+        let by = By::user(&actor.name, actor.uid);
+        let r = self.transition(&id, |r, now| {
+            authz::may_act_as_requester(actor, r)?;
+            r.complete(&by, now)?;
+            Ok(Some(event_for(EventKind::Completed, r, format!("{} finished; the grant ended early", actor.name))))
+        })?;
+        self.enforcement.withdraw(&r);
+        Ok(Response::Request { request: view(&r) })
+    }
+
+    fn show(&self, actor: &Actor, id: &str) -> Result<Response, Failure> {
+        let id = Self::parse_id(id)?;
+        let r = self.lookup(&id)?;
+        if !authz::may_view(actor, &r, &self.config.approver_groups) {
+            return Err(authz::Denial::NotYours.into());
+        }
+        Ok(Response::Request { request: view(&r) })
+    }
+
+    fn list(&self, actor: &Actor, all: bool) -> Response {
+        let reg = self.read_registry();
+        let mut found: Vec<&Request> = reg
+            .iter()
+            .filter(|r| all || !r.state().is_terminal())
+            .filter(|r| authz::may_view(actor, r, &self.config.approver_groups))
+            .collect();
+        found.sort_by(|a, b| (a.requested_at, &a.id).cmp(&(b.requested_at, &b.id)));
+        // Keep the answer within one frame: newest first when there are too many.
+        const MAX_LISTED: usize = 100;
+        let skip = found.len().saturating_sub(MAX_LISTED);
+        Response::Requests {
+            requests: found.into_iter().skip(skip).map(view).collect(),
+        }
+    }
+
+    // ---- deadlines ----------------------------------------------------------------------
+
+    fn poke(&self) {
+        let (lock, cvar) = &self.wake;
+        let mut generation = lock.lock().unwrap_or_else(|e| e.into_inner());
+        *generation += 1;
+        cvar.notify_all();
+    }
+
+    /// Ends every request whose deadline has passed. `context` is appended to log messages.
+    fn apply_deadlines(&self, context: &str) {
+        let now = self.clock.now();
+        let due = self.read_registry().due(now);
+        for id in due {
+            let mut reg = self.write_registry();
+            let Some(current) = reg.get(&id) else { continue };
+            let mut next = current.clone();
+            let Some(end) = next.tick(now) else { continue };
+            // Expiry happens even when it cannot be persisted or logged: a grant must never
+            // outlive its window. The registry drops it from the active index either way.
+            let persisted = self.store.put(&next);
+            reg.put(next.clone());
+            drop(reg);
+            let (kind, what) = match end {
+                End::TimedOut => (EventKind::TimedOut, "no decision in time; the request timed out"),
+                _ => (EventKind::Expired, "the window closed; the grant expired"),
+            };
+            self.events.emit(&event_for(kind, &next, format!("{what}{context}")));
+            if let Err(e) = persisted {
+                self.events.emit(&event_for(EventKind::InternalError, &next, format!("cannot persist expiry: {e}")));
+            }
+            if end == End::Expired {
+                self.enforcement.withdraw(&next);
+            }
+            self.warned.lock().unwrap_or_else(|e| e.into_inner()).remove(&id);
+        }
+    }
+
+    /// Warns the sessions of grants that end within `warn_before`.
+    fn send_warnings(&self) {
+        let now = self.clock.now();
+        let horizon = now + Duration::seconds(self.config.warn_before.as_secs() as i64);
+        let due: Vec<Request> = {
+            let reg = self.read_registry();
+            let warned = self.warned.lock().unwrap_or_else(|e| e.into_inner());
+            reg.iter()
+                .filter(|r| r.state() == State::Active && !warned.contains(&r.id))
+                .filter(|r| r.window().is_some_and(|w| w.expires_at <= horizon))
+                .cloned()
+                .collect()
+        };
+        for r in due {
+            self.warned.lock().unwrap_or_else(|e| e.into_inner()).insert(r.id.clone());
+            let Some(w) = r.window() else { continue };
+            let left = (w.expires_at - now).num_seconds().max(0) as u64;
+            let msg = format!(
+                "jit: your grant {} ({}) ends in {} at {}; ask again with jit-elevate if you need more time",
+                r.id,
+                r.command_display(),
+                jit_proto::duration::format(StdDuration::from_secs(left.max(1))),
+                rfc3339(w.expires_at)
+            );
+            self.enforcement.warn(&r, &msg);
+            self.events.emit(&event_for(EventKind::ExpiryWarning, &r, msg));
+        }
+    }
+
+    /// When the scheduler must next wake: the earliest deadline or warning.
+    fn next_wake(&self) -> Option<DateTime<Utc>> {
+        let reg = self.read_registry();
+        let warn = Duration::seconds(self.config.warn_before.as_secs() as i64);
+        let warned = self.warned.lock().unwrap_or_else(|e| e.into_inner());
+        let next_warning = reg
+            .iter()
+            .filter(|r| r.state() == State::Active && !warned.contains(&r.id))
+            .filter_map(|r| r.window().map(|w| w.expires_at - warn))
+            .min();
+        [reg.next_deadline(), next_warning].into_iter().flatten().min()
+    }
+
+    /// Converges the host with the records (startup, and periodically from the scheduler).
+    pub fn reconcile(&self) {
+        let (active, ended): (Vec<Request>, Vec<Request>) = {
+            let reg = self.read_registry();
+            reg.iter().cloned().partition(|r| r.state() == State::Active)
+        };
+        let ended: Vec<&Request> = ended.iter().filter(|r| r.window().is_some()).collect();
+        let active_refs: Vec<&Request> = active.iter().collect();
+        for line in self.enforcement.reconcile(&active_refs, &ended) {
+            self.events.emit(&Event::new(EventKind::Reconciled, line));
+        }
+    }
+
+    /// The expiry scheduler: sleeps until the next deadline (or a change), then applies it.
+    /// The sleep is capped at a second so a suspended host or a wall-clock jump is noticed
+    /// promptly; deadlines themselves are exact.
+    pub fn run_scheduler(&self, reconcile_every: StdDuration) {
+        let mut last_reconcile = std::time::Instant::now();
+        loop {
+            self.apply_deadlines("");
+            self.send_warnings();
+            if last_reconcile.elapsed() >= reconcile_every {
+                self.reconcile();
+                last_reconcile = std::time::Instant::now();
+            }
+            let (lock, cvar) = &self.wake;
+            let generation = lock.lock().unwrap_or_else(|e| e.into_inner());
+            let wait = self
+                .next_wake()
+                .map(|at| (at - self.clock.now()).to_std().unwrap_or(StdDuration::ZERO))
+                .unwrap_or(StdDuration::MAX)
+                .min(StdDuration::from_secs(1));
+            if wait.is_zero() {
+                continue;
+            }
+            let start = *generation;
+            let _unused = cvar
+                .wait_timeout_while(generation, wait, |g| *g == start)
+                .unwrap_or_else(|e| e.into_inner());
+        }
+    }
+}

@@ -1,0 +1,108 @@
+//! Crash-safe persistence of requests. The daemon talks to the narrow [`Store`] trait so a
+//! shared store (etcd, for a fleet) can replace the local one; [`FileStore`] is the embedded
+//! default: one JSON file per request, each write is temp file → fsync → rename → fsync dir,
+//! so after a crash a request is either its old or its new version, never torn.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+
+use crate::core::model::Request;
+
+pub trait Store: Send + Sync {
+    /// Every stored request, plus a note for each file that could not be read (set aside).
+    fn load_all(&self) -> io::Result<(Vec<Request>, Vec<String>)>;
+    /// Durably stores `request`; when this returns Ok the change survives a crash.
+    fn put(&self, request: &Request) -> io::Result<()>;
+}
+
+pub struct FileStore {
+    dir: PathBuf,
+}
+
+impl FileStore {
+    /// Opens (creating, root-only) `<state_dir>/requests`.
+    pub fn open(state_dir: &Path) -> io::Result<FileStore> {
+        let dir = state_dir.join("requests");
+        fs::DirBuilder::new().recursive(true).mode(0o700).create(&dir)?;
+        Ok(FileStore { dir })
+    }
+
+    fn path(&self, id: &str) -> PathBuf {
+        self.dir.join(format!("{id}.json"))
+    }
+}
+
+/// Makes a rename or unlink in `dir` durable.
+pub fn fsync_dir(dir: &Path) -> io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+/// Writes `bytes` to `path` atomically and durably, through a temporary file in the same
+/// directory whose name starts with a dot (so nothing that lists the directory mistakes it
+/// for a finished file).
+pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> io::Result<()> {
+    let dir = path
+        .parent()
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "path has no directory"))?;
+    let name = path
+        .file_name()
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "path has no file name"))?;
+    let tmp = dir.join(format!(".{}.tmp", name.to_string_lossy()));
+    let result = (|| {
+        let mut f = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(mode)
+            .open(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        fs::rename(&tmp, path)?;
+        fsync_dir(dir)
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    result
+}
+
+impl Store for FileStore {
+    fn load_all(&self) -> io::Result<(Vec<Request>, Vec<String>)> {
+        let mut requests = Vec::new();
+        let mut problems = Vec::new();
+        for entry in fs::read_dir(&self.dir)? {
+            let entry = entry?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let path = entry.path();
+            if name.starts_with('.') && name.ends_with(".tmp") {
+                // A write that crashed before its rename: the old version is still in place.
+                let _ = fs::remove_file(&path);
+                continue;
+            }
+            if !name.ends_with(".json") {
+                continue;
+            }
+            let parsed = fs::read(&path)
+                .map_err(|e| e.to_string())
+                .and_then(|b| serde_json::from_slice::<Request>(&b).map_err(|e| e.to_string()));
+            match parsed {
+                Ok(r) if format!("{}.json", r.id) == name => requests.push(r),
+                Ok(r) => problems.push(format!("{name}: holds request {} (ignored)", r.id)),
+                Err(e) => {
+                    let aside = path.with_extension("json.corrupt");
+                    let _ = fs::rename(&path, &aside);
+                    problems.push(format!("{name}: unreadable ({e}); moved to {}", aside.display()));
+                }
+            }
+        }
+        Ok((requests, problems))
+    }
+
+    fn put(&self, request: &Request) -> io::Result<()> {
+        let bytes = serde_json::to_vec_pretty(request)
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+        write_atomic(&self.path(request.id.as_str()), &bytes, 0o600)
+    }
+}

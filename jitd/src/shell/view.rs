@@ -1,0 +1,67 @@
+//! The record as CLIs see it (`--json` output).
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use jit_proto::{DecisionView, RequestView, SessionView, Target};
+
+use crate::core::model::{Phase, Request};
+
+pub fn rfc3339(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Secs, true)
+}
+
+pub fn view(r: &Request) -> RequestView {
+    let window = r.window();
+    RequestView {
+        id: r.id.to_string(),
+        user: r.user.clone(),
+        uid: r.uid,
+        state: r.state(),
+        command: match &r.target {
+            Target::Sudo { command } => Some(command.clone()),
+            Target::Ssh => None,
+        },
+        ssh: matches!(r.target, Target::Ssh),
+        reason: r.reason.clone(),
+        ticket: r.ticket.clone(),
+        role: r.role.clone(),
+        duration_secs: r.duration_secs,
+        requested_at: rfc3339(r.requested_at),
+        pending_until: match r.phase {
+            Phase::Pending { until } => Some(rfc3339(until)),
+            _ => None,
+        },
+        approved_at: window.map(|w| rfc3339(w.approved_at)),
+        expires_at: window.map(|w| rfc3339(w.expires_at)),
+        ended_at: match r.phase {
+            Phase::Ended { at, .. } => Some(rfc3339(at)),
+            _ => None,
+        },
+        approvals_missing: r.approvals_missing(),
+        approver_groups: r.approver_groups.clone(),
+        decisions: r
+            .decisions
+            .iter()
+            .map(|d| DecisionView {
+                action: d.action.as_str().into(),
+                by: d.by.clone(),
+                at: rfc3339(d.at),
+                note: d.note.clone(),
+            })
+            .collect(),
+        sessions: r
+            .sessions
+            .iter()
+            .map(|s| SessionView {
+                pid: s.pid,
+                service: s.service.clone(),
+                user: s.user.clone(),
+                ruser: s.ruser.clone(),
+                tty: s.tty.clone(),
+                rhost: s.rhost.clone(),
+                audit_session: s.audit_session,
+                opened_at: rfc3339(s.opened_at),
+            })
+            .collect(),
+        failure: r.failure.clone(),
+    }
+}
