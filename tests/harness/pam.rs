@@ -27,11 +27,11 @@ pub fn module_path() -> PathBuf {
         .get_or_init(|| {
             let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
             let status = Command::new(cargo)
-                .args(["build", "--quiet", "-p", "pam_jit"])
+                .args(["build", "--quiet", "-p", "pam_jit", "-p", "jitd"])
                 .current_dir(env!("CARGO_MANIFEST_DIR"))
                 .status()
                 .expect("run cargo build -p pam_jit");
-            assert!(status.success(), "cargo build -p pam_jit failed");
+            assert!(status.success(), "cargo build -p pam_jit -p jitd failed");
             // target/debug/deps/<test binary> -> target/debug/libpam_jit.so
             let exe = std::env::current_exe().unwrap();
             let path = exe
@@ -426,4 +426,175 @@ fn signal_tree(pid: u32, sig: c_int) {
     }
     // SAFETY: as above.
     unsafe { libc::kill(pid as i32, sig) };
+}
+
+// ---------------------------------------------------------------------------------------------
+// The real jitd and real Unix users
+
+/// The built `jitd` binary next to the module.
+pub fn jitd_bin() -> PathBuf {
+    module_path().with_file_name("jitd")
+}
+
+/// A real jitd (`jitd serve`) as root on a private socket and state directory; killed on drop.
+pub struct Jitd {
+    dir: TempDir,
+    child: Child,
+}
+
+impl Jitd {
+    pub fn start() -> Jitd {
+        let dir = TempDir::new("jit-jitd");
+        for sub in ["state", "sudoers"] {
+            std::fs::create_dir(dir.join(sub)).unwrap();
+        }
+        let config = dir.join("jitd.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "socket = \"{d}/jitd.sock\"\nstate_dir = \"{d}/state\"\nsudoers_dir = \"{d}/sudoers\"\n",
+                d = dir.path().display()
+            ),
+        )
+        .unwrap();
+        let log = std::fs::File::create(dir.join("jitd.log")).unwrap();
+        let child = Command::new(jitd_bin())
+            .args(["serve", "--config"])
+            .arg(&config)
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start jitd serve");
+        let jitd = Jitd { dir, child };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !jitd.socket().exists() {
+            assert!(
+                Instant::now() < deadline,
+                "jitd did not start: {}",
+                jitd.log()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        jitd
+    }
+
+    pub fn socket(&self) -> PathBuf {
+        self.dir.join("jitd.sock")
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("jitd.log")).unwrap_or_default()
+    }
+
+    /// Runs the jitd CLI against this daemon.
+    pub fn jitd(&self, args: &[&str]) -> std::process::Output {
+        Command::new(jitd_bin())
+            .arg("--socket")
+            .arg(self.socket())
+            .args(args)
+            .output()
+            .expect("run jitd")
+    }
+
+    /// `jitd grant USER --for DUR --reason test WHAT...`; returns the grant id.
+    pub fn grant(&self, user: &str, duration: &str, what: &[&str]) -> String {
+        let mut args = vec!["grant", user, "--for", duration, "--reason", "test"];
+        args.extend_from_slice(what);
+        let out = self.jitd(&args);
+        assert!(
+            out.status.success(),
+            "jitd grant failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap().trim().to_string()
+    }
+
+    pub fn revoke(&self, id: &str) {
+        let out = self.jitd(&["revoke", id, "--reason", "test over"]);
+        assert!(
+            out.status.success(),
+            "jitd revoke failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// `jitd show ID --json`.
+    pub fn show(&self, id: &str) -> jit_proto::RequestView {
+        let out = self.jitd(&["show", id, "--json"]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap()
+    }
+
+    /// Polls `show` until `pred` holds (or panics after `within`).
+    pub fn wait_for(
+        &self,
+        id: &str,
+        within: Duration,
+        pred: impl Fn(&jit_proto::RequestView) -> bool,
+    ) -> jit_proto::RequestView {
+        let deadline = Instant::now() + within;
+        loop {
+            let view = self.show(id);
+            if pred(&view) {
+                return view;
+            }
+            assert!(Instant::now() < deadline, "gave up waiting on {view:#?}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Jitd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A real Unix user with a home directory; removed (with its home) on drop.
+pub struct User {
+    pub name: String,
+}
+
+impl User {
+    pub fn create(prefix: &str) -> User {
+        let name = unique(prefix);
+        let status = Command::new("useradd")
+            .args(["-m", "-s", "/bin/sh", &name])
+            .status()
+            .unwrap();
+        assert!(status.success(), "useradd {name}");
+        User { name }
+    }
+}
+
+impl Drop for User {
+    fn drop(&mut self) {
+        // -f: a process the failed test left behind must not keep the user around.
+        let _ = Command::new("userdel")
+            .args(["-r", "-f", &self.name])
+            .output();
+    }
+}
+
+/// A file this test placed somewhere global (/etc/pam.d, /etc/sudoers.d); removed on drop.
+pub struct PlacedFile(pub PathBuf);
+
+impl PlacedFile {
+    pub fn write(path: impl Into<PathBuf>, text: &str, mode: u32) -> PlacedFile {
+        let path = path.into();
+        std::fs::write(&path, text).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+        PlacedFile(path)
+    }
+}
+
+impl Drop for PlacedFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
 }
