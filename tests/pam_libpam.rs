@@ -30,37 +30,43 @@ fn registered(_: &Request) -> Response {
 }
 
 #[test]
-fn a_user_with_a_grant_passes_and_the_daemon_hears_who_from_where() {
-    let jitd = FakeJitd::answering(allowed);
-    let conf = ServiceDir::new(
+fn a_user_with_a_grant_passes_and_only_for_that_kind_of_access() {
+    let jitd = Jitd::start();
+    let alice = User::create("jitlp");
+    let sudo = ServiceDir::new(
         SERVICE,
         &format!("socket={} kind=sudo", jitd.socket().display()),
     );
-    let mut pam = Pam::start(conf.path(), SERVICE, "alice")
-        .ruser("alice")
-        .tty("/dev/pts/9")
-        .rhost("192.0.2.7");
+    let ssh = ServiceDir::new(
+        SERVICE,
+        &format!("socket={} kind=ssh", jitd.socket().display()),
+    );
+
+    let mut pam = Pam::start(sudo.path(), SERVICE, &alice.name);
+    assert_eq!(pam.acct_mgmt(), PAM_PERM_DENIED);
+
+    let id = jitd.grant(&alice.name, "2m", &["--", "/usr/bin/id"]);
+    let mut pam = Pam::start(sudo.path(), SERVICE, &alice.name);
     assert_eq!(pam.acct_mgmt(), PAM_SUCCESS);
     assert!(pam.messages().is_empty(), "{:?}", pam.messages());
-    let Request::Check(ctx) = &jitd.requests()[0] else {
-        panic!("expected a check, got {:?}", jitd.requests());
-    };
-    assert_eq!(ctx.user, "alice");
-    assert_eq!(ctx.kind, GrantKind::Sudo);
-    assert_eq!(ctx.service, SERVICE);
-    assert_eq!(ctx.tty.as_deref(), Some("/dev/pts/9"));
-    assert_eq!(ctx.rhost.as_deref(), Some("192.0.2.7"));
-    assert_eq!(ctx.ruser.as_deref(), Some("alice"));
+    // A sudo grant is not an SSH login.
+    let mut pam = Pam::start(ssh.path(), SERVICE, &alice.name);
+    assert_eq!(pam.acct_mgmt(), PAM_PERM_DENIED);
+
+    jitd.revoke(&id);
+    let mut pam = Pam::start(sudo.path(), SERVICE, &alice.name);
+    assert_eq!(pam.acct_mgmt(), PAM_PERM_DENIED);
 }
 
 #[test]
 fn a_user_without_a_grant_is_denied_with_one_line_saying_what_to_run() {
-    let jitd = FakeJitd::answering(denied);
+    let jitd = Jitd::start();
+    let bob = User::create("jitlp");
     let conf = ServiceDir::new(
         SERVICE,
         &format!("socket={} kind=sudo", jitd.socket().display()),
     );
-    let mut pam = Pam::start(conf.path(), SERVICE, "alice");
+    let mut pam = Pam::start(conf.path(), SERVICE, &bob.name);
     assert_eq!(pam.acct_mgmt(), PAM_PERM_DENIED);
     let messages = pam.messages();
     assert_eq!(messages.len(), 1, "{messages:?}");
@@ -73,10 +79,34 @@ fn a_user_without_a_grant_is_denied_with_one_line_saying_what_to_run() {
         SERVICE,
         &format!("socket={} kind=ssh", jitd.socket().display()),
     );
-    let mut pam = Pam::start(conf.path(), SERVICE, "bob");
+    let mut pam = Pam::start(conf.path(), SERVICE, &bob.name);
     assert_eq!(pam.acct_mgmt(), PAM_PERM_DENIED);
     assert!(pam.messages()[0].contains("jit-elevate --ssh --reason \"why\""));
-    assert!(pam.messages()[0].contains("jitd grant bob --ssh"));
+    assert!(pam.messages()[0].contains(&format!("jitd grant {} --ssh", bob.name)));
+}
+
+/// What the daemon is told, seen by a stand-in that records the request.
+#[test]
+fn the_daemon_hears_who_asks_from_where() {
+    let jitd = FakeJitd::answering(allowed);
+    let conf = ServiceDir::new(
+        SERVICE,
+        &format!("socket={} kind=sudo", jitd.socket().display()),
+    );
+    let mut pam = Pam::start(conf.path(), SERVICE, "alice")
+        .ruser("alice")
+        .tty("/dev/pts/9")
+        .rhost("192.0.2.7");
+    assert_eq!(pam.acct_mgmt(), PAM_SUCCESS);
+    let Request::Check(ctx) = &jitd.requests()[0] else {
+        panic!("expected a check, got {:?}", jitd.requests());
+    };
+    assert_eq!(ctx.user, "alice");
+    assert_eq!(ctx.kind, GrantKind::Sudo);
+    assert_eq!(ctx.service, SERVICE);
+    assert_eq!(ctx.tty.as_deref(), Some("/dev/pts/9"));
+    assert_eq!(ctx.rhost.as_deref(), Some("192.0.2.7"));
+    assert_eq!(ctx.ruser.as_deref(), Some("alice"));
 }
 
 #[test]
@@ -197,12 +227,13 @@ fn fail_open_lets_users_in_when_the_daemon_is_down_but_not_when_it_says_no() {
     assert_eq!(pam.acct_mgmt(), PAM_SUCCESS);
     assert_eq!(pam.open_session(), PAM_SUCCESS);
 
-    let jitd = FakeJitd::answering(denied);
+    // A running jitd that says no is obeyed: fail=open is about outages only.
+    let jitd = Jitd::start();
     let conf = ServiceDir::new(
         SERVICE,
         &format!("socket={} kind=sudo fail=open", jitd.socket().display()),
     );
-    let mut pam = Pam::start(conf.path(), SERVICE, "alice");
+    let mut pam = Pam::start(conf.path(), SERVICE, "root");
     assert_eq!(pam.acct_mgmt(), PAM_PERM_DENIED);
 }
 

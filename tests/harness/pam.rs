@@ -344,7 +344,7 @@ impl FakeJitd {
 
 /// A listener in a separate process (python3), run as `run_as` (None: root). It answers every
 /// request with an `allowed` frame, so a test that still sees a denial proves the module
-/// checked who the peer is, not what it said. Being a process, it can also be SIGSTOPped.
+/// checked who the peer is, not what it said.
 pub struct PeerProcess {
     dir: TempDir,
     child: Child,
@@ -396,11 +396,6 @@ impl PeerProcess {
 
     pub fn socket(&self) -> PathBuf {
         self.dir.join("jitd.sock")
-    }
-
-    /// SIGSTOPs the listener: it stays bound, connections queue, nothing answers.
-    pub fn stop(&self) {
-        signal_tree(self.child.id(), libc::SIGSTOP);
     }
 }
 
@@ -480,6 +475,12 @@ impl Jitd {
 
     pub fn socket(&self) -> PathBuf {
         self.dir.join("jitd.sock")
+    }
+
+    /// SIGSTOPs the daemon: its socket stays bound and connections queue, but nothing answers.
+    pub fn stop(&self) {
+        // SAFETY: kill(2) on the child we started and have not reaped.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGSTOP) };
     }
 
     pub fn log(&self) -> String {
