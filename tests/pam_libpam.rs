@@ -128,13 +128,13 @@ fn no_daemon_means_no_access() {
 
 #[test]
 fn a_stopped_daemon_is_denied_within_the_timeout() {
-    let peer = PeerProcess::start(None);
-    peer.stop();
+    let jitd = Jitd::start();
+    jitd.stop();
     let conf = ServiceDir::new(
         SERVICE,
         &format!(
             "socket={} kind=sudo timeout_ms=300",
-            peer.socket().display()
+            jitd.socket().display()
         ),
     );
     let mut pam = Pam::start(conf.path(), SERVICE, "alice");
