@@ -1,2 +1,3 @@
 //! Test harness.
 pub mod pam;
+pub mod sshd;
