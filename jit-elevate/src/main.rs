@@ -1,1 +1,216 @@
-fn main() {}
+//! jit-elevate: ask jitd for just-in-time root for one command (or SSH login), wait visibly
+//! for the decision, then run the command through sudo.
+
+mod cli;
+mod exit;
+mod interrupt;
+mod run;
+mod wait;
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Parser;
+use jit_proto::{Client, NewRequest, Request, RequestView, Response, State, Target};
+
+use cli::{Action, Cli};
+
+/// Enough for jitd to install a sudoers drop-in on an automatic approval.
+const CALL_TIMEOUT: Duration = Duration::from_secs(30);
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let client = Client::new(&cli.socket, CALL_TIMEOUT);
+    match cli.action {
+        Some(Action::Status { id: Some(id), json }) => show(&client, Request::Show { id }, json),
+        Some(Action::Status { id: None, json }) => show(&client, Request::List { all: true }, json),
+        Some(Action::List { json }) => show(&client, Request::List { all: false }, json),
+        Some(Action::Cancel { id }) => show(&client, Request::Cancel { id }, false),
+        Some(Action::Done { id }) => show(&client, Request::Done { id }, false),
+        None => elevate(&client, &cli),
+    }
+}
+
+fn call(client: &Client, request: Request) -> Result<Response, ExitCode> {
+    client.call(request).map_err(|e| {
+        eprintln!("jit-elevate: {e}");
+        ExitCode::from(exit::UNREACHABLE)
+    })
+}
+
+fn refused(message: &str) -> ExitCode {
+    eprintln!("jit-elevate: {message}");
+    ExitCode::from(exit::REFUSED)
+}
+
+fn describe(r: &RequestView) -> String {
+    let what = match &r.command {
+        Some(argv) => argv.join(" "),
+        None => "ssh login".into(),
+    };
+    let until = match r.state {
+        State::Pending => r.pending_until.as_deref().map(|t| format!(", decision due by {t}")),
+        _ => r.expires_at.as_deref().map(|t| format!(", until {t}")),
+    }
+    .unwrap_or_default();
+    format!("{}  {:<9}  {what}{until}", r.id, r.state.as_str())
+}
+
+fn show(client: &Client, request: Request, json: bool) -> ExitCode {
+    match call(client, request) {
+        Err(code) => code,
+        Ok(Response::Request { request }) => {
+            if json {
+                println!("{}", serde_json::to_string_pretty(&request).unwrap_or_default());
+            } else {
+                println!("{}", describe(&request));
+            }
+            ExitCode::SUCCESS
+        }
+        Ok(Response::Requests { requests }) => {
+            if json {
+                println!("{}", serde_json::to_string_pretty(&requests).unwrap_or_default());
+            } else if requests.is_empty() {
+                println!("no requests");
+            } else {
+                for r in &requests {
+                    println!("{}", describe(r));
+                }
+            }
+            ExitCode::SUCCESS
+        }
+        Ok(Response::Error { message, .. }) => refused(&message),
+        Ok(other) => refused(&format!("unexpected answer from jitd: {other:?}")),
+    }
+}
+
+fn elevate(client: &Client, cli: &Cli) -> ExitCode {
+    let target = if cli.ssh {
+        if !cli.command.is_empty() {
+            eprintln!("jit-elevate: --ssh asks for a login, not a command: drop the command, or drop --ssh");
+            return ExitCode::from(2);
+        }
+        Target::Ssh
+    } else {
+        match jit_proto::command::resolve(&cli.command) {
+            Ok(command) => Target::Sudo { command },
+            Err(e) => {
+                eprintln!("jit-elevate: {e}");
+                return ExitCode::from(2);
+            }
+        }
+    };
+
+    // Already covered by an active grant for exactly this command line: run it now.
+    if let Target::Sudo { command } = &target {
+        if !cli.no_wait {
+            if let Ok(Response::Requests { requests }) = call(client, Request::List { all: false }) {
+                if let Some(r) = requests
+                    .iter()
+                    .find(|r| r.state == State::Active && r.command.as_ref() == Some(command))
+                {
+                    eprintln!("jit-elevate: using your active grant {} (until {})", r.id, r.expires_at.as_deref().unwrap_or("?"));
+                    return run::through_sudo(command);
+                }
+            }
+        }
+    }
+
+    interrupt::install();
+    let submitted = call(
+        client,
+        Request::Submit(NewRequest {
+            target: target.clone(),
+            duration_secs: cli.duration.map(|d| d.as_secs()),
+            reason: cli.reason.clone(),
+            ticket: cli.ticket.clone(),
+            role: cli.role.clone(),
+        }),
+    );
+    let request = match submitted {
+        Err(code) => return code,
+        Ok(Response::Request { request }) => request,
+        Ok(Response::Error { message, .. }) => return refused(&message),
+        Ok(other) => return refused(&format!("unexpected answer from jitd: {other:?}")),
+    };
+    if cli.no_wait {
+        println!("{}", request.id);
+        return ExitCode::SUCCESS;
+    }
+    if request.state == State::Pending {
+        eprintln!(
+            "jit-elevate: request {} created; it needs approval from {}",
+            request.id,
+            wait::who_approves(&request)
+        );
+    }
+    let decided = match wait::until_decided(client, request.clone(), cli.timeout) {
+        Ok(r) => r,
+        Err(stopped) => return stop_waiting(client, &request.id, stopped),
+    };
+    finish(&decided, &target)
+}
+
+fn stop_waiting(client: &Client, id: &str, stopped: wait::Stopped) -> ExitCode {
+    let (why, code) = match stopped {
+        wait::Stopped::Interrupted => ("interrupted", exit::INTERRUPTED),
+        wait::Stopped::TimedOut => ("no decision within --timeout", exit::TIMED_OUT),
+        wait::Stopped::Daemon(message) => {
+            eprintln!("jit-elevate: lost track of request {id}: {message}; check it with `jit-elevate status {id}`");
+            return ExitCode::from(exit::UNREACHABLE);
+        }
+    };
+    match client.call(Request::Cancel { id: id.to_string() }) {
+        Ok(Response::Request { .. }) => eprintln!("jit-elevate: {why}: request {id} cancelled"),
+        Ok(Response::Error { message, .. }) => eprintln!("jit-elevate: {why}; could not cancel {id}: {message}"),
+        Ok(_) | Err(_) => eprintln!("jit-elevate: {why}; could not cancel {id}: run `jit-elevate cancel {id}`"),
+    }
+    ExitCode::from(code)
+}
+
+fn finish(r: &RequestView, target: &Target) -> ExitCode {
+    let last_note = r
+        .decisions
+        .last()
+        .map(|d| format!(" by {}{}", d.by, d.note.as_deref().map(|n| format!(": {n}")).unwrap_or_default()))
+        .unwrap_or_default();
+    match r.state {
+        State::Active => match target {
+            Target::Ssh => {
+                println!(
+                    "SSH login to this host granted until {} (grant {})",
+                    r.expires_at.as_deref().unwrap_or("?"),
+                    r.id
+                );
+                ExitCode::SUCCESS
+            }
+            Target::Sudo { command } => {
+                eprintln!(
+                    "jit-elevate: approved{last_note}; grant {} lasts until {} (end it early with `jit-elevate done {}`)",
+                    r.id,
+                    r.expires_at.as_deref().unwrap_or("?"),
+                    r.id
+                );
+                run::through_sudo(command)
+            }
+        },
+        State::Denied => {
+            eprintln!("jit-elevate: request {} was denied{last_note}", r.id);
+            ExitCode::from(exit::DENIED)
+        }
+        State::TimedOut => {
+            eprintln!("jit-elevate: request {} timed out without a decision; ask an approver, then try again", r.id);
+            ExitCode::from(exit::TIMED_OUT)
+        }
+        State::Cancelled => {
+            eprintln!("jit-elevate: request {} was cancelled", r.id);
+            ExitCode::from(exit::CANCELLED)
+        }
+        State::Failed => refused(&format!(
+            "request {} was approved but could not be installed: {}",
+            r.id,
+            r.failure.as_deref().unwrap_or("unknown error")
+        )),
+        other => refused(&format!("request {} ended as {} before it could be used", r.id, other.as_str())),
+    }
+}
