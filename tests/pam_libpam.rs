@@ -323,3 +323,39 @@ fn the_module_exports_only_the_pam_hooks() {
         "unexpected exports: {symbols:?}"
     );
 }
+
+#[test]
+fn denials_reach_syslog_authpriv_with_service_user_and_reason_escaped() {
+    let dir = TempDir::new("jit-syslog-test");
+    let service = unique("jit-test-syslog");
+    let _pam = PlacedFile::write(
+        format!("/etc/pam.d/{service}"),
+        &format!(
+            "account required {} socket={} kind=ssh\n",
+            module_path().display(),
+            dir.join("absent.sock").display()
+        ),
+        0o644,
+    );
+    let (out, syslog) = pamtester_with_syslog(&[
+        "-I",
+        "rhost=evil\nFAKE: accepted",
+        &service,
+        "nobody",
+        "acct_mgmt",
+    ]);
+    assert!(!out.status.success(), "pamtester: {out:?}");
+    assert_eq!(syslog.len(), 1, "{syslog:?}");
+    let line = &syslog[0];
+    // <83>: facility authpriv (10 << 3) + LOG_ERR (3).
+    assert!(line.starts_with("<83>"), "{line}");
+    assert!(
+        line.contains(&format!("pam_jit({service}:account): user=nobody")),
+        "{line}"
+    );
+    assert!(line.contains("rhost=evil\\u{a}FAKE: accepted"), "{line}");
+    assert!(
+        line.contains("denied (fail=closed): cannot reach jitd"),
+        "{line}"
+    );
+}

@@ -5,8 +5,6 @@ use std::time::Duration;
 
 use jit_proto::{Client, ClientError, Request, Response};
 
-use crate::sigpipe::SigpipeBlocked;
-
 pub trait Daemon {
     fn ask(
         &self,
@@ -27,9 +25,28 @@ impl Daemon for SocketDaemon {
         timeout: Duration,
         request: Request,
     ) -> Result<Response, ClientError> {
-        // A daemon that dies between accept and our write would raise SIGPIPE, whose default
-        // action kills the host (sudo, sshd's session process); block it for the call.
-        let _guard = SigpipeBlocked::new();
         Client::new(socket, timeout).call(request)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+    use std::os::unix::net::UnixStream;
+
+    /// sudo keeps SIGPIPE's default action (terminate). A daemon that dies between accept and
+    /// our write must not kill sudo: std's UnixStream writes with MSG_NOSIGNAL, which this
+    /// test pins down, so the module needs no signal handling of its own.
+    #[test]
+    fn writing_to_a_vanished_daemon_fails_instead_of_killing_the_host() {
+        // SAFETY: changes this test process's disposition; restored below. If a write raised
+        // SIGPIPE, this test binary would die here.
+        let previous = unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
+        let (mut ours, theirs) = UnixStream::pair().unwrap();
+        drop(theirs);
+        let result = ours.write_all(b"hello");
+        // SAFETY: restores the disposition saved above.
+        unsafe { libc::signal(libc::SIGPIPE, previous) };
+        assert_eq!(result.unwrap_err().kind(), std::io::ErrorKind::BrokenPipe);
     }
 }

@@ -26,7 +26,6 @@ mod log_line;
 mod process;
 mod reply;
 mod session;
-mod sigpipe;
 mod syslog;
 
 #[cfg(test)]

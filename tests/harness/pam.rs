@@ -599,3 +599,65 @@ impl Drop for PlacedFile {
         let _ = std::fs::remove_file(&self.0);
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// syslog
+
+const SYSLOG_PY: &str = r#"
+import json, socket, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+s.bind("/dev/log")
+out = open(sys.argv[1], "a")
+open(sys.argv[1] + ".ready", "w").close()
+while True:
+    out.write(json.dumps(s.recv(65536).decode("utf-8", "replace")) + "\n")
+    out.flush()
+"#;
+
+const SYSLOG_SH: &str = r#"
+mount -t tmpfs -o mode=755 tmpfs /dev && mknod -m 666 /dev/null c 1 3 || exit 97
+log="$1"; shift
+/usr/bin/python3 -c "$SYSLOG_PY" "$log" &
+listener=$!
+i=0; while [ ! -e "$log.ready" ] && [ $i -lt 100 ]; do sleep 0.05; i=$((i+1)); done
+pamtester "$@"
+rc=$?
+sleep 0.2
+kill $listener
+exit $rc
+"#;
+
+/// Runs `pamtester ARGS` in a private mount namespace whose /dev/log is a socket this test
+/// reads (the machine has no syslog daemon, and the real /dev/log is left alone). Returns
+/// pamtester's output and the raw syslog datagrams (`<PRI>... message`).
+pub fn pamtester_with_syslog(args: &[&str]) -> (std::process::Output, Vec<String>) {
+    let dir = TempDir::new("jit-syslog");
+    let log = dir.join("syslog.jsonl");
+    let out = Command::new("unshare")
+        .args([
+            "-m",
+            "--propagation",
+            "private",
+            "sh",
+            "-c",
+            SYSLOG_SH,
+            "sh",
+        ])
+        .arg(&log)
+        .args(args)
+        .env("SYSLOG_PY", SYSLOG_PY)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run unshare");
+    assert_ne!(
+        out.status.code(),
+        Some(97),
+        "cannot set up a private /dev: {out:?}"
+    );
+    let lines = std::fs::read_to_string(&log)
+        .unwrap_or_default()
+        .lines()
+        .map(|l| serde_json::from_str::<String>(l).unwrap())
+        .collect();
+    (out, lines)
+}
