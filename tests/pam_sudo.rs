@@ -22,7 +22,10 @@ struct SudoUser {
 
 impl SudoUser {
     fn new(socket: &Path) -> SudoUser {
-        let user = User::create("jitsu");
+        Self::with_args(User::create("jitsu"), socket, "")
+    }
+
+    fn with_args(user: User, socket: &Path, extra: &str) -> SudoUser {
         let service = format!("jit-test-{}", user.name);
         let module = module_path();
         // No auth stack is needed (NOPASSWD); pam_deny makes sure nothing slips through one.
@@ -30,8 +33,8 @@ impl SudoUser {
             format!("/etc/pam.d/{service}"),
             &format!(
                 "auth required pam_deny.so\n\
-                 account required {m} socket={s} kind=sudo\n\
-                 session required {m} socket={s} kind=sudo\n",
+                 account required {m} socket={s} kind=sudo {extra}\n\
+                 session required {m} socket={s} kind=sudo {extra}\n",
                 m = module.display(),
                 s = socket.display()
             ),
@@ -147,4 +150,28 @@ fn sudo_is_refused_when_jitd_is_not_running() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("PAM account management error"), "{stderr}");
     assert!(stderr.contains("not answering"), "{stderr}");
+}
+
+#[test]
+fn a_break_glass_member_can_sudo_while_jitd_is_down() {
+    let dir = TempDir::new("jit-sudo-breakglass");
+    let breakglass = Group::create("jitbg");
+    let admin = User::create("jitsu");
+    breakglass.add(&admin);
+    let admin = SudoUser::with_args(
+        admin,
+        &dir.join("absent.sock"),
+        &format!("exempt_group={}", breakglass.name),
+    );
+    assert_ran_as_root(&admin.sudo(&["/usr/bin/id"]));
+
+    // Someone outside the group, same configuration: refused.
+    let other = SudoUser::with_args(
+        User::create("jitsu"),
+        &dir.join("absent.sock"),
+        &format!("exempt_group={}", breakglass.name),
+    );
+    let out = other.sudo(&["/usr/bin/id"]);
+    assert!(!out.status.success(), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("PAM account management error"));
 }

@@ -582,6 +582,35 @@ impl Drop for User {
     }
 }
 
+/// A real Unix group; removed on drop.
+pub struct Group {
+    pub name: String,
+}
+
+impl Group {
+    pub fn create(prefix: &str) -> Group {
+        let name = unique(prefix);
+        let status = Command::new("groupadd").arg(&name).status().unwrap();
+        assert!(status.success(), "groupadd {name}");
+        Group { name }
+    }
+
+    pub fn add(&self, user: &User) {
+        let status = Command::new("gpasswd")
+            .args(["-a", &user.name, &self.name])
+            .stdout(Stdio::null())
+            .status()
+            .unwrap();
+        assert!(status.success(), "gpasswd -a {} {}", user.name, self.name);
+    }
+}
+
+impl Drop for Group {
+    fn drop(&mut self) {
+        let _ = Command::new("groupdel").arg(&self.name).output();
+    }
+}
+
 /// A file this test placed somewhere global (/etc/pam.d, /etc/sudoers.d); removed on drop.
 pub struct PlacedFile(pub PathBuf);
 
