@@ -16,7 +16,7 @@ use crate::host::{Host, Severity};
 use crate::reply::{classify, Reply};
 
 pub fn check<H: Host, D: Daemon>(host: &H, daemon: &D, raw_args: &[&CStr]) -> PamResultCode {
-    let Ok(cx) = Context::prepare(host, Phase::Account, raw_args) else {
+    let Some(cx) = Context::prepare(host, Phase::Account, raw_args) else {
         host.tell_user(&deny_message::misconfigured());
         return PamResultCode::PAM_PERM_DENIED;
     };

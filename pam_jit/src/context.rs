@@ -40,25 +40,25 @@ pub struct Context {
 }
 
 impl Context {
-    /// Parses arguments and reads the items. On error the reason has been logged already.
-    pub fn prepare<H: Host>(host: &H, phase: Phase, raw: &[&CStr]) -> Result<Context, ()> {
+    /// Parses arguments and reads the items; `None` (after logging why) when the hook cannot
+    /// even ask.
+    pub fn prepare<H: Host>(host: &H, phase: Phase, raw: &[&CStr]) -> Option<Context> {
         // The service is read first so that even an argument error is logged under its name.
         let service = match required(host, Item::Service) {
             Ok(s) => s,
             Err(why) => {
                 log_plain(host, Severity::Err, phase, "?", &why);
-                return Err(());
+                return None;
             }
         };
-        let args = args::parse(raw).map_err(|e| {
-            log_plain(
-                host,
-                Severity::Err,
-                phase,
-                &service,
-                &format!("bad module arguments, denying: {e}"),
-            );
-        })?;
+        let args = match args::parse(raw) {
+            Ok(a) => a,
+            Err(e) => {
+                let why = format!("bad module arguments, denying: {e}");
+                log_plain(host, Severity::Err, phase, &service, &why);
+                return None;
+            }
+        };
         let Some(kind) = kind::for_service(&service, args.kind) else {
             log_plain(
                 host,
@@ -67,17 +67,16 @@ impl Context {
                 &service,
                 "denying: this service has no known grant kind; add kind=ssh or kind=sudo to its pam_jit line",
             );
-            return Err(());
+            return None;
         };
-        let user = required(host, Item::User).map_err(|why| {
-            log_plain(
-                host,
-                Severity::Err,
-                phase,
-                &service,
-                &format!("denying: {why}"),
-            );
-        })?;
+        let user = match required(host, Item::User) {
+            Ok(u) => u,
+            Err(why) => {
+                let why = format!("denying: {why}");
+                log_plain(host, Severity::Err, phase, &service, &why);
+                return None;
+            }
+        };
         let pam = PamContext {
             user,
             kind,
@@ -86,7 +85,7 @@ impl Context {
             ruser: hint(host, Item::Ruser, phase, &service),
             service,
         };
-        Ok(Context { args, phase, pam })
+        Some(Context { args, phase, pam })
     }
 
     pub fn kind(&self) -> GrantKind {

@@ -26,7 +26,7 @@ pub fn open<H: Host, D: Daemon>(
     raw_args: &[&CStr],
     origin: Origin,
 ) -> PamResultCode {
-    let Ok(cx) = Context::prepare(host, Phase::OpenSession, raw_args) else {
+    let Some(cx) = Context::prepare(host, Phase::OpenSession, raw_args) else {
         host.tell_user(&deny_message::misconfigured());
         return PamResultCode::PAM_SESSION_ERR;
     };
@@ -67,7 +67,7 @@ pub fn close<H: Host, D: Daemon>(
     raw_args: &[&CStr],
     origin: Origin,
 ) -> PamResultCode {
-    let Ok(cx) = Context::prepare(host, Phase::CloseSession, raw_args) else {
+    let Some(cx) = Context::prepare(host, Phase::CloseSession, raw_args) else {
         return PamResultCode::PAM_SESSION_ERR;
     };
     let answer = daemon.ask(
