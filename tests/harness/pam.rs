@@ -9,7 +9,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::UnixListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -297,15 +297,18 @@ pub fn timed<T>(f: impl FnOnce() -> T) -> (T, Duration) {
 pub struct FakeJitd {
     dir: TempDir,
     seen: Arc<Mutex<Vec<Request>>>,
+    done: Arc<AtomicBool>,
 }
 
 impl FakeJitd {
     pub fn answering(answer: fn(&Request) -> Response) -> FakeJitd {
         Self::serving(move |stream, seen| {
-            let msg: ClientMessage = read_frame(stream).unwrap();
+            let Ok(msg) = read_frame::<_, ClientMessage>(stream) else {
+                return;
+            };
             let reply = answer(&msg.request);
             seen.lock().unwrap().push(msg.request);
-            write_frame(stream, &reply).unwrap();
+            let _ = write_frame(stream, &reply);
         })
     }
 
@@ -323,14 +326,18 @@ impl FakeJitd {
         let dir = TempDir::new("jit-fake");
         let listener = UnixListener::bind(dir.join("jitd.sock")).unwrap();
         let seen = Arc::new(Mutex::new(Vec::new()));
-        let record = seen.clone();
+        let done = Arc::new(AtomicBool::new(false));
+        let (record, finished) = (seen.clone(), done.clone());
         std::thread::spawn(move || {
             for stream in listener.incoming() {
+                if finished.load(Ordering::SeqCst) {
+                    return;
+                }
                 let Ok(mut stream) = stream else { return };
                 serve(&mut stream, &record);
             }
         });
-        FakeJitd { dir, seen }
+        FakeJitd { dir, seen, done }
     }
 
     pub fn socket(&self) -> PathBuf {
@@ -339,6 +346,14 @@ impl FakeJitd {
 
     pub fn requests(&self) -> Vec<Request> {
         self.seen.lock().unwrap().clone()
+    }
+}
+
+impl Drop for FakeJitd {
+    fn drop(&mut self) {
+        // Wake the accept loop so the thread ends and the listener closes.
+        self.done.store(true, Ordering::SeqCst);
+        let _ = std::os::unix::net::UnixStream::connect(self.socket());
     }
 }
 
@@ -401,7 +416,6 @@ impl PeerProcess {
 
 impl Drop for PeerProcess {
     fn drop(&mut self) {
-        signal_tree(self.child.id(), libc::SIGCONT);
         signal_tree(self.child.id(), libc::SIGKILL);
         let _ = self.child.kill();
         let _ = self.child.wait();
