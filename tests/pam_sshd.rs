@@ -75,6 +75,10 @@ fn a_login_from_another_host_is_recorded_with_its_address() {
     assert_eq!(recorded.rhost.as_deref(), Some(NetnsPair::CLIENT_ADDR));
     assert_eq!(recorded.user, frank.name);
     assert_eq!(recorded.service, sshd.service);
+    assert!(
+        recorded.audit_session.is_some(),
+        "no audit session id: {recorded:?}"
+    );
     assert!(session.wait().unwrap().success());
     jitd.wait_for(&id, Duration::from_secs(5), |v| v.sessions.is_empty());
 

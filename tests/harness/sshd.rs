@@ -64,7 +64,8 @@ impl Drop for NetnsPair {
 }
 
 /// sshd started through a symlink named after a test PAM service, so libpam reads
-/// `/etc/pam.d/<service>`: pam_jit (kind=ssh) for account and session, pam_deny for auth.
+/// `/etc/pam.d/<service>`: pam_jit (kind=ssh) for account and session, after pam_loginuid as
+/// on Debian (so the session has an audit session id), and pam_deny for auth.
 /// Public-key login only, for one user, on its own port and host key. Killed on drop.
 pub struct Sshd {
     dir: TempDir,
@@ -88,6 +89,7 @@ impl Sshd {
             &format!(
                 "auth required pam_deny.so\n\
                  account required {m} socket={s} kind=ssh\n\
+                 session required pam_loginuid.so\n\
                  session required {m} socket={s} kind=ssh\n",
                 m = module.display(),
                 s = jitd_socket.display()
