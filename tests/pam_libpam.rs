@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use jit_proto::{GrantKind, Request, Response};
 use jit_tests::pam::*;
+use jit_tests::{unique, Daemon, TempDir, TestUser};
 
 const SERVICE: &str = "jit-test-libpam";
 
@@ -31,8 +32,8 @@ fn registered(_: &Request) -> Response {
 
 #[test]
 fn a_user_with_a_grant_passes_and_only_for_that_kind_of_access() {
-    let jitd = Jitd::start();
-    let alice = User::create("jitlp");
+    let jitd = Daemon::start();
+    let alice = TestUser::create("jitlp");
     let sudo = ServiceDir::new(
         SERVICE,
         &format!("socket={} kind=sudo", jitd.socket().display()),
@@ -45,7 +46,7 @@ fn a_user_with_a_grant_passes_and_only_for_that_kind_of_access() {
     let mut pam = Pam::start(sudo.path(), SERVICE, &alice.name);
     assert_eq!(pam.acct_mgmt(), PAM_PERM_DENIED);
 
-    let id = jitd.grant(&alice.name, "2m", &["--", "/usr/bin/id"]);
+    let id = grant(&jitd, &alice.name, "2m", &["--", "/usr/bin/id"]);
     let mut pam = Pam::start(sudo.path(), SERVICE, &alice.name);
     assert_eq!(pam.acct_mgmt(), PAM_SUCCESS);
     assert!(pam.messages().is_empty(), "{:?}", pam.messages());
@@ -53,15 +54,15 @@ fn a_user_with_a_grant_passes_and_only_for_that_kind_of_access() {
     let mut pam = Pam::start(ssh.path(), SERVICE, &alice.name);
     assert_eq!(pam.acct_mgmt(), PAM_PERM_DENIED);
 
-    jitd.revoke(&id);
+    revoke(&jitd, &id);
     let mut pam = Pam::start(sudo.path(), SERVICE, &alice.name);
     assert_eq!(pam.acct_mgmt(), PAM_PERM_DENIED);
 }
 
 #[test]
 fn a_user_without_a_grant_is_denied_with_one_line_saying_what_to_run() {
-    let jitd = Jitd::start();
-    let bob = User::create("jitlp");
+    let jitd = Daemon::start();
+    let bob = TestUser::create("jitlp");
     let conf = ServiceDir::new(
         SERVICE,
         &format!("socket={} kind=sudo", jitd.socket().display()),
@@ -111,10 +112,13 @@ fn the_daemon_hears_who_asks_from_where() {
 
 #[test]
 fn no_daemon_means_no_access() {
-    let dir = TempDir::new("jit-nodaemon");
+    let dir = TempDir::new("nodaemon");
     let conf = ServiceDir::new(
         SERVICE,
-        &format!("socket={} kind=sudo", dir.join("absent.sock").display()),
+        &format!(
+            "socket={} kind=sudo",
+            dir.path().join("absent.sock").display()
+        ),
     );
     let mut pam = Pam::start(conf.path(), SERVICE, "alice");
     assert_eq!(pam.acct_mgmt(), PAM_PERM_DENIED);
@@ -128,8 +132,8 @@ fn no_daemon_means_no_access() {
 
 #[test]
 fn a_stopped_daemon_is_denied_within_the_timeout() {
-    let jitd = Jitd::start();
-    jitd.stop();
+    let jitd = Daemon::start();
+    jitd.signal(libc::SIGSTOP);
     let conf = ServiceDir::new(
         SERVICE,
         &format!(
@@ -195,12 +199,12 @@ fn a_daemon_that_is_not_root_is_not_trusted_even_when_it_says_yes() {
 
 #[test]
 fn members_of_the_exempt_group_pass_without_a_daemon() {
-    let dir = TempDir::new("jit-exempt");
+    let dir = TempDir::new("exempt");
     let conf = ServiceDir::new(
         SERVICE,
         &format!(
             "socket={} kind=sudo exempt_group=root",
-            dir.join("absent.sock").display()
+            dir.path().join("absent.sock").display()
         ),
     );
     // root is in group root: break-glass works with jitd down.
@@ -215,12 +219,12 @@ fn members_of_the_exempt_group_pass_without_a_daemon() {
 
 #[test]
 fn fail_open_lets_users_in_when_the_daemon_is_down_but_not_when_it_says_no() {
-    let dir = TempDir::new("jit-failopen");
+    let dir = TempDir::new("failopen");
     let conf = ServiceDir::new(
         SERVICE,
         &format!(
             "socket={} kind=sudo fail=open",
-            dir.join("absent.sock").display()
+            dir.path().join("absent.sock").display()
         ),
     );
     let mut pam = Pam::start(conf.path(), SERVICE, "alice");
@@ -228,7 +232,7 @@ fn fail_open_lets_users_in_when_the_daemon_is_down_but_not_when_it_says_no() {
     assert_eq!(pam.open_session(), PAM_SUCCESS);
 
     // A running jitd that says no is obeyed: fail=open is about outages only.
-    let jitd = Jitd::start();
+    let jitd = Daemon::start();
     let conf = ServiceDir::new(
         SERVICE,
         &format!("socket={} kind=sudo fail=open", jitd.socket().display()),
@@ -326,14 +330,14 @@ fn the_module_exports_only_the_pam_hooks() {
 
 #[test]
 fn denials_reach_syslog_authpriv_with_service_user_and_reason_escaped() {
-    let dir = TempDir::new("jit-syslog-test");
+    let dir = TempDir::new("syslog-test");
     let service = unique("jit-test-syslog");
     let _pam = PlacedFile::write(
         format!("/etc/pam.d/{service}"),
         &format!(
             "account required {} socket={} kind=ssh\n",
             module_path().display(),
-            dir.join("absent.sock").display()
+            dir.path().join("absent.sock").display()
         ),
         0o644,
     );

@@ -9,12 +9,13 @@ use std::time::Duration;
 
 use jit_proto::State;
 use jit_tests::pam::*;
+use jit_tests::{Daemon, TempDir, TestGroup, TestUser};
 
 /// A user whose sudo goes through `/etc/pam.d/jit-test-<x>`, where pam_jit guards account and
 /// session, and whose sudoers drop-in allows `/usr/bin/id` and `/usr/bin/sleep` without a
 /// password. Everything is removed on drop.
 struct SudoUser {
-    user: User,
+    user: TestUser,
     service: String,
     _sudoers: PlacedFile,
     _pam: PlacedFile,
@@ -22,10 +23,10 @@ struct SudoUser {
 
 impl SudoUser {
     fn new(socket: &Path) -> SudoUser {
-        Self::with_args(User::create("jitsu"), socket, "")
+        Self::with_args(TestUser::create("jitsu"), socket, "")
     }
 
-    fn with_args(user: User, socket: &Path, extra: &str) -> SudoUser {
+    fn with_args(user: TestUser, socket: &Path, extra: &str) -> SudoUser {
         let service = format!("jit-test-{}", user.name);
         let module = module_path();
         // No auth stack is needed (NOPASSWD); pam_deny makes sure nothing slips through one.
@@ -93,41 +94,53 @@ fn assert_ran_as_root(out: &Output) {
 
 #[test]
 fn sudo_needs_a_grant_and_stops_working_when_it_is_revoked() {
-    let jitd = Jitd::start();
+    let _serial = one_session_test_at_a_time();
+    let jitd = Daemon::start();
     let alice = SudoUser::new(&jitd.socket());
 
     assert_refused(&alice.sudo(&["/usr/bin/id"]));
 
-    let id = jitd.grant(&alice.user.name, "2m", &["--", "/usr/bin/id"]);
+    let id = grant(&jitd, &alice.user.name, "2m", &["--", "/usr/bin/id"]);
     assert_ran_as_root(&alice.sudo(&["/usr/bin/id"]));
 
-    jitd.revoke(&id);
+    revoke(&jitd, &id);
     assert_refused(&alice.sudo(&["/usr/bin/id"]));
 }
 
 #[test]
 fn sudo_stops_working_when_the_grant_expires() {
-    let jitd = Jitd::start();
+    let _serial = one_session_test_at_a_time();
+    let jitd = Daemon::start();
     let bob = SudoUser::new(&jitd.socket());
 
-    let id = jitd.grant(&bob.user.name, "2s", &["--", "/usr/bin/id"]);
+    let id = grant(&jitd, &bob.user.name, "2s", &["--", "/usr/bin/id"]);
     assert_ran_as_root(&bob.sudo(&["/usr/bin/id"]));
 
-    jitd.wait_for(&id, Duration::from_secs(10), |v| v.state == State::Expired);
+    wait_for_view(&jitd, &id, Duration::from_secs(10), |v| {
+        v.state == State::Expired
+    });
     assert_refused(&bob.sudo(&["/usr/bin/id"]));
 }
 
 #[test]
 fn a_running_sudo_session_is_registered_under_its_grant() {
-    let jitd = Jitd::start();
+    let _serial = one_session_test_at_a_time();
+    let jitd = Daemon::start();
     let carol = SudoUser::new(&jitd.socket());
-    let id = jitd.grant(&carol.user.name, "2m", &["--", "/usr/bin/sleep", "3"]);
+    let id = grant(
+        &jitd,
+        &carol.user.name,
+        "2m",
+        &["--", "/usr/bin/sleep", "3"],
+    );
 
     let mut running = carol
         .sudo_command(&["/usr/bin/sleep", "3"])
         .spawn()
         .unwrap();
-    let view = jitd.wait_for(&id, Duration::from_secs(3), |v| !v.sessions.is_empty());
+    let view = wait_for_view(&jitd, &id, Duration::from_secs(3), |v| {
+        !v.sessions.is_empty()
+    });
     let session = &view.sessions[0];
     // sudo's session phase: the target user, with the invoking user as ruser.
     assert_eq!(session.user, "root");
@@ -138,13 +151,16 @@ fn a_running_sudo_session_is_registered_under_its_grant() {
 
     assert!(running.wait().unwrap().success());
     // Closing the session deregisters it.
-    jitd.wait_for(&id, Duration::from_secs(3), |v| v.sessions.is_empty());
+    wait_for_view(&jitd, &id, Duration::from_secs(3), |v| {
+        v.sessions.is_empty()
+    });
 }
 
 #[test]
 fn sudo_is_refused_when_jitd_is_not_running() {
-    let dir = TempDir::new("jit-sudo-down");
-    let dave = SudoUser::new(&dir.join("absent.sock"));
+    let _serial = one_session_test_at_a_time();
+    let dir = TempDir::new("sudo-down");
+    let dave = SudoUser::new(&dir.path().join("absent.sock"));
     let out = dave.sudo(&["/usr/bin/id"]);
     assert!(!out.status.success(), "{out:?}");
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -154,21 +170,22 @@ fn sudo_is_refused_when_jitd_is_not_running() {
 
 #[test]
 fn a_break_glass_member_can_sudo_while_jitd_is_down() {
-    let dir = TempDir::new("jit-sudo-breakglass");
-    let breakglass = Group::create("jitbg");
-    let admin = User::create("jitsu");
+    let _serial = one_session_test_at_a_time();
+    let dir = TempDir::new("sudo-breakglass");
+    let breakglass = TestGroup::create("jitbg");
+    let admin = TestUser::create("jitsu");
     breakglass.add(&admin);
     let admin = SudoUser::with_args(
         admin,
-        &dir.join("absent.sock"),
+        &dir.path().join("absent.sock"),
         &format!("exempt_group={}", breakglass.name),
     );
     assert_ran_as_root(&admin.sudo(&["/usr/bin/id"]));
 
     // Someone outside the group, same configuration: refused.
     let other = SudoUser::with_args(
-        User::create("jitsu"),
-        &dir.join("absent.sock"),
+        TestUser::create("jitsu"),
+        &dir.path().join("absent.sock"),
         &format!("exempt_group={}", breakglass.name),
     );
     let out = other.sudo(&["/usr/bin/id"]);

@@ -21,9 +21,7 @@ Exit status:
     name = "jit-elevate",
     version,
     about = "Ask for just-in-time root for one command (or SSH login), wait for approval, run it",
-    after_help = EXIT_CODES,
-    args_conflicts_with_subcommands = true,
-    subcommand_negates_reqs = true
+    after_help = EXIT_CODES
 )]
 pub struct Cli {
     /// The daemon's socket.
@@ -83,6 +81,20 @@ pub enum Action {
     Cancel { id: String },
     /// Your task is finished: end the grant now.
     Done { id: String },
+}
+
+impl Cli {
+    /// Request options only make sense without a subcommand.
+    pub fn has_request_options(&self) -> bool {
+        self.duration.is_some()
+            || self.reason.is_some()
+            || self.ticket.is_some()
+            || self.role.is_some()
+            || self.no_wait
+            || self.timeout.is_some()
+            || self.ssh
+            || !self.command.is_empty()
+    }
 }
 
 fn parse_duration(s: &str) -> Result<std::time::Duration, String> {

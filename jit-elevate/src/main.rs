@@ -21,6 +21,10 @@ const CALL_TIMEOUT: Duration = Duration::from_secs(30);
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let client = Client::new(&cli.socket, CALL_TIMEOUT);
+    if cli.action.is_some() && cli.has_request_options() {
+        eprintln!("jit-elevate: request options (--for, --reason, -- CMD, …) do not go with status/list/cancel/done");
+        return ExitCode::from(2);
+    }
     match cli.action {
         Some(Action::Status { id: Some(id), json }) => show(&client, Request::Show { id }, json),
         Some(Action::Status { id: None, json }) => show(&client, Request::List { all: true }, json),
@@ -49,7 +53,10 @@ fn describe(r: &RequestView) -> String {
         None => "ssh login".into(),
     };
     let until = match r.state {
-        State::Pending => r.pending_until.as_deref().map(|t| format!(", decision due by {t}")),
+        State::Pending => r
+            .pending_until
+            .as_deref()
+            .map(|t| format!(", decision due by {t}")),
         _ => r.expires_at.as_deref().map(|t| format!(", until {t}")),
     }
     .unwrap_or_default();
@@ -61,7 +68,10 @@ fn show(client: &Client, request: Request, json: bool) -> ExitCode {
         Err(code) => code,
         Ok(Response::Request { request }) => {
             if json {
-                println!("{}", serde_json::to_string_pretty(&request).unwrap_or_default());
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&request).unwrap_or_default()
+                );
             } else {
                 println!("{}", describe(&request));
             }
@@ -69,7 +79,10 @@ fn show(client: &Client, request: Request, json: bool) -> ExitCode {
         }
         Ok(Response::Requests { requests }) => {
             if json {
-                println!("{}", serde_json::to_string_pretty(&requests).unwrap_or_default());
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&requests).unwrap_or_default()
+                );
             } else if requests.is_empty() {
                 println!("no requests");
             } else {
@@ -104,12 +117,17 @@ fn elevate(client: &Client, cli: &Cli) -> ExitCode {
     // Already covered by an active grant for exactly this command line: run it now.
     if let Target::Sudo { command } = &target {
         if !cli.no_wait {
-            if let Ok(Response::Requests { requests }) = call(client, Request::List { all: false }) {
+            if let Ok(Response::Requests { requests }) = call(client, Request::List { all: false })
+            {
                 if let Some(r) = requests
                     .iter()
                     .find(|r| r.state == State::Active && r.command.as_ref() == Some(command))
                 {
-                    eprintln!("jit-elevate: using your active grant {} (until {})", r.id, r.expires_at.as_deref().unwrap_or("?"));
+                    eprintln!(
+                        "jit-elevate: using your active grant {} (until {})",
+                        r.id,
+                        r.expires_at.as_deref().unwrap_or("?")
+                    );
                     return run::through_sudo(command);
                 }
             }
@@ -144,7 +162,7 @@ fn elevate(client: &Client, cli: &Cli) -> ExitCode {
             wait::who_approves(&request)
         );
     }
-    let decided = match wait::until_decided(client, request.clone(), cli.timeout) {
+    let decided = match wait::until_decided(client, (*request).clone(), cli.timeout) {
         Ok(r) => r,
         Err(stopped) => return stop_waiting(client, &request.id, stopped),
     };
@@ -162,8 +180,12 @@ fn stop_waiting(client: &Client, id: &str, stopped: wait::Stopped) -> ExitCode {
     };
     match client.call(Request::Cancel { id: id.to_string() }) {
         Ok(Response::Request { .. }) => eprintln!("jit-elevate: {why}: request {id} cancelled"),
-        Ok(Response::Error { message, .. }) => eprintln!("jit-elevate: {why}; could not cancel {id}: {message}"),
-        Ok(_) | Err(_) => eprintln!("jit-elevate: {why}; could not cancel {id}: run `jit-elevate cancel {id}`"),
+        Ok(Response::Error { message, .. }) => {
+            eprintln!("jit-elevate: {why}; could not cancel {id}: {message}")
+        }
+        Ok(_) | Err(_) => {
+            eprintln!("jit-elevate: {why}; could not cancel {id}: run `jit-elevate cancel {id}`")
+        }
     }
     ExitCode::from(code)
 }
@@ -172,7 +194,16 @@ fn finish(r: &RequestView, target: &Target) -> ExitCode {
     let last_note = r
         .decisions
         .last()
-        .map(|d| format!(" by {}{}", d.by, d.note.as_deref().map(|n| format!(": {n}")).unwrap_or_default()))
+        .map(|d| {
+            format!(
+                " by {}{}",
+                d.by,
+                d.note
+                    .as_deref()
+                    .map(|n| format!(": {n}"))
+                    .unwrap_or_default()
+            )
+        })
         .unwrap_or_default();
     match r.state {
         State::Active => match target {
@@ -211,6 +242,10 @@ fn finish(r: &RequestView, target: &Target) -> ExitCode {
             r.id,
             r.failure.as_deref().unwrap_or("unknown error")
         )),
-        other => refused(&format!("request {} ended as {} before it could be used", r.id, other.as_str())),
+        other => refused(&format!(
+            "request {} ended as {} before it could be used",
+            r.id,
+            other.as_str()
+        )),
     }
 }

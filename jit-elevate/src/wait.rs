@@ -37,7 +37,11 @@ fn status_line(r: &RequestView, waited: Duration) -> String {
 }
 
 /// Polls the request until it leaves `pending`; returns its final view.
-pub fn until_decided(client: &Client, first: RequestView, timeout: Option<Duration>) -> Result<RequestView, Stopped> {
+pub fn until_decided(
+    client: &Client,
+    first: RequestView,
+    timeout: Option<Duration>,
+) -> Result<RequestView, Stopped> {
     let tty = std::io::stderr().is_terminal();
     let start = Instant::now();
     let mut current = first;
@@ -55,7 +59,11 @@ pub fn until_decided(client: &Client, first: RequestView, timeout: Option<Durati
             let _ = std::io::stderr().flush();
         } else {
             // One line per change of what matters, not per tick.
-            let gist = format!("{} {}", current.approvals_missing, current.approver_groups.join(","));
+            let gist = format!(
+                "{} {}",
+                current.approvals_missing,
+                current.approver_groups.join(",")
+            );
             if gist != last_plain {
                 eprintln!("{}", line.replace(" — ", ". "));
                 last_plain = gist;
@@ -77,8 +85,10 @@ pub fn until_decided(client: &Client, first: RequestView, timeout: Option<Durati
             }
             return Err(Stopped::TimedOut);
         }
-        current = match client.call(Request::Show { id: current.id.clone() }) {
-            Ok(Response::Request { request }) => request,
+        current = match client.call(Request::Show {
+            id: current.id.clone(),
+        }) {
+            Ok(Response::Request { request }) => *request,
             Ok(Response::Error { message, .. }) => return Err(Stopped::Daemon(message)),
             Ok(other) => return Err(Stopped::Daemon(format!("unexpected answer: {other:?}"))),
             Err(e) => return Err(Stopped::Daemon(e.to_string())),

@@ -165,13 +165,7 @@ fn connect_nonblocking(path: &Path) -> io::Result<UnixStream> {
     let stream = unsafe { UnixStream::from_raw_fd(fd) };
     let len = (std::mem::size_of::<libc::sa_family_t>() + bytes.len() + 1) as libc::socklen_t;
     // SAFETY: `addr` is an initialised sockaddr_un and `len` does not exceed its size.
-    let rc = unsafe {
-        libc::connect(
-            fd,
-            (&addr as *const libc::sockaddr_un).cast(),
-            len,
-        )
-    };
+    let rc = unsafe { libc::connect(fd, (&addr as *const libc::sockaddr_un).cast(), len) };
     if rc != 0 {
         let err = io::Error::last_os_error();
         // A Unix stream connect either completes or fails at once; EAGAIN means the backlog

@@ -47,7 +47,10 @@ mod tests {
         let r = resolve(&argv(&["sh", "-c", "x"])).unwrap();
         assert!(r[0].starts_with('/') && r[0].ends_with("/sh"), "{r:?}");
         assert_eq!(&r[1..], &argv(&["-c", "x"])[..]);
-        assert_eq!(resolve(&argv(&["/bin/true"])).unwrap(), argv(&["/bin/true"]));
+        assert_eq!(
+            resolve(&argv(&["/bin/true"])).unwrap(),
+            argv(&["/bin/true"])
+        );
         assert!(resolve(&argv(&["../x"])).is_err());
         assert!(resolve(&argv(&["./run.sh"])).is_err());
         assert!(resolve(&argv(&["no-such-program-anywhere"])).is_err());

@@ -98,14 +98,27 @@ mod tests {
             ("1d", 86400),
         ] {
             assert_eq!(parse(text).unwrap().as_secs(), secs, "{text}");
-            assert_eq!(parse(&format(Duration::from_secs(secs))).unwrap().as_secs(), secs);
+            assert_eq!(
+                parse(&format(Duration::from_secs(secs))).unwrap().as_secs(),
+                secs
+            );
         }
         assert_eq!(format(Duration::from_secs(5400)), "1h30m");
     }
 
     #[test]
     fn refuses_ambiguous_or_absurd_input() {
-        for text in ["", "30", "m", "1x", "30m1h", "0s", "400d", "99999999999999999999s", "-1m"] {
+        for text in [
+            "",
+            "30",
+            "m",
+            "1x",
+            "30m1h",
+            "0s",
+            "400d",
+            "99999999999999999999s",
+            "-1m",
+        ] {
             assert!(parse(text).is_err(), "{text} should be refused");
         }
     }

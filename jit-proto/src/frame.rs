@@ -26,7 +26,10 @@ impl fmt::Display for FrameError {
         match self {
             FrameError::Truncated => write!(f, "connection closed in the middle of a frame"),
             FrameError::TooLarge(n) => {
-                write!(f, "frame of {n} bytes exceeds the limit of {MAX_FRAME_BYTES} bytes")
+                write!(
+                    f,
+                    "frame of {n} bytes exceeds the limit of {MAX_FRAME_BYTES} bytes"
+                )
             }
             FrameError::Malformed(e) => write!(f, "malformed message: {e}"),
             FrameError::Io(e) => write!(f, "{e}"),
@@ -112,12 +115,13 @@ mod tests {
 
     #[test]
     fn a_frame_round_trips() {
-        let msg = ClientMessage::new(Request::Show {
-            id: "abc".into(),
-        });
+        let msg = ClientMessage::new(Request::Show { id: "abc".into() });
         let mut buf = Vec::new();
         write_frame(&mut buf, &msg).unwrap();
-        assert_eq!(u32::from_be_bytes(buf[..4].try_into().unwrap()) as usize, buf.len() - 4);
+        assert_eq!(
+            u32::from_be_bytes(buf[..4].try_into().unwrap()) as usize,
+            buf.len() - 4
+        );
         let back: ClientMessage = read_frame(&mut buf.as_slice()).unwrap();
         assert_eq!(back, msg);
     }

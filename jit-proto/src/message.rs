@@ -136,19 +136,34 @@ pub enum Request {
     /// A user asks for access for themselves.
     Submit(NewRequest),
     /// An approver grants access to `user` directly.
-    Grant { user: String, request: NewRequest },
+    Grant {
+        user: String,
+        request: NewRequest,
+    },
     Approve {
         id: String,
         #[serde(default)]
         comment: Option<String>,
     },
-    Deny { id: String, reason: String },
-    Revoke { id: String, reason: String },
+    Deny {
+        id: String,
+        reason: String,
+    },
+    Revoke {
+        id: String,
+        reason: String,
+    },
     /// The requester withdraws a pending request.
-    Cancel { id: String },
+    Cancel {
+        id: String,
+    },
     /// The requester's task is finished: end the active grant now.
-    Done { id: String },
-    Show { id: String },
+    Done {
+        id: String,
+    },
+    Show {
+        id: String,
+    },
     List {
         #[serde(default)]
         all: bool,
@@ -196,17 +211,29 @@ pub enum ErrorCode {
 #[serde(tag = "status", rename_all = "snake_case")]
 pub enum Response {
     /// Check: the user holds this active grant.
-    Allowed { grant_id: String },
+    Allowed {
+        grant_id: String,
+    },
     /// Check: no active grant of that kind.
-    Denied { reason: String },
+    Denied {
+        reason: String,
+    },
     /// OpenSession: the covering grant, if any (an exempt user has none).
     SessionRegistered {
         #[serde(default)]
         grant_id: Option<String>,
     },
-    Request { request: RequestView },
-    Requests { requests: Vec<RequestView> },
-    Error { code: ErrorCode, message: String },
+    /// Boxed: a full view is far larger than the other answers.
+    Request {
+        request: Box<RequestView>,
+    },
+    Requests {
+        requests: Vec<RequestView>,
+    },
+    Error {
+        code: ErrorCode,
+        message: String,
+    },
 }
 
 /// One decision or lifecycle step on a request.

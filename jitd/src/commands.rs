@@ -19,9 +19,13 @@ pub fn run(socket: &std::path::Path, command: Command) -> ExitCode {
     let (request, json, style) = match command {
         Command::List { all, json } => (Request::List { all }, json, Style::Table),
         Command::Show { id, json } => (Request::Show { id }, json, Style::Detail),
-        Command::Approve { id, comment, json } => (Request::Approve { id, comment }, json, Style::Detail),
+        Command::Approve { id, comment, json } => {
+            (Request::Approve { id, comment }, json, Style::Detail)
+        }
         Command::Deny { id, reason, json } => (Request::Deny { id, reason }, json, Style::Detail),
-        Command::Revoke { id, reason, json } => (Request::Revoke { id, reason }, json, Style::Detail),
+        Command::Revoke { id, reason, json } => {
+            (Request::Revoke { id, reason }, json, Style::Detail)
+        }
         Command::Grant(args) => match grant_request(args) {
             Ok(r) => (r, false, Style::IdOnly),
             Err(e) => {
@@ -29,7 +33,12 @@ pub fn run(socket: &std::path::Path, command: Command) -> ExitCode {
                 return ExitCode::from(2);
             }
         },
-        Command::Serve { .. } | Command::CheckConfig { .. } => unreachable!("handled in main"),
+        Command::Serve { .. }
+        | Command::CheckConfig { .. }
+        | Command::Audit(_)
+        | Command::Report(_) => {
+            unreachable!("handled in main")
+        }
     };
     let response = match client.call(request) {
         Ok(r) => r,

@@ -119,7 +119,10 @@ impl Config {
             }
         }
         if self.max_connections < 8 || self.max_connections_per_uid == 0 {
-            return Err("key `max_connections` must be at least 8 and `max_connections_per_uid` at least 1".into());
+            return Err(
+                "key `max_connections` must be at least 8 and `max_connections_per_uid` at least 1"
+                    .into(),
+            );
         }
         if self.approver_groups.iter().any(|g| g.is_empty()) {
             return Err("key `approver_groups` contains an empty group name".into());

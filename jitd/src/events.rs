@@ -4,6 +4,10 @@
 
 use std::fmt;
 
+/// Extended, BreakGlass and ConfigReloaded are emitted once policy (extensions, break-glass
+/// roles, reload) lands; FailOpen is logged by pam_jit itself, which cannot reach jitd when
+/// it fails open. Their MESSAGE_IDs are fixed now so saved queries never change.
+#[allow(dead_code)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum EventKind {
     Requested,
@@ -39,6 +43,7 @@ pub enum Priority {
 }
 
 impl EventKind {
+    #[cfg(test)]
     pub const ALL: [EventKind; 20] = [
         EventKind::Requested,
         EventKind::Approved,
@@ -232,7 +237,9 @@ mod tests {
         assert_eq!(ids.len(), EventKind::ALL.len());
         for id in ids {
             assert_eq!(id.len(), 32);
-            assert!(id.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()));
+            assert!(id
+                .bytes()
+                .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()));
         }
     }
 

@@ -1,5 +1,6 @@
 //! jitd: the just-in-time access daemon and the approvers' CLI.
 
+mod audit_cmd;
 mod cli;
 mod commands;
 mod config;
@@ -8,6 +9,7 @@ mod events;
 mod output;
 mod serve;
 mod shell;
+mod usage;
 
 use std::process::ExitCode;
 
@@ -19,7 +21,8 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Serve { config } => {
-            let explicit = std::env::args().any(|a| a.starts_with("--config")) || std::env::var_os(config::CONFIG_ENV).is_some();
+            let explicit = std::env::args().any(|a| a.starts_with("--config"))
+                || std::env::var_os(config::CONFIG_ENV).is_some();
             serve::run(&config, explicit)
         }
         Command::CheckConfig { file } => match config::Config::load(&file, true) {
@@ -27,11 +30,21 @@ fn main() -> ExitCode {
                 println!("{}: configuration is valid", file.display());
                 ExitCode::SUCCESS
             }
-            Err(e) => {
-                eprintln!("jitd: {e}");
-                ExitCode::from(4)
-            }
+            Err(e) => config_error(e),
+        },
+        Command::Audit(args) => match config::Config::load(&args.config, false) {
+            Ok(c) => audit_cmd::run_audit(&args, &c.state_dir),
+            Err(e) => config_error(e),
+        },
+        Command::Report(args) => match config::Config::load(&args.config, false) {
+            Ok(c) => audit_cmd::run_report(&args, &c.state_dir, &c.sudoers_dir, &[]),
+            Err(e) => config_error(e),
         },
         other => commands::run(&cli.socket, other),
     }
+}
+
+fn config_error(e: config::ConfigError) -> ExitCode {
+    eprintln!("jitd: invalid configuration: {e}");
+    ExitCode::from(4)
 }

@@ -13,7 +13,10 @@ pub fn table(requests: &[RequestView]) -> String {
     if requests.is_empty() {
         return "no requests\n".into();
     }
-    let mut out = format!("{:<10}  {:<12}  {:<9}  {:<20}  {:<20}  {}\n", "ID", "USER", "STATE", "EXPIRES/UNTIL", "REASON", "WHAT");
+    let mut out = format!(
+        "{:<10}  {:<12}  {:<9}  {:<20}  {:<20}  {}\n",
+        "ID", "USER", "STATE", "EXPIRES/UNTIL", "REASON", "WHAT"
+    );
     for r in requests {
         let when = match r.state {
             State::Pending => r.pending_until.clone(),
@@ -33,7 +36,10 @@ pub fn table(requests: &[RequestView]) -> String {
 }
 
 fn clip(s: &str, n: usize) -> String {
-    let clean: String = s.chars().map(|c| if c.is_control() { '?' } else { c }).collect();
+    let clean: String = s
+        .chars()
+        .map(|c| if c.is_control() { '?' } else { c })
+        .collect();
     if clean.chars().count() <= n {
         clean
     } else {
@@ -48,7 +54,10 @@ pub fn detail(r: &RequestView) -> String {
     line("user", &format!("{} (uid {})", r.user, r.uid));
     line("state", r.state.as_str());
     line("what", &what(r));
-    line("duration", &jit_proto::duration::format(std::time::Duration::from_secs(r.duration_secs)));
+    line(
+        "duration",
+        &jit_proto::duration::format(std::time::Duration::from_secs(r.duration_secs)),
+    );
     line("reason", &clip(&r.reason, 200));
     if let Some(t) = &r.ticket {
         line("ticket", &clip(t, 128));
@@ -64,7 +73,10 @@ pub fn detail(r: &RequestView) -> String {
         } else {
             format!("root or a member of {}", r.approver_groups.join(", "))
         };
-        line("needs", &format!("{} more approval(s) from {who}", r.approvals_missing));
+        line(
+            "needs",
+            &format!("{} more approval(s) from {who}", r.approvals_missing),
+        );
     }
     if let Some(t) = &r.approved_at {
         line("approved at", t);
@@ -79,8 +91,15 @@ pub fn detail(r: &RequestView) -> String {
         line("failure", f);
     }
     for d in &r.decisions {
-        let note = d.note.as_deref().map(|n| format!(": {}", clip(n, 200))).unwrap_or_default();
-        line("decision", &format!("{} {} by {}{note}", d.at, d.action, d.by));
+        let note = d
+            .note
+            .as_deref()
+            .map(|n| format!(": {}", clip(n, 200)))
+            .unwrap_or_default();
+        line(
+            "decision",
+            &format!("{} {} by {}{note}", d.at, d.action, d.by),
+        );
     }
     for s in &r.sessions {
         line(

@@ -5,12 +5,17 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::config::Config;
-use crate::core::model::{Request, Session};
-use crate::events::EventSink;
+use crate::events::{Event, EventSink};
+use crate::shell::audit_log::AuditLog;
 use crate::shell::clock::SystemClock;
-use crate::shell::enforcement::Enforcement;
+use crate::shell::enforcer::Enforcer;
 use crate::shell::event_log::{EventLog, StderrSink};
+use crate::shell::host_enforcement::HostEnforcement;
+use crate::shell::journald::JournaldSink;
+use crate::shell::sessions::Sessions;
 use crate::shell::store::FileStore;
+use crate::shell::sudoers::SudoersDir;
+use crate::shell::syslog_sink::SyslogSink;
 use crate::shell::{notify, server, service::Service};
 
 /// How often the host is re-checked against the records, besides at startup.
@@ -37,18 +42,48 @@ fn start(config: Config) -> Result<(), String> {
     // SAFETY: umask only changes this process's file creation mask.
     unsafe { libc::umask(0o077) };
     let state_dir = config.state_dir.clone();
-    let store = FileStore::open(&state_dir)
-        .map_err(|e| format!("cannot open the state directory {}: {e}", state_dir.display()))?;
-    let sinks: Vec<Box<dyn EventSink>> = vec![Box::new(StderrSink)];
-    let events = EventLog::new(None, sinks);
+    let store = FileStore::open(&state_dir).map_err(|e| {
+        format!(
+            "cannot open the state directory {}: {e}",
+            state_dir.display()
+        )
+    })?;
+    let audit =
+        AuditLog::open(&state_dir).map_err(|e| format!("cannot open the audit log: {e}"))?;
+    let repair = audit.repair_notice().cloned();
+    let events = Arc::new(EventLog::new(Some(Box::new(audit)), system_sinks()));
+    if let Some(notice) = repair {
+        events.emit(&notice);
+    }
     let socket = config.socket.clone();
-    let listener = server::bind(&socket).map_err(|e| format!("cannot listen on {}: {e}", socket.display()))?;
+    let listener =
+        server::bind(&socket).map_err(|e| format!("cannot listen on {}: {e}", socket.display()))?;
+    let sudoers = SudoersDir::new(config.sudoers_dir.clone());
+    if let Err(e) = sudoers.preflight() {
+        // Say it at startup, not only at the first approval: grants stay uninstallable
+        // (they fail with this message) until an administrator repairs the configuration.
+        events.emit(&Event::new(
+            crate::events::EventKind::InternalError,
+            format!(
+                "sudo grants cannot be installed until the sudoers configuration is repaired: {e}"
+            ),
+        ));
+    }
+    let report_to = Arc::clone(&events);
+    let enforcement = HostEnforcement::new(
+        Enforcer {
+            sudoers,
+            sessions: Sessions::detect(),
+            kill_grace: config.kill_grace,
+        },
+        Arc::new(move |event: Event| report_to.emit(&event)),
+    );
     let service = Service::start(
         config,
         Arc::new(SystemClock::new()),
         Box::new(store),
         events,
-        Box::new(RecordOnly),
+        Box::new(enforcement),
     )
     .map_err(|e| format!("cannot load state from {}: {e}", state_dir.display()))?;
     let scheduler = Arc::clone(&service);
@@ -61,19 +96,20 @@ fn start(config: Config) -> Result<(), String> {
     server::serve(listener, service).map_err(|e| format!("socket server stopped: {e}"))
 }
 
-/// Placeholder until the host enforcement lands: records decisions without touching sudoers.
-struct RecordOnly;
-
-impl Enforcement for RecordOnly {
-    fn install(&self, _grant: &Request) -> Result<(), String> {
-        Ok(())
+/// journald when its socket exists, syslog otherwise; plus plain lines on stderr unless
+/// systemd already sends stderr to the journal (which would log everything twice).
+fn system_sinks() -> Vec<Box<dyn EventSink>> {
+    let mut sinks: Vec<Box<dyn EventSink>> = Vec::new();
+    if let Some(journald) = JournaldSink::detect() {
+        sinks.push(Box::new(journald));
+    } else {
+        match SyslogSink::connect() {
+            Ok(syslog) => sinks.push(Box::new(syslog)),
+            Err(e) => eprintln!("jitd: neither journald nor syslog is reachable ({e}); events go to stderr and the audit log"),
+        }
     }
-    fn withdraw(&self, _grant: &Request) {}
-    fn adopt_session(&self, _grant: &Request, _session: &Session) -> Result<(), String> {
-        Ok(())
+    if std::env::var_os("JOURNAL_STREAM").is_none() {
+        sinks.push(Box::new(StderrSink));
     }
-    fn warn(&self, _grant: &Request, _message: &str) {}
-    fn reconcile(&self, _active: &[&Request], _ended: &[&Request]) -> Vec<String> {
-        Vec::new()
-    }
+    sinks
 }

@@ -1,3 +1,471 @@
-//! Test harness.
+//! Test harness: real binaries, a real jitd on a private socket and state dir, real Unix
+//! users and groups. Everything created is removed on drop, also when a test fails.
+//! These tests need root (CI runs as root).
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Mutex, Once};
+use std::time::{Duration, Instant};
+
+static BUILD: Once = Once::new();
+static COUNTER: AtomicUsize = AtomicUsize::new(0);
+/// useradd/groupadd lock /etc/passwd; concurrent tests take turns.
+static USERDB: Mutex<()> = Mutex::new(());
+
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("."))
+}
+
+fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_root().join("target"))
+}
+
+/// Builds the workspace's binaries and the PAM module once per test process: `cargo test`
+/// alone does not build other packages' binaries or a cdylib that tests only load by path.
+pub fn ensure_built() {
+    BUILD.call_once(|| {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let status = Command::new(cargo)
+            .current_dir(workspace_root())
+            .args([
+                "build",
+                "-q",
+                "-p",
+                "jitd",
+                "-p",
+                "jit-elevate",
+                "-p",
+                "pam_jit",
+            ])
+            .status()
+            .expect("run cargo build");
+        assert!(status.success(), "building the workspace failed");
+    });
+}
+
+/// Path of a built binary (`jitd`, `jit-elevate`) or library.
+pub fn bin(name: &str) -> PathBuf {
+    ensure_built();
+    target_dir().join("debug").join(name)
+}
+
+pub fn unique(prefix: &str) -> String {
+    format!(
+        "{prefix}{}x{}",
+        std::process::id() % 100_000,
+        COUNTER.fetch_add(1, Ordering::SeqCst)
+    )
+}
+
+/// A directory removed on drop, readable by the test users (they reach the socket in it).
+pub struct TempDir(PathBuf);
+
+impl TempDir {
+    pub fn new(prefix: &str) -> TempDir {
+        let path = std::env::temp_dir().join(unique(&format!("jit-{prefix}-")));
+        fs::create_dir_all(&path).expect("create temp dir");
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o755)).expect("chmod temp dir");
+        TempDir(path)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.0);
+    }
+}
+
+fn run_quiet(cmd: &mut Command) -> bool {
+    cmd.stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false)
+}
+
+/// A real Unix user, deleted (with its home) on drop.
+pub struct TestUser {
+    pub name: String,
+    pub uid: u32,
+    pub gid: u32,
+}
+
+impl TestUser {
+    pub fn create(prefix: &str) -> TestUser {
+        let name = unique(&format!("jt{prefix}"));
+        Self::create_named(&name)
+    }
+
+    /// A user with exactly this name (e.g. `first.last`); the caller keeps it unique.
+    pub fn create_named(name: &str) -> TestUser {
+        let _lock = USERDB.lock().unwrap_or_else(|e| e.into_inner());
+        let ok =
+            run_quiet(Command::new("useradd").args(["--badname", "-m", "-s", "/bin/sh", name]))
+                || run_quiet(Command::new("useradd").args(["-m", "-s", "/bin/sh", name]));
+        assert!(ok, "useradd {name} failed");
+        let out = Command::new("id")
+            .args(["-u", name])
+            .output()
+            .expect("id -u");
+        let uid = String::from_utf8_lossy(&out.stdout)
+            .trim()
+            .parse()
+            .expect("uid");
+        let out = Command::new("id")
+            .args(["-g", name])
+            .output()
+            .expect("id -g");
+        let gid = String::from_utf8_lossy(&out.stdout)
+            .trim()
+            .parse()
+            .expect("gid");
+        TestUser {
+            name: name.to_string(),
+            uid,
+            gid,
+        }
+    }
+
+    /// `program` run as this user.
+    pub fn command(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
+        self.identity().command(program)
+    }
+
+    /// Who this user is, without ownership (for use from other threads).
+    pub fn identity(&self) -> Identity {
+        Identity {
+            name: self.name.clone(),
+            uid: self.uid,
+            gid: self.gid,
+        }
+    }
+}
+
+impl Drop for TestUser {
+    fn drop(&mut self) {
+        let _lock = USERDB.lock().unwrap_or_else(|e| e.into_inner());
+        let _ = Command::new("pkill")
+            .args(["-KILL", "-u", &self.name])
+            .status();
+        run_quiet(Command::new("userdel").args(["-r", "-f", &self.name]));
+    }
+}
+
+/// A user's name and ids; does not delete the user.
+#[derive(Clone, Debug)]
+pub struct Identity {
+    pub name: String,
+    pub uid: u32,
+    pub gid: u32,
+}
+
+impl Identity {
+    /// `program` run as this user (uid and primary gid; std drops supplementary groups).
+    /// Signals sent to the child reach the program itself, unlike through runuser.
+    pub fn command(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
+        use std::os::unix::process::CommandExt;
+        let mut c = Command::new(program);
+        c.uid(self.uid)
+            .gid(self.gid)
+            .env("USER", &self.name)
+            .env("LOGNAME", &self.name);
+        c
+    }
+}
+
+/// A real Unix group, deleted on drop.
+pub struct TestGroup {
+    pub name: String,
+}
+
+impl TestGroup {
+    pub fn create(prefix: &str) -> TestGroup {
+        let name = unique(&format!("jg{prefix}"));
+        let _lock = USERDB.lock().unwrap_or_else(|e| e.into_inner());
+        assert!(
+            run_quiet(Command::new("groupadd").arg(&name)),
+            "groupadd {name} failed"
+        );
+        TestGroup { name }
+    }
+
+    pub fn add(&self, user: &TestUser) {
+        let _lock = USERDB.lock().unwrap_or_else(|e| e.into_inner());
+        assert!(
+            run_quiet(Command::new("usermod").args(["-aG", &self.name, &user.name])),
+            "usermod -aG {} {} failed",
+            self.name,
+            user.name
+        );
+    }
+}
+
+impl Drop for TestGroup {
+    fn drop(&mut self) {
+        let _lock = USERDB.lock().unwrap_or_else(|e| e.into_inner());
+        run_quiet(Command::new("groupdel").arg(&self.name));
+    }
+}
+
+/// A real jitd, running as root on a private socket and state directory.
+pub struct Daemon {
+    dir: TempDir,
+    child: Option<Child>,
+    /// Held while this daemon owns the machine's /etc/sudoers.d (see `start_enforcing`).
+    _sudoers_lock: Option<fs::File>,
+}
+
+/// Only one test daemon at a time may manage the real /etc/sudoers.d: each reconciles away
+/// `jit_*` drop-ins it has no record of, which would include another daemon's.
+fn lock_real_sudoers() -> fs::File {
+    use std::os::fd::AsRawFd;
+    let f = fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open("/run/jit-tests-sudoers.lock")
+        .expect("lock file");
+    // SAFETY: flock on a descriptor we own; blocks until the other test lets go.
+    let rc = unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) };
+    assert_eq!(rc, 0, "flock");
+    f
+}
+
+impl Daemon {
+    pub fn start() -> Daemon {
+        Self::start_with("")
+    }
+
+    /// `extra` is appended to the generated config (approver_groups, durations, …).
+    pub fn start_with(extra: &str) -> Daemon {
+        Self::launch(extra, None)
+    }
+
+    /// A daemon that installs its drop-ins in the machine's real /etc/sudoers.d, so the real
+    /// sudo obeys them. Such daemons run one at a time.
+    pub fn start_enforcing(extra: &str) -> Daemon {
+        let lock = lock_real_sudoers();
+        Self::launch(extra, Some(lock))
+    }
+
+    fn launch(extra: &str, real_sudoers: Option<fs::File>) -> Daemon {
+        let dir = TempDir::new("jitd");
+        let sudoers = match real_sudoers {
+            Some(_) => PathBuf::from("/etc/sudoers.d"),
+            None => dir.path().join("sudoers.d"),
+        };
+        let config = format!(
+            "socket = \"{0}/run/jitd.sock\"\nstate_dir = \"{0}/state\"\nsudoers_dir = \"{1}\"\n{extra}\n",
+            dir.path().display(),
+            sudoers.display()
+        );
+        fs::create_dir_all(&sudoers).expect("sudoers dir");
+        fs::write(dir.path().join("jitd.toml"), config).expect("write config");
+        let mut d = Daemon {
+            dir,
+            child: None,
+            _sudoers_lock: real_sudoers,
+        };
+        d.spawn();
+        d
+    }
+
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn socket(&self) -> PathBuf {
+        self.dir.path().join("run/jitd.sock")
+    }
+
+    pub fn state_dir(&self) -> PathBuf {
+        self.dir.path().join("state")
+    }
+
+    pub fn config_path(&self) -> PathBuf {
+        self.dir.path().join("jitd.toml")
+    }
+
+    pub fn log(&self) -> String {
+        fs::read_to_string(self.dir.path().join("jitd.log")).unwrap_or_default()
+    }
+
+    /// Ids of every request in the state directory.
+    pub fn request_ids(&self) -> Vec<String> {
+        fs::read_dir(self.state_dir().join("requests"))
+            .map(|entries| {
+                entries
+                    .filter_map(|e| e.ok())
+                    .filter_map(|e| {
+                        e.file_name()
+                            .to_str()?
+                            .strip_suffix(".json")
+                            .map(String::from)
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map(|c| c.id()).unwrap_or(0)
+    }
+
+    fn spawn(&mut self) {
+        let log = fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.path().join("jitd.log"))
+            .expect("log file");
+        let child = Command::new(bin("jitd"))
+            .arg("serve")
+            .arg("--config")
+            .arg(self.config_path())
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log)
+            .spawn()
+            .expect("start jitd");
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while UnixStream::connect(self.socket()).is_err() {
+            if let Some(Ok(Some(status))) = self.child.as_mut().map(|c| c.try_wait()) {
+                panic!("jitd exited with {status} at start:\n{}", self.log());
+            }
+            assert!(
+                Instant::now() < deadline,
+                "jitd did not start:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Sends `sig` to the daemon.
+    pub fn signal(&self, sig: i32) {
+        // SAFETY: kill(2) on our own child's pid.
+        unsafe { libc::kill(self.pid() as i32, sig) };
+    }
+
+    /// SIGKILL and reap: the crash case.
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Starts jitd again on the same state (after `kill9`).
+    pub fn restart(&mut self) {
+        self.kill9();
+        self.spawn();
+    }
+
+    fn cli(&self, program: &str, user: Option<&TestUser>, args: &[&str]) -> Output {
+        let mut cmd = match user {
+            None => Command::new(bin(program)),
+            Some(u) => u.command(bin(program)),
+        };
+        cmd.arg("--socket")
+            .arg(self.socket())
+            .args(args)
+            .stdin(Stdio::null());
+        cmd.output().expect("run CLI")
+    }
+
+    /// `jitd ARGS` as root.
+    pub fn jitd(&self, args: &[&str]) -> Output {
+        self.cli("jitd", None, args)
+    }
+
+    pub fn jitd_as(&self, user: &TestUser, args: &[&str]) -> Output {
+        self.cli("jitd", Some(user), args)
+    }
+
+    pub fn elevate_as(&self, user: &TestUser, args: &[&str]) -> Output {
+        self.cli("jit-elevate", Some(user), args)
+    }
+
+    /// `jitd show ID --json` as root, parsed.
+    pub fn show(&self, id: &str) -> serde_json::Value {
+        let out = self.jitd(&["show", id, "--json"]);
+        assert!(
+            out.status.success(),
+            "jitd show {id}: {}",
+            text(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).expect("show --json is JSON")
+    }
+
+    pub fn state_of(&self, id: &str) -> String {
+        self.show(id)["state"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    }
+
+    /// Polls until request `id` is in `state`, or panics after `within`.
+    pub fn wait_for_state(&self, id: &str, state: &str, within: Duration) {
+        let deadline = Instant::now() + within;
+        loop {
+            let now = self.state_of(id);
+            if now == state {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "request {id} is {now}, expected {state} within {within:?}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        self.kill9();
+        if self._sudoers_lock.is_some() {
+            // Leave the machine's sudoers as we found it: remove this daemon's drop-ins.
+            for id in self.request_ids() {
+                let _ = fs::remove_file(format!("/etc/sudoers.d/jit_{id}"));
+            }
+        }
+    }
+}
+
+pub fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// stdout, trimmed.
+pub fn stdout(out: &Output) -> String {
+    text(&out.stdout).trim().to_string()
+}
+
+/// Asserts success and returns stdout trimmed.
+pub fn ok(out: Output) -> String {
+    assert!(
+        out.status.success(),
+        "command failed ({}):\nstdout: {}\nstderr: {}",
+        out.status,
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    stdout(&out)
+}
+
 pub mod pam;
 pub mod sshd;

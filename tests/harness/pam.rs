@@ -9,84 +9,24 @@ use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::UnixListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use jit_proto::frame::{read_frame, write_frame};
-use jit_proto::{ClientMessage, Request, Response};
+use jit_proto::{ClientMessage, Request, RequestView, Response};
+
+use crate::{ok, Daemon, TempDir};
 
 // ---------------------------------------------------------------------------------------------
 // The module under test
 
-/// Absolute path of the freshly built `libpam_jit.so`. `cargo test` does not rebuild a cdylib
-/// that a test only loads by path, so the first caller builds it (once per test binary).
+/// Absolute path of the freshly built `libpam_jit.so` (built once per test binary: `cargo
+/// test` does not rebuild a cdylib that a test only loads by path).
 pub fn module_path() -> PathBuf {
-    static BUILT: OnceLock<PathBuf> = OnceLock::new();
-    BUILT
-        .get_or_init(|| {
-            let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-            let status = Command::new(cargo)
-                .args(["build", "--quiet", "-p", "pam_jit", "-p", "jitd"])
-                .current_dir(env!("CARGO_MANIFEST_DIR"))
-                .status()
-                .expect("run cargo build -p pam_jit");
-            assert!(status.success(), "cargo build -p pam_jit -p jitd failed");
-            // target/debug/deps/<test binary> -> target/debug/libpam_jit.so
-            let exe = std::env::current_exe().unwrap();
-            let path = exe
-                .parent()
-                .and_then(Path::parent)
-                .unwrap()
-                .join("libpam_jit.so");
-            assert!(path.exists(), "{} was not built", path.display());
-            path
-        })
-        .clone()
-}
-
-// ---------------------------------------------------------------------------------------------
-// Temporary directories
-
-/// A directory under /tmp removed (recursively) on drop.
-pub struct TempDir(PathBuf);
-
-impl TempDir {
-    pub fn new(prefix: &str) -> TempDir {
-        static N: AtomicU32 = AtomicU32::new(0);
-        let path = std::env::temp_dir().join(format!(
-            "{prefix}-{}-{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::SeqCst)
-        ));
-        let _ = std::fs::remove_dir_all(&path);
-        std::fs::create_dir(&path).unwrap();
-        TempDir(path)
-    }
-
-    pub fn path(&self) -> &Path {
-        &self.0
-    }
-
-    pub fn join(&self, name: &str) -> PathBuf {
-        self.0.join(name)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-/// A unique-enough suffix for names that live in global places (/etc, user names).
-pub fn unique(prefix: &str) -> String {
-    static N: AtomicU32 = AtomicU32::new(0);
-    format!(
-        "{prefix}{}{}",
-        std::process::id() % 100_000,
-        N.fetch_add(1, Ordering::SeqCst)
-    )
+    let path = crate::bin("libpam_jit.so");
+    assert!(path.exists(), "{} was not built", path.display());
+    path
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -267,13 +207,13 @@ pub struct ServiceDir {
 
 impl ServiceDir {
     pub fn new(service: &str, args: &str) -> ServiceDir {
-        let dir = TempDir::new("jit-pamconf");
+        let dir = TempDir::new("pamconf");
         let module = module_path();
         let text = format!(
             "account required {m} {args}\nsession required {m} {args}\n",
             m = module.display()
         );
-        std::fs::write(dir.join(service), text).unwrap();
+        std::fs::write(dir.path().join(service), text).unwrap();
         ServiceDir { dir }
     }
 
@@ -323,8 +263,8 @@ impl FakeJitd {
     fn serving(
         serve: impl Fn(&mut std::os::unix::net::UnixStream, &Mutex<Vec<Request>>) + Send + 'static,
     ) -> FakeJitd {
-        let dir = TempDir::new("jit-fake");
-        let listener = UnixListener::bind(dir.join("jitd.sock")).unwrap();
+        let dir = TempDir::new("fake");
+        let listener = UnixListener::bind(dir.path().join("jitd.sock")).unwrap();
         let seen = Arc::new(Mutex::new(Vec::new()));
         let done = Arc::new(AtomicBool::new(false));
         let (record, finished) = (seen.clone(), done.clone());
@@ -341,7 +281,7 @@ impl FakeJitd {
     }
 
     pub fn socket(&self) -> PathBuf {
-        self.dir.join("jitd.sock")
+        self.dir.path().join("jitd.sock")
     }
 
     pub fn requests(&self) -> Vec<Request> {
@@ -384,9 +324,9 @@ while True:
 
 impl PeerProcess {
     pub fn start(run_as: Option<&str>) -> PeerProcess {
-        let dir = TempDir::new("jit-peer");
+        let dir = TempDir::new("peer");
         std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
-        let sock = dir.join("jitd.sock");
+        let sock = dir.path().join("jitd.sock");
         let mut cmd = match run_as {
             Some(user) => {
                 let mut c = Command::new("runuser");
@@ -410,7 +350,7 @@ impl PeerProcess {
     }
 
     pub fn socket(&self) -> PathBuf {
-        self.dir.join("jitd.sock")
+        self.dir.path().join("jitd.sock")
     }
 }
 
@@ -438,190 +378,43 @@ fn signal_tree(pid: u32, sig: c_int) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// The real jitd and real Unix users
+// The real jitd, and files in global places
 
-/// The built `jitd` binary next to the module.
-pub fn jitd_bin() -> PathBuf {
-    module_path().with_file_name("jitd")
+/// Taken for the whole of a test that has real sessions registered with a real jitd. Every
+/// jitd reconciles the machine's shared cgroup tree (`<cgroup2>/jit/`) when it starts and ends
+/// grant cgroups it has no record of, so a daemon started by a parallel test would kill the
+/// sessions of another test's grant. One such test at a time per test binary.
+pub fn one_session_test_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: Mutex<()> = Mutex::new(());
+    LOCK.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// A real jitd (`jitd serve`) as root on a private socket and state directory; killed on drop.
-pub struct Jitd {
-    dir: TempDir,
-    child: Child,
+/// `jitd grant USER --for DUR --reason test WHAT...` as root; returns the new grant's id.
+pub fn grant(jitd: &Daemon, user: &str, duration: &str, what: &[&str]) -> String {
+    let mut args = vec!["grant", user, "--for", duration, "--reason", "test"];
+    args.extend_from_slice(what);
+    ok(jitd.jitd(&args))
 }
 
-impl Jitd {
-    pub fn start() -> Jitd {
-        let dir = TempDir::new("jit-jitd");
-        for sub in ["state", "sudoers"] {
-            std::fs::create_dir(dir.join(sub)).unwrap();
+pub fn revoke(jitd: &Daemon, id: &str) {
+    ok(jitd.jitd(&["revoke", id, "--reason", "test over"]));
+}
+
+/// Polls `jitd show ID --json` until `pred` holds on the request, or panics after `within`.
+pub fn wait_for_view(
+    jitd: &Daemon,
+    id: &str,
+    within: Duration,
+    pred: impl Fn(&RequestView) -> bool,
+) -> RequestView {
+    let deadline = Instant::now() + within;
+    loop {
+        let view: RequestView = serde_json::from_value(jitd.show(id)).unwrap();
+        if pred(&view) {
+            return view;
         }
-        let config = dir.join("jitd.toml");
-        std::fs::write(
-            &config,
-            format!(
-                "socket = \"{d}/jitd.sock\"\nstate_dir = \"{d}/state\"\nsudoers_dir = \"{d}/sudoers\"\n",
-                d = dir.path().display()
-            ),
-        )
-        .unwrap();
-        let log = std::fs::File::create(dir.join("jitd.log")).unwrap();
-        let child = Command::new(jitd_bin())
-            .args(["serve", "--config"])
-            .arg(&config)
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("start jitd serve");
-        let jitd = Jitd { dir, child };
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while !jitd.socket().exists() {
-            assert!(
-                Instant::now() < deadline,
-                "jitd did not start: {}",
-                jitd.log()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        jitd
-    }
-
-    pub fn socket(&self) -> PathBuf {
-        self.dir.join("jitd.sock")
-    }
-
-    /// SIGSTOPs the daemon: its socket stays bound and connections queue, but nothing answers.
-    pub fn stop(&self) {
-        // SAFETY: kill(2) on the child we started and have not reaped.
-        unsafe { libc::kill(self.child.id() as i32, libc::SIGSTOP) };
-    }
-
-    pub fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.join("jitd.log")).unwrap_or_default()
-    }
-
-    /// Runs the jitd CLI against this daemon.
-    pub fn jitd(&self, args: &[&str]) -> std::process::Output {
-        Command::new(jitd_bin())
-            .arg("--socket")
-            .arg(self.socket())
-            .args(args)
-            .output()
-            .expect("run jitd")
-    }
-
-    /// `jitd grant USER --for DUR --reason test WHAT...`; returns the grant id.
-    pub fn grant(&self, user: &str, duration: &str, what: &[&str]) -> String {
-        let mut args = vec!["grant", user, "--for", duration, "--reason", "test"];
-        args.extend_from_slice(what);
-        let out = self.jitd(&args);
-        assert!(
-            out.status.success(),
-            "jitd grant failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap().trim().to_string()
-    }
-
-    pub fn revoke(&self, id: &str) {
-        let out = self.jitd(&["revoke", id, "--reason", "test over"]);
-        assert!(
-            out.status.success(),
-            "jitd revoke failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-
-    /// `jitd show ID --json`.
-    pub fn show(&self, id: &str) -> jit_proto::RequestView {
-        let out = self.jitd(&["show", id, "--json"]);
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        serde_json::from_slice(&out.stdout).unwrap()
-    }
-
-    /// Polls `show` until `pred` holds (or panics after `within`).
-    pub fn wait_for(
-        &self,
-        id: &str,
-        within: Duration,
-        pred: impl Fn(&jit_proto::RequestView) -> bool,
-    ) -> jit_proto::RequestView {
-        let deadline = Instant::now() + within;
-        loop {
-            let view = self.show(id);
-            if pred(&view) {
-                return view;
-            }
-            assert!(Instant::now() < deadline, "gave up waiting on {view:#?}");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-}
-
-impl Drop for Jitd {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// A real Unix user with a home directory; removed (with its home) on drop.
-pub struct User {
-    pub name: String,
-}
-
-impl User {
-    pub fn create(prefix: &str) -> User {
-        let name = unique(prefix);
-        let status = Command::new("useradd")
-            .args(["-m", "-s", "/bin/sh", &name])
-            .status()
-            .unwrap();
-        assert!(status.success(), "useradd {name}");
-        User { name }
-    }
-}
-
-impl Drop for User {
-    fn drop(&mut self) {
-        // -f: a process the failed test left behind must not keep the user around.
-        let _ = Command::new("userdel")
-            .args(["-r", "-f", &self.name])
-            .output();
-    }
-}
-
-/// A real Unix group; removed on drop.
-pub struct Group {
-    pub name: String,
-}
-
-impl Group {
-    pub fn create(prefix: &str) -> Group {
-        let name = unique(prefix);
-        let status = Command::new("groupadd").arg(&name).status().unwrap();
-        assert!(status.success(), "groupadd {name}");
-        Group { name }
-    }
-
-    pub fn add(&self, user: &User) {
-        let status = Command::new("gpasswd")
-            .args(["-a", &user.name, &self.name])
-            .stdout(Stdio::null())
-            .status()
-            .unwrap();
-        assert!(status.success(), "gpasswd -a {} {}", user.name, self.name);
-    }
-}
-
-impl Drop for Group {
-    fn drop(&mut self) {
-        let _ = Command::new("groupdel").arg(&self.name).output();
+        assert!(Instant::now() < deadline, "gave up waiting on {view:#?}");
+        std::thread::sleep(Duration::from_millis(50));
     }
 }
 
@@ -674,8 +467,8 @@ exit $rc
 /// reads (the machine has no syslog daemon, and the real /dev/log is left alone). Returns
 /// pamtester's output and the raw syslog datagrams (`<PRI>... message`).
 pub fn pamtester_with_syslog(args: &[&str]) -> (std::process::Output, Vec<String>) {
-    let dir = TempDir::new("jit-syslog");
-    let log = dir.join("syslog.jsonl");
+    let dir = TempDir::new("syslog");
+    let log = dir.path().join("syslog.jsonl");
     let out = Command::new("unshare")
         .args([
             "-m",

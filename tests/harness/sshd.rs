@@ -9,7 +9,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::pam::{module_path, unique, PlacedFile, TempDir, User};
+use crate::pam::{module_path, PlacedFile};
+use crate::{unique, TempDir, TestUser};
 
 /// Two network namespaces joined by a veth pair: the server side holds 10.201.0.1, the client
 /// side 10.201.0.2. Both addresses exist only inside these namespaces. Deleted on drop.
@@ -78,10 +79,10 @@ pub struct Sshd {
 
 impl Sshd {
     /// Listens on 127.0.0.1, or on [`NetnsPair::SERVER_ADDR`] inside `netns`.
-    pub fn start(user: &User, jitd_socket: &Path, netns: Option<&NetnsPair>) -> Sshd {
+    pub fn start(user: &TestUser, jitd_socket: &Path, netns: Option<&NetnsPair>) -> Sshd {
         // sshd refuses to start without its privilege separation directory.
         std::fs::create_dir_all("/run/sshd").unwrap();
-        let dir = TempDir::new("jit-sshd");
+        let dir = TempDir::new("sshd");
         let service = format!("jit-test-sshd-{}", user.name);
         let module = module_path();
         let pam = PlacedFile::write(
@@ -96,11 +97,11 @@ impl Sshd {
             ),
             0o644,
         );
-        keygen(&dir.join("host_key"));
-        keygen(&dir.join("client_key"));
-        let keys = dir.join("authorized_keys");
+        keygen(&dir.path().join("host_key"));
+        keygen(&dir.path().join("client_key"));
+        let keys = dir.path().join("authorized_keys");
         std::fs::create_dir(&keys).unwrap();
-        std::fs::copy(dir.join("client_key.pub"), keys.join(&user.name)).unwrap();
+        std::fs::copy(dir.path().join("client_key.pub"), keys.join(&user.name)).unwrap();
         // sshd drops to the user to read keys when StrictModes is off; let it in.
         std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
 
@@ -108,7 +109,7 @@ impl Sshd {
             Some(_) => (NetnsPair::SERVER_ADDR.to_string(), 2222),
             None => ("127.0.0.1".to_string(), free_port()),
         };
-        let config = dir.join("sshd_config");
+        let config = dir.path().join("sshd_config");
         std::fs::write(
             &config,
             format!(
@@ -121,7 +122,7 @@ impl Sshd {
             ),
         )
         .unwrap();
-        let program = dir.join(&service);
+        let program = dir.path().join(&service);
         std::os::unix::fs::symlink("/usr/sbin/sshd", &program).unwrap();
 
         let mut cmd = match netns {
@@ -137,7 +138,7 @@ impl Sshd {
             .arg("-f")
             .arg(&config)
             .arg("-E")
-            .arg(dir.join("sshd.log"))
+            .arg(dir.path().join("sshd.log"))
             .stdin(Stdio::null())
             .spawn()
             .expect("start sshd");
@@ -162,11 +163,11 @@ impl Sshd {
     }
 
     pub fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.join("sshd.log")).unwrap_or_default()
+        std::fs::read_to_string(self.dir.path().join("sshd.log")).unwrap_or_default()
     }
 
     /// An ssh client command logging in as `user` with the test key and running `remote`.
-    pub fn ssh(&self, user: &User, netns: Option<&NetnsPair>, remote: &[&str]) -> Command {
+    pub fn ssh(&self, user: &TestUser, netns: Option<&NetnsPair>, remote: &[&str]) -> Command {
         let mut cmd = match netns {
             Some(pair) => {
                 let mut c = Command::new("ip");
@@ -176,7 +177,7 @@ impl Sshd {
             None => Command::new("ssh"),
         };
         cmd.args(["-F", "/dev/null", "-i"])
-            .arg(self.dir.join("client_key"))
+            .arg(self.dir.path().join("client_key"))
             .args([
                 "-o",
                 "IdentitiesOnly=yes",
@@ -199,7 +200,7 @@ impl Sshd {
         cmd
     }
 
-    pub fn login(&self, user: &User, netns: Option<&NetnsPair>) -> Output {
+    pub fn login(&self, user: &TestUser, netns: Option<&NetnsPair>) -> Output {
         self.ssh(user, netns, &["echo", "logged-in"])
             .output()
             .unwrap()

@@ -34,14 +34,20 @@ impl std::fmt::Display for Denial {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Denial::NotAnApprover { groups } if groups.is_empty() => {
-                write!(f, "only root may decide on this request (no approver groups are configured)")
+                write!(
+                    f,
+                    "only root may decide on this request (no approver groups are configured)"
+                )
             }
             Denial::NotAnApprover { groups } => write!(
                 f,
                 "only root and members of {} may decide on this request",
                 groups.join(", ")
             ),
-            Denial::OwnRequest => write!(f, "nobody may decide on their own request: ask another approver"),
+            Denial::OwnRequest => write!(
+                f,
+                "nobody may decide on their own request: ask another approver"
+            ),
             Denial::NotYours => write!(f, "this request belongs to another user"),
             Denial::RootOnly => write!(f, "only root may do this"),
         }
@@ -85,7 +91,9 @@ pub fn may_act_as_requester(actor: &Actor, request: &Request) -> Result<(), Deni
 
 /// Requesters see their own requests; approvers (and root) see everyone's.
 pub fn may_view(actor: &Actor, request: &Request, approver_groups: &[String]) -> bool {
-    actor.uid == request.uid || is_approver(actor, approver_groups) || actor.in_any(&request.approver_groups)
+    actor.uid == request.uid
+        || is_approver(actor, approver_groups)
+        || actor.in_any(&request.approver_groups)
 }
 
 pub fn is_approver(actor: &Actor, approver_groups: &[String]) -> bool {

@@ -199,7 +199,12 @@ impl Request {
         Ok(())
     }
 
-    pub fn deny(&mut self, by: &By, reason: String, now: DateTime<Utc>) -> Result<(), LifecycleError> {
+    pub fn deny(
+        &mut self,
+        by: &By,
+        reason: String,
+        now: DateTime<Utc>,
+    ) -> Result<(), LifecycleError> {
         self.end_pending(Action::Deny, End::Denied, by, Some(reason), now)
     }
 
@@ -207,7 +212,12 @@ impl Request {
         self.end_pending(Action::Cancel, End::Cancelled, by, None, now)
     }
 
-    pub fn revoke(&mut self, by: &By, reason: String, now: DateTime<Utc>) -> Result<(), LifecycleError> {
+    pub fn revoke(
+        &mut self,
+        by: &By,
+        reason: String,
+        now: DateTime<Utc>,
+    ) -> Result<(), LifecycleError> {
         self.end_active(Action::Revoke, End::Revoked, by, Some(reason), now)
     }
 
@@ -218,7 +228,13 @@ impl Request {
 
     /// The host could not install the grant; `why` is shown to the requester and approvers.
     pub fn fail(&mut self, why: String, now: DateTime<Utc>) -> Result<(), LifecycleError> {
-        self.end_active(Action::Fail, End::Failed, &By::daemon(), Some(why.clone()), now)?;
+        self.end_active(
+            Action::Fail,
+            End::Failed,
+            &By::daemon(),
+            Some(why.clone()),
+            now,
+        )?;
         self.failure = Some(why);
         Ok(())
     }
@@ -253,7 +269,11 @@ mod tests {
                 uid: 1001,
                 user: "alice".into(),
                 target: Target::Sudo {
-                    command: vec!["/usr/bin/systemctl".into(), "restart".into(), "nginx".into()],
+                    command: vec![
+                        "/usr/bin/systemctl".into(),
+                        "restart".into(),
+                        "nginx".into(),
+                    ],
                 },
                 duration: Duration::minutes(15),
                 reason: "deploy".into(),
@@ -298,10 +318,19 @@ mod tests {
     #[test]
     fn two_approvals_need_two_distinct_approvers() {
         let mut r = request(2);
-        assert_eq!(r.approve(&bob(), None, t(1)), Ok(Approval::Recorded { missing: 1 }));
-        assert_eq!(r.approve(&bob(), None, t(2)), Ok(Approval::AlreadyCounted { missing: 1 }));
+        assert_eq!(
+            r.approve(&bob(), None, t(1)),
+            Ok(Approval::Recorded { missing: 1 })
+        );
+        assert_eq!(
+            r.approve(&bob(), None, t(2)),
+            Ok(Approval::AlreadyCounted { missing: 1 })
+        );
         assert_eq!(r.state(), State::Pending);
-        assert_eq!(r.approve(&By::user("carol", 1003), None, t(3)), Ok(Approval::Granted));
+        assert_eq!(
+            r.approve(&By::user("carol", 1003), None, t(3)),
+            Ok(Approval::Granted)
+        );
         assert_eq!(r.approvers(), vec!["bob", "carol"]);
     }
 
@@ -313,8 +342,15 @@ mod tests {
         r.deny(&bob(), "not now".into(), t(2)).unwrap();
         assert_eq!(r.state(), State::Denied);
         let err = r.cancel(&By::user("alice", 1001), t(3)).unwrap_err();
-        assert_eq!(err.to_string(), "cannot cancel a request that is denied (only a pending one)");
-        assert_eq!(r.tick(t(99_999)), None, "an ended request never changes again");
+        assert_eq!(
+            err.to_string(),
+            "cannot cancel a request that is denied (only a pending one)"
+        );
+        assert_eq!(
+            r.tick(t(99_999)),
+            None,
+            "an ended request never changes again"
+        );
     }
 
     #[test]
@@ -325,8 +361,14 @@ mod tests {
                     as Box<dyn Fn(&mut Request) -> Result<(), LifecycleError>>,
                 State::Revoked,
             ),
-            (Box::new(|r: &mut Request| r.complete(&By::user("alice", 1001), t(5))), State::Completed),
-            (Box::new(|r: &mut Request| r.fail("visudo: syntax error".into(), t(5))), State::Failed),
+            (
+                Box::new(|r: &mut Request| r.complete(&By::user("alice", 1001), t(5))),
+                State::Completed,
+            ),
+            (
+                Box::new(|r: &mut Request| r.fail("visudo: syntax error".into(), t(5))),
+                State::Failed,
+            ),
         ] {
             let mut r = request(1);
             r.approve(&bob(), None, t(1)).unwrap();

@@ -25,13 +25,8 @@ impl GrantId {
         let mut filled = 0;
         while filled < ID_LEN {
             // SAFETY: the pointer and length describe the unfilled tail of `bytes`.
-            let n = unsafe {
-                libc::getrandom(
-                    bytes[filled..].as_mut_ptr().cast(),
-                    ID_LEN - filled,
-                    0,
-                )
-            };
+            let n =
+                unsafe { libc::getrandom(bytes[filled..].as_mut_ptr().cast(), ID_LEN - filled, 0) };
             if n < 0 {
                 let e = std::io::Error::last_os_error();
                 if e.kind() == std::io::ErrorKind::Interrupted {
@@ -299,7 +294,13 @@ mod tests {
             assert_eq!(id.as_str().len(), ID_LEN);
             assert!(GrantId::try_from(id.to_string()).is_ok());
         }
-        for bad in ["../etc/passwd", "abc", "ABCDEFGHIJ", "abcde.ghij", "abcdefghi~"] {
+        for bad in [
+            "../etc/passwd",
+            "abc",
+            "ABCDEFGHIJ",
+            "abcde.ghij",
+            "abcdefghi~",
+        ] {
             assert!(GrantId::try_from(bad.to_string()).is_err(), "{bad}");
         }
     }

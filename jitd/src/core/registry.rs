@@ -59,7 +59,12 @@ impl Registry {
     }
 
     /// The user's active grants of `kind`, whose window has not passed at `now`.
-    pub fn active_for(&self, user: &str, kind: GrantKind, now: DateTime<Utc>) -> impl Iterator<Item = &Request> {
+    pub fn active_for(
+        &self,
+        user: &str,
+        kind: GrantKind,
+        now: DateTime<Utc>,
+    ) -> impl Iterator<Item = &Request> {
         self.active
             .get(&(user.to_string(), kind))
             .into_iter()

@@ -1,12 +1,28 @@
 //! The effects shell: everything that touches the socket, disk, sudoers, processes and logs.
 
+pub mod audit_log;
+mod cgroup;
 pub mod clock;
 pub mod enforcement;
+pub mod enforcer;
 pub mod event_log;
+pub mod failpoint;
+pub mod host_enforcement;
 pub mod identity;
+pub mod journald;
 pub mod notify;
+mod pidfd;
+mod process_scan;
 pub mod server;
 pub mod service;
+pub mod sessions;
+pub mod standing;
 pub mod store;
 pub mod submission;
+pub mod sudoers;
+pub mod sudoers_rule;
+pub mod syslog_sink;
+mod terminal;
+#[cfg(test)]
+mod testing;
 pub mod view;

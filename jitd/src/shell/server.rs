@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 use std::fs;
 use std::io;
-use std::os::unix::fs::{DirBuilderExt, FileTypeExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, FileTypeExt, MetadataExt, PermissionsExt};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -31,14 +31,34 @@ const ROOT_RESERVE: usize = 8;
 /// anything else at the path is left alone and reported.
 pub fn bind(path: &Path) -> io::Result<UnixListener> {
     if let Some(dir) = path.parent() {
-        fs::DirBuilder::new().recursive(true).mode(0o755).create(dir)?;
+        if !dir.exists() {
+            fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o755)
+                .create(dir)?;
+            // The process umask is 077; users must be able to reach the socket.
+            fs::set_permissions(dir, fs::Permissions::from_mode(0o755))?;
+        }
+        let meta = fs::metadata(dir)?;
+        if meta.uid() != nix::unistd::geteuid().as_raw() || meta.mode() & 0o022 != 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::PermissionDenied,
+                format!(
+                    "{} must be owned by jitd's user and writable by nobody else, or anyone could replace the socket",
+                    dir.display()
+                ),
+            ));
+        }
     }
     match fs::symlink_metadata(path) {
         Ok(m) if m.file_type().is_socket() => fs::remove_file(path)?,
         Ok(_) => {
             return Err(io::Error::new(
                 io::ErrorKind::AlreadyExists,
-                format!("{} exists and is not a socket; remove it or choose another `socket`", path.display()),
+                format!(
+                    "{} exists and is not a socket; remove it or choose another `socket`",
+                    path.display()
+                ),
             ))
         }
         Err(_) => {}
@@ -145,9 +165,17 @@ fn error(code: ErrorCode, message: impl Into<String>) -> Response {
 }
 
 fn handle_connection(mut stream: UnixStream, cred: PeerCred, service: &Service) {
-    let response = match read_frame_bytes(&mut DeadlineReader::new(&stream, Instant::now() + READ_DEADLINE)) {
+    let response = match read_frame_bytes(&mut DeadlineReader::new(
+        &stream,
+        Instant::now() + READ_DEADLINE,
+    )) {
         Err(FrameError::Truncated) => return,
-        Err(FrameError::Io(e)) if matches!(e.kind(), io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock) => {
+        Err(FrameError::Io(e))
+            if matches!(
+                e.kind(),
+                io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock
+            ) =>
+        {
             error(ErrorCode::BadRequest, "timed out waiting for the request")
         }
         Err(e) => error(ErrorCode::BadRequest, e.to_string()),

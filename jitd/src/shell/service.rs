@@ -6,7 +6,9 @@ use std::sync::{Arc, Condvar, Mutex, RwLock};
 use std::time::Duration as StdDuration;
 
 use chrono::{DateTime, Duration, Utc};
-use jit_proto::{ErrorCode, GrantKind, NewRequest, PamContext, Request as Wire, Response, SessionInfo, State};
+use jit_proto::{
+    ErrorCode, GrantKind, NewRequest, PamContext, Request as Wire, Response, SessionInfo, State,
+};
 
 use crate::config::Config;
 use crate::core::authz::{self, Actor};
@@ -59,7 +61,7 @@ pub struct Service {
     clock: Arc<dyn Clock>,
     store: Box<dyn Store>,
     registry: RwLock<Registry>,
-    events: EventLog,
+    events: Arc<EventLog>,
     enforcement: Box<dyn Enforcement>,
     /// Bumped on every change that may move the next deadline; wakes the scheduler.
     wake: (Mutex<u64>, Condvar),
@@ -74,7 +76,7 @@ impl Service {
         config: Config,
         clock: Arc<dyn Clock>,
         store: Box<dyn Store>,
-        events: EventLog,
+        events: Arc<EventLog>,
         enforcement: Box<dyn Enforcement>,
     ) -> std::io::Result<Arc<Service>> {
         let (requests, problems) = store.load_all()?;
@@ -89,9 +91,10 @@ impl Service {
             warned: Mutex::new(HashSet::new()),
         };
         for p in problems {
-            service
-                .events
-                .emit(&Event::new(EventKind::InternalError, format!("state file {p}")));
+            service.events.emit(&Event::new(
+                EventKind::InternalError,
+                format!("state file {p}"),
+            ));
         }
         {
             let mut reg = service.write_registry();
@@ -202,7 +205,11 @@ impl Service {
             ev.extra.push(("PID", session.pid.to_string()));
             self.events.emit(&ev);
         }
-        let mut ev = event_for(EventKind::SessionOpened, &grant, format!("{} session opened", info.pam.service));
+        let mut ev = event_for(
+            EventKind::SessionOpened,
+            &grant,
+            format!("{} session opened", info.pam.service),
+        );
         ev.extra.push(("PID", session.pid.to_string()));
         ev.extra.push(("SERVICE", info.pam.service.clone()));
         if let Some(rhost) = &info.pam.rhost {
@@ -234,7 +241,11 @@ impl Service {
         let grant = self.transition_any_state(&id, move |r| {
             r.sessions.retain(|s| s.pid != pid);
         })?;
-        let mut ev = event_for(EventKind::SessionClosed, &grant, format!("{} session closed", info.pam.service));
+        let mut ev = event_for(
+            EventKind::SessionClosed,
+            &grant,
+            format!("{} session closed", info.pam.service),
+        );
         ev.extra.push(("PID", pid.to_string()));
         self.events.emit(&ev);
         Ok(Response::SessionRegistered {
@@ -252,7 +263,10 @@ impl Service {
                 return Ok(id);
             }
         }
-        Err(Failure::new(ErrorCode::Internal, "cannot allocate a request id"))
+        Err(Failure::new(
+            ErrorCode::Internal,
+            "cannot allocate a request id",
+        ))
     }
 
     fn submission(&self, uid: u32, user: &str, new: &NewRequest) -> Result<Submission, Failure> {
@@ -273,7 +287,11 @@ impl Service {
 
     /// Records a brand-new request: audit first (refused if it cannot be logged), then the
     /// store, then the registry.
-    fn create(&self, sub: Submission, decide: impl FnOnce(&mut Request, DateTime<Utc>) -> Result<(), Failure>) -> Result<Request, Failure> {
+    fn create(
+        &self,
+        sub: Submission,
+        decide: impl FnOnce(&mut Request, DateTime<Utc>) -> Result<(), Failure>,
+    ) -> Result<Request, Failure> {
         let mut reg = self.write_registry();
         let pending = reg
             .iter()
@@ -290,20 +308,37 @@ impl Service {
         let pending_ttl = Duration::seconds(self.config.pending_ttl.as_secs() as i64);
         let mut r = Request::open(id, sub, now, pending_ttl);
         decide(&mut r, now)?;
-        let kind = if r.state() == State::Active { EventKind::Approved } else { EventKind::Requested };
+        let kind = if r.state() == State::Active {
+            EventKind::Approved
+        } else {
+            EventKind::Requested
+        };
         let mut ev = event_for(
             EventKind::Requested,
             &r,
-            format!("{} asked for {} for {}", r.user, r.command_display(), jit_proto::duration::format(StdDuration::from_secs(r.duration_secs))),
+            format!(
+                "{} asked for {} for {}",
+                r.user,
+                r.command_display(),
+                jit_proto::duration::format(StdDuration::from_secs(r.duration_secs))
+            ),
         );
         if kind == EventKind::Approved {
             ev.approver = r.decisions.first().map(|d| d.by.clone());
-            ev.message = format!("{} granted {} to {}", ev.approver.clone().unwrap_or_default(), r.command_display(), r.user);
+            ev.message = format!(
+                "{} granted {} to {}",
+                ev.approver.clone().unwrap_or_default(),
+                r.command_display(),
+                r.user
+            );
             ev.kind = Some(EventKind::Approved);
         }
-        self.events
-            .record(&ev)
-            .map_err(|e| Failure::new(ErrorCode::Unavailable, format!("refused: the audit log cannot be written ({e}); nothing was recorded")))?;
+        self.events.record(&ev).map_err(|e| {
+            Failure::new(
+                ErrorCode::Unavailable,
+                format!("refused: the audit log cannot be written ({e}); nothing was recorded"),
+            )
+        })?;
         self.persist(&r)?;
         reg.put(r.clone());
         drop(reg);
@@ -313,15 +348,24 @@ impl Service {
 
     fn persist(&self, r: &Request) -> Result<(), Failure> {
         self.store.put(r).map_err(|e| {
-            self.events.emit(&event_for(EventKind::InternalError, r, format!("cannot persist state: {e}")));
-            Failure::new(ErrorCode::Unavailable, format!("the state directory cannot be written ({e}); nothing was changed"))
+            self.events.emit(&event_for(
+                EventKind::InternalError,
+                r,
+                format!("cannot persist state: {e}"),
+            ));
+            Failure::new(
+                ErrorCode::Unavailable,
+                format!("the state directory cannot be written ({e}); nothing was changed"),
+            )
         })
     }
 
     fn submit(&self, actor: &Actor, new: &NewRequest) -> Result<Response, Failure> {
         let sub = self.submission(actor.uid, &actor.name, new)?;
         let r = self.create(sub, |_, _| Ok(()))?;
-        Ok(Response::Request { request: view(&r) })
+        Ok(Response::Request {
+            request: Box::new(view(&r)),
+        })
     }
 
     fn grant(&self, actor: &Actor, user: &str, new: &NewRequest) -> Result<Response, Failure> {
@@ -334,7 +378,9 @@ impl Service {
             Ok(())
         })?;
         let r = self.activate(r);
-        Ok(Response::Request { request: view(&r) })
+        Ok(Response::Request {
+            request: Box::new(view(&r)),
+        })
     }
 
     /// Applies `step` to the current record under the write lock, records `event` (refusing if
@@ -345,9 +391,12 @@ impl Service {
         step: impl FnOnce(&mut Request, DateTime<Utc>) -> Result<Option<Event>, Failure>,
     ) -> Result<Request, Failure> {
         let mut reg = self.write_registry();
-        let current = reg
-            .get(id)
-            .ok_or_else(|| Failure::new(ErrorCode::NotFound, format!("no request {id} (see `jitd list --all`)")))?;
+        let current = reg.get(id).ok_or_else(|| {
+            Failure::new(
+                ErrorCode::NotFound,
+                format!("no request {id} (see `jitd list --all`)"),
+            )
+        })?;
         let now = self.clock.now();
         if current.next_deadline().is_some_and(|d| d <= now) {
             return Err(Failure::new(
@@ -358,7 +407,10 @@ impl Service {
         let mut next = current.clone();
         if let Some(event) = step(&mut next, now)? {
             self.events.record(&event).map_err(|e| {
-                Failure::new(ErrorCode::Unavailable, format!("refused: the audit log cannot be written ({e}); nothing was changed"))
+                Failure::new(
+                    ErrorCode::Unavailable,
+                    format!("refused: the audit log cannot be written ({e}); nothing was changed"),
+                )
             })?;
         }
         self.persist(&next)?;
@@ -369,7 +421,11 @@ impl Service {
     }
 
     /// A bookkeeping change (session list) that is valid in any state.
-    fn transition_any_state(&self, id: &GrantId, step: impl FnOnce(&mut Request)) -> Result<Request, Failure> {
+    fn transition_any_state(
+        &self,
+        id: &GrantId,
+        step: impl FnOnce(&mut Request),
+    ) -> Result<Request, Failure> {
         let mut reg = self.write_registry();
         let mut next = reg
             .get(id)
@@ -386,13 +442,20 @@ impl Service {
     }
 
     fn lookup(&self, id: &GrantId) -> Result<Request, Failure> {
-        self.read_registry()
-            .get(id)
-            .cloned()
-            .ok_or_else(|| Failure::new(ErrorCode::NotFound, format!("no request {id} (see `jitd list --all`)")))
+        self.read_registry().get(id).cloned().ok_or_else(|| {
+            Failure::new(
+                ErrorCode::NotFound,
+                format!("no request {id} (see `jitd list --all`)"),
+            )
+        })
     }
 
-    fn approve(&self, actor: &Actor, id: &str, comment: Option<String>) -> Result<Response, Failure> {
+    fn approve(
+        &self,
+        actor: &Actor,
+        id: &str,
+        comment: Option<String>,
+    ) -> Result<Response, Failure> {
         let id = Self::parse_id(id)?;
         authz::may_decide(actor, &self.lookup(&id)?, false)?;
         let by = By::user(&actor.name, actor.uid);
@@ -404,26 +467,39 @@ impl Service {
             ev.approver = Some(approver.clone());
             ev.message = match outcome {
                 Approval::Granted => format!("{approver} approved; the grant is active"),
-                Approval::Recorded { missing } => format!("{approver} approved; {missing} more approval(s) needed"),
+                Approval::Recorded { missing } => {
+                    format!("{approver} approved; {missing} more approval(s) needed")
+                }
                 Approval::AlreadyCounted { .. } => return Ok(None),
             };
             Ok(Some(ev))
         })?;
-        let r = if r.state() == State::Active { self.activate(r) } else { r };
-        Ok(Response::Request { request: view(&r) })
+        let r = if r.state() == State::Active {
+            self.activate(r)
+        } else {
+            r
+        };
+        Ok(Response::Request {
+            request: Box::new(view(&r)),
+        })
     }
 
     /// After the window opened: install the grant on the host, or fail it.
     fn activate(&self, r: Request) -> Request {
         match self.enforcement.install(&r) {
             Ok(()) => {
-                self.events.emit(&event_for(EventKind::GrantInstalled, &r, "grant installed"));
+                self.events
+                    .emit(&event_for(EventKind::GrantInstalled, &r, "grant installed"));
                 r
             }
             Err(why) => {
                 let failed = self.transition(&r.id, |r, now| {
                     r.fail(why.clone(), now)?;
-                    Ok(Some(event_for(EventKind::GrantFailed, r, format!("grant could not be installed: {why}"))))
+                    Ok(Some(event_for(
+                        EventKind::GrantFailed,
+                        r,
+                        format!("grant could not be installed: {why}"),
+                    )))
                 });
                 match failed {
                     Ok(f) => {
@@ -431,7 +507,8 @@ impl Service {
                         f
                     }
                     Err(e) => {
-                        self.events.emit(&event_for(EventKind::InternalError, &r, e.message));
+                        self.events
+                            .emit(&event_for(EventKind::InternalError, &r, e.message));
                         r
                     }
                 }
@@ -445,11 +522,17 @@ impl Service {
         let r = self.transition(&id, |r, now| {
             authz::may_decide(actor, r, false)?;
             r.deny(&by, reason.clone(), now)?;
-            let mut ev = event_for(EventKind::Denied, r, format!("{} denied the request: {reason}", actor.name));
+            let mut ev = event_for(
+                EventKind::Denied,
+                r,
+                format!("{} denied the request: {reason}", actor.name),
+            );
             ev.approver = Some(actor.name.clone());
             Ok(Some(ev))
         })?;
-        Ok(Response::Request { request: view(&r) })
+        Ok(Response::Request {
+            request: Box::new(view(&r)),
+        })
     }
 
     fn revoke(&self, actor: &Actor, id: &str, reason: String) -> Result<Response, Failure> {
@@ -459,12 +542,18 @@ impl Service {
             // Revoking only ever takes access away, so an approver may revoke their own grant.
             authz::may_decide(actor, r, true)?;
             r.revoke(&by, reason.clone(), now)?;
-            let mut ev = event_for(EventKind::Revoked, r, format!("{} revoked the grant: {reason}", actor.name));
+            let mut ev = event_for(
+                EventKind::Revoked,
+                r,
+                format!("{} revoked the grant: {reason}", actor.name),
+            );
             ev.approver = Some(actor.name.clone());
             Ok(Some(ev))
         })?;
         self.enforcement.withdraw(&r);
-        Ok(Response::Request { request: view(&r) })
+        Ok(Response::Request {
+            request: Box::new(view(&r)),
+        })
     }
 
     fn cancel(&self, actor: &Actor, id: &str) -> Result<Response, Failure> {
@@ -473,9 +562,15 @@ impl Service {
         let r = self.transition(&id, |r, now| {
             authz::may_act_as_requester(actor, r)?;
             r.cancel(&by, now)?;
-            Ok(Some(event_for(EventKind::Cancelled, r, format!("{} cancelled the request", actor.name))))
+            Ok(Some(event_for(
+                EventKind::Cancelled,
+                r,
+                format!("{} cancelled the request", actor.name),
+            )))
         })?;
-        Ok(Response::Request { request: view(&r) })
+        Ok(Response::Request {
+            request: Box::new(view(&r)),
+        })
     }
 
     fn done(&self, actor: &Actor, id: &str) -> Result<Response, Failure> {
@@ -484,10 +579,16 @@ impl Service {
         let r = self.transition(&id, |r, now| {
             authz::may_act_as_requester(actor, r)?;
             r.complete(&by, now)?;
-            Ok(Some(event_for(EventKind::Completed, r, format!("{} finished; the grant ended early", actor.name))))
+            Ok(Some(event_for(
+                EventKind::Completed,
+                r,
+                format!("{} finished; the grant ended early", actor.name),
+            )))
         })?;
         self.enforcement.withdraw(&r);
-        Ok(Response::Request { request: view(&r) })
+        Ok(Response::Request {
+            request: Box::new(view(&r)),
+        })
     }
 
     fn show(&self, actor: &Actor, id: &str) -> Result<Response, Failure> {
@@ -496,7 +597,9 @@ impl Service {
         if !authz::may_view(actor, &r, &self.config.approver_groups) {
             return Err(authz::Denial::NotYours.into());
         }
-        Ok(Response::Request { request: view(&r) })
+        Ok(Response::Request {
+            request: Box::new(view(&r)),
+        })
     }
 
     fn list(&self, actor: &Actor, all: bool) -> Response {
@@ -530,7 +633,9 @@ impl Service {
         let due = self.read_registry().due(now);
         for id in due {
             let mut reg = self.write_registry();
-            let Some(current) = reg.get(&id) else { continue };
+            let Some(current) = reg.get(&id) else {
+                continue;
+            };
             let mut next = current.clone();
             let Some(end) = next.tick(now) else { continue };
             // Expiry happens even when it cannot be persisted or logged: a grant must never
@@ -539,17 +644,28 @@ impl Service {
             reg.put(next.clone());
             drop(reg);
             let (kind, what) = match end {
-                End::TimedOut => (EventKind::TimedOut, "no decision in time; the request timed out"),
+                End::TimedOut => (
+                    EventKind::TimedOut,
+                    "no decision in time; the request timed out",
+                ),
                 _ => (EventKind::Expired, "the window closed; the grant expired"),
             };
-            self.events.emit(&event_for(kind, &next, format!("{what}{context}")));
+            self.events
+                .emit(&event_for(kind, &next, format!("{what}{context}")));
             if let Err(e) = persisted {
-                self.events.emit(&event_for(EventKind::InternalError, &next, format!("cannot persist expiry: {e}")));
+                self.events.emit(&event_for(
+                    EventKind::InternalError,
+                    &next,
+                    format!("cannot persist expiry: {e}"),
+                ));
             }
             if end == End::Expired {
                 self.enforcement.withdraw(&next);
             }
-            self.warned.lock().unwrap_or_else(|e| e.into_inner()).remove(&id);
+            self.warned
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .remove(&id);
         }
     }
 
@@ -567,7 +683,10 @@ impl Service {
                 .collect()
         };
         for r in due {
-            self.warned.lock().unwrap_or_else(|e| e.into_inner()).insert(r.id.clone());
+            self.warned
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(r.id.clone());
             let Some(w) = r.window() else { continue };
             let left = (w.expires_at - now).num_seconds().max(0) as u64;
             let msg = format!(
@@ -578,7 +697,8 @@ impl Service {
                 rfc3339(w.expires_at)
             );
             self.enforcement.warn(&r, &msg);
-            self.events.emit(&event_for(EventKind::ExpiryWarning, &r, msg));
+            self.events
+                .emit(&event_for(EventKind::ExpiryWarning, &r, msg));
         }
     }
 
@@ -592,14 +712,19 @@ impl Service {
             .filter(|r| r.state() == State::Active && !warned.contains(&r.id))
             .filter_map(|r| r.window().map(|w| w.expires_at - warn))
             .min();
-        [reg.next_deadline(), next_warning].into_iter().flatten().min()
+        [reg.next_deadline(), next_warning]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     /// Converges the host with the records (startup, and periodically from the scheduler).
     pub fn reconcile(&self) {
         let (active, ended): (Vec<Request>, Vec<Request>) = {
             let reg = self.read_registry();
-            reg.iter().cloned().partition(|r| r.state() == State::Active)
+            reg.iter()
+                .cloned()
+                .partition(|r| r.state() == State::Active)
         };
         let ended: Vec<&Request> = ended.iter().filter(|r| r.window().is_some()).collect();
         let active_refs: Vec<&Request> = active.iter().collect();
@@ -624,7 +749,11 @@ impl Service {
             let generation = lock.lock().unwrap_or_else(|e| e.into_inner());
             let wait = self
                 .next_wake()
-                .map(|at| (at - self.clock.now()).to_std().unwrap_or(StdDuration::ZERO))
+                .map(|at| {
+                    (at - self.clock.now())
+                        .to_std()
+                        .unwrap_or(StdDuration::ZERO)
+                })
                 .unwrap_or(StdDuration::MAX)
                 .min(StdDuration::from_secs(1));
             if wait.is_zero() {

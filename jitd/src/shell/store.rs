@@ -25,7 +25,10 @@ impl FileStore {
     /// Opens (creating, root-only) `<state_dir>/requests`.
     pub fn open(state_dir: &Path) -> io::Result<FileStore> {
         let dir = state_dir.join("requests");
-        fs::DirBuilder::new().recursive(true).mode(0o700).create(&dir)?;
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&dir)?;
         Ok(FileStore { dir })
     }
 
@@ -93,7 +96,10 @@ impl Store for FileStore {
                 Err(e) => {
                     let aside = path.with_extension("json.corrupt");
                     let _ = fs::rename(&path, &aside);
-                    problems.push(format!("{name}: unreadable ({e}); moved to {}", aside.display()));
+                    problems.push(format!(
+                        "{name}: unreadable ({e}); moved to {}",
+                        aside.display()
+                    ));
                 }
             }
         }

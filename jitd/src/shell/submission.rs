@@ -49,11 +49,15 @@ pub fn check(req: &NewRequest, config: &Config) -> Result<Checked, String> {
         return Err("a reason is required: pass --reason \"why you need this\"".into());
     }
     if reason.len() > MAX_REASON_BYTES {
-        return Err(format!("the reason is longer than {MAX_REASON_BYTES} bytes"));
+        return Err(format!(
+            "the reason is longer than {MAX_REASON_BYTES} bytes"
+        ));
     }
     let ticket = req.ticket.clone().filter(|t| !t.is_empty());
     if ticket.as_ref().is_some_and(|t| t.len() > MAX_TICKET_BYTES) {
-        return Err(format!("the ticket is longer than {MAX_TICKET_BYTES} bytes"));
+        return Err(format!(
+            "the ticket is longer than {MAX_TICKET_BYTES} bytes"
+        ));
     }
     Ok(Checked {
         target,
@@ -93,9 +97,12 @@ pub fn check_command(argv: &[String]) -> Result<Vec<String>, String> {
         || program.contains("//")
         || program.ends_with('/')
     {
-        return Err(format!("the command path {program:?} is not normalised: write it without ., .. or //"));
+        return Err(format!(
+            "the command path {program:?} is not normalised: write it without ., .. or //"
+        ));
     }
-    let meta = std::fs::metadata(path).map_err(|e| format!("the command {program:?} cannot be used: {e}"))?;
+    let meta = std::fs::metadata(path)
+        .map_err(|e| format!("the command {program:?} cannot be used: {e}"))?;
     if !meta.is_file() || meta.permissions().mode() & 0o111 == 0 {
         return Err(format!("the command {program:?} is not an executable file"));
     }
@@ -137,11 +144,16 @@ mod tests {
             ticket: None,
             role: None,
         };
-        assert_eq!(check(&req, &config).unwrap().duration, Duration::minutes(15));
+        assert_eq!(
+            check(&req, &config).unwrap().duration,
+            Duration::minutes(15)
+        );
         req.duration_secs = Some(5 * 3600);
         assert!(check(&req, &config).unwrap_err().contains("maximum"));
         req.duration_secs = Some(60);
         req.reason = Some("   ".into());
-        assert!(check(&req, &config).unwrap_err().contains("reason is required"));
+        assert!(check(&req, &config)
+            .unwrap_err()
+            .contains("reason is required"));
     }
 }

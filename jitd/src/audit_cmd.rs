@@ -1,0 +1,700 @@
+//! `jitd audit` (history and `verify`) and `jitd report` (standing privileges and usage).
+//! They read files only — the audit log in the state dir, sudoers, groups, root's keys — so
+//! they work while the daemon is down, and stream the log so a million records need no more
+//! memory than one.
+
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use chrono::{DateTime, NaiveDate, Utc};
+use clap::{Args, Subcommand};
+
+use crate::events::escape_text;
+use crate::shell::audit_log::{self, AuditRecord, LOG_FILE};
+use crate::shell::standing::{HostFiles, StandingPrivileges};
+use crate::usage::{UsageBuilder, UsageSummary};
+
+/// Exit status of `jitd audit verify` when the chain is broken (and of the other commands
+/// when the log cannot be read).
+const EXIT_BAD_LOG: u8 = 1;
+
+#[derive(Args, Debug)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct AuditArgs {
+    /// Configuration file naming the state dir that holds audit.log.
+    #[arg(long, global = true, env = crate::config::CONFIG_ENV, default_value = crate::config::DEFAULT_CONFIG)]
+    pub config: PathBuf,
+
+    #[command(subcommand)]
+    pub command: Option<AuditCommand>,
+
+    /// Only records at or after T: RFC 3339, YYYY-MM-DD (UTC), or a duration ago (2h, 7d).
+    #[arg(long, value_name = "T", value_parser = parse_time)]
+    pub since: Option<DateTime<Utc>>,
+    /// Only records before T (same forms as --since).
+    #[arg(long, value_name = "T", value_parser = parse_time)]
+    pub until: Option<DateTime<Utc>>,
+    /// Only records where U is the requester or the approver.
+    #[arg(long, value_name = "U")]
+    pub user: Option<String>,
+    /// Only records of this request.
+    #[arg(long, value_name = "ID")]
+    pub id: Option<String>,
+    /// One JSON object per line, exactly as stored.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum AuditCommand {
+    /// Check the hash chain: exit status 0 if intact, 1 naming the first bad line if not.
+    Verify,
+}
+
+#[derive(Args, Debug)]
+pub struct ReportArgs {
+    /// Configuration file naming the state and sudoers dirs.
+    #[arg(long, env = crate::config::CONFIG_ENV, default_value = crate::config::DEFAULT_CONFIG)]
+    pub config: PathBuf,
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `--since`/`--until`: RFC 3339, a UTC date, or a duration before now.
+pub fn parse_time(s: &str) -> Result<DateTime<Utc>, String> {
+    if let Ok(t) = DateTime::parse_from_rfc3339(s) {
+        return Ok(t.with_timezone(&Utc));
+    }
+    if let Ok(d) = NaiveDate::parse_from_str(s, "%Y-%m-%d") {
+        return Ok(d.and_hms_opt(0, 0, 0).expect("midnight exists").and_utc());
+    }
+    let ago = jit_proto::duration::parse(s).map_err(|_| {
+        format!("invalid time {s:?}: write RFC 3339 (2026-11-29T10:00:00Z), a date (2026-11-29) or a duration ago (2h, 7d)")
+    })?;
+    let ago = chrono::Duration::from_std(ago).map_err(|e| e.to_string())?;
+    Ok(Utc::now() - ago)
+}
+
+/// `jitd audit …`, reading `state_dir/audit.log`.
+pub fn run_audit(args: &AuditArgs, state_dir: &Path) -> ExitCode {
+    let path = state_dir.join(LOG_FILE);
+    let stdout = io::stdout();
+    let mut out = io::BufWriter::new(stdout.lock());
+    let code = match args.command {
+        Some(AuditCommand::Verify) => verify(&path, &mut out),
+        None => history(args, &path, &mut out),
+    };
+    let _ = out.flush();
+    ExitCode::from(code)
+}
+
+fn verify(path: &Path, out: &mut impl Write) -> u8 {
+    match audit_log::verify(path) {
+        Ok(ok) => {
+            let _ = writeln!(
+                out,
+                "{}: intact, {} records; last record {} has SHA-256 {}",
+                path.display(),
+                ok.lines,
+                ok.head.seq,
+                ok.head.hash
+            );
+            0
+        }
+        Err(e) if e.line == 0 => {
+            eprintln!("jitd: cannot verify: {}", e.what);
+            EXIT_BAD_LOG
+        }
+        Err(e) => {
+            eprintln!(
+                "jitd: {} is NOT intact: line {}: {}\nKeep the file as evidence; later lines \
+                 were not checked.",
+                path.display(),
+                e.line,
+                e.what
+            );
+            EXIT_BAD_LOG
+        }
+    }
+}
+
+struct Filter<'a> {
+    since: Option<DateTime<Utc>>,
+    until: Option<DateTime<Utc>>,
+    user: Option<&'a str>,
+    id: Option<&'a str>,
+}
+
+impl Filter<'_> {
+    fn matches(&self, r: &AuditRecord) -> bool {
+        let in_time = match (self.since.is_some() || self.until.is_some(), r.time()) {
+            (false, _) => true,
+            // A record whose time does not parse cannot be placed: leave it out of a window.
+            (true, None) => false,
+            (true, Some(t)) => {
+                self.since.is_none_or(|s| t >= s) && self.until.is_none_or(|u| t < u)
+            }
+        };
+        let user = self
+            .user
+            .is_none_or(|u| r.user.as_deref() == Some(u) || r.approver.as_deref() == Some(u));
+        let id = self.id.is_none_or(|id| r.request_id.as_deref() == Some(id));
+        in_time && user && id
+    }
+}
+
+fn history(args: &AuditArgs, path: &Path, out: &mut impl Write) -> u8 {
+    let filter = Filter {
+        since: args.since,
+        until: args.until,
+        user: args.user.as_deref(),
+        id: args.id.as_deref(),
+    };
+    let mut code = 0;
+    let result = for_each_record(path, |raw, record| {
+        if filter.matches(record) {
+            if args.json {
+                out.write_all(raw)?;
+                out.write_all(b"\n")
+            } else {
+                writeln!(out, "{}", human_line(record))
+            }
+        } else {
+            Ok(())
+        }
+    });
+    match result {
+        Ok(skipped) if skipped > 0 => {
+            eprintln!(
+                "jitd: {skipped} unreadable line(s) skipped; run `jitd audit verify` to find \
+                 where the log was damaged"
+            );
+            code = EXIT_BAD_LOG;
+        }
+        Ok(_) => {}
+        // The reader went away (`jitd audit | head`): not an error.
+        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => {}
+        Err(e) => {
+            eprintln!("jitd: {e}");
+            code = EXIT_BAD_LOG;
+        }
+    }
+    code
+}
+
+/// Calls `f` with each record (raw line and parsed) in order; returns how many lines could
+/// not be read as records (reported on stderr with their line numbers).
+fn for_each_record(
+    path: &Path,
+    mut f: impl FnMut(&[u8], &AuditRecord) -> io::Result<()>,
+) -> io::Result<usize> {
+    let mut reader = audit_log::open_reader(path)?;
+    let mut skipped = 0;
+    while let Some(raw) = reader.next_line()? {
+        if !raw.terminated {
+            eprintln!("jitd: line {}: incomplete final line, skipped", raw.number);
+            skipped += 1;
+            continue;
+        }
+        match serde_json::from_slice::<AuditRecord>(raw.bytes) {
+            Ok(record) => f(raw.bytes, &record)?,
+            Err(e) => {
+                eprintln!(
+                    "jitd: line {}: not an audit record ({e}), skipped",
+                    raw.number
+                );
+                skipped += 1;
+            }
+        }
+    }
+    Ok(skipped)
+}
+
+/// `time  event  message key="value" …`, every stored value escaped for the terminal.
+fn human_line(r: &AuditRecord) -> String {
+    let mut line = format!(
+        "{}  {:<15} {}",
+        escape_text(&r.time),
+        escape_text(&r.event),
+        escape_text(&r.message)
+    );
+    let fields = [
+        ("id", &r.request_id),
+        ("user", &r.user),
+        ("approver", &r.approver),
+        ("role", &r.role),
+        ("command", &r.command),
+        ("reason", &r.reason),
+        ("ticket", &r.ticket),
+        ("expires", &r.expires),
+    ];
+    let extra = r.extra.iter().map(|(k, v)| (k.to_ascii_lowercase(), v));
+    let named = fields
+        .into_iter()
+        .filter_map(|(k, v)| v.as_ref().map(|v| (k.to_string(), v)));
+    for (k, v) in named.chain(extra) {
+        line.push_str(&format!(
+            " {}=\"{}\"",
+            escape_text(&k),
+            escape_text(v).replace('"', "\\\"")
+        ));
+    }
+    line
+}
+
+/// `jitd report`: standing privileges on this host and usage from `state_dir/audit.log`.
+/// `roles` are the configured role names (for "never used"); may be empty.
+pub fn run_report(
+    args: &ReportArgs,
+    state_dir: &Path,
+    sudoers_dir: &Path,
+    roles: &[String],
+) -> ExitCode {
+    let stdout = io::stdout();
+    let mut out = io::BufWriter::new(stdout.lock());
+    let code = report(
+        args.json,
+        &state_dir.join(LOG_FILE),
+        &HostFiles::system(sudoers_dir),
+        roles,
+        &mut out,
+    );
+    let _ = out.flush();
+    ExitCode::from(code)
+}
+
+fn report(json: bool, log: &Path, host: &HostFiles, roles: &[String], out: &mut impl Write) -> u8 {
+    let standing = StandingPrivileges::scan(host);
+    let mut builder = UsageBuilder::default();
+    let usage = match for_each_record(log, |_, r| {
+        builder.add(r);
+        Ok(())
+    }) {
+        Ok(_) => Ok(builder.finish(roles)),
+        Err(e) => Err(e.to_string()),
+    };
+    let written = if json {
+        let value = serde_json::json!({
+            "standing": standing,
+            "usage": usage.as_ref().ok(),
+            "usage_error": usage.as_ref().err(),
+        });
+        writeln!(out, "{value}")
+    } else {
+        write_standing(out, &standing).and_then(|()| write_usage(out, &usage))
+    };
+    match written {
+        Err(e) if e.kind() != io::ErrorKind::BrokenPipe => {
+            eprintln!("jitd: {e}");
+            EXIT_BAD_LOG
+        }
+        _ if usage.is_err() => EXIT_BAD_LOG,
+        _ => 0,
+    }
+}
+
+fn write_standing(out: &mut impl Write, s: &StandingPrivileges) -> io::Result<()> {
+    writeln!(out, "Standing privileges on this host")?;
+    writeln!(out, "  sudoers rules outside jit's drop-ins:")?;
+    if s.sudoers_rules.is_empty() {
+        writeln!(out, "    (none)")?;
+    }
+    for r in &s.sudoers_rules {
+        let mut flags = Vec::new();
+        if r.nopasswd {
+            flags.push("NOPASSWD");
+        }
+        if r.all_commands {
+            flags.push("ALL");
+        }
+        let flags = if flags.is_empty() {
+            String::new()
+        } else {
+            format!("  [{}]", flags.join(", "))
+        };
+        writeln!(
+            out,
+            "    {}:{}  {}{flags}",
+            r.file.display(),
+            r.line,
+            r.rule
+        )?;
+    }
+    writeln!(out, "  members of sudo/wheel/admin groups:")?;
+    if s.admin_groups.iter().all(|g| g.members.is_empty()) {
+        writeln!(out, "    (none)")?;
+    }
+    for g in s.admin_groups.iter().filter(|g| !g.members.is_empty()) {
+        writeln!(out, "    {}: {}", g.group, g.members.join(", "))?;
+    }
+    if !s.uid0_accounts.is_empty() {
+        writeln!(
+            out,
+            "  accounts with uid 0 besides root: {}",
+            s.uid0_accounts.join(", ")
+        )?;
+    }
+    writeln!(out, "  root's authorized_keys:")?;
+    if s.root_authorized_keys.is_empty() {
+        writeln!(out, "    (none)")?;
+    }
+    for k in &s.root_authorized_keys {
+        let options = if k.options.is_empty() {
+            String::new()
+        } else {
+            format!("  options: {}", k.options)
+        };
+        writeln!(
+            out,
+            "    {}:{}  {} {} {}{options}",
+            k.file.display(),
+            k.line,
+            k.key_type,
+            k.fingerprint,
+            k.comment
+        )?;
+    }
+    for u in &s.unreadable {
+        writeln!(out, "  could not read {}", escape_text(u))?;
+    }
+    Ok(())
+}
+
+fn counts(map: &std::collections::BTreeMap<String, u64>) -> String {
+    if map.is_empty() {
+        return "(none)".into();
+    }
+    map.iter()
+        .map(|(k, n)| format!("{} {n}", escape_text(k)))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn write_usage(out: &mut impl Write, usage: &Result<UsageSummary, String>) -> io::Result<()> {
+    let u = match usage {
+        Ok(u) => u,
+        Err(e) => return writeln!(out, "Usage: cannot read the audit log: {e}"),
+    };
+    let span = match (&u.first, &u.last) {
+        (Some(f), Some(l)) => format!(" from {} to {}", escape_text(f), escape_text(l)),
+        _ => String::new(),
+    };
+    writeln!(out, "Usage ({} audit records{span})", u.records)?;
+    writeln!(out, "  requests per role: {}", counts(&u.requests_by_role))?;
+    writeln!(out, "  requests per user: {}", counts(&u.requests_by_user))?;
+    match &u.time_to_approval {
+        Some(l) => writeln!(
+            out,
+            "  time to approval: {} approvals, median {}, 90% within {}, longest {}",
+            l.count,
+            secs(l.median_secs),
+            secs(l.p90_secs),
+            secs(l.max_secs)
+        )?,
+        None => writeln!(out, "  time to approval: no approvals")?,
+    }
+    let share = match u.approved {
+        0 => String::new(),
+        n => format!(
+            " ({:.0}%)",
+            100.0 * u.approved_automatically as f64 / n as f64
+        ),
+    };
+    writeln!(
+        out,
+        "  approved automatically by rules: {} of {}{share}",
+        u.approved_automatically, u.approved
+    )?;
+    let never = if u.roles_never_used.is_empty() {
+        "(none)".to_string()
+    } else {
+        escape_text(&u.roles_never_used.join(", "))
+    };
+    writeln!(out, "  roles never used: {never}")?;
+    writeln!(
+        out,
+        "  grants ended early with `done`: {}",
+        u.ended_early_by_done
+    )
+}
+
+fn secs(s: i64) -> String {
+    jit_proto::duration::format(std::time::Duration::from_secs(s.max(0).unsigned_abs()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::events::{Event, EventKind};
+    use crate::shell::audit_log::tests::TempDir;
+    use crate::shell::audit_log::AuditLog;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(subcommand)]
+        command: Top,
+    }
+
+    #[derive(Subcommand)]
+    enum Top {
+        Audit(AuditArgs),
+        Report(ReportArgs),
+    }
+
+    fn parse(args: &[&str]) -> Top {
+        Cli::try_parse_from(std::iter::once("jitd").chain(args.iter().copied()))
+            .unwrap()
+            .command
+    }
+
+    fn at(s: &str) -> DateTime<Utc> {
+        parse_time(s).unwrap()
+    }
+
+    fn event(kind: EventKind, id: &str, user: &str) -> Event {
+        let mut e = Event::new(kind, format!("{} {id}", kind.name()));
+        e.request_id = Some(id.into());
+        e.user = Some(user.into());
+        e
+    }
+
+    /// A day of activity: alice asks for db-admin and bob approves after 5 minutes; carol's
+    /// request is approved by a rule at once and she hands it back with `done`; dave's is
+    /// denied.
+    fn day(dir: &Path) {
+        let log = AuditLog::open(dir).unwrap();
+        let add = |t: &str, e: Event| {
+            log.append_at(&e, at(t)).unwrap();
+        };
+        let mut r1 = event(EventKind::Requested, "r1", "alice");
+        r1.role = Some("db-admin".into());
+        r1.reason = Some("fix\nreplica\x1b[31m".into());
+        add("2026-11-28T09:00:00Z", r1);
+        let mut a1 = event(EventKind::Approved, "r1", "alice");
+        a1.approver = Some("bob".into());
+        add("2026-11-28T09:05:00Z", a1);
+        let mut r2 = event(EventKind::Requested, "r2", "carol");
+        r2.role = Some("web-restart".into());
+        add("2026-11-28T10:00:00Z", r2);
+        let mut a2 = event(EventKind::Approved, "r2", "carol");
+        a2.approver = Some("rule:oncall".into());
+        add("2026-11-28T10:00:00Z", a2);
+        add(
+            "2026-11-28T10:03:00Z",
+            event(EventKind::Completed, "r2", "carol"),
+        );
+        add(
+            "2026-11-29T08:00:00Z",
+            event(EventKind::Requested, "r3", "dave"),
+        );
+        add(
+            "2026-11-29T08:01:00Z",
+            event(EventKind::Denied, "r3", "dave"),
+        );
+    }
+
+    fn audit_output(args: &[&str], dir: &Path) -> (u8, String) {
+        let Top::Audit(a) = parse(args) else {
+            unreachable!()
+        };
+        let mut out = Vec::new();
+        let path = dir.join(LOG_FILE);
+        let code = match a.command {
+            Some(AuditCommand::Verify) => verify(&path, &mut out),
+            None => history(&a, &path, &mut out),
+        };
+        (code, String::from_utf8(out).unwrap())
+    }
+
+    #[test]
+    fn times_are_rfc3339_dates_or_durations_ago() {
+        assert_eq!(at("2026-11-29T10:00:00+01:00"), at("2026-11-29T09:00:00Z"));
+        assert_eq!(at("2026-11-29"), at("2026-11-29T00:00:00Z"));
+        let two_hours_ago = Utc::now() - chrono::Duration::hours(2);
+        assert!((at("2h") - two_hours_ago).num_seconds().abs() < 5);
+        let err = parse_time("yesterday").unwrap_err();
+        assert!(err.contains("duration ago"), "{err}");
+    }
+
+    #[test]
+    fn history_filters_by_time_user_and_request() {
+        let dir = TempDir::new("history");
+        day(&dir.0);
+        let (code, all) = audit_output(&["audit"], &dir.0);
+        assert_eq!(code, 0);
+        assert_eq!(all.lines().count(), 7);
+        // Bob appears as approver; user text is escaped for the terminal.
+        let (_, bob) = audit_output(&["audit", "--user", "bob"], &dir.0);
+        assert_eq!(
+            bob,
+            "2026-11-28T09:05:00.000Z  approved        approved r1 id=\"r1\" user=\"alice\" \
+             approver=\"bob\"\n"
+        );
+        let (_, alice) = audit_output(&["audit", "--user", "alice"], &dir.0);
+        assert!(
+            alice.contains(r#"reason="fix\nreplica\u{1b}[31m""#),
+            "{alice}"
+        );
+        let (_, second_day) = audit_output(&["audit", "--since", "2026-11-29"], &dir.0);
+        assert_eq!(second_day.lines().count(), 2);
+        let (_, window) = audit_output(
+            &[
+                "audit",
+                "--since",
+                "2026-11-28T09:05:00Z",
+                "--until",
+                "2026-11-28T10:03:00Z",
+            ],
+            &dir.0,
+        );
+        assert_eq!(window.lines().count(), 3);
+        let (_, r2) = audit_output(&["audit", "--id", "r2", "--json"], &dir.0);
+        let events: Vec<String> = r2
+            .lines()
+            .map(|l| serde_json::from_str::<AuditRecord>(l).unwrap().event)
+            .collect();
+        assert_eq!(events, ["requested", "approved", "completed"]);
+    }
+
+    #[test]
+    fn verify_exits_0_when_intact_and_1_naming_the_line_when_not() {
+        let dir = TempDir::new("verify-cmd");
+        day(&dir.0);
+        let (code, out) = audit_output(&["audit", "verify"], &dir.0);
+        assert_eq!(code, 0);
+        assert!(out.contains("intact, 7 records"), "{out}");
+        let path = dir.0.join(LOG_FILE);
+        let text = std::fs::read_to_string(&path).unwrap();
+        std::fs::write(&path, text.replacen("\"bob\"", "\"eve\"", 1)).unwrap();
+        let (code, _) = audit_output(&["audit", "verify"], &dir.0);
+        assert_eq!(code, 1);
+        let (code, _) = audit_output(&["audit", "verify"], Path::new("/nonexistent/jit"));
+        assert_eq!(code, 1);
+    }
+
+    #[test]
+    fn the_config_option_works_before_and_after_verify() {
+        let Top::Audit(a) = parse(&["audit", "verify", "--config", "/tmp/x.toml"]) else {
+            unreachable!()
+        };
+        assert_eq!(a.config, Path::new("/tmp/x.toml"));
+        assert!(matches!(a.command, Some(AuditCommand::Verify)));
+        let Top::Report(r) = parse(&["report", "--json", "--config", "/tmp/y.toml"]) else {
+            unreachable!()
+        };
+        assert!(r.json);
+        assert_eq!(r.config, Path::new("/tmp/y.toml"));
+    }
+
+    #[test]
+    fn the_report_shows_usage_from_the_log() {
+        let dir = TempDir::new("report");
+        day(&dir.0);
+        let host = HostFiles {
+            sudoers: dir.0.join("sudoers"),
+            sudoers_dir: dir.0.join("sudoers.d"),
+            group: dir.0.join("group"),
+            passwd: dir.0.join("passwd"),
+            root_home: None,
+        };
+        std::fs::write(&host.sudoers, "deploy ALL=(root) NOPASSWD: ALL\n").unwrap();
+        let roles = [
+            "db-admin".to_string(),
+            "web-restart".into(),
+            "dns-admin".into(),
+        ];
+        let mut out = Vec::new();
+        assert_eq!(
+            report(true, &dir.0.join(LOG_FILE), &host, &roles, &mut out),
+            0
+        );
+        let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        let u = &v["usage"];
+        assert_eq!(u["requests_by_role"]["db-admin"], 1);
+        assert_eq!(u["requests_by_role"]["(no role)"], 1);
+        assert_eq!(u["requests_by_user"]["carol"], 1);
+        assert_eq!(u["time_to_approval"]["max_secs"], 300);
+        assert_eq!(u["time_to_approval"]["median_secs"], 300);
+        assert_eq!(u["approved"], 2);
+        assert_eq!(u["approved_automatically"], 1);
+        assert_eq!(u["roles_never_used"], serde_json::json!(["dns-admin"]));
+        assert_eq!(u["ended_early_by_done"], 1);
+        let rule = &v["standing"]["sudoers_rules"][0];
+        assert_eq!(rule["nopasswd"], true);
+        assert_eq!(rule["all_commands"], true);
+
+        let mut text = Vec::new();
+        report(false, &dir.0.join(LOG_FILE), &host, &roles, &mut text);
+        let text = String::from_utf8(text).unwrap();
+        assert!(
+            text.contains("deploy ALL=(root) NOPASSWD: ALL  [NOPASSWD, ALL]"),
+            "{text}"
+        );
+        assert!(
+            text.contains("approved automatically by rules: 1 of 2 (50%)"),
+            "{text}"
+        );
+        assert!(text.contains("median 5m"), "{text}");
+    }
+
+    #[test]
+    fn a_large_log_is_streamed_not_loaded() {
+        // Written directly (no fsync per line) to be quick; the chain is the real one.
+        const RECORDS: u64 = 100_000;
+        let dir = TempDir::new("large");
+        let path = dir.0.join(LOG_FILE);
+        {
+            let mut file = io::BufWriter::new(std::fs::File::create(&path).unwrap());
+            let mut prev = audit_log::GENESIS.to_string();
+            let t = at("2026-01-01T00:00:00Z");
+            for seq in 1..=RECORDS {
+                let kind = if seq % 2 == 1 {
+                    EventKind::Requested
+                } else {
+                    EventKind::Approved
+                };
+                let id = format!("r{}", seq.div_ceil(2));
+                let mut e = event(kind, &id, "alice");
+                e.reason = Some("routine maintenance of the primary database".into());
+                let line = audit_log::tests::line_for(seq, t, &e, &prev);
+                prev = audit_log::line_hash(line.as_bytes());
+                writeln!(file, "{line}").unwrap();
+            }
+            std::fs::write(
+                audit_log::head_path(&path),
+                format!("{:020} {prev}\n", RECORDS),
+            )
+            .unwrap();
+        }
+        let size = std::fs::metadata(&path).unwrap().len();
+        let before = max_rss_kib();
+        let started = std::time::Instant::now();
+        assert_eq!(audit_log::verify(&path).unwrap().lines as u64, RECORDS);
+        let verified = started.elapsed();
+        let mut out = Vec::new();
+        let host = HostFiles::system(&dir.0);
+        assert_eq!(report(true, &path, &host, &[], &mut out), 0);
+        let grown = max_rss_kib() - before;
+        eprintln!(
+            "{RECORDS} records, {size} bytes: verify {verified:?}, verify+report {:?}, \
+             max RSS grew {grown} KiB",
+            started.elapsed()
+        );
+        // The file is tens of MB; reading it must not hold it.
+        assert!(
+            grown * 1024 < size as i64 / 4,
+            "RSS grew {grown} KiB for {size} bytes"
+        );
+    }
+
+    fn max_rss_kib() -> i64 {
+        // SAFETY: getrusage writes into the zeroed struct we pass and nothing else.
+        unsafe {
+            let mut usage: libc::rusage = std::mem::zeroed();
+            libc::getrusage(libc::RUSAGE_SELF, &mut usage);
+            usage.ru_maxrss
+        }
+    }
+}

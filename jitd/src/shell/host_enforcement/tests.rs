@@ -1,0 +1,235 @@
+//! The whole life of a sudo grant on this host through the daemon's port: installed, used
+//! (with processes that detach), withdrawn; then nothing of it is left.
+
+use super::*;
+use crate::core::model::{GrantId, Phase, Window};
+use crate::shell::enforcer::Enforcer;
+use crate::shell::sessions::Sessions;
+use crate::shell::sudoers::SudoersDir;
+use crate::shell::testing::{run_as, unique_id, TempDir, TestUser};
+use chrono::{Duration as ChronoDuration, Utc};
+use jit_proto::Target;
+use std::fs;
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn active_request(user: &TestUser, target: Target) -> Request {
+    let now = Utc::now();
+    Request {
+        id: GrantId::random().unwrap(),
+        uid: user.uid,
+        user: user.name.clone(),
+        target,
+        duration_secs: 600,
+        reason: "test".into(),
+        ticket: None,
+        role: None,
+        approvals_required: 1,
+        approver_groups: vec![],
+        requested_at: now,
+        phase: Phase::Active {
+            window: Window {
+                approved_at: now,
+                expires_at: now + ChronoDuration::minutes(10),
+            },
+        },
+        decisions: vec![],
+        sessions: vec![],
+        failure: None,
+    }
+}
+
+fn session(pid: u32) -> Session {
+    Session {
+        pid,
+        service: "sudo".into(),
+        user: "x".into(),
+        ruser: None,
+        tty: None,
+        rhost: None,
+        audit_session: None,
+        opened_at: Utc::now(),
+    }
+}
+
+/// Whether `pid` is alive (a zombie has ended).
+fn alive(pid: u32) -> bool {
+    fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map(|s| !s.contains(") Z "))
+        .unwrap_or(false)
+}
+
+struct Host {
+    enforcement: HostEnforcement,
+    events: Arc<Mutex<Vec<Event>>>,
+    cgroup_base: String,
+}
+
+impl Host {
+    fn new() -> Host {
+        let cgroup_base = unique_id("jittest");
+        let events = Arc::new(Mutex::new(Vec::new()));
+        let sink = Arc::clone(&events);
+        let enforcement = HostEnforcement::new(
+            Enforcer {
+                sudoers: SudoersDir::new("/etc/sudoers.d".into()),
+                sessions: Sessions::detect_with_base(&cgroup_base),
+                kill_grace: Duration::from_secs(1),
+            },
+            Arc::new(move |e| lock(&sink).push(e)),
+        );
+        Host {
+            enforcement,
+            events,
+            cgroup_base,
+        }
+    }
+}
+
+impl Drop for Host {
+    fn drop(&mut self) {
+        if let Some(mount) = crate::shell::cgroup::cgroup2_mount() {
+            let base = mount.join(&self.cgroup_base);
+            if let Ok(entries) = fs::read_dir(&base) {
+                for e in entries.flatten() {
+                    let _ = fs::write(e.path().join("cgroup.kill"), "1");
+                    std::thread::sleep(Duration::from_millis(100));
+                    let _ = fs::remove_dir(e.path());
+                }
+            }
+            let _ = fs::remove_dir(base);
+        }
+    }
+}
+
+#[test]
+fn after_withdrawal_sudo_fails_the_drop_in_is_gone_and_detached_processes_have_ended() {
+    let user = TestUser::create(&unique_id("jte"));
+    let host = Host::new();
+    let scratch = TempDir::new("grant");
+    fs::set_permissions(scratch.path(), fs::Permissions::from_mode(0o755)).unwrap();
+    let pids = scratch.path().join("pids");
+    let script = scratch.path().join("work.sh");
+    fs::write(
+        &script,
+        format!(
+            "sleep 1000 & echo $! >> {p}\n\
+             setsid sleep 1000 & echo $! >> {p}\n\
+             nohup sleep 1000 >/dev/null 2>&1 & echo $! >> {p}\n\
+             (sleep 1000 & echo $! >> {p})\n\
+             echo ready\n\
+             exec sleep 1000\n",
+            p = pids.display()
+        ),
+    )
+    .unwrap();
+    fs::set_permissions(&script, fs::Permissions::from_mode(0o755)).unwrap();
+    let script = script.to_string_lossy().into_owned();
+
+    let mut grant = active_request(
+        &user,
+        Target::Sudo {
+            command: vec!["/bin/sh".into(), script.clone()],
+        },
+    );
+    host.enforcement.install(&grant).expect("install");
+    let drop_in = format!("/etc/sudoers.d/jit_{}", grant.id.as_str());
+    assert!(fs::metadata(&drop_in).is_ok());
+
+    // The user runs the granted command; like pam_jit, the test has it adopted before sudo
+    // starts anything.
+    let mut sudo = Command::new("/bin/sh")
+        .args([
+            "-c",
+            &format!(
+                "read go && exec runuser -u {} -- sudo -n /bin/sh {script}",
+                user.name
+            ),
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let s = session(sudo.id());
+    host.enforcement.adopt_session(&grant, &s).expect("adopt");
+    grant.sessions.push(s);
+    writeln!(sudo.stdin.as_mut().unwrap(), "go").unwrap();
+    let mut line = String::new();
+    BufReader::new(sudo.stdout.as_mut().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert_eq!(
+        line.trim_end(),
+        "ready",
+        "the granted command ran through sudo"
+    );
+    let started: Vec<u32> = fs::read_to_string(&pids)
+        .unwrap()
+        .lines()
+        .map(|l| l.parse().unwrap())
+        .collect();
+    assert_eq!(started.len(), 4);
+    assert!(started.iter().all(|&p| alive(p)));
+
+    let withdrawn_at = Instant::now();
+    host.enforcement.withdraw(&grant);
+    assert!(
+        withdrawn_at.elapsed() < Duration::from_millis(900),
+        "withdraw must not wait out the grace period"
+    );
+    assert!(fs::metadata(&drop_in).is_err(), "the drop-in is gone");
+    let (ok, _, _) = run_as(&user.name, &["sudo", "-n", "/bin/sh", &script]);
+    assert!(!ok, "sudo must refuse after withdrawal");
+
+    let deadline = withdrawn_at + Duration::from_secs(2); // kill_grace + 1 s
+    while Instant::now() < deadline && (started.iter().any(|&p| alive(p)) || alive(sudo.id())) {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(
+        started.iter().all(|&p| !alive(p)),
+        "every process the grant started is gone within kill_grace + 1 s"
+    );
+    let _ = sudo.wait();
+    // The worker reports what it did.
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while Instant::now() < deadline && lock(&host.events).is_empty() {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let events = lock(&host.events);
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(events[0].kind(), EventKind::SessionEnded, "{events:?}");
+}
+
+#[test]
+fn a_reconcile_from_an_older_snapshot_neither_removes_a_new_grant_nor_restores_a_withdrawn_one() {
+    let user = TestUser::create(&unique_id("jte"));
+    let host = Host::new();
+    let fresh = active_request(
+        &user,
+        Target::Sudo {
+            command: vec!["/usr/bin/id".into()],
+        },
+    );
+    let revoked = active_request(
+        &user,
+        Target::Sudo {
+            command: vec!["/usr/bin/whoami".into()],
+        },
+    );
+    host.enforcement.install(&revoked).unwrap();
+    // Snapshot taken: `revoked` active, `fresh` not yet.
+    let snapshot = [&revoked];
+    host.enforcement.install(&fresh).unwrap();
+    host.enforcement.withdraw(&revoked);
+
+    let lines = host.enforcement.reconcile(&snapshot, &[]);
+    let fresh_file = format!("/etc/sudoers.d/jit_{}", fresh.id.as_str());
+    let revoked_file = format!("/etc/sudoers.d/jit_{}", revoked.id.as_str());
+    let fresh_exists = fs::metadata(&fresh_file).is_ok();
+    let revoked_exists = fs::metadata(&revoked_file).is_ok();
+    host.enforcement.withdraw(&fresh);
+    assert!(fresh_exists, "{lines:?}");
+    assert!(!revoked_exists, "{lines:?}");
+}

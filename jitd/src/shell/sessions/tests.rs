@@ -1,0 +1,362 @@
+//! Stories for ending a grant's sessions, with real users, real processes, the real cgroup2
+//! hierarchy of this host and a real pty.
+
+use super::*;
+use crate::shell::testing::{unique_id, TestUser};
+use std::fs;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::process::{Child, Command, Stdio};
+
+/// What a user might do inside a grant to leave something running: background jobs, a new
+/// session, nohup, a double fork, and one job that ignores SIGTERM when `stubborn`.
+fn detaching_script(stubborn: bool) -> String {
+    let stubborn = if stubborn {
+        "(trap '' TERM; exec sleep 1000) &\n"
+    } else {
+        ""
+    };
+    format!(
+        "sleep 1000 &\n\
+         setsid sleep 1000 &\n\
+         nohup sleep 1000 >/dev/null 2>&1 &\n\
+         (sleep 1000 &)\n\
+         {stubborn}\
+         echo ready\n\
+         exec sleep 1000\n"
+    )
+}
+
+/// Live (not zombie: a zombie has ended and only awaits its parent) processes whose real uid
+/// is `uid`.
+fn processes_of(uid: u32) -> Vec<u32> {
+    let want = uid.to_string();
+    fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            fs::read_to_string(format!("/proc/{pid}/status"))
+                .ok()
+                .and_then(|s| {
+                    let zombie = s.lines().any(|l| l.starts_with("State:\tZ"));
+                    s.lines()
+                        .find_map(|l| l.strip_prefix("Uid:"))
+                        .map(|u| !zombie && u.split_whitespace().next() == Some(want.as_str()))
+                })
+                .unwrap_or(false)
+        })
+        .collect()
+}
+
+/// A session started as `user` by a root-owned shell line of ours (`prefix`), which waits for
+/// "go" on stdin and then `exec`s runuser: like sudo and sshd, which call pam_jit's session
+/// hook (and so jitd's adopt) before they fork anything, it starts nothing until adopted.
+struct Session {
+    child: Child,
+    user_uid: u32,
+}
+
+impl Session {
+    fn start(user: &TestUser, prefix: &str, stubborn: bool) -> Session {
+        let line = format!(
+            "{prefix}read go && exec runuser -u {} -- /bin/sh -c \"$0\"",
+            user.name
+        );
+        let child = Command::new("/bin/sh")
+            .args(["-c", &line, &detaching_script(stubborn)])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("start session");
+        Session {
+            child,
+            user_uid: user.uid,
+        }
+    }
+
+    /// Lets the script start its processes and waits until it has.
+    fn go(&mut self) {
+        writeln!(self.child.stdin.as_mut().unwrap(), "go").unwrap();
+        let mut line = String::new();
+        BufReader::new(self.child.stdout.as_mut().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        assert_eq!(line, "ready\n");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+
+    fn session_ref(&self, adopted: bool) -> SessionRef {
+        let pid = self.child.id();
+        SessionRef {
+            pid,
+            start_ticks: start_ticks(pid),
+            audit_session: fs::read_to_string(format!("/proc/{pid}/sessionid"))
+                .ok()
+                .and_then(|s| s.trim().parse().ok()),
+            tty: None,
+            adopted,
+            elevated_only: false,
+        }
+    }
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        for pid in processes_of(self.user_uid) {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid as i32),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A cgroup directory of its own under the cgroup2 mount, so tests never meet jitd's real
+/// `jit/` leaves; anything left in it is killed and it is removed on drop.
+struct TestCgroups(Sessions);
+
+impl TestCgroups {
+    fn new() -> TestCgroups {
+        let sessions = Sessions::detect_with_base(&unique_id("jittest"));
+        assert!(sessions.cgroups().is_some(), "this host mounts cgroup2");
+        TestCgroups(sessions)
+    }
+}
+
+impl Drop for TestCgroups {
+    fn drop(&mut self) {
+        if let Some(cg) = self.0.cgroups() {
+            for id in cg.ids().unwrap_or_default() {
+                let id = GrantFileId::parse(&id).unwrap();
+                let _ = cg.kill_all(&id);
+                std::thread::sleep(Duration::from_millis(100));
+                let _ = cg.remove(&id);
+            }
+            let _ = fs::remove_dir(cg.base());
+        }
+    }
+}
+
+#[test]
+fn ending_a_grant_ends_detached_processes_and_sigkills_one_that_ignores_sigterm() {
+    let user = TestUser::create(&unique_id("jte"));
+    let cgroups = TestCgroups::new();
+    let sessions = &cgroups.0;
+    let grant = "g1";
+    let mut session = Session::start(&user, "", true);
+    sessions.adopt(grant, session.child.id()).expect("adopt");
+    session.go();
+    let before = processes_of(user.uid);
+    assert!(before.len() >= 6, "six sleeps, got {before:?}");
+
+    let grace = Duration::from_secs(1);
+    let started = Instant::now();
+    let report = sessions.end_grant(grant, &[session.session_ref(true)], grace);
+    let took = started.elapsed();
+
+    assert!(report.complete(), "{report:?}");
+    assert!(
+        report.killed,
+        "the TERM-ignoring sleep needed SIGKILL: {report:?}"
+    );
+    assert!(report.terminated >= before.len(), "{report:?}");
+    assert!(
+        took >= grace,
+        "SIGKILL came only after the grace period ({took:?})"
+    );
+    assert!(took <= grace + Duration::from_secs(1), "took {took:?}");
+    let left = processes_of(user.uid);
+    let status: Vec<String> = left
+        .iter()
+        .map(|p| fs::read_to_string(format!("/proc/{p}/status")).unwrap_or_default())
+        .collect();
+    assert_eq!(left, Vec::<u32>::new(), "{report:?} {status:?}");
+    assert_eq!(sessions.grant_cgroups().unwrap(), Vec::<String>::new());
+    assert!(session.child.wait().is_ok());
+}
+
+#[test]
+fn processes_that_honour_sigterm_end_without_waiting_for_the_grace_period() {
+    let user = TestUser::create(&unique_id("jte"));
+    let cgroups = TestCgroups::new();
+    let sessions = &cgroups.0;
+    let mut session = Session::start(&user, "", false);
+    sessions.adopt("g2", session.child.id()).expect("adopt");
+    session.go();
+    assert_eq!(sessions.grant_cgroups().unwrap(), vec!["g2".to_string()]);
+
+    let started = Instant::now();
+    let report = sessions.end_grant("g2", &[session.session_ref(true)], Duration::from_secs(10));
+    assert!(report.complete(), "{report:?}");
+    assert!(!report.killed, "{report:?}");
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(processes_of(user.uid), Vec::<u32>::new());
+}
+
+#[test]
+fn without_a_cgroup_the_audit_session_still_finds_double_forked_processes() {
+    let user = TestUser::create(&unique_id("jte"));
+    let sessions = Sessions::without_cgroups();
+    // What pam_loginuid does at an SSH login: a new loginuid starts a new audit session.
+    let mut session = Session::start(
+        &user,
+        &format!("echo {} > /proc/self/loginuid && ", user.uid),
+        true,
+    );
+    session.go();
+    let session_ref = session.session_ref(false);
+    let sid = session_ref.audit_session.expect("an audit session was set");
+    assert_ne!(sid, process_scan::AUDIT_SESSION_UNSET);
+
+    let report = sessions.end_grant("g3", &[session_ref], Duration::from_secs(1));
+    assert!(report.complete(), "{report:?}");
+    assert!(report.killed, "{report:?}");
+    assert_eq!(processes_of(user.uid), Vec::<u32>::new());
+}
+
+#[test]
+fn ending_a_grant_with_nothing_left_is_quick_and_complete() {
+    let cgroups = TestCgroups::new();
+    let gone = SessionRef {
+        pid: u32::MAX - 1,
+        start_ticks: Some(1),
+        audit_session: None,
+        tty: None,
+        adopted: false,
+        elevated_only: false,
+    };
+    let report = cgroups.0.end_grant("g4", &[gone], Duration::from_secs(5));
+    assert_eq!(report, EndReport::default());
+    assert!(matches!(
+        cgroups.0.adopt("../x", 1),
+        Err(SessionError::BadGrantId(_))
+    ));
+}
+
+/// A pty pair; the test reads what was written to the slave from the master.
+fn open_pty() -> (OwnedFd, OwnedFd, String) {
+    let mut master = -1;
+    let mut slave = -1;
+    // SAFETY: openpty writes two fds into the given ints; name, termios and winsize may be null.
+    let rc = unsafe {
+        libc::openpty(
+            &mut master,
+            &mut slave,
+            std::ptr::null_mut(),
+            std::ptr::null(),
+            std::ptr::null(),
+        )
+    };
+    assert_eq!(rc, 0, "openpty: {}", std::io::Error::last_os_error());
+    // SAFETY: openpty succeeded, so both fds are open and owned by nobody else.
+    let (master, slave) = unsafe { (OwnedFd::from_raw_fd(master), OwnedFd::from_raw_fd(slave)) };
+    let name = fs::read_link(format!("/proc/self/fd/{}", slave.as_raw_fd())).unwrap();
+    (master, slave, name.to_string_lossy().into_owned())
+}
+
+#[test]
+fn the_expiry_warning_reaches_the_sessions_terminal_once() {
+    // The slave stays open for the whole test, like a logged-in user's shell holds it.
+    let (master, _slave, device) = open_pty();
+    let short = device.trim_start_matches("/dev/").to_owned();
+    let tty_session = |tty: &str| SessionRef {
+        pid: 1,
+        start_ticks: None,
+        audit_session: None,
+        tty: Some(tty.to_owned()),
+        adopted: false,
+        elevated_only: false,
+    };
+    let report = warn(
+        &[
+            tty_session(&short),
+            tty_session(&device),
+            tty_session("ssh"),
+        ],
+        "grant abc ends in 5m\x1b[2J",
+    );
+    assert_eq!(report.written, 1, "{report:?}");
+    assert!(report.failed.is_empty(), "{report:?}");
+
+    let mut buf = [0u8; 256];
+    let mut master = fs::File::from(master);
+    let n = master.read(&mut buf).unwrap();
+    let text = String::from_utf8_lossy(&buf[..n]);
+    assert!(text.contains("[jit] grant abc ends in 5m?[2J"), "{text:?}");
+}
+
+#[test]
+fn only_terminal_devices_are_ever_opened_for_warnings() {
+    for bad in [
+        "ssh",
+        ":0",
+        "/etc/passwd",
+        "pts/../../etc/passwd",
+        "tty/../x",
+        "pts/",
+        "tty",
+    ] {
+        assert_eq!(terminal::tty_device(bad), None, "{bad}");
+    }
+    assert_eq!(
+        terminal::tty_device("pts/3"),
+        Some(std::path::PathBuf::from("/dev/pts/3"))
+    );
+    assert_eq!(
+        terminal::tty_device("/dev/tty1"),
+        Some(std::path::PathBuf::from("/dev/tty1"))
+    );
+}
+
+#[test]
+fn the_fallbacks_never_end_a_process_that_belongs_to_another_grants_cgroup() {
+    let user = TestUser::create(&unique_id("jte"));
+    let cgroups = TestCgroups::new();
+    let sessions = &cgroups.0;
+    // Grant a's session could not be adopted; one of its children was since adopted by grant b
+    // (as when the user opens grant b's session from inside grant a's).
+    let mut a = Command::new("/bin/sh")
+        .args([
+            "-c",
+            &format!(
+                "exec runuser -u {} -- /bin/sh -c 'sleep 1000 & echo $!; exec sleep 1000'",
+                user.name
+            ),
+        ])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(a.stdout.as_mut().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let b_pid: u32 = line.trim().parse().unwrap();
+    sessions.adopt("b1", b_pid).expect("adopt into b");
+    let a_ref = SessionRef {
+        pid: a.id(),
+        start_ticks: start_ticks(a.id()),
+        audit_session: None,
+        tty: None,
+        adopted: false,
+        elevated_only: false,
+    };
+
+    let report = sessions.end_grant("a1", &[a_ref], Duration::from_secs(1));
+    assert!(report.complete(), "{report:?}");
+    let _ = a.wait();
+    assert_eq!(
+        processes_of(user.uid),
+        vec![b_pid],
+        "only grant b's process is left"
+    );
+
+    let report = sessions.end_grant("b1", &[], Duration::from_secs(1));
+    assert!(report.complete(), "{report:?}");
+    assert_eq!(processes_of(user.uid), Vec::<u32>::new());
+}

@@ -1,0 +1,275 @@
+//! Enforcement stories with the machine's real sudo and /etc/sudoers.d: a grant allows exactly
+//! the approved command line, and nothing of it survives its window.
+
+use std::path::Path;
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+use jit_tests::{ok, text, Daemon, Identity, TestUser};
+
+fn drop_in(id: &str) -> String {
+    format!("/etc/sudoers.d/jit_{id}")
+}
+
+/// `sudo -n ARGS` as `user`, through the real sudo.
+fn sudo(user: &Identity, args: &[&str]) -> Output {
+    user.command("sudo").arg("-n").args(args).output().unwrap()
+}
+
+/// The operator runs jit-elevate and waits; root approves once the request shows up.
+fn elevate_approved(d: &Daemon, user: &TestUser, args: &[&str]) -> Output {
+    let mut cmd = user.command(jit_tests::bin("jit-elevate"));
+    cmd.arg("--socket").arg(d.socket()).args(args);
+    let child = cmd
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let id = wait_pending(d);
+    ok(d.jitd(&["approve", &id]));
+    child.wait_with_output().unwrap()
+}
+
+fn wait_pending(d: &Daemon) -> String {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let list: serde_json::Value =
+            serde_json::from_str(&ok(d.jitd(&["list", "--json"]))).unwrap();
+        if let Some(r) = list
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["state"] == "pending")
+        {
+            return r["id"].as_str().unwrap().to_string();
+        }
+        assert!(Instant::now() < deadline, "no pending request");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn only_active_id(d: &Daemon) -> String {
+    let list: serde_json::Value = serde_json::from_str(&ok(d.jitd(&["list", "--json"]))).unwrap();
+    let active: Vec<_> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["state"] == "active")
+        .collect();
+    assert_eq!(active.len(), 1, "{list}");
+    active[0]["id"].as_str().unwrap().to_string()
+}
+
+#[test]
+fn an_approved_command_runs_as_root_and_nothing_broader() {
+    let d = Daemon::start_enforcing("");
+    let op = TestUser::create("op");
+    let who = op.identity();
+    // Without a grant, sudo refuses.
+    assert!(!sudo(&who, &["/usr/bin/id", "-u"]).status.success());
+
+    let out = elevate_approved(&d, &op, &["--reason", "deploy", "--", "/usr/bin/id", "-u"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout).trim(), "0", "the command ran as root");
+    let id = only_active_id(&d);
+    let meta = std::fs::metadata(drop_in(&id)).unwrap();
+    use std::os::unix::fs::MetadataExt;
+    assert_eq!(
+        (meta.uid(), meta.gid(), meta.mode() & 0o7777),
+        (0, 0, 0o440)
+    );
+
+    // A second run of the same command uses the grant at once, without a new request.
+    let again = op
+        .command(jit_tests::bin("jit-elevate"))
+        .arg("--socket")
+        .arg(d.socket())
+        .args(["--reason", "again", "--", "/usr/bin/id", "-u"])
+        .output()
+        .unwrap();
+    assert_eq!(text(&again.stdout).trim(), "0", "{}", text(&again.stderr));
+    assert!(text(&again.stderr).contains("using your active grant"));
+
+    // Other arguments, or the bare program, are not covered.
+    for args in [
+        &["/usr/bin/id"][..],
+        &["/usr/bin/id", "-u", "-n"],
+        &["/usr/bin/id", "-g"],
+        &["/bin/sh", "-c", "id"],
+    ] {
+        assert!(!sudo(&who, args).status.success(), "{args:?} was allowed");
+    }
+
+    ok(d.jitd(&["revoke", &id, "--reason", "done with it"]));
+    assert!(
+        !Path::new(&drop_in(&id)).exists(),
+        "the drop-in is gone after revoke"
+    );
+    assert!(!sudo(&who, &["/usr/bin/id", "-u"]).status.success());
+}
+
+#[test]
+fn sudoers_special_characters_in_arguments_match_exactly() {
+    let d = Daemon::start_enforcing("");
+    let op = TestUser::create("op");
+    let who = op.identity();
+    let argv = ["/bin/echo", "a,b", "c:d", "e=f", "g\\h", "*"];
+    let mut args = vec![
+        "grant",
+        op.name.as_str(),
+        "--for",
+        "5m",
+        "--reason",
+        "x",
+        "--",
+    ];
+    args.extend(argv);
+    let id = ok(d.jitd(&args));
+    let out = sudo(&who, &argv);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "a,b c:d e=f g\\h *\n");
+    for other in [
+        &["/bin/echo", "a"][..],
+        &["/bin/echo", "a,b", "c:d", "e=f", "g\\h", "x"],
+        &["/bin/echo", "a,b", "c:d", "e=f", "g\\h", "*", "more"],
+    ] {
+        assert!(!sudo(&who, other).status.success(), "{other:?} was allowed");
+    }
+    ok(d.elevate_as(&op, &["done", &id]));
+    assert!(!Path::new(&drop_in(&id)).exists());
+    assert!(!sudo(&who, &argv).status.success());
+}
+
+#[test]
+fn the_window_closes_by_itself() {
+    let d = Daemon::start_enforcing("");
+    let op = TestUser::create("op");
+    let id = ok(d.jitd(&[
+        "grant",
+        &op.name,
+        "--for",
+        "2s",
+        "--reason",
+        "x",
+        "--",
+        "/usr/bin/true",
+    ]));
+    assert!(sudo(&op.identity(), &["/usr/bin/true"]).status.success());
+    d.wait_for_state(&id, "expired", Duration::from_secs(4));
+    assert!(!Path::new(&drop_in(&id)).exists());
+    assert!(!sudo(&op.identity(), &["/usr/bin/true"]).status.success());
+}
+
+#[test]
+fn a_grant_that_outlived_a_crash_is_removed_at_startup() {
+    let mut d = Daemon::start_enforcing("");
+    let op = TestUser::create("op");
+    let id = ok(d.jitd(&[
+        "grant",
+        &op.name,
+        "--for",
+        "1s",
+        "--reason",
+        "x",
+        "--",
+        "/usr/bin/true",
+    ]));
+    d.kill9();
+    assert!(Path::new(&drop_in(&id)).exists());
+    // sudo honours NOTAFTER to the second, inclusively: be past that second.
+    std::thread::sleep(Duration::from_millis(3000));
+    // Even with jitd down, sudo's own NOTAFTER backstop refuses the expired rule.
+    assert!(!sudo(&op.identity(), &["/usr/bin/true"]).status.success());
+    d.restart();
+    assert_eq!(d.state_of(&id), "expired");
+    assert!(
+        !Path::new(&drop_in(&id)).exists(),
+        "the drop-in is removed at startup"
+    );
+}
+
+#[test]
+fn a_missing_drop_in_of_an_active_grant_comes_back_at_startup() {
+    let mut d = Daemon::start_enforcing("");
+    let op = TestUser::create("op");
+    let id = ok(d.jitd(&[
+        "grant",
+        &op.name,
+        "--for",
+        "5m",
+        "--reason",
+        "x",
+        "--",
+        "/usr/bin/true",
+    ]));
+    d.kill9();
+    std::fs::remove_file(drop_in(&id)).unwrap();
+    // And a stray jit drop-in that no grant accounts for goes away.
+    std::fs::write("/etc/sudoers.d/jit_zzzzzzzzzz", "# stale\n").unwrap();
+    d.restart();
+    assert!(Path::new(&drop_in(&id)).exists());
+    assert!(!Path::new("/etc/sudoers.d/jit_zzzzzzzzzz").exists());
+    assert!(sudo(&op.identity(), &["/usr/bin/true"]).status.success());
+}
+
+/// Removes a file on drop.
+struct Planted(&'static str);
+impl Drop for Planted {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(self.0);
+    }
+}
+
+#[test]
+fn a_broken_sudoers_file_stops_installs_and_is_left_alone() {
+    let d = Daemon::start_enforcing("");
+    let op = TestUser::create("op");
+    let broken = "/etc/sudoers.d/zz-jit-test-broken";
+    let _cleanup = Planted(broken);
+    std::fs::write(broken, "this is not sudoers syntax ((\n").unwrap();
+    std::fs::set_permissions(broken, std::os::unix::fs::PermissionsExt::from_mode(0o440)).unwrap();
+    let id = ok(d.jitd(&[
+        "grant",
+        &op.name,
+        "--for",
+        "5m",
+        "--reason",
+        "x",
+        "--",
+        "/usr/bin/true",
+    ]));
+    let shown = d.show(&id);
+    assert_eq!(shown["state"], "failed");
+    let failure = shown["failure"].as_str().unwrap();
+    assert!(
+        failure.contains("zz-jit-test-broken"),
+        "the failure names the file: {failure}"
+    );
+    assert!(!Path::new(&drop_in(&id)).exists());
+    assert_eq!(
+        std::fs::read_to_string(broken).unwrap(),
+        "this is not sudoers syntax ((\n"
+    );
+}
+
+#[test]
+fn a_user_named_first_dot_last_gets_a_working_grant() {
+    let d = Daemon::start_enforcing("");
+    let name = format!("f{}.last", std::process::id() % 100_000);
+    let user = TestUser::create_named(&name);
+    let id = ok(d.jitd(&[
+        "grant",
+        &name,
+        "--for",
+        "5m",
+        "--reason",
+        "x",
+        "--",
+        "/usr/bin/id",
+        "-u",
+    ]));
+    let out = sudo(&user.identity(), &["/usr/bin/id", "-u"]);
+    assert_eq!(text(&out.stdout).trim(), "0", "{}", text(&out.stderr));
+    ok(d.jitd(&["revoke", &id, "--reason", "x"]));
+    let _ = Command::new("true").status();
+}
