@@ -492,3 +492,6 @@ pub fn ok(out: Output) -> String {
     );
     stdout(&out)
 }
+
+pub mod pam;
+pub mod sshd;
