@@ -39,7 +39,6 @@ fn assert_turned_away(sshd: &Sshd, user: &TestUser, netns: Option<&NetnsPair>) {
 
 #[test]
 fn an_ssh_login_needs_an_ssh_grant_and_ends_with_its_revocation() {
-    let _serial = one_session_test_at_a_time();
     let jitd = Daemon::start();
     let erin = TestUser::create("jitsh");
     let sshd = Sshd::start(&erin, &jitd.socket(), None);
@@ -60,7 +59,6 @@ fn an_ssh_login_needs_an_ssh_grant_and_ends_with_its_revocation() {
 
 #[test]
 fn a_login_from_another_host_is_recorded_with_its_address() {
-    let _serial = one_session_test_at_a_time();
     let jitd = Daemon::start();
     let frank = TestUser::create("jitsh");
     let net = NetnsPair::create();
@@ -95,7 +93,6 @@ fn a_login_from_another_host_is_recorded_with_its_address() {
 
 #[test]
 fn revoking_the_grant_ends_the_ssh_session_it_registered() {
-    let _serial = one_session_test_at_a_time();
     let jitd = Daemon::start_with("kill_grace = \"1s\"");
     let gina = TestUser::create("jitsh");
     let sshd = Sshd::start(&gina, &jitd.socket(), None);

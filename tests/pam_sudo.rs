@@ -94,7 +94,6 @@ fn assert_ran_as_root(out: &Output) {
 
 #[test]
 fn sudo_needs_a_grant_and_stops_working_when_it_is_revoked() {
-    let _serial = one_session_test_at_a_time();
     let jitd = Daemon::start();
     let alice = SudoUser::new(&jitd.socket());
 
@@ -109,7 +108,6 @@ fn sudo_needs_a_grant_and_stops_working_when_it_is_revoked() {
 
 #[test]
 fn sudo_stops_working_when_the_grant_expires() {
-    let _serial = one_session_test_at_a_time();
     let jitd = Daemon::start();
     let bob = SudoUser::new(&jitd.socket());
 
@@ -124,7 +122,6 @@ fn sudo_stops_working_when_the_grant_expires() {
 
 #[test]
 fn a_running_sudo_session_is_registered_under_its_grant() {
-    let _serial = one_session_test_at_a_time();
     let jitd = Daemon::start();
     let carol = SudoUser::new(&jitd.socket());
     let id = grant(
@@ -158,7 +155,6 @@ fn a_running_sudo_session_is_registered_under_its_grant() {
 
 #[test]
 fn sudo_is_refused_when_jitd_is_not_running() {
-    let _serial = one_session_test_at_a_time();
     let dir = TempDir::new("sudo-down");
     let dave = SudoUser::new(&dir.path().join("absent.sock"));
     let out = dave.sudo(&["/usr/bin/id"]);
@@ -170,7 +166,6 @@ fn sudo_is_refused_when_jitd_is_not_running() {
 
 #[test]
 fn a_break_glass_member_can_sudo_while_jitd_is_down() {
-    let _serial = one_session_test_at_a_time();
     let dir = TempDir::new("sudo-breakglass");
     let breakglass = TestGroup::create("jitbg");
     let admin = TestUser::create("jitsu");

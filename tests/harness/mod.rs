@@ -225,6 +225,7 @@ impl Drop for TestGroup {
 /// A real jitd, running as root on a private socket and state directory.
 pub struct Daemon {
     dir: TempDir,
+    cgroup: String,
     child: Option<Child>,
     /// Runs jitd through this (e.g. `nsenter -t PID -m --` to share a test journald's mounts).
     wrapper: Vec<String>,
@@ -282,8 +283,11 @@ impl Daemon {
             Some(_) => PathBuf::from("/etc/sudoers.d"),
             None => dir.path().join("sudoers.d"),
         };
+        // Each test daemon gets its own cgroup: a daemon ends the processes of every grant
+        // cgroup it has no active grant for, which would include other tests'.
+        let cgroup = unique("jit-test-");
         let config = format!(
-            "socket = \"{0}/run/jitd.sock\"\nstate_dir = \"{0}/state\"\nsudoers_dir = \"{1}\"\n{extra}\n",
+            "socket = \"{0}/run/jitd.sock\"\nstate_dir = \"{0}/state\"\nsudoers_dir = \"{1}\"\ncgroup = \"{cgroup}\"\n{extra}\n",
             dir.path().display(),
             sudoers.display()
         );
@@ -293,6 +297,7 @@ impl Daemon {
         prepare(dir.path());
         let mut d = Daemon {
             dir,
+            cgroup,
             child: None,
             wrapper: wrapper.iter().map(|s| s.to_string()).collect(),
             _sudoers_lock: real_sudoers,
@@ -463,6 +468,16 @@ impl Daemon {
 impl Drop for Daemon {
     fn drop(&mut self) {
         self.kill9();
+        // Remove this daemon's (by now empty) grant cgroups and their parent.
+        for root in ["/sys/fs/cgroup/unified", "/sys/fs/cgroup"] {
+            let base = Path::new(root).join(&self.cgroup);
+            if let Ok(children) = fs::read_dir(&base) {
+                for child in children.flatten().filter(|c| c.path().is_dir()) {
+                    let _ = fs::remove_dir(child.path());
+                }
+                let _ = fs::remove_dir(&base);
+            }
+        }
         if self._sudoers_lock.is_some() {
             // Leave the machine's sudoers as we found it: remove this daemon's drop-ins.
             for id in self.request_ids() {

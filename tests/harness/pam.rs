@@ -380,15 +380,6 @@ fn signal_tree(pid: u32, sig: c_int) {
 // ---------------------------------------------------------------------------------------------
 // The real jitd, and files in global places
 
-/// Taken for the whole of a test that has real sessions registered with a real jitd. Every
-/// jitd reconciles the machine's shared cgroup tree (`<cgroup2>/jit/`) when it starts and ends
-/// grant cgroups it has no record of, so a daemon started by a parallel test would kill the
-/// sessions of another test's grant. One such test at a time per test binary.
-pub fn one_session_test_at_a_time() -> std::sync::MutexGuard<'static, ()> {
-    static LOCK: Mutex<()> = Mutex::new(());
-    LOCK.lock().unwrap_or_else(|e| e.into_inner())
-}
-
 /// `jitd grant USER --for DUR --reason test WHAT...` as root; returns the new grant's id.
 pub fn grant(jitd: &Daemon, user: &str, duration: &str, what: &[&str]) -> String {
     let mut args = vec!["grant", user, "--for", duration, "--reason", "test"];

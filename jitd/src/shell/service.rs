@@ -22,6 +22,7 @@ use crate::shell::event_log::{event_for, EventLog};
 use crate::shell::identity;
 use crate::shell::store::Store;
 use crate::shell::submission;
+use crate::shell::sudo_command;
 use crate::shell::view::{rfc3339, view};
 
 /// Pending requests one user may have open at once: enough for real work, too few to flood
@@ -174,8 +175,8 @@ impl Service {
         let now = self.clock.now();
         let id = {
             let reg = self.read_registry();
-            let found = reg.active_for(&holder, info.pam.kind, now).next();
-            found.map(|r| r.id.clone())
+            let candidates: Vec<&Request> = reg.active_for(&holder, info.pam.kind, now).collect();
+            sudo_command::pick(&candidates, info.pid).map(|r| r.id.clone())
         };
         let Some(id) = id else {
             return Ok(Response::SessionRegistered { grant_id: None });
