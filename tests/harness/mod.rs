@@ -348,6 +348,8 @@ impl Daemon {
     }
 
     fn spawn(&mut self) {
+        let listening = |log: String| log.matches("jitd: listening on").count();
+        let before = listening(self.log());
         let log = fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -372,7 +374,9 @@ impl Daemon {
             .expect("start jitd");
         self.child = Some(child);
         let deadline = Instant::now() + Duration::from_secs(20);
-        while UnixStream::connect(self.socket()).is_err() {
+        // The socket accepts connections (into its backlog) while jitd still loads and
+        // reconciles; it says "listening" once it serves them.
+        while UnixStream::connect(self.socket()).is_err() || listening(self.log()) <= before {
             if let Some(Ok(Some(status))) = self.child.as_mut().map(|c| c.try_wait()) {
                 panic!("jitd exited with {status} at start:\n{}", self.log());
             }

@@ -644,6 +644,10 @@ impl Service {
             let persisted = self.store.put(&next);
             reg.put(next.clone());
             drop(reg);
+            // Take the access away first; logging (an fsync of the audit log) can wait.
+            if end == End::Expired {
+                self.enforcement.withdraw(&next);
+            }
             let (kind, what) = match end {
                 End::TimedOut => (
                     EventKind::TimedOut,
@@ -659,9 +663,6 @@ impl Service {
                     &next,
                     format!("cannot persist expiry: {e}"),
                 ));
-            }
-            if end == End::Expired {
-                self.enforcement.withdraw(&next);
             }
             self.warned
                 .lock()
