@@ -452,6 +452,24 @@ impl Daemon {
             .to_string()
     }
 
+    /// Waits for a pending request to appear (someone is asking) and returns its id.
+    pub fn wait_for_pending(&self) -> String {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let list: serde_json::Value =
+                serde_json::from_str(&ok(self.jitd(&["list", "--json"]))).expect("list --json");
+            let found = list
+                .as_array()
+                .and_then(|l| l.iter().find(|r| r["state"] == "pending"))
+                .and_then(|r| r["id"].as_str().map(String::from));
+            if let Some(id) = found {
+                return id;
+            }
+            assert!(Instant::now() < deadline, "no pending request appeared");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     /// Polls until request `id` is in `state`, or panics after `within`.
     pub fn wait_for_state(&self, id: &str, state: &str, within: Duration) {
         let deadline = Instant::now() + within;

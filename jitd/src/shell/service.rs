@@ -458,7 +458,6 @@ impl Service {
         comment: Option<String>,
     ) -> Result<Response, Failure> {
         let id = Self::parse_id(id)?;
-        authz::may_decide(actor, &self.lookup(&id)?, false)?;
         let by = By::user(&actor.name, actor.uid);
         let approver = actor.name.clone();
         let r = self.transition(&id, |r, now| {
