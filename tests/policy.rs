@@ -572,3 +572,55 @@ approver_groups = ["{leads}"]
         d.log()
     );
 }
+
+#[test]
+fn check_config_errors_name_the_place_and_warnings_name_what_the_host_lacks() {
+    let t = team();
+    let d = t.daemon(
+        r#"
+[[role]]
+name = "restart"
+commands = ["/usr/bin/id -u", "/opt/nowhere/tool"]
+requester_groups = ["{ops}", "no-such-group-anywhere"]
+approver_groups = ["{leads}"]
+
+[[role]]
+name = "everything"
+commands = ["ALL"]
+requester_groups = ["{ops}"]
+"#,
+    );
+    let config = d.config_path();
+    let out = d.jitd(&["check-config", config.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let warnings = text(&out.stderr);
+    let written = std::fs::read_to_string(&config).unwrap();
+    let line_of = |key: &str| 1 + written.lines().position(|l| l.starts_with(key)).unwrap();
+    for says in [
+        format!(
+            "line {}: key `role.requester_groups`: there is no group \"no-such-group-anywhere\"",
+            line_of("requester_groups")
+        ),
+        format!(
+            "line {}: key `role.commands`: there is no program \"/opt/nowhere/tool\"",
+            line_of("commands")
+        ),
+        "roles restart and everything both cover".to_string(),
+    ] {
+        assert!(
+            warnings.contains(&says),
+            "{says:?} missing from:\n{warnings}"
+        );
+    }
+    d.write_drop_in(
+        "typo.toml",
+        "[[role]]\nname = \"x\"\nssh = true\nrequester_users = [\"a\"]\nticket_pattern = \"[\"\n",
+    );
+    let out = d.jitd(&["check-config", config.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(4));
+    assert!(
+        text(&out.stderr).contains("typo.toml: line 5: key `role.ticket_pattern`: invalid regex"),
+        "{}",
+        text(&out.stderr)
+    );
+}

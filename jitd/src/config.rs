@@ -172,6 +172,7 @@ impl Config {
         differs("pending_ttl", self.pending_ttl != new.pending_ttl);
         differs("kill_grace", self.kill_grace != new.kill_grace);
         differs("warn_before", self.warn_before != new.warn_before);
+        differs("cgroup", self.cgroup != new.cgroup);
         differs(
             "max_connections",
             self.max_connections != new.max_connections,

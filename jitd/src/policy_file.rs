@@ -121,6 +121,23 @@ pub fn drop_in_dir(config: &Path) -> PathBuf {
     PathBuf::from(s)
 }
 
+/// Whoever can write a drop-in can grant themselves root: refuse one that anybody but
+/// jitd's own user (root) could have written.
+fn check_owner(path: &Path) -> Result<(), ConfigError> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = std::fs::metadata(path).map_err(|e| ConfigError {
+        file: path.to_path_buf(),
+        message: format!("cannot read: {e}"),
+    })?;
+    if meta.uid() != nix::unistd::geteuid().as_raw() || meta.mode() & 0o022 != 0 {
+        return Err(ConfigError {
+            file: path.to_path_buf(),
+            message: "must be owned by root and writable by nobody else (whoever can write the policy can grant themselves root): chown root and chmod go-w".into(),
+        });
+    }
+    Ok(())
+}
+
 /// Reads every `*.toml` in `dir` (none if it does not exist), in name order.
 pub fn read_drop_ins(dir: &Path) -> Result<Vec<Source>, ConfigError> {
     let entries = match std::fs::read_dir(dir) {
@@ -133,6 +150,7 @@ pub fn read_drop_ins(dir: &Path) -> Result<Vec<Source>, ConfigError> {
             })
         }
     };
+    check_owner(dir)?;
     let mut files: Vec<PathBuf> = entries
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| p.extension().is_some_and(|x| x == "toml"))
@@ -145,6 +163,7 @@ pub fn read_drop_ins(dir: &Path) -> Result<Vec<Source>, ConfigError> {
                 file: file.clone(),
                 message,
             };
+            check_owner(&file)?;
             let text =
                 std::fs::read_to_string(&file).map_err(|e| err(format!("cannot read: {e}")))?;
             let parsed: DropIn = toml::from_str(&text).map_err(|e| {
@@ -551,6 +570,26 @@ max_duration = "30m"
             .mentions
             .iter()
             .any(|m| m.name == "ops-leads" && m.line == 7 && m.file.ends_with("10-web.toml")));
+    }
+
+    #[test]
+    fn a_drop_in_others_could_write_is_refused() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = std::env::temp_dir().join(format!("jitd-policy-perm-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("web.toml");
+        std::fs::write(&file, WEB).unwrap();
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o666)).unwrap();
+        let e = read_drop_ins(&dir).err().expect("refused");
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let fine = read_drop_ins(&dir).map(|s| s.len());
+        let _ = std::fs::remove_dir_all(&dir);
+        assert!(
+            e.to_string().contains("web.toml") && e.message.contains("writable by nobody else"),
+            "{e}"
+        );
+        assert_eq!(fine.unwrap(), 1);
     }
 
     #[test]
