@@ -113,6 +113,64 @@ approvals = 2
 }
 
 #[test]
+fn the_waiting_requester_sees_approvals_done_and_needed() {
+    let t = team();
+    let d = t.daemon(
+        r#"
+[[role]]
+name = "login"
+ssh = true
+requester_groups = ["{ops}"]
+approver_groups = ["{leads}"]
+approvals = 2
+"#,
+    );
+    let waiting = {
+        let socket = d.socket();
+        let alice = t.alice.identity();
+        std::thread::spawn(move || {
+            alice
+                .command(jit_tests::bin("jit-elevate"))
+                .arg("--socket")
+                .arg(socket)
+                .args(["--ssh", "--reason", "debug"])
+                .output()
+                .unwrap()
+        })
+    };
+    let id = d.wait_for_pending();
+    approve(&d, &t.bob, &id);
+    // Give the waiting line a poll to show the first approval.
+    std::thread::sleep(Duration::from_millis(1200));
+    approve(&d, &t.carol, &id);
+    let out = waiting.join().unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let said = text(&out.stderr);
+    assert!(said.contains("0 of 2 approval(s) in, 2 more"), "{said}");
+    assert!(said.contains("1 of 2 approval(s) in, 1 more"), "{said}");
+}
+
+#[test]
+fn with_deny_ends_off_a_deny_is_recorded_and_another_approver_may_still_approve() {
+    let t = team();
+    let d = t.daemon(
+        r#"
+[[role]]
+name = "restart"
+commands = ["/usr/bin/id -u"]
+requester_groups = ["{ops}"]
+approver_groups = ["{leads}"]
+deny_ends = false
+"#,
+    );
+    let id = ask(&d, &t.alice, &["--", "/usr/bin/id", "-u"]);
+    let shown = json(d.jitd_as(&t.bob, &["deny", &id, "--reason", "not sure", "--json"]));
+    assert_eq!(shown["state"], "pending");
+    assert_eq!(shown["decisions"][0]["action"], "deny");
+    assert_eq!(approve(&d, &t.carol, &id)["state"], "active");
+}
+
+#[test]
 fn self_approval_is_refused_unless_the_role_allows_it() {
     let t = team();
     let d = t.daemon(

@@ -560,6 +560,7 @@ impl Service {
                 }
                 Approval::Extended => {
                     ev.kind = Some(EventKind::Extended);
+                    ev.extra.push(("EXTENSION", "granted".into()));
                     format!("{approver} approved the extension; the grant now lasts longer")
                 }
                 Approval::AlreadyCounted { .. } => return Ok(None),

@@ -1,7 +1,8 @@
 //! `jit-elevate extend ID --for DUR`: more time on an active grant, decided by the role's
 //! rules again (a rule or break-glass at once, else approvers), never beyond the role's
 //! maximum total. An approved extension moves the window's end and re-installs the grant, so
-//! the sudoers drop-in carries the new NOTAFTER.
+//! the sudoers drop-in carries the new NOTAFTER. Every step is an `extended` event whose
+//! JIT_EXTENSION field says `asked` or `granted`.
 
 use std::time::Duration as StdDuration;
 
@@ -57,7 +58,7 @@ impl Service {
                 Route::Approvers => {
                     r.ask_extension(&requester, duration_secs, plan.approvals_required, now)?;
                     (
-                        EventKind::Requested,
+                        EventKind::Extended,
                         None,
                         format!(
                             "{} asks to extend the grant by {more}; {} approval(s) needed from {}",
@@ -92,6 +93,12 @@ impl Service {
                 }
             };
             let mut ev = event_for(kind, r, message);
+            let step = if approver.is_some() {
+                "granted"
+            } else {
+                "asked"
+            };
+            ev.extra.push(("EXTENSION", step.to_string()));
             ev.approver = approver;
             Ok(Some(ev))
         })?;

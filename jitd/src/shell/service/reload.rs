@@ -66,18 +66,20 @@ impl Service {
 
     /// Returns how many pending requests were denied and how many got new approvers.
     fn reevaluate_pending(&self) -> (usize, usize) {
-        let pending: Vec<GrantId> = self
+        let pending: Vec<(GrantId, u32)> = self
             .read_registry()
             .iter()
             .filter(|r| r.state() == State::Pending)
-            .map(|r| r.id.clone())
+            .map(|r| (r.id.clone(), r.uid))
             .collect();
         let policy = self.policy();
         let (mut denied, mut changed) = (0, 0);
-        for id in pending {
+        for (id, uid) in pending {
+            // Looked up before taking the registry lock: the user database may be remote.
+            let requester = identity::actor_for_uid(uid);
             let mut granted = false;
             let result = self.transition(&id, |r, now| {
-                let verdict = identity::actor_for_uid(r.uid).and_then(|who| {
+                let verdict = requester.as_ref().map_err(Clone::clone).and_then(|who| {
                     let ask = Ask {
                         who: Requester {
                             user: &who.name,
@@ -111,17 +113,21 @@ impl Service {
                             plan.approver_groups,
                             now,
                         );
-                        let what = if granted {
-                            "the approvals given suffice under the reloaded policy; the grant is active"
+                        if granted {
+                            let mut ev = event_for(
+                                EventKind::Approved,
+                                r,
+                                "the approvals given suffice under the reloaded policy; the grant is active",
+                            );
+                            ev.approver = Some("jitd".into());
+                            Ok(Some(ev))
                         } else {
-                            "the reloaded policy changed who approves this request"
-                        };
-                        let kind = if granted {
-                            EventKind::Approved
-                        } else {
-                            EventKind::Requested
-                        };
-                        Ok(Some(event_for(kind, r, what)))
+                            Ok(Some(event_for(
+                                EventKind::ConfigReloaded,
+                                r,
+                                "the reloaded policy changed who approves this request",
+                            )))
+                        }
                     }
                 }
             });
