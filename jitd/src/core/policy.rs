@@ -305,6 +305,17 @@ impl Policy {
         self.roles.iter().find(|r| r.name == name)
     }
 
+    /// Every group that approves something: the global ones and every role's.
+    pub fn all_approver_groups(&self) -> Vec<String> {
+        let mut all = self.defaults.approver_groups.clone();
+        for g in self.roles.iter().flat_map(|r| &r.approver_groups) {
+            if !all.contains(g) {
+                all.push(g.clone());
+            }
+        }
+        all
+    }
+
     pub fn role_names(&self) -> Vec<String> {
         self.roles.iter().map(|r| r.name.clone()).collect()
     }

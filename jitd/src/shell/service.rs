@@ -447,6 +447,14 @@ impl Service {
     }
 
     fn grant(&self, actor: &Actor, user: &str, new: &NewRequest) -> Result<Response, Failure> {
+        // Only approvers learn anything about other users' roles.
+        let approver_groups = self.policy().all_approver_groups();
+        if !authz::is_approver(actor, &approver_groups) {
+            return Err(authz::Denial::NotAnApprover {
+                groups: approver_groups,
+            }
+            .into());
+        }
         let uid = identity::uid_of(user).map_err(|m| Failure::new(ErrorCode::BadRequest, m))?;
         let grantee =
             identity::actor_for_uid(uid).map_err(|m| Failure::new(ErrorCode::BadRequest, m))?;
