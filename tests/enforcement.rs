@@ -25,27 +25,9 @@ fn elevate_approved(d: &Daemon, user: &TestUser, args: &[&str]) -> Output {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    let id = wait_pending(d);
+    let id = d.wait_for_pending();
     ok(d.jitd(&["approve", &id]));
     child.wait_with_output().unwrap()
-}
-
-fn wait_pending(d: &Daemon) -> String {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let list: serde_json::Value =
-            serde_json::from_str(&ok(d.jitd(&["list", "--json"]))).unwrap();
-        if let Some(r) = list
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|r| r["state"] == "pending")
-        {
-            return r["id"].as_str().unwrap().to_string();
-        }
-        assert!(Instant::now() < deadline, "no pending request");
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 fn only_active_id(d: &Daemon) -> String {
@@ -156,7 +138,14 @@ fn the_window_closes_by_itself() {
     ]));
     assert!(sudo(&op.identity(), &["/usr/bin/true"]).status.success());
     d.wait_for_state(&id, "expired", Duration::from_secs(4));
-    assert!(!Path::new(&drop_in(&id)).exists());
+    let expired = Instant::now();
+    while Path::new(&drop_in(&id)).exists() {
+        assert!(
+            expired.elapsed() < Duration::from_secs(1),
+            "the drop-in outlived the window"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
     assert!(!sudo(&op.identity(), &["/usr/bin/true"]).status.success());
 }
 
@@ -272,4 +261,134 @@ fn a_user_named_first_dot_last_gets_a_working_grant() {
     assert_eq!(text(&out.stdout).trim(), "0", "{}", text(&out.stderr));
     ok(d.jitd(&["revoke", &id, "--reason", "x"]));
     let _ = Command::new("true").status();
+}
+
+/// Sudo for `user` goes through a PAM service with pam_jit in its account and session stacks
+/// (as on a real host), so the sessions a grant starts are registered with jitd. The sudoers
+/// rule itself comes from jitd's drop-in.
+struct SudoThroughJit {
+    _pam: jit_tests::pam::PlacedFile,
+    _defaults: jit_tests::pam::PlacedFile,
+}
+
+impl SudoThroughJit {
+    fn new(d: &Daemon, user: &TestUser) -> SudoThroughJit {
+        let service = format!("jit-test-{}", user.name);
+        let module = jit_tests::pam::module_path();
+        let pam = jit_tests::pam::PlacedFile::write(
+            format!("/etc/pam.d/{service}"),
+            &format!(
+                "auth required pam_deny.so\naccount required {m} socket={s} kind=sudo\nsession required {m} socket={s} kind=sudo\n",
+                m = module.display(),
+                s = d.socket().display()
+            ),
+            0o644,
+        );
+        let defaults = jit_tests::pam::PlacedFile::write(
+            format!("/etc/sudoers.d/jit_test_{}", user.name),
+            &format!("Defaults:{} pam_service={service}\n", user.name),
+            0o440,
+        );
+        SudoThroughJit {
+            _pam: pam,
+            _defaults: defaults,
+        }
+    }
+}
+
+/// Processes whose command line contains `marker`.
+fn running(marker: &str) -> Vec<String> {
+    let out = Command::new("pgrep")
+        .args(["-a", "-f", marker])
+        .output()
+        .unwrap();
+    text(&out.stdout)
+        .lines()
+        .filter(|l| !l.contains("pgrep"))
+        .map(String::from)
+        .collect()
+}
+
+#[test]
+fn every_process_a_grant_started_ends_with_it_however_it_detached() {
+    let d = Daemon::start_enforcing("kill_grace = \"1s\"");
+    let op = TestUser::create("op");
+    let _sudo = SudoThroughJit::new(&d, &op);
+    let scripts = jit_tests::TempDir::new("spawn");
+    for ending in ["revoke", "done", "expiry"] {
+        // A task that leaves detached children behind: setsid, nohup &, and one that
+        // ignores SIGTERM. Unique sleep lengths mark them.
+        let base = 100_000 + (std::process::id() % 50_000) * 3;
+        let marks = [base, base + 1, base + 2, base + 3].map(|n| n.to_string());
+        let script = scripts.path().join(format!("task-{ending}.sh"));
+        std::fs::write(
+            &script,
+            format!(
+                "setsid sleep {0} </dev/null >/dev/null 2>&1 &\nnohup sleep {1} >/dev/null 2>&1 &\n\
+                 (trap '' TERM; sleep {2}) </dev/null >/dev/null 2>&1 &\nexec sleep {3}\n",
+                marks[0], marks[1], marks[2], marks[3]
+            ),
+        )
+        .unwrap();
+        let script = script.display().to_string();
+        let duration = if ending == "expiry" { "4s" } else { "5m" };
+        let id = ok(d.jitd(&[
+            "grant", &op.name, "--for", duration, "--reason", "x", "--", "/bin/sh", &script,
+        ]));
+        let mut task = op
+            .command("sudo")
+            .args(["-n", "/bin/sh", &script])
+            .spawn()
+            .unwrap();
+        let registered = Instant::now();
+        while d.show(&id)["sessions"].as_array().unwrap().is_empty() {
+            assert!(
+                registered.elapsed() < Duration::from_secs(5),
+                "no session registered"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let started = Instant::now();
+        while marks
+            .iter()
+            .any(|m| running(&format!("sleep {m}")).is_empty())
+        {
+            assert!(
+                started.elapsed() < Duration::from_secs(5),
+                "the task did not start everything"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        match ending {
+            "revoke" => {
+                ok(d.jitd(&["revoke", &id, "--reason", "x"]));
+            }
+            "done" => {
+                ok(d.elevate_as(&op, &["done", &id]));
+            }
+            _ => d.wait_for_state(&id, "expired", Duration::from_secs(6)),
+        }
+        let ended_at = Instant::now();
+        // kill_grace (1 s) + 1 s.
+        while marks
+            .iter()
+            .any(|m| !running(&format!("sleep {m}")).is_empty())
+        {
+            assert!(
+                ended_at.elapsed() < Duration::from_secs(2),
+                "after {ending}, still running: {:?}",
+                marks
+                    .iter()
+                    .flat_map(|m| running(&format!("sleep {m}")))
+                    .collect::<Vec<_>>()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = task.wait();
+        assert!(!Path::new(&drop_in(&id)).exists());
+        assert!(
+            !sudo(&op.identity(), &["/bin/sh", &script]).status.success(),
+            "after {ending}"
+        );
+    }
 }

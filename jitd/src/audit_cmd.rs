@@ -20,7 +20,6 @@ use crate::usage::{UsageBuilder, UsageSummary};
 const EXIT_BAD_LOG: u8 = 1;
 
 #[derive(Args, Debug)]
-#[command(args_conflicts_with_subcommands = true)]
 pub struct AuditArgs {
     /// Configuration file naming the state dir that holds audit.log.
     #[arg(long, global = true, env = crate::config::CONFIG_ENV, default_value = crate::config::DEFAULT_CONFIG)]

@@ -7,6 +7,9 @@ use std::time::Duration;
 
 use serde::{Deserialize, Deserializer};
 
+use crate::core::policy::Policy;
+use crate::policy_file::{self, Mention, RoleSpec, Source};
+
 pub const DEFAULT_CONFIG: &str = "/etc/jit/jitd.toml";
 pub const CONFIG_ENV: &str = "JITD_CONFIG";
 
@@ -32,11 +35,27 @@ pub struct Config {
     /// How long before expiry the grant's terminals are warned.
     #[serde(deserialize_with = "human_duration")]
     pub warn_before: Duration,
+    /// Name of the cgroup (under the cgroup v2 root) that holds one child cgroup per grant.
+    /// jitd ends every process in a child whose grant is not active, so two daemons on one
+    /// host must not share it.
+    pub cgroup: String,
     /// Concurrent connections, all users together.
     pub max_connections: usize,
     /// Concurrent connections of one non-root user. Root (the PAM module) is bounded only by
     /// `max_connections`, and a share of that is kept free for it.
     pub max_connections_per_uid: usize,
+    /// `[[role]]` tables of the main file; drop-ins add more (see `policy_file`).
+    #[serde(rename = "role")]
+    pub roles: Vec<RoleSpec>,
+    /// Built from the roles and the global settings above by `load` / `parse`.
+    #[serde(skip)]
+    pub policy: Policy,
+    /// Groups, users and programs the policy names, for `jitd check-config`.
+    #[serde(skip)]
+    pub mentions: Vec<Mention>,
+    /// The file this was loaded from, for reloads.
+    #[serde(skip)]
+    pub source: Option<PathBuf>,
 }
 
 impl Default for Config {
@@ -52,8 +71,18 @@ impl Default for Config {
             require_reason: true,
             kill_grace: Duration::from_secs(10),
             warn_before: Duration::from_secs(5 * 60),
+            cgroup: "jit".into(),
             max_connections: 256,
             max_connections_per_uid: 16,
+            roles: Vec::new(),
+            policy: Policy::open(crate::core::policy::Defaults {
+                approver_groups: Vec::new(),
+                default_duration: Duration::from_secs(15 * 60),
+                max_duration: Duration::from_secs(4 * 3600),
+                require_reason: true,
+            }),
+            mentions: Vec::new(),
+            source: None,
         }
     }
 }
@@ -66,7 +95,7 @@ pub struct ConfigError {
 
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.file.display(), self.message)
+        write!(f, "{}: {}", self.file.display(), self.message.trim_end())
     }
 }
 
@@ -78,8 +107,9 @@ fn human_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error>
 }
 
 impl Config {
-    /// Reads and validates `path`. A missing file at the default location yields the defaults,
-    /// so a fresh install starts; a missing file named explicitly is an error.
+    /// Reads and validates `path` and the role drop-ins beside it (`<path>.d/*.toml`). A
+    /// missing file at the default location yields the defaults (plus any drop-ins), so a
+    /// fresh install starts; a missing file named explicitly is an error.
     pub fn load(path: &Path, explicit: bool) -> Result<Config, ConfigError> {
         let err = |message: String| ConfigError {
             file: path.to_path_buf(),
@@ -87,18 +117,71 @@ impl Config {
         };
         let text = match std::fs::read_to_string(path) {
             Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !explicit => {
-                return Ok(Config::default())
-            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !explicit => String::new(),
             Err(e) => return Err(err(format!("cannot read: {e}"))),
         };
-        Config::parse(&text).map_err(err)
+        let mut config = Config::parse_globals(&text).map_err(err)?;
+        let mut sources = vec![Source {
+            file: path.to_path_buf(),
+            text,
+            roles: std::mem::take(&mut config.roles),
+        }];
+        sources.extend(policy_file::read_drop_ins(&policy_file::drop_in_dir(path))?);
+        let built = policy_file::build(&config, &sources)?;
+        config.policy = built.policy;
+        config.mentions = built.mentions;
+        config.source = Some(path.to_path_buf());
+        Ok(config)
     }
 
+    /// One file's text, without drop-ins.
+    #[cfg(test)]
     pub fn parse(text: &str) -> Result<Config, String> {
+        let mut config = Config::parse_globals(text)?;
+        let roles = std::mem::take(&mut config.roles);
+        let built = policy_file::build(
+            &config,
+            &[Source {
+                file: PathBuf::new(),
+                text: text.to_string(),
+                roles,
+            }],
+        )
+        .map_err(|e| e.message)?;
+        config.policy = built.policy;
+        Ok(config)
+    }
+
+    fn parse_globals(text: &str) -> Result<Config, String> {
         let config: Config = toml::from_str(text).map_err(|e| e.to_string())?;
         config.validate()?;
         Ok(config)
+    }
+
+    /// Keys whose change a reload cannot apply (only the policy reloads).
+    pub fn restart_only_changes(&self, new: &Config) -> Vec<&'static str> {
+        let mut out = Vec::new();
+        let mut differs = |key: &'static str, changed: bool| {
+            if changed {
+                out.push(key);
+            }
+        };
+        differs("socket", self.socket != new.socket);
+        differs("state_dir", self.state_dir != new.state_dir);
+        differs("sudoers_dir", self.sudoers_dir != new.sudoers_dir);
+        differs("pending_ttl", self.pending_ttl != new.pending_ttl);
+        differs("kill_grace", self.kill_grace != new.kill_grace);
+        differs("warn_before", self.warn_before != new.warn_before);
+        differs("cgroup", self.cgroup != new.cgroup);
+        differs(
+            "max_connections",
+            self.max_connections != new.max_connections,
+        );
+        differs(
+            "max_connections_per_uid",
+            self.max_connections_per_uid != new.max_connections_per_uid,
+        );
+        out
     }
 
     fn validate(&self) -> Result<(), String> {
@@ -123,6 +206,14 @@ impl Config {
                 "key `max_connections` must be at least 8 and `max_connections_per_uid` at least 1"
                     .into(),
             );
+        }
+        if self.cgroup.is_empty()
+            || !self
+                .cgroup
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        {
+            return Err("key `cgroup` must be a plain name (letters, digits, - and _)".into());
         }
         if self.approver_groups.iter().any(|g| g.is_empty()) {
             return Err("key `approver_groups` contains an empty group name".into());

@@ -2,6 +2,8 @@
 //! users and groups. Everything created is removed on drop, also when a test fails.
 //! These tests need root (CI runs as root).
 
+pub mod journal;
+
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::UnixStream;
@@ -223,14 +225,19 @@ impl Drop for TestGroup {
 /// A real jitd, running as root on a private socket and state directory.
 pub struct Daemon {
     dir: TempDir,
+    cgroup: String,
     child: Option<Child>,
+    /// Runs jitd through this (e.g. `nsenter -t PID -m --` to share a test journald's mounts).
+    wrapper: Vec<String>,
     /// Held while this daemon owns the machine's /etc/sudoers.d (see `start_enforcing`).
     _sudoers_lock: Option<fs::File>,
 }
 
 /// Only one test daemon at a time may manage the real /etc/sudoers.d: each reconciles away
-/// `jit_*` drop-ins it has no record of, which would include another daemon's.
-fn lock_real_sudoers() -> fs::File {
+/// `jit_*` drop-ins it has no record of, which would include another test's. Reconcilers hold
+/// this lock exclusively ([`lock_real_sudoers`]); tests that only add and remove their own
+/// drop-ins hold it shared ([`share_real_sudoers`]), so they run alongside each other.
+fn flock_real_sudoers(how: libc::c_int) -> fs::File {
     use std::os::fd::AsRawFd;
     let f = fs::OpenOptions::new()
         .create(true)
@@ -238,10 +245,18 @@ fn lock_real_sudoers() -> fs::File {
         .write(true)
         .open("/run/jit-tests-sudoers.lock")
         .expect("lock file");
-    // SAFETY: flock on a descriptor we own; blocks until the other test lets go.
-    let rc = unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) };
+    // SAFETY: flock on a descriptor we own; blocks until the holders let go.
+    let rc = unsafe { libc::flock(f.as_raw_fd(), how) };
     assert_eq!(rc, 0, "flock");
     f
+}
+
+pub fn lock_real_sudoers() -> fs::File {
+    flock_real_sudoers(libc::LOCK_EX)
+}
+
+pub fn share_real_sudoers() -> fs::File {
+    flock_real_sudoers(libc::LOCK_SH)
 }
 
 impl Daemon {
@@ -251,32 +266,50 @@ impl Daemon {
 
     /// `extra` is appended to the generated config (approver_groups, durations, …).
     pub fn start_with(extra: &str) -> Daemon {
-        Self::launch(extra, None)
+        Self::launch(extra, None, &[], |_| {})
+    }
+
+    /// A daemon started through `wrapper` after `prepare` ran on its directory (e.g. to mount
+    /// a tiny tmpfs on `state`).
+    pub fn start_custom(extra: &str, wrapper: &[&str], prepare: impl FnOnce(&Path)) -> Daemon {
+        Self::launch(extra, None, wrapper, prepare)
     }
 
     /// A daemon that installs its drop-ins in the machine's real /etc/sudoers.d, so the real
     /// sudo obeys them. Such daemons run one at a time.
     pub fn start_enforcing(extra: &str) -> Daemon {
         let lock = lock_real_sudoers();
-        Self::launch(extra, Some(lock))
+        Self::launch(extra, Some(lock), &[], |_| {})
     }
 
-    fn launch(extra: &str, real_sudoers: Option<fs::File>) -> Daemon {
+    fn launch(
+        extra: &str,
+        real_sudoers: Option<fs::File>,
+        wrapper: &[&str],
+        prepare: impl FnOnce(&Path),
+    ) -> Daemon {
         let dir = TempDir::new("jitd");
         let sudoers = match real_sudoers {
             Some(_) => PathBuf::from("/etc/sudoers.d"),
             None => dir.path().join("sudoers.d"),
         };
+        // Each test daemon gets its own cgroup: a daemon ends the processes of every grant
+        // cgroup it has no active grant for, which would include other tests'.
+        let cgroup = unique("jit-test-");
         let config = format!(
-            "socket = \"{0}/run/jitd.sock\"\nstate_dir = \"{0}/state\"\nsudoers_dir = \"{1}\"\n{extra}\n",
+            "socket = \"{0}/run/jitd.sock\"\nstate_dir = \"{0}/state\"\nsudoers_dir = \"{1}\"\ncgroup = \"{cgroup}\"\n{extra}\n",
             dir.path().display(),
             sudoers.display()
         );
         fs::create_dir_all(&sudoers).expect("sudoers dir");
         fs::write(dir.path().join("jitd.toml"), config).expect("write config");
+        fs::create_dir_all(dir.path().join("state")).expect("state dir");
+        prepare(dir.path());
         let mut d = Daemon {
             dir,
+            cgroup,
             child: None,
+            wrapper: wrapper.iter().map(|s| s.to_string()).collect(),
             _sudoers_lock: real_sudoers,
         };
         d.spawn();
@@ -325,12 +358,22 @@ impl Daemon {
     }
 
     fn spawn(&mut self) {
+        let listening = |log: String| log.matches("jitd: listening on").count();
+        let before = listening(self.log());
         let log = fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(self.dir.path().join("jitd.log"))
             .expect("log file");
-        let child = Command::new(bin("jitd"))
+        let mut cmd = match self.wrapper.split_first() {
+            Some((program, args)) => {
+                let mut c = Command::new(program);
+                c.args(args).arg(bin("jitd"));
+                c
+            }
+            None => Command::new(bin("jitd")),
+        };
+        let child = cmd
             .arg("serve")
             .arg("--config")
             .arg(self.config_path())
@@ -341,7 +384,9 @@ impl Daemon {
             .expect("start jitd");
         self.child = Some(child);
         let deadline = Instant::now() + Duration::from_secs(20);
-        while UnixStream::connect(self.socket()).is_err() {
+        // The socket accepts connections (into its backlog) while jitd still loads and
+        // reconciles; it says "listening" once it serves them.
+        while UnixStream::connect(self.socket()).is_err() || listening(self.log()) <= before {
             if let Some(Ok(Some(status))) = self.child.as_mut().map(|c| c.try_wait()) {
                 panic!("jitd exited with {status} at start:\n{}", self.log());
             }
@@ -417,6 +462,24 @@ impl Daemon {
             .to_string()
     }
 
+    /// Waits for a pending request to appear (someone is asking) and returns its id.
+    pub fn wait_for_pending(&self) -> String {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let list: serde_json::Value =
+                serde_json::from_str(&ok(self.jitd(&["list", "--json"]))).expect("list --json");
+            let found = list
+                .as_array()
+                .and_then(|l| l.iter().find(|r| r["state"] == "pending"))
+                .and_then(|r| r["id"].as_str().map(String::from));
+            if let Some(id) = found {
+                return id;
+            }
+            assert!(Instant::now() < deadline, "no pending request appeared");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     /// Polls until request `id` is in `state`, or panics after `within`.
     pub fn wait_for_state(&self, id: &str, state: &str, within: Duration) {
         let deadline = Instant::now() + within;
@@ -437,6 +500,16 @@ impl Daemon {
 impl Drop for Daemon {
     fn drop(&mut self) {
         self.kill9();
+        // Remove this daemon's (by now empty) grant cgroups and their parent.
+        for root in ["/sys/fs/cgroup/unified", "/sys/fs/cgroup"] {
+            let base = Path::new(root).join(&self.cgroup);
+            if let Ok(children) = fs::read_dir(&base) {
+                for child in children.flatten().filter(|c| c.path().is_dir()) {
+                    let _ = fs::remove_dir(child.path());
+                }
+                let _ = fs::remove_dir(&base);
+            }
+        }
         if self._sudoers_lock.is_some() {
             // Leave the machine's sudoers as we found it: remove this daemon's drop-ins.
             for id in self.request_ids() {
@@ -466,3 +539,34 @@ pub fn ok(out: Output) -> String {
     );
     stdout(&out)
 }
+
+/// Asserts success and parses stdout as JSON.
+pub fn json(out: Output) -> serde_json::Value {
+    let text = ok(out);
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
+}
+
+impl Daemon {
+    /// Writes a policy drop-in next to the daemon's config (`jitd.toml.d/NAME`).
+    pub fn write_drop_in(&self, name: &str, text: &str) {
+        let dir = self.dir().join("jitd.toml.d");
+        fs::create_dir_all(&dir).expect("drop-in dir");
+        fs::write(dir.join(name), text).expect("write drop-in");
+    }
+
+    /// Polls the daemon's log until it contains `needle`, or panics after `within`.
+    pub fn wait_for_log(&self, needle: &str, within: Duration) {
+        let deadline = Instant::now() + within;
+        while !self.log().contains(needle) {
+            assert!(
+                Instant::now() < deadline,
+                "the log lacks {needle:?}:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+pub mod pam;
+pub mod sshd;

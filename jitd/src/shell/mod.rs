@@ -19,6 +19,7 @@ pub mod sessions;
 pub mod standing;
 pub mod store;
 pub mod submission;
+pub mod sudo_command;
 pub mod sudoers;
 pub mod sudoers_rule;
 pub mod syslog_sink;

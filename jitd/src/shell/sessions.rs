@@ -104,12 +104,8 @@ pub struct Sessions {
 }
 
 impl Sessions {
-    /// Uses `<cgroup2 mount>/jit/<grant id>` when a cgroup2 hierarchy is mounted.
-    pub fn detect() -> Sessions {
-        Sessions::detect_with_base("jit")
-    }
-
-    /// Like [`Sessions::detect`] with another directory under the mount (tests use their own).
+    /// Uses `<cgroup2 mount>/<base>/<grant id>` when a cgroup2 hierarchy is mounted (the
+    /// config key `cgroup` names `base`, `jit` by default).
     pub fn detect_with_base(base: &str) -> Sessions {
         Sessions {
             cgroups: cgroup::cgroup2_mount().map(|m| GrantCgroups::new(&m, base)),

@@ -1,0 +1,99 @@
+//! What jitd's answer means for the module: a decision it must follow, or trouble that the
+//! `fail=` policy decides.
+
+use jit_proto::{ClientError, ErrorCode, Response};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reply {
+    /// Check: an active grant covers this access.
+    Allowed { grant_id: String },
+    /// OpenSession/CloseSession: jitd recorded it (`None` for a session no grant covers,
+    /// such as an exempt user's).
+    Registered { grant_id: Option<String> },
+    /// A trusted daemon said no. Followed whatever `fail=` says: fail-open is about an
+    /// unavailable daemon, never about overriding a decision.
+    Refused(String),
+    /// No trustworthy answer: unreachable, slow, not root, garbage, or a daemon-side failure.
+    Trouble(String),
+}
+
+pub fn classify(answer: Result<Response, ClientError>) -> Reply {
+    match answer {
+        Ok(Response::Allowed { grant_id }) => Reply::Allowed { grant_id },
+        Ok(Response::SessionRegistered { grant_id }) => Reply::Registered { grant_id },
+        Ok(Response::Denied { reason }) => Reply::Refused(reason),
+        Ok(Response::Error { code, message }) => match code {
+            // Decisions about this caller or this access.
+            ErrorCode::Forbidden
+            | ErrorCode::PolicyDenied
+            | ErrorCode::NotFound
+            | ErrorCode::InvalidState => Reply::Refused(format!("{code:?}: {message}")),
+            // The daemon could not decide.
+            ErrorCode::BadRequest
+            | ErrorCode::UnsupportedVersion
+            | ErrorCode::Busy
+            | ErrorCode::Unavailable
+            | ErrorCode::Internal => Reply::Trouble(format!("jitd error {code:?}: {message}")),
+        },
+        Ok(other) => Reply::Trouble(format!("unexpected answer from jitd: {}", kind_of(&other))),
+        Err(e) => Reply::Trouble(e.to_string()),
+    }
+}
+
+fn kind_of(response: &Response) -> &'static str {
+    match response {
+        Response::Allowed { .. } => "allowed",
+        Response::Denied { .. } => "denied",
+        Response::SessionRegistered { .. } => "session_registered",
+        Response::Request { .. } => "request",
+        Response::Requests { .. } => "requests",
+        Response::Reloaded { .. } => "reloaded",
+        Response::Error { .. } => "error",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn a_refusal_is_a_decision_and_an_outage_is_trouble() {
+        assert_eq!(
+            classify(Ok(Response::Denied {
+                reason: "no grant".into()
+            })),
+            Reply::Refused("no grant".into())
+        );
+        assert!(matches!(
+            classify(Ok(Response::Error {
+                code: ErrorCode::Forbidden,
+                message: "root only".into()
+            })),
+            Reply::Refused(_)
+        ));
+        assert!(matches!(
+            classify(Ok(Response::Error {
+                code: ErrorCode::Busy,
+                message: "later".into()
+            })),
+            Reply::Trouble(_)
+        ));
+        assert!(matches!(
+            classify(Err(ClientError::TimedOut(Duration::from_millis(5)))),
+            Reply::Trouble(_)
+        ));
+        assert!(matches!(
+            classify(Err(ClientError::UntrustedPeer(1000))),
+            Reply::Trouble(_)
+        ));
+    }
+
+    #[test]
+    fn an_answer_to_another_question_is_trouble() {
+        assert!(matches!(
+            classify(Ok(Response::Requests { requests: vec![] })),
+            Reply::Trouble(m) if m.contains("requests")
+        ));
+    }
+}

@@ -1,0 +1,138 @@
+//! A scripted [`Host`] + [`Daemon`] for unit tests, in kanidm's style: items are a fixed table
+//! (reading them has no effect), every effect (a message, a group lookup, a log line, a call to
+//! jitd) must be the next one expected, and on drop every expected effect must have happened.
+
+use std::cell::RefCell;
+use std::collections::{HashMap, VecDeque};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use jit_proto::{ClientError, Request, Response};
+
+use crate::daemon::Daemon;
+use crate::host::{Host, Item, ItemError, Severity};
+
+#[allow(clippy::large_enum_variant)] // test-only, a handful per test
+pub enum Expect {
+    /// A line shown to the user, containing this text.
+    Tell(&'static str),
+    InGroup {
+        user: &'static str,
+        group: &'static str,
+        answer: Result<bool, String>,
+    },
+    /// A log line at this severity containing this text.
+    Log(Severity, &'static str),
+    /// Exactly this request, answered with `answer`.
+    Ask(Request, Result<Response, ClientError>),
+}
+
+pub struct Script {
+    items: HashMap<Item, Result<Option<String>, ItemError>>,
+    expected: RefCell<VecDeque<Expect>>,
+    pub asked_with: RefCell<Vec<(PathBuf, Duration)>>,
+}
+
+impl Script {
+    pub fn new(items: &[(Item, &str)], expected: Vec<Expect>) -> Script {
+        Script {
+            items: items
+                .iter()
+                .map(|(k, v)| (*k, Ok(Some(v.to_string()))))
+                .collect(),
+            expected: RefCell::new(expected.into()),
+            asked_with: RefCell::new(Vec::new()),
+        }
+    }
+
+    pub fn with_item_error(mut self, item: Item, why: &str) -> Script {
+        self.items.insert(item, Err(ItemError(why.into())));
+        self
+    }
+
+    fn next(&self, what: &str) -> Expect {
+        self.expected
+            .borrow_mut()
+            .pop_front()
+            .unwrap_or_else(|| panic!("unexpected call: {what}"))
+    }
+}
+
+impl Host for Script {
+    fn item(&self, item: Item) -> Result<Option<String>, ItemError> {
+        self.items.get(&item).cloned().unwrap_or(Ok(None))
+    }
+
+    fn tell_user(&self, line: &str) -> bool {
+        match self.next(&format!("tell_user({line:?})")) {
+            Expect::Tell(text) => assert!(line.contains(text), "told {line:?}, expected {text:?}"),
+            _ => panic!("unexpected tell_user({line:?})"),
+        }
+        true
+    }
+
+    fn user_in_group(&self, user: &str, group: &str) -> Result<bool, String> {
+        match self.next(&format!("user_in_group({user}, {group})")) {
+            Expect::InGroup {
+                user: u,
+                group: g,
+                answer,
+            } => {
+                assert_eq!((user, group), (u, g));
+                answer
+            }
+            _ => panic!("unexpected user_in_group({user}, {group})"),
+        }
+    }
+
+    fn log(&self, severity: Severity, line: &str) {
+        match self.next(&format!("log({severity:?}, {line:?})")) {
+            Expect::Log(s, text) => {
+                assert_eq!(s, severity, "log line {line:?}");
+                assert!(line.contains(text), "logged {line:?}, expected {text:?}");
+            }
+            _ => panic!("unexpected log({severity:?}, {line:?})"),
+        }
+    }
+}
+
+impl Daemon for Script {
+    fn ask(
+        &self,
+        socket: &Path,
+        timeout: Duration,
+        request: Request,
+    ) -> Result<Response, ClientError> {
+        self.asked_with
+            .borrow_mut()
+            .push((socket.to_path_buf(), timeout));
+        match self.next(&format!("ask({request:?})")) {
+            Expect::Ask(expected, answer) => {
+                assert_eq!(request, expected);
+                answer
+            }
+            _ => panic!("unexpected ask({request:?})"),
+        }
+    }
+}
+
+impl Drop for Script {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            return;
+        }
+        let left = self.expected.borrow();
+        if let Some(first) = left.front() {
+            let what = match first {
+                Expect::Tell(t) => format!("tell_user containing {t:?}"),
+                Expect::InGroup { user, group, .. } => format!("user_in_group({user}, {group})"),
+                Expect::Log(s, t) => format!("log({s:?}) containing {t:?}"),
+                Expect::Ask(r, _) => format!("ask({r:?})"),
+            };
+            panic!(
+                "{} expected call(s) never happened, first: {what}",
+                left.len()
+            );
+        }
+    }
+}

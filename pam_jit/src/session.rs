@@ -1,0 +1,318 @@
+//! pam_sm_open_session / pam_sm_close_session: register the session with jitd so it can end
+//! the session when its grant closes, and deregister it at the end.
+//!
+//! Policy. Open: a registered session succeeds; a refusal from jitd fails (PAM_SESSION_ERR),
+//! whatever `fail=` says; when jitd cannot answer, `fail=closed` fails the session so that no
+//! session runs unregistered (jitd could not end it), except for members of `exempt_group`,
+//! whose break-glass access must survive a dead daemon; `fail=open` lets it run and logs at
+//! LOG_ALERT. Close: never blocks a logout; problems are logged and PAM_SUCCESS returned.
+
+use std::ffi::CStr;
+
+use jit_proto::{Request, SessionInfo};
+use pam::constants::PamResultCode;
+
+use crate::args::FailMode;
+use crate::context::{Context, Phase};
+use crate::daemon::Daemon;
+use crate::deny_message;
+use crate::host::{Host, Severity};
+use crate::process::Origin;
+use crate::reply::{classify, Reply};
+
+pub fn open<H: Host, D: Daemon>(
+    host: &H,
+    daemon: &D,
+    raw_args: &[&CStr],
+    origin: Origin,
+) -> PamResultCode {
+    let Some(cx) = Context::prepare(host, Phase::OpenSession, raw_args) else {
+        host.tell_user(&deny_message::misconfigured());
+        return PamResultCode::PAM_SESSION_ERR;
+    };
+    let answer = daemon.ask(
+        &cx.args.socket,
+        cx.args.timeout,
+        Request::OpenSession(info(&cx, origin)),
+    );
+    match classify(answer) {
+        Reply::Registered { grant_id } => {
+            let under = grant_id.as_deref().unwrap_or("no grant");
+            cx.log(
+                host,
+                Severity::Info,
+                &format!("session {} registered under {under}", origin.pid),
+            );
+            PamResultCode::PAM_SUCCESS
+        }
+        Reply::Refused(reason) => {
+            cx.log(
+                host,
+                Severity::Notice,
+                &format!("session refused: {reason}"),
+            );
+            host.tell_user(&deny_message::no_grant(cx.kind(), cx.grant_holder()));
+            PamResultCode::PAM_SESSION_ERR
+        }
+        Reply::Allowed { .. } => {
+            open_trouble(host, &cx, "jitd answered a session with a check result")
+        }
+        Reply::Trouble(why) => open_trouble(host, &cx, &why),
+    }
+}
+
+pub fn close<H: Host, D: Daemon>(
+    host: &H,
+    daemon: &D,
+    raw_args: &[&CStr],
+    origin: Origin,
+) -> PamResultCode {
+    let Some(cx) = Context::prepare(host, Phase::CloseSession, raw_args) else {
+        return PamResultCode::PAM_SESSION_ERR;
+    };
+    let answer = daemon.ask(
+        &cx.args.socket,
+        cx.args.timeout,
+        Request::CloseSession(info(&cx, origin)),
+    );
+    match classify(answer) {
+        Reply::Registered { .. } => cx.log(host, Severity::Debug, "session deregistered"),
+        Reply::Refused(why) | Reply::Trouble(why) => cx.log(
+            host,
+            Severity::Warning,
+            &format!("session {} not deregistered: {why}", origin.pid),
+        ),
+        Reply::Allowed { .. } => cx.log(
+            host,
+            Severity::Warning,
+            "session not deregistered: jitd answered with a check result",
+        ),
+    }
+    PamResultCode::PAM_SUCCESS
+}
+
+fn info(cx: &Context, origin: Origin) -> SessionInfo {
+    SessionInfo {
+        pam: cx.pam.clone(),
+        pid: origin.pid,
+        audit_session: origin.audit_session,
+    }
+}
+
+fn open_trouble<H: Host>(host: &H, cx: &Context, why: &str) -> PamResultCode {
+    if let Some(group) = &cx.args.exempt_group {
+        if let Ok(true) = host.user_in_group(cx.grant_holder(), group) {
+            cx.log(
+                host,
+                Severity::Warning,
+                &format!("session not registered, allowed for exempt group {group}: {why}"),
+            );
+            return PamResultCode::PAM_SUCCESS;
+        }
+    }
+    match cx.args.fail {
+        FailMode::Closed => {
+            cx.log(
+                host,
+                Severity::Err,
+                &format!("session refused (fail=closed): {why}"),
+            );
+            host.tell_user(&deny_message::unavailable());
+            PamResultCode::PAM_SESSION_ERR
+        }
+        FailMode::Open => {
+            cx.log(
+                host,
+                Severity::Alert,
+                &format!("SESSION RUNS UNREGISTERED (fail=open): {why}"),
+            );
+            PamResultCode::PAM_SUCCESS
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io;
+    use std::path::PathBuf;
+
+    use jit_proto::{ClientError, ErrorCode, GrantKind, PamContext, Response};
+
+    use super::*;
+    use crate::host::Item;
+    use crate::script::{Expect, Script};
+
+    const ORIGIN: Origin = Origin {
+        pid: 4242,
+        audit_session: Some(7),
+    };
+
+    /// sudo's session phase: PAM_USER is the target, PAM_RUSER the invoking user.
+    fn sudo_session_items() -> Vec<(Item, &'static str)> {
+        vec![
+            (Item::Service, "sudo"),
+            (Item::User, "root"),
+            (Item::Ruser, "alice"),
+        ]
+    }
+
+    fn sudo_session() -> SessionInfo {
+        SessionInfo {
+            pam: PamContext {
+                user: "root".into(),
+                kind: GrantKind::Sudo,
+                service: "sudo".into(),
+                tty: None,
+                rhost: None,
+                ruser: Some("alice".into()),
+            },
+            pid: 4242,
+            audit_session: Some(7),
+        }
+    }
+
+    fn down() -> ClientError {
+        ClientError::NotRunning(PathBuf::from("/x"), io::ErrorKind::ConnectionRefused.into())
+    }
+
+    #[test]
+    fn a_sudo_session_is_registered_with_target_and_invoking_user() {
+        let script = Script::new(
+            &sudo_session_items(),
+            vec![
+                Expect::Ask(
+                    Request::OpenSession(sudo_session()),
+                    Ok(Response::SessionRegistered {
+                        grant_id: Some("g1".into()),
+                    }),
+                ),
+                Expect::Log(Severity::Info, "session 4242 registered under g1"),
+            ],
+        );
+        assert_eq!(
+            open(&script, &script, &[], ORIGIN),
+            PamResultCode::PAM_SUCCESS
+        );
+    }
+
+    #[test]
+    fn a_session_jitd_refuses_does_not_start_even_with_fail_open() {
+        let script = Script::new(
+            &sudo_session_items(),
+            vec![
+                Expect::Ask(
+                    Request::OpenSession(sudo_session()),
+                    Ok(Response::Error {
+                        code: ErrorCode::PolicyDenied,
+                        message: "no grant".into(),
+                    }),
+                ),
+                Expect::Log(Severity::Notice, "session refused"),
+                Expect::Tell("alice has no active sudo grant"),
+            ],
+        );
+        let code = open(&script, &script, &[c"fail=open"], ORIGIN);
+        assert_eq!(code, PamResultCode::PAM_SESSION_ERR);
+    }
+
+    #[test]
+    fn an_unregistrable_session_fails_closed() {
+        let script = Script::new(
+            &sudo_session_items(),
+            vec![
+                Expect::Ask(Request::OpenSession(sudo_session()), Err(down())),
+                Expect::Log(Severity::Err, "session refused (fail=closed)"),
+                Expect::Tell("not answering"),
+            ],
+        );
+        assert_eq!(
+            open(&script, &script, &[], ORIGIN),
+            PamResultCode::PAM_SESSION_ERR
+        );
+    }
+
+    #[test]
+    fn fail_open_lets_an_unregistered_session_run_loudly() {
+        let script = Script::new(
+            &sudo_session_items(),
+            vec![
+                Expect::Ask(Request::OpenSession(sudo_session()), Err(down())),
+                Expect::Log(Severity::Alert, "SESSION RUNS UNREGISTERED"),
+            ],
+        );
+        let code = open(&script, &script, &[c"fail=open"], ORIGIN);
+        assert_eq!(code, PamResultCode::PAM_SUCCESS);
+    }
+
+    #[test]
+    fn break_glass_survives_a_dead_daemon_in_the_session_phase_too() {
+        let script = Script::new(
+            &sudo_session_items(),
+            vec![
+                Expect::Ask(Request::OpenSession(sudo_session()), Err(down())),
+                // The invoking user, not root, is checked.
+                Expect::InGroup {
+                    user: "alice",
+                    group: "breakglass",
+                    answer: Ok(true),
+                },
+                Expect::Log(Severity::Warning, "allowed for exempt group breakglass"),
+            ],
+        );
+        let code = open(&script, &script, &[c"exempt_group=breakglass"], ORIGIN);
+        assert_eq!(code, PamResultCode::PAM_SUCCESS);
+    }
+
+    #[test]
+    fn bad_arguments_fail_the_session() {
+        let script = Script::new(
+            &sudo_session_items(),
+            vec![
+                Expect::Log(Severity::Err, "bad module arguments"),
+                Expect::Tell("misconfigured"),
+            ],
+        );
+        assert_eq!(
+            open(&script, &script, &[c"bogus"], ORIGIN),
+            PamResultCode::PAM_SESSION_ERR
+        );
+        drop(script);
+        let script = Script::new(
+            &sudo_session_items(),
+            vec![Expect::Log(Severity::Err, "bad module arguments")],
+        );
+        assert_eq!(
+            close(&script, &script, &[c"bogus"], ORIGIN),
+            PamResultCode::PAM_SESSION_ERR
+        );
+    }
+
+    #[test]
+    fn closing_deregisters_and_never_blocks_a_logout() {
+        let script = Script::new(
+            &sudo_session_items(),
+            vec![Expect::Ask(
+                Request::CloseSession(sudo_session()),
+                Ok(Response::SessionRegistered {
+                    grant_id: Some("g1".into()),
+                }),
+            )],
+        );
+        assert_eq!(
+            close(&script, &script, &[], ORIGIN),
+            PamResultCode::PAM_SUCCESS
+        );
+        drop(script);
+        let script = Script::new(
+            &sudo_session_items(),
+            vec![
+                Expect::Ask(Request::CloseSession(sudo_session()), Err(down())),
+                Expect::Log(Severity::Warning, "session 4242 not deregistered"),
+            ],
+        );
+        assert_eq!(
+            close(&script, &script, &[], ORIGIN),
+            PamResultCode::PAM_SUCCESS
+        );
+    }
+}

@@ -1,0 +1,115 @@
+//! Real OpenSSH consults pam_jit in the account phase: a public-key login needs an SSH grant.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::process::Output;
+use std::time::Duration;
+
+use jit_tests::pam::*;
+use jit_tests::sshd::*;
+use jit_tests::{Daemon, TestUser};
+
+fn assert_logged_in(out: &Output) {
+    assert!(out.status.success(), "login failed: {out:?}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "logged-in");
+}
+
+fn pam_denials(sshd: &Sshd, user: &TestUser) -> usize {
+    let denial = format!(
+        "Access denied for user {} by PAM account configuration",
+        user.name
+    );
+    sshd.log().matches(&denial).count()
+}
+
+/// Tries to log in and expects PAM's account stack (pam_jit) to turn the user away.
+fn assert_turned_away(sshd: &Sshd, user: &TestUser, netns: Option<&NetnsPair>) {
+    let before = pam_denials(sshd, user);
+    let out = sshd.login(user, netns);
+    assert!(!out.status.success(), "login succeeded: {out:?}");
+    // sshd writes the line as the connection ends; give it a moment.
+    for _ in 0..100 {
+        if pam_denials(sshd, user) > before {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    panic!("sshd did not log a PAM account denial:\n{}", sshd.log());
+}
+
+#[test]
+fn an_ssh_login_needs_an_ssh_grant_and_ends_with_its_revocation() {
+    let jitd = Daemon::start();
+    let erin = TestUser::create("jitsh");
+    let sshd = Sshd::start(&erin, &jitd.socket(), None);
+
+    assert_turned_away(&sshd, &erin, None);
+
+    // A sudo grant is not an SSH login.
+    let sudo_grant = grant(&jitd, &erin.name, "2m", &["--", "/usr/bin/id"]);
+    assert_turned_away(&sshd, &erin, None);
+    revoke(&jitd, &sudo_grant);
+
+    let id = grant(&jitd, &erin.name, "2m", &["--ssh"]);
+    assert_logged_in(&sshd.login(&erin, None));
+
+    revoke(&jitd, &id);
+    assert_turned_away(&sshd, &erin, None);
+}
+
+#[test]
+fn a_login_from_another_host_is_recorded_with_its_address() {
+    let jitd = Daemon::start();
+    let frank = TestUser::create("jitsh");
+    let net = NetnsPair::create();
+    let sshd = Sshd::start(&frank, &jitd.socket(), Some(&net));
+
+    assert_turned_away(&sshd, &frank, Some(&net));
+
+    let id = grant(&jitd, &frank.name, "2m", &["--ssh"]);
+    let mut session = sshd
+        .ssh(&frank, Some(&net), &["sleep", "3"])
+        .spawn()
+        .unwrap();
+    let view = wait_for_view(&jitd, &id, Duration::from_secs(5), |v| {
+        !v.sessions.is_empty()
+    });
+    let recorded = &view.sessions[0];
+    assert_eq!(recorded.rhost.as_deref(), Some(NetnsPair::CLIENT_ADDR));
+    assert_eq!(recorded.user, frank.name);
+    assert_eq!(recorded.service, sshd.service);
+    assert!(
+        recorded.audit_session.is_some(),
+        "no audit session id: {recorded:?}"
+    );
+    assert!(session.wait().unwrap().success());
+    wait_for_view(&jitd, &id, Duration::from_secs(5), |v| {
+        v.sessions.is_empty()
+    });
+
+    revoke(&jitd, &id);
+    assert_turned_away(&sshd, &frank, Some(&net));
+}
+
+#[test]
+fn revoking_the_grant_ends_the_ssh_session_it_registered() {
+    let jitd = Daemon::start_with("kill_grace = \"1s\"");
+    let gina = TestUser::create("jitsh");
+    let sshd = Sshd::start(&gina, &jitd.socket(), None);
+    let id = grant(&jitd, &gina.name, "2m", &["--ssh"]);
+
+    let started = std::time::Instant::now();
+    let mut session = sshd.ssh(&gina, None, &["sleep", "60"]).spawn().unwrap();
+    wait_for_view(&jitd, &id, Duration::from_secs(5), |v| {
+        !v.sessions.is_empty()
+    });
+    revoke(&jitd, &id);
+    // The client sees its session end, long before `sleep 60` would.
+    let status = session.wait().unwrap();
+    assert!(!status.success(), "{status:?}");
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "{:?}",
+        started.elapsed()
+    );
+}
