@@ -7,6 +7,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Deserializer};
 
+use crate::notifier_config::NotifierConfig;
+
 pub const DEFAULT_CONFIG: &str = "/etc/jit/jitd.toml";
 pub const CONFIG_ENV: &str = "JITD_CONFIG";
 
@@ -41,6 +43,13 @@ pub struct Config {
     /// Concurrent connections of one non-root user. Root (the PAM module) is bounded only by
     /// `max_connections`, and a share of that is kept free for it.
     pub max_connections_per_uid: usize,
+    /// Webhooks told of requests, decisions and expiry (`[[notifier]]` tables).
+    #[serde(rename = "notifier")]
+    pub notifiers: Vec<NotifierConfig>,
+    /// Approvers logged in on the host get a one-line notice of a new request.
+    pub notify_terminals: bool,
+    /// The login records (utmp) that say who is logged in on which terminal.
+    pub utmp_file: PathBuf,
 }
 
 impl Default for Config {
@@ -59,6 +68,9 @@ impl Default for Config {
             cgroup: "jit".into(),
             max_connections: 256,
             max_connections_per_uid: 16,
+            notifiers: Vec::new(),
+            notify_terminals: true,
+            utmp_file: PathBuf::from("/var/run/utmp"),
         }
     }
 }
@@ -118,6 +130,7 @@ impl Config {
             ("socket", &self.socket),
             ("state_dir", &self.state_dir),
             ("sudoers_dir", &self.sudoers_dir),
+            ("utmp_file", &self.utmp_file),
         ] {
             if !path.is_absolute() {
                 return Err(format!("key `{key}` must be an absolute path"));

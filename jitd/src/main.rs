@@ -6,6 +6,7 @@ mod commands;
 mod config;
 mod core;
 mod events;
+mod notifier_config;
 mod output;
 mod serve;
 mod shell;
