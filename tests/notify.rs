@@ -470,3 +470,61 @@ fn terminal_notices_can_be_turned_off() {
     ok(d.elevate_as(&op, &["--no-wait", "--reason", "x", "--", "/usr/bin/df"]));
     assert_eq!(tty.read(Duration::from_millis(700), ""), "");
 }
+
+#[test]
+fn notifiers_route_by_role_and_every_one_hears_of_break_glass() {
+    let oncall = TestGroup::create("onc");
+    let op = TestUser::create("op");
+    oncall.add(&op);
+    let db_hook = HttpServer::start();
+    let web_hook = HttpServer::start();
+    let d = Daemon::start_with(&format!(
+        "{}{}\n[[role]]\nname = \"web\"\ncommands = [\"/usr/bin/id\"]\nrequester_groups = [\"{g}\"]\n\n\
+         [[role]]\nname = \"glass\"\ncommands = [\"/usr/bin/df\"]\nrequester_groups = [\"{g}\"]\nbreak_glass = true\nmax_duration = \"30m\"\n",
+        notifier(&db_hook, "json", "events = [\"requested\"]\nroles = [\"db\"]"),
+        notifier(&web_hook, "json", "events = [\"requested\"]\nroles = [\"web\"]"),
+        g = oncall.name
+    ));
+    let asked = ok(d.elevate_as(
+        &op,
+        &[
+            "--no-wait",
+            "--role",
+            "web",
+            "--reason",
+            "x",
+            "--",
+            "/usr/bin/id",
+        ],
+    ));
+    let heard = web_hook.wait_for(1, Duration::from_secs(5), event_is("requested"));
+    assert_eq!(heard[0].json()["request_id"], asked.as_str());
+    assert_eq!(heard[0].json()["role"], "web");
+
+    let glass = ok(d.elevate_as(
+        &op,
+        &[
+            "--no-wait",
+            "--role",
+            "glass",
+            "--reason",
+            "fire",
+            "--",
+            "/usr/bin/df",
+        ],
+    ));
+    for hook in [&db_hook, &web_hook] {
+        let alarm = hook.wait_for(1, Duration::from_secs(5), event_is("break_glass"))[0].json();
+        assert_eq!(alarm["request_id"], glass.as_str());
+        assert_eq!(alarm["priority"], "critical");
+        assert_eq!(alarm["audience"], "everyone");
+        assert_eq!(alarm["user"], op.name.as_str());
+    }
+    // Delivery is in order, so the db hook would have had the web request by now.
+    assert_eq!(
+        db_hook.requests().len(),
+        1,
+        "roles keep the web request away"
+    );
+    assert_eq!(web_hook.requests().len(), 2);
+}

@@ -4,9 +4,8 @@
 
 use std::fmt;
 
-/// Extended, BreakGlass and ConfigReloaded are emitted once policy (extensions, break-glass
-/// roles, reload) lands; FailOpen is logged by pam_jit itself, which cannot reach jitd when
-/// it fails open. Their MESSAGE_IDs are fixed now so saved queries never change.
+/// FailOpen is logged by pam_jit itself, which cannot reach jitd when it fails open; its
+/// MESSAGE_ID is fixed here so saved queries never change.
 #[allow(dead_code)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum EventKind {
@@ -30,6 +29,8 @@ pub enum EventKind {
     Reconciled,
     ConfigReloaded,
     InternalError,
+    /// An approver reviewed a break-glass grant.
+    Reviewed,
 }
 
 /// Syslog severities, as journald's PRIORITY field numbers them.
@@ -43,7 +44,7 @@ pub enum Priority {
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 20] = [
+    pub const ALL: [EventKind; 21] = [
         EventKind::Requested,
         EventKind::Approved,
         EventKind::Denied,
@@ -64,6 +65,7 @@ impl EventKind {
         EventKind::Reconciled,
         EventKind::ConfigReloaded,
         EventKind::InternalError,
+        EventKind::Reviewed,
     ];
 
     /// Stable snake_case name, used in the audit log and notifier configuration.
@@ -89,6 +91,7 @@ impl EventKind {
             EventKind::Reconciled => "reconciled",
             EventKind::ConfigReloaded => "config_reloaded",
             EventKind::InternalError => "internal_error",
+            EventKind::Reviewed => "reviewed",
         }
     }
 
@@ -121,6 +124,7 @@ impl EventKind {
             EventKind::Reconciled => "6a1b0f2e8c7d4e31a9f05b3c2d1e0f12",
             EventKind::ConfigReloaded => "6a1b0f2e8c7d4e31a9f05b3c2d1e0f13",
             EventKind::InternalError => "6a1b0f2e8c7d4e31a9f05b3c2d1e0f14",
+            EventKind::Reviewed => "6a1b0f2e8c7d4e31a9f05b3c2d1e0f15",
         }
     }
 
@@ -134,6 +138,7 @@ impl EventKind {
             | EventKind::Expired
             | EventKind::Reconciled
             | EventKind::ConfigReloaded
+            | EventKind::Reviewed
             | EventKind::GrantInstalled => Priority::Notice,
             _ => Priority::Info,
         }

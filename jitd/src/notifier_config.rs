@@ -9,7 +9,7 @@ use serde::{Deserialize, Deserializer};
 
 use crate::events::EventKind;
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NotifierConfig {
     pub url: WebhookUrl,

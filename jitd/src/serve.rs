@@ -41,6 +41,12 @@ pub fn run(config_path: &std::path::Path, explicit: bool) -> ExitCode {
 fn start(config: Config) -> Result<(), String> {
     // SAFETY: umask only changes this process's file creation mask.
     unsafe { libc::umask(0o077) };
+    // SIGHUP reloads the policy. Blocked here, before any thread exists, so every thread
+    // inherits the mask and only the reload thread takes it, with sigwait.
+    let hangup = reload_signal();
+    hangup
+        .thread_block()
+        .map_err(|e| format!("cannot block SIGHUP: {e}"))?;
     let state_dir = config.state_dir.clone();
     let store = FileStore::open(&state_dir).map_err(|e| {
         format!(
@@ -91,6 +97,16 @@ fn start(config: Config) -> Result<(), String> {
         Box::new(enforcement),
     )
     .map_err(|e| format!("cannot load state from {}: {e}", state_dir.display()))?;
+    let reloader = Arc::clone(&service);
+    std::thread::Builder::new()
+        .name("reload".into())
+        .spawn(move || loop {
+            if let Ok(nix::sys::signal::Signal::SIGHUP) = hangup.wait() {
+                // Both outcomes are logged by the service.
+                let _ = reloader.reload_policy("SIGHUP");
+            }
+        })
+        .map_err(|e| format!("cannot start the reload thread: {e}"))?;
     let scheduler = Arc::clone(&service);
     std::thread::Builder::new()
         .name("scheduler".into())
@@ -99,6 +115,12 @@ fn start(config: Config) -> Result<(), String> {
     eprintln!("jitd: listening on {}", socket.display());
     notify::ready();
     server::serve(listener, service).map_err(|e| format!("socket server stopped: {e}"))
+}
+
+fn reload_signal() -> nix::sys::signal::SigSet {
+    let mut set = nix::sys::signal::SigSet::empty();
+    set.add(nix::sys::signal::Signal::SIGHUP);
+    set
 }
 
 /// journald when its socket exists, syslog otherwise; plus plain lines on stderr unless

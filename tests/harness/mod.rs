@@ -531,5 +531,33 @@ pub fn ok(out: Output) -> String {
     stdout(&out)
 }
 
+/// Asserts success and parses stdout as JSON.
+pub fn json(out: Output) -> serde_json::Value {
+    let text = ok(out);
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
+}
+
+impl Daemon {
+    /// Writes a policy drop-in next to the daemon's config (`jitd.toml.d/NAME`).
+    pub fn write_drop_in(&self, name: &str, text: &str) {
+        let dir = self.dir().join("jitd.toml.d");
+        fs::create_dir_all(&dir).expect("drop-in dir");
+        fs::write(dir.join(name), text).expect("write drop-in");
+    }
+
+    /// Polls the daemon's log until it contains `needle`, or panics after `within`.
+    pub fn wait_for_log(&self, needle: &str, within: Duration) {
+        let deadline = Instant::now() + within;
+        while !self.log().contains(needle) {
+            assert!(
+                Instant::now() < deadline,
+                "the log lacks {needle:?}:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
 pub mod pam;
 pub mod sshd;

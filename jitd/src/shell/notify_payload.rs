@@ -112,7 +112,12 @@ pub fn slack_body(event: &Event) -> Value {
         ),
         EventKind::BreakGlass => format!(
             ":rotating_light: *BREAK-GLASS* {}",
-            slack_escape(&event.message)
+            slack_escape(
+                event
+                    .message
+                    .strip_prefix("BREAK-GLASS: ")
+                    .unwrap_or(&event.message)
+            )
         ),
         _ => format!("*{}*: {}", kind.name(), slack_escape(&event.message)),
     };
@@ -230,12 +235,15 @@ mod tests {
 
     #[test]
     fn break_glass_is_marked_critical() {
-        let mut e = Event::new(EventKind::BreakGlass, "carol used break-glass");
+        let mut e = Event::new(EventKind::BreakGlass, "BREAK-GLASS: carol took ssh");
         e.user = Some("carol".into());
         assert_eq!(json_body(&e, Utc::now())["priority"], "critical");
         assert_eq!(json_body(&e, Utc::now())["audience"], "everyone");
         let text = slack_body(&e)["text"].as_str().unwrap().to_string();
-        assert!(text.starts_with(":rotating_light: *BREAK-GLASS*"), "{text}");
+        assert!(
+            text.starts_with(":rotating_light: *BREAK-GLASS* carol took ssh"),
+            "{text}"
+        );
     }
 
     #[test]

@@ -34,10 +34,12 @@ fn active_request(user: &TestUser, target: Target) -> Request {
                 approved_at: now,
                 expires_at: now + ChronoDuration::minutes(10),
             },
+            extension: None,
         },
         decisions: vec![],
         sessions: vec![],
         failure: None,
+        break_glass: None,
     }
 }
 
