@@ -218,7 +218,12 @@ impl Webhook {
             request = request.set("Authorization", &format!("Bearer {token}"));
         }
         match request.send_string(&body.to_string()) {
-            Ok(_) => Attempt::Delivered,
+            Ok(answer) if (200..300).contains(&answer.status()) => Attempt::Delivered,
+            // Redirects are not followed (they could carry the token elsewhere).
+            Ok(answer) => Attempt::Refused(format!(
+                "HTTP {} (redirects are not followed: configure the final URL)",
+                answer.status()
+            )),
             Err(ureq::Error::Status(code, _)) => {
                 let what = format!("HTTP {code}");
                 if code >= 500 || code == 408 || code == 429 {
