@@ -528,3 +528,28 @@ fn notifiers_route_by_role_and_every_one_hears_of_break_glass() {
     );
     assert_eq!(web_hook.requests().len(), 2);
 }
+
+#[test]
+fn the_requester_hears_that_their_grant_is_about_to_end() {
+    let server = HttpServer::start();
+    let d = Daemon::start_with(&format!(
+        "warn_before = \"5m\"\n{}",
+        notifier(&server, "json", "events = [\"expiring\"]")
+    ));
+    let op = TestUser::create("op");
+    let id = ok(d.jitd(&["grant", &op.name, "--for", "2m", "--reason", "x", "--ssh"]));
+    let warning = server.wait_for(1, Duration::from_secs(5), event_is("expiring"))[0].json();
+    assert_eq!(warning["request_id"], id.as_str());
+    assert_eq!(
+        warning["user"],
+        op.name.as_str(),
+        "addressed to the requester"
+    );
+    assert_eq!(warning["audience"], "requester");
+    assert_eq!(warning["command"], "ssh");
+    assert!(warning["expires"].as_str().unwrap().ends_with('Z'));
+    assert!(
+        warning["message"].as_str().unwrap().contains("ends in"),
+        "{warning}"
+    );
+}
