@@ -235,8 +235,10 @@ pub struct Daemon {
 }
 
 /// Only one test daemon at a time may manage the real /etc/sudoers.d: each reconciles away
-/// `jit_*` drop-ins it has no record of, which would include another daemon's.
-fn lock_real_sudoers() -> fs::File {
+/// `jit_*` drop-ins it has no record of, which would include another test's. Reconcilers hold
+/// this lock exclusively ([`lock_real_sudoers`]); tests that only add and remove their own
+/// drop-ins hold it shared ([`share_real_sudoers`]), so they run alongside each other.
+fn flock_real_sudoers(how: libc::c_int) -> fs::File {
     use std::os::fd::AsRawFd;
     let f = fs::OpenOptions::new()
         .create(true)
@@ -244,10 +246,18 @@ fn lock_real_sudoers() -> fs::File {
         .write(true)
         .open("/run/jit-tests-sudoers.lock")
         .expect("lock file");
-    // SAFETY: flock on a descriptor we own; blocks until the other test lets go.
-    let rc = unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) };
+    // SAFETY: flock on a descriptor we own; blocks until the holders let go.
+    let rc = unsafe { libc::flock(f.as_raw_fd(), how) };
     assert_eq!(rc, 0, "flock");
     f
+}
+
+pub fn lock_real_sudoers() -> fs::File {
+    flock_real_sudoers(libc::LOCK_EX)
+}
+
+pub fn share_real_sudoers() -> fs::File {
+    flock_real_sudoers(libc::LOCK_SH)
 }
 
 impl Daemon {

@@ -388,7 +388,7 @@ impl Service {
             );
             ev.kind = Some(EventKind::BreakGlass);
         }
-        self.events.record(&ev).map_err(|e| {
+        self.events.audit(&ev).map_err(|e| {
             Failure::new(
                 ErrorCode::Unavailable,
                 format!("refused: the audit log cannot be written ({e}); nothing was recorded"),
@@ -397,6 +397,7 @@ impl Service {
         self.persist(&r)?;
         reg.put(r.clone());
         drop(reg);
+        self.events.publish(&ev);
         self.poke();
         Ok(r)
     }
@@ -499,8 +500,9 @@ impl Service {
             ));
         }
         let mut next = current.clone();
-        if let Some(event) = step(&mut next, now)? {
-            self.events.record(&event).map_err(|e| {
+        let event = step(&mut next, now)?;
+        if let Some(event) = &event {
+            self.events.audit(event).map_err(|e| {
                 Failure::new(
                     ErrorCode::Unavailable,
                     format!("refused: the audit log cannot be written ({e}); nothing was changed"),
@@ -510,6 +512,10 @@ impl Service {
         self.persist(&next)?;
         reg.put(next.clone());
         drop(reg);
+        // journald and syslog hear of it outside the lock, so PAM checks never wait on them.
+        if let Some(event) = &event {
+            self.events.publish(event);
+        }
         self.poke();
         Ok(next)
     }
