@@ -8,6 +8,7 @@ use std::time::Duration;
 use serde::{Deserialize, Deserializer};
 
 use crate::core::policy::Policy;
+use crate::notifier_config::NotifierConfig;
 use crate::policy_file::{self, Mention, RoleSpec, Source};
 
 pub const DEFAULT_CONFIG: &str = "/etc/jit/jitd.toml";
@@ -56,6 +57,13 @@ pub struct Config {
     /// The file this was loaded from, for reloads.
     #[serde(skip)]
     pub source: Option<PathBuf>,
+    /// Webhooks told of requests, decisions and expiry (`[[notifier]]` tables).
+    #[serde(rename = "notifier")]
+    pub notifiers: Vec<NotifierConfig>,
+    /// Approvers logged in on the host get a one-line notice of a new request.
+    pub notify_terminals: bool,
+    /// The login records (utmp) that say who is logged in on which terminal.
+    pub utmp_file: PathBuf,
 }
 
 impl Default for Config {
@@ -83,6 +91,9 @@ impl Default for Config {
             }),
             mentions: Vec::new(),
             source: None,
+            notifiers: Vec::new(),
+            notify_terminals: true,
+            utmp_file: PathBuf::from("/var/run/utmp"),
         }
     }
 }
@@ -181,6 +192,13 @@ impl Config {
             "max_connections_per_uid",
             self.max_connections_per_uid != new.max_connections_per_uid,
         );
+        // Notifiers (and their token files) are set up once, at startup.
+        differs("notifier", self.notifiers != new.notifiers);
+        differs(
+            "notify_terminals",
+            self.notify_terminals != new.notify_terminals,
+        );
+        differs("utmp_file", self.utmp_file != new.utmp_file);
         out
     }
 
@@ -196,6 +214,7 @@ impl Config {
             ("socket", &self.socket),
             ("state_dir", &self.state_dir),
             ("sudoers_dir", &self.sudoers_dir),
+            ("utmp_file", &self.utmp_file),
         ] {
             if !path.is_absolute() {
                 return Err(format!("key `{key}` must be an absolute path"));

@@ -44,7 +44,6 @@ pub enum Priority {
 }
 
 impl EventKind {
-    #[cfg(test)]
     pub const ALL: [EventKind; 21] = [
         EventKind::Requested,
         EventKind::Approved,
@@ -94,6 +93,11 @@ impl EventKind {
             EventKind::InternalError => "internal_error",
             EventKind::Reviewed => "reviewed",
         }
+    }
+
+    /// The kind whose [`EventKind::name`] is `name` (notifier configuration).
+    pub fn from_name(name: &str) -> Option<EventKind> {
+        EventKind::ALL.into_iter().find(|k| k.name() == name)
     }
 
     /// Fixed 128-bit journald MESSAGE_ID (32 lowercase hex digits). Never change one: SREs'
@@ -156,6 +160,10 @@ pub struct Event {
     pub ticket: Option<String>,
     /// RFC 3339 UTC.
     pub expires: Option<String>,
+    /// The grant's length as asked for (notifications).
+    pub duration_secs: Option<u64>,
+    /// Who may decide on the request besides root (routes terminal notices to approvers).
+    pub approver_groups: Vec<String>,
     /// Further JIT_* fields (name without the prefix, value raw), e.g. ("PID", "123").
     pub extra: Vec<(&'static str, String)>,
     /// One human sentence.

@@ -8,6 +8,7 @@ mod config;
 mod core;
 mod events;
 mod explain_cmd;
+mod notifier_config;
 mod output;
 mod policy_file;
 mod serve;

@@ -16,7 +16,7 @@ use crate::shell::sessions::Sessions;
 use crate::shell::store::FileStore;
 use crate::shell::sudoers::SudoersDir;
 use crate::shell::syslog_sink::SyslogSink;
-use crate::shell::{notify, server, service::Service};
+use crate::shell::{notifier, notify, server, service::Service};
 
 /// How often the host is re-checked against the records, besides at startup.
 const RECONCILE_EVERY: Duration = Duration::from_secs(60);
@@ -57,7 +57,12 @@ fn start(config: Config) -> Result<(), String> {
     let audit =
         AuditLog::open(&state_dir).map_err(|e| format!("cannot open the audit log: {e}"))?;
     let repair = audit.repair_notice().cloned();
-    let events = Arc::new(EventLog::new(Some(Box::new(audit)), system_sinks()));
+    let mut sinks = system_sinks();
+    // Notifiers report their own failures to the system log only, never to a notifier.
+    let system_log = EventLog::new(None, system_sinks());
+    let report: notifier::Report = Arc::new(move |event: Event| system_log.emit(&event));
+    sinks.extend(notifier::sinks(&config, report)?);
+    let events = Arc::new(EventLog::new(Some(Box::new(audit)), sinks));
     if let Some(notice) = repair {
         events.emit(&notice);
     }

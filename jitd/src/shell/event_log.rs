@@ -69,6 +69,8 @@ pub fn event_for(kind: EventKind, r: &Request, message: impl Into<String>) -> Ev
     e.reason = Some(r.reason.clone()).filter(|s| !s.is_empty());
     e.ticket = r.ticket.clone();
     e.expires = r.window().map(|w| rfc3339(w.expires_at));
+    e.duration_secs = Some(r.duration_secs);
+    e.approver_groups = r.approver_groups.clone();
     e
 }
 
