@@ -3,8 +3,9 @@
 //! Run through `bench/run`, which builds the release binaries first. Needs root: it creates
 //! users, PAM services and sudoers drop-ins (all removed afterwards).
 //!
-//! `jit-bench [--quick] [--out FILE]`: `--quick` is a smoke run with a tenth of the grants
-//! and iterations (its figures are not the ones to quote).
+//! `jit-bench [--quick] [--only SECTION,...] [--out FILE]`: `--quick` is a smoke run with a
+//! tenth of the grants and iterations (its figures are not the ones to quote); `--only` runs
+//! some of `scale,pam,sudo,throughput,revocation` (the 100k daemon always starts).
 
 #![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
 
@@ -38,13 +39,23 @@ struct Plan {
 fn main() {
     let mut out = jit_tests::workspace_root().join("target/bench/results.json");
     let mut quick = false;
+    let mut only: Option<Vec<String>> = None;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
             "--quick" => quick = true,
+            "--only" => {
+                only = Some(
+                    args.next()
+                        .expect("--only SECTIONS")
+                        .split(',')
+                        .map(String::from)
+                        .collect(),
+                )
+            }
             "--out" => out = PathBuf::from(args.next().expect("--out FILE")),
             other => {
-                eprintln!("usage: jit-bench [--quick] [--out FILE] (unknown argument {other:?})");
+                eprintln!("usage: jit-bench [--quick] [--only SECTION,...] [--out FILE] (unknown argument {other:?})");
                 std::process::exit(2);
             }
         }
@@ -78,51 +89,83 @@ fn main() {
     let started = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
     let clock = Instant::now();
     let mut report = Report::default();
+    let run = |section: &str| only.as_ref().is_none_or(|o| o.iter().any(|s| s == section));
     let step = |what: &str| eprintln!("[{:>5.1}s] {what}", clock.elapsed().as_secs_f64());
 
     step("writing the audit log");
     let audit = TempDir::new("benchaudit");
     state::write_audit_log(audit.path(), plan.audit_records).expect("audit log");
-    let big = format!("{}k grants + {}M audit records", plan.grants / 1000, plan.audit_records as f64 / 1e6);
-    let small = format!("{}k grants + {}M audit records", plan.small_grants / 1000, plan.audit_records as f64 / 1e6);
+    let big = format!(
+        "{}k grants + {}M audit records",
+        plan.grants / 1000,
+        plan.audit_records as f64 / 1e6
+    );
+    let small = format!(
+        "{}k grants + {}M audit records",
+        plan.small_grants / 1000,
+        plan.audit_records as f64 / 1e6
+    );
 
-    step("scale: empty");
-    {
-        let jitd = scale::start(0, None, None);
-        scale::record(&mut report, "empty state", "empty", &jitd, false);
-    }
-    step("scale: small");
-    {
-        let jitd = scale::start(plan.small_grants, None, Some(audit.path()));
-        scale::record(&mut report, &small, "small", &jitd, false);
+    if run("scale") {
+        step("scale: empty");
+        {
+            let jitd = scale::start(0, None, None);
+            scale::record(&mut report, "empty state", "empty", &jitd, false);
+        }
+        step("scale: small");
+        {
+            let jitd = scale::start(plan.small_grants, None, Some(audit.path()));
+            scale::record(&mut report, &small, "small", &jitd, false);
+        }
     }
     step("scale: big");
     let user = TestUser::create("bpam");
-    let jitd = scale::start(plan.grants, Some((&user.name, user.uid)), Some(audit.path()));
+    let jitd = scale::start(
+        plan.grants,
+        Some((&user.name, user.uid)),
+        Some(audit.path()),
+    );
     scale::record(&mut report, &big, "big", &jitd, true);
     drop(audit);
 
-    step("PAM account check");
-    let expires = chrono::Utc::now().timestamp() + 4 * 3600;
-    let holders = (0..plan.grants / 2)
-        .map(scale::fake_user)
-        .chain(std::iter::once(user.name.clone()))
-        .chain((plan.grants / 2..plan.grants).map(scale::fake_user));
-    let services = pam_check::Services::new(&jitd.socket(), &pam_check::grant_file(holders, expires));
-    pam_check::measure(&mut report, &services, &user.name, plan.pam_iterations);
-
-    step("sudo wall time");
-    sudo_wall::measure(&mut report, &jitd, plan.sudo_iterations);
-
-    step("throughput");
-    throughput::measure(&mut report, &jitd, &user.name, plan.throughput_for);
+    if run("pam") {
+        step("PAM account check");
+        let expires = chrono::Utc::now().timestamp() + 4 * 3600;
+        let holders = (0..plan.grants / 2)
+            .map(scale::fake_user)
+            .chain(std::iter::once(user.name.clone()))
+            .chain((plan.grants / 2..plan.grants).map(scale::fake_user));
+        let services =
+            pam_check::Services::new(&jitd.socket(), &pam_check::grant_file(holders, expires));
+        pam_check::measure(&mut report, &services, &user.name, plan.pam_iterations);
+    }
+    if run("sudo") {
+        step("sudo wall time");
+        sudo_wall::measure(&mut report, &jitd, plan.sudo_iterations);
+    }
+    if run("throughput") {
+        step("throughput");
+        throughput::measure(&mut report, &jitd, &user.name, plan.throughput_for);
+    }
     let (rss, peak) = jitd.memory_mib();
-    report.add("scale.big.rss_after_load_mib", "resident memory after the load above", rss, "MiB");
-    report.add("scale.big.peak_rss_mib", "peak resident memory (VmHWM)", peak, "MiB");
+    report.add(
+        "scale.big.rss_after_load_mib",
+        "resident memory after the load above",
+        rss,
+        "MiB",
+    );
+    report.add(
+        "scale.big.peak_rss_mib",
+        "peak resident memory (VmHWM)",
+        peak,
+        "MiB",
+    );
     drop(jitd);
 
-    step("revocation");
-    revocation::measure(&mut report, plan.revocation_grants, Duration::from_secs(10));
+    if run("revocation") {
+        step("revocation");
+        revocation::measure(&mut report, plan.revocation_grants, Duration::from_secs(10));
+    }
 
     step("done");
     let table = report.table();
@@ -136,6 +179,8 @@ fn header() -> String {
     let m = report::machine();
     format!(
         "jit-bench on {} CPU(s), {}, Linux {}",
-        m["nproc"], m["cpu"].as_str().unwrap_or("?"), m["kernel"].as_str().unwrap_or("?")
+        m["nproc"],
+        m["cpu"].as_str().unwrap_or("?"),
+        m["kernel"].as_str().unwrap_or("?")
     )
 }

@@ -63,7 +63,10 @@ impl Services {
                     let mut pam = Pam::start(self.dir.path(), service, user);
                     rc = pam.acct_mgmt();
                 });
-                assert_eq!(rc, PAM_SUCCESS, "{service} refused {user}: the figure would be wrong");
+                assert_eq!(
+                    rc, PAM_SUCCESS,
+                    "{service} refused {user}: the figure would be wrong"
+                );
                 took
             })
             .collect()
@@ -96,9 +99,27 @@ pub fn measure(report: &mut Report, services: &Services, user: &str, iterations:
     let permit = summarise(&mut permit);
     let exec = summarise(&mut exec);
     let jit_label = "PAM account: pam_jit";
-    rows(report, "pam.jit", jit_label, &jit, Some(Goal::AtMost(200.0)));
-    rows(report, "pam.permit", "PAM account: pam_permit (floor)", &permit, None);
-    rows(report, "pam.exec", "PAM account: pam_exec + script", &exec, None);
+    rows(
+        report,
+        "pam.jit",
+        jit_label,
+        &jit,
+        Some(Goal::AtMost(200.0)),
+    );
+    rows(
+        report,
+        "pam.permit",
+        "PAM account: pam_permit (floor)",
+        &permit,
+        None,
+    );
+    rows(
+        report,
+        "pam.exec",
+        "PAM account: pam_exec + script",
+        &exec,
+        None,
+    );
     report.goal(
         "pam.jit_over_permit.p99",
         "PAM account: pam_jit / pam_permit (p99)",
@@ -116,13 +137,33 @@ pub fn measure(report: &mut Report, services: &Services, user: &str, iterations:
 }
 
 fn rows(report: &mut Report, key: &str, label: &str, s: &Summary, p99_goal: Option<Goal>) {
-    report.add(&format!("{key}.p50_us"), &format!("{label} p50"), s.p50, "µs");
+    report.add(
+        &format!("{key}.p50_us"),
+        &format!("{label} p50"),
+        s.p50,
+        "µs",
+    );
     let (p99_key, p99_label) = (format!("{key}.p99_us"), format!("{label} p99"));
     match p99_goal {
         Some(g) => report.goal(&p99_key, &p99_label, s.p99, "µs", g),
         None => report.add(&p99_key, &p99_label, s.p99, "µs"),
     }
-    report.add(&format!("{key}.p999_us"), &format!("{label} p99.9"), s.p999, "µs");
-    report.add(&format!("{key}.max_us"), &format!("{label} max"), s.max, "µs");
-    report.add(&format!("{key}.n"), &format!("{label} samples"), s.n as f64, "");
+    report.add(
+        &format!("{key}.p999_us"),
+        &format!("{label} p99.9"),
+        s.p999,
+        "µs",
+    );
+    report.add(
+        &format!("{key}.max_us"),
+        &format!("{label} max"),
+        s.max,
+        "µs",
+    );
+    report.add(
+        &format!("{key}.n"),
+        &format!("{label} samples"),
+        s.n as f64,
+        "",
+    );
 }

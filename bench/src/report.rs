@@ -91,7 +91,12 @@ impl Report {
 
     pub fn table(&self) -> String {
         let mut out = String::new();
-        let width = self.rows.iter().map(|r| r.label.chars().count()).max().unwrap_or(10);
+        let width = self
+            .rows
+            .iter()
+            .map(|r| r.label.chars().count())
+            .max()
+            .unwrap_or(10);
         let _ = writeln!(
             out,
             "{:<width$}  {:>12}  {:<5} {:>10}  {}",

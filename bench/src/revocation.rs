@@ -64,7 +64,10 @@ pub fn measure(report: &mut Report, grants: usize, spread: Duration) {
     if jitd.cold_start >= lead {
         report.note("revocation: jitd started after the first deadline; lateness includes startup");
     }
-    let reinstalled = jitd.log().matches("installed the missing or altered").count();
+    let reinstalled = jitd
+        .log()
+        .matches("installed the missing or altered")
+        .count();
     if reinstalled > 0 {
         report.note(format!("revocation: jitd reinstalled {reinstalled} drop-ins at startup (the bench's rendering differs from jitd's)"));
     }
@@ -94,10 +97,14 @@ pub fn measure(report: &mut Report, grants: usize, spread: Duration) {
     }
     let missing = grants - late_ms.len() - early;
     if early > 0 {
-        report.note(format!("revocation: {early} drop-ins were removed BEFORE their deadline"));
+        report.note(format!(
+            "revocation: {early} drop-ins were removed BEFORE their deadline"
+        ));
     }
     if missing > 0 {
-        report.note(format!("revocation: {missing} drop-ins were still there 30 s after the last deadline"));
+        report.note(format!(
+            "revocation: {missing} drop-ins were still there 30 s after the last deadline"
+        ));
     }
     late_ms.sort_by(f64::total_cmp);
     let pick = |q: f64| {
@@ -106,7 +113,12 @@ pub fn measure(report: &mut Report, grants: usize, spread: Duration) {
         }
         late_ms[((q * late_ms.len() as f64).ceil() as usize).clamp(1, late_ms.len()) - 1]
     };
-    report.add("revocation.p50_ms", "revocation lateness p50 (1,000 over 10 s)", pick(0.5), "ms");
+    report.add(
+        "revocation.p50_ms",
+        "revocation lateness p50 (1,000 over 10 s)",
+        pick(0.5),
+        "ms",
+    );
     report.goal(
         "revocation.p99_ms",
         "revocation lateness p99",
@@ -114,7 +126,12 @@ pub fn measure(report: &mut Report, grants: usize, spread: Duration) {
         "ms",
         Goal::AtMost(100.0),
     );
-    report.add("revocation.max_ms", "revocation lateness max", pick(1.0), "ms");
+    report.add(
+        "revocation.max_ms",
+        "revocation lateness max",
+        pick(1.0),
+        "ms",
+    );
 }
 
 /// jitd's rendering of a sudo grant for `/usr/bin/true` (see jitd's `sudoers_rule::render`).
@@ -128,19 +145,28 @@ fn drop_in(id: &str, uid: u32, expires_at: DateTime<Utc>) -> String {
 
 /// Reports every file deleted from (or moved out of) `dir` with when it was seen, until a
 /// file named [`STOP`] appears.
-fn watch(
-    dir: &Path,
-    tx: mpsc::Sender<(String, SystemTime)>,
-) -> std::thread::JoinHandle<()> {
+fn watch(dir: &Path, tx: mpsc::Sender<(String, SystemTime)>) -> std::thread::JoinHandle<()> {
     // SAFETY: plain syscall; the descriptor is checked and closed by the thread below.
     let fd = unsafe { libc::inotify_init1(libc::IN_CLOEXEC) };
-    assert!(fd >= 0, "inotify_init1: {}", std::io::Error::last_os_error());
+    assert!(
+        fd >= 0,
+        "inotify_init1: {}",
+        std::io::Error::last_os_error()
+    );
     let path = CString::new(dir.as_os_str().as_bytes()).expect("path");
     // SAFETY: `fd` is our inotify descriptor and `path` a valid C string.
     let wd = unsafe {
-        libc::inotify_add_watch(fd, path.as_ptr(), libc::IN_DELETE | libc::IN_MOVED_FROM | libc::IN_CREATE)
+        libc::inotify_add_watch(
+            fd,
+            path.as_ptr(),
+            libc::IN_DELETE | libc::IN_MOVED_FROM | libc::IN_CREATE,
+        )
     };
-    assert!(wd >= 0, "inotify_add_watch: {}", std::io::Error::last_os_error());
+    assert!(
+        wd >= 0,
+        "inotify_add_watch: {}",
+        std::io::Error::last_os_error()
+    );
     std::thread::spawn(move || {
         let mut buf = vec![0u8; 64 * 1024];
         'outer: loop {

@@ -58,10 +58,32 @@ pub fn record(report: &mut Report, label: &str, key: &str, jitd: &BenchDaemon, g
     let (rss, _) = jitd.memory_mib();
     let ms = jitd.cold_start.as_secs_f64() * 1e3;
     if goals {
-        report.goal(&format!("scale.{key}.cold_start_ms"), &format!("cold start, {label}"), ms, "ms", Goal::AtMost(1000.0));
-        report.goal(&format!("scale.{key}.rss_mib"), &format!("resident memory, {label}"), rss, "MiB", Goal::AtMost(64.0));
+        report.goal(
+            &format!("scale.{key}.cold_start_ms"),
+            &format!("cold start, {label}"),
+            ms,
+            "ms",
+            Goal::AtMost(1000.0),
+        );
+        report.goal(
+            &format!("scale.{key}.rss_mib"),
+            &format!("resident memory, {label}"),
+            rss,
+            "MiB",
+            Goal::AtMost(64.0),
+        );
     } else {
-        report.add(&format!("scale.{key}.cold_start_ms"), &format!("cold start, {label}"), ms, "ms");
-        report.add(&format!("scale.{key}.rss_mib"), &format!("resident memory, {label}"), rss, "MiB");
+        report.add(
+            &format!("scale.{key}.cold_start_ms"),
+            &format!("cold start, {label}"),
+            ms,
+            "ms",
+        );
+        report.add(
+            &format!("scale.{key}.rss_mib"),
+            &format!("resident memory, {label}"),
+            rss,
+            "MiB",
+        );
     }
 }

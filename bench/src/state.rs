@@ -129,6 +129,8 @@ mod tests {
         let c = super::id('b', 36);
         assert_eq!(a.len(), 10);
         assert!(a != b && b != c);
-        assert!(c.bytes().all(|x| x.is_ascii_lowercase() || x.is_ascii_digit()));
+        assert!(c
+            .bytes()
+            .all(|x| x.is_ascii_lowercase() || x.is_ascii_digit()));
     }
 }

@@ -97,10 +97,30 @@ pub fn measure(report: &mut Report, jitd: &BenchDaemon, iterations: usize) {
     }
     let with = summarise(&mut a);
     let without = summarise(&mut b);
-    report.add("sudo.with_jit.p50_us", "sudo -n true, pam_jit in account: p50", with.p50, "µs");
-    report.add("sudo.without_jit.p50_us", "sudo -n true, stock stack: p50", without.p50, "µs");
-    report.add("sudo.with_jit.p99_us", "sudo -n true, pam_jit in account: p99", with.p99, "µs");
-    report.add("sudo.without_jit.p99_us", "sudo -n true, stock stack: p99", without.p99, "µs");
+    report.add(
+        "sudo.with_jit.p50_us",
+        "sudo -n true, pam_jit in account: p50",
+        with.p50,
+        "µs",
+    );
+    report.add(
+        "sudo.without_jit.p50_us",
+        "sudo -n true, stock stack: p50",
+        without.p50,
+        "µs",
+    );
+    report.add(
+        "sudo.with_jit.p99_us",
+        "sudo -n true, pam_jit in account: p99",
+        with.p99,
+        "µs",
+    );
+    report.add(
+        "sudo.without_jit.p99_us",
+        "sudo -n true, stock stack: p99",
+        without.p99,
+        "µs",
+    );
     report.goal(
         "sudo.ratio.p50",
         "sudo -n true: with / without pam_jit (p50)",

@@ -21,7 +21,9 @@ pub fn measure(report: &mut Report, jitd: &BenchDaemon, user: &str, run_for: Dur
             report.add(&key, &label, rate, "/s");
         }
         if errors > 0 {
-            report.note(format!("{clients} clients: {errors} checks failed (busy or timed out)"));
+            report.note(format!(
+                "{clients} clients: {errors} checks failed (busy or timed out)"
+            ));
         }
     }
 }

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use jit_proto::frame::{read_frame_bytes, write_frame, DeadlineReader, FrameError};
 use jit_proto::peer::{peer_cred, PeerCred};
-use jit_proto::{ClientMessage, ErrorCode, Response, PROTOCOL_VERSION};
+use jit_proto::{ClientMessage, ErrorCode, Request, Response, PROTOCOL_VERSION};
 
 use crate::shell::identity;
 use crate::shell::service::Service;
@@ -204,9 +204,14 @@ fn answer(body: &[u8], cred: PeerCred, service: &Service) -> Response {
         Ok(m) => m,
         Err(e) => return error(ErrorCode::BadRequest, format!("malformed request: {e}")),
     };
-    let actor = match identity::actor_for_uid(cred.uid) {
-        Ok(a) => a,
-        Err(e) => return error(ErrorCode::Forbidden, e),
+    let actor = match &msg.request {
+        Request::Check(_) | Request::OpenSession(_) | Request::CloseSession(_) => {
+            identity::uid_only(cred.uid)
+        }
+        _ => match identity::actor_for_uid(cred.uid) {
+            Ok(a) => a,
+            Err(e) => return error(ErrorCode::Forbidden, e),
+        },
     };
     service.handle(&actor, msg.request)
 }
