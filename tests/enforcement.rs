@@ -25,27 +25,9 @@ fn elevate_approved(d: &Daemon, user: &TestUser, args: &[&str]) -> Output {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    let id = wait_pending(d);
+    let id = d.wait_for_pending();
     ok(d.jitd(&["approve", &id]));
     child.wait_with_output().unwrap()
-}
-
-fn wait_pending(d: &Daemon) -> String {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let list: serde_json::Value =
-            serde_json::from_str(&ok(d.jitd(&["list", "--json"]))).unwrap();
-        if let Some(r) = list
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|r| r["state"] == "pending")
-        {
-            return r["id"].as_str().unwrap().to_string();
-        }
-        assert!(Instant::now() < deadline, "no pending request");
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 fn only_active_id(d: &Daemon) -> String {
@@ -156,7 +138,14 @@ fn the_window_closes_by_itself() {
     ]));
     assert!(sudo(&op.identity(), &["/usr/bin/true"]).status.success());
     d.wait_for_state(&id, "expired", Duration::from_secs(4));
-    assert!(!Path::new(&drop_in(&id)).exists());
+    let expired = Instant::now();
+    while Path::new(&drop_in(&id)).exists() {
+        assert!(
+            expired.elapsed() < Duration::from_secs(1),
+            "the drop-in outlived the window"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
     assert!(!sudo(&op.identity(), &["/usr/bin/true"]).status.success());
 }
 

@@ -307,7 +307,7 @@ fn jit_elevate_waits_for_the_decision() {
                 .unwrap()
         })
     };
-    let id = wait_for_pending(&t);
+    let id = t.daemon.wait_for_pending();
     ok(t.daemon.jitd_as(&t.approver, &["approve", &id]));
     let out = waiting.join().unwrap();
     assert!(out.status.success(), "{}", text(&out.stderr));
@@ -330,24 +330,6 @@ fn jit_elevate_waits_for_the_decision() {
     assert!(text(&out.stderr).contains("cancelled"));
 }
 
-fn wait_for_pending(t: &Team) -> String {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let list: serde_json::Value =
-            serde_json::from_str(&ok(t.daemon.jitd(&["list", "--json"]))).unwrap();
-        if let Some(r) = list
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|r| r["state"] == "pending")
-        {
-            return r["id"].as_str().unwrap().to_string();
-        }
-        assert!(Instant::now() < deadline, "no pending request appeared");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
 #[test]
 fn a_denied_wait_exits_10_and_ctrl_c_cancels() {
     let t = team("");
@@ -361,7 +343,7 @@ fn a_denied_wait_exits_10_and_ctrl_c_cancels() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    let id = wait_for_pending(&t);
+    let id = t.daemon.wait_for_pending();
     ok(t.daemon
         .jitd_as(&t.approver, &["deny", &id, "--reason", "not today"]));
     let out = child.wait_with_output().unwrap();
@@ -382,7 +364,7 @@ fn a_denied_wait_exits_10_and_ctrl_c_cancels() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    let id = wait_for_pending(&t);
+    let id = t.daemon.wait_for_pending();
     // SAFETY: kill(2) on our own child.
     unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
     let out = child.wait_with_output().unwrap();

@@ -348,6 +348,8 @@ impl Daemon {
     }
 
     fn spawn(&mut self) {
+        let listening = |log: String| log.matches("jitd: listening on").count();
+        let before = listening(self.log());
         let log = fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -372,7 +374,9 @@ impl Daemon {
             .expect("start jitd");
         self.child = Some(child);
         let deadline = Instant::now() + Duration::from_secs(20);
-        while UnixStream::connect(self.socket()).is_err() {
+        // The socket accepts connections (into its backlog) while jitd still loads and
+        // reconciles; it says "listening" once it serves them.
+        while UnixStream::connect(self.socket()).is_err() || listening(self.log()) <= before {
             if let Some(Ok(Some(status))) = self.child.as_mut().map(|c| c.try_wait()) {
                 panic!("jitd exited with {status} at start:\n{}", self.log());
             }
@@ -446,6 +450,24 @@ impl Daemon {
             .as_str()
             .unwrap_or_default()
             .to_string()
+    }
+
+    /// Waits for a pending request to appear (someone is asking) and returns its id.
+    pub fn wait_for_pending(&self) -> String {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let list: serde_json::Value =
+                serde_json::from_str(&ok(self.jitd(&["list", "--json"]))).expect("list --json");
+            let found = list
+                .as_array()
+                .and_then(|l| l.iter().find(|r| r["state"] == "pending"))
+                .and_then(|r| r["id"].as_str().map(String::from));
+            if let Some(id) = found {
+                return id;
+            }
+            assert!(Instant::now() < deadline, "no pending request appeared");
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
 
     /// Polls until request `id` is in `state`, or panics after `within`.

@@ -167,31 +167,17 @@ impl Request {
         };
     }
 
-    fn end_pending(
+    /// Ends the request from `from` (pending or active) with `end`, recording the step.
+    fn end_from(
         &mut self,
+        from: State,
         action: Action,
         end: End,
         by: &By,
         note: Option<String>,
         now: DateTime<Utc>,
     ) -> Result<(), LifecycleError> {
-        if !matches!(self.phase, Phase::Pending { .. }) {
-            return Err(self.wrong(action));
-        }
-        self.step(action, by, note, now);
-        self.end(end, now);
-        Ok(())
-    }
-
-    fn end_active(
-        &mut self,
-        action: Action,
-        end: End,
-        by: &By,
-        note: Option<String>,
-        now: DateTime<Utc>,
-    ) -> Result<(), LifecycleError> {
-        if !matches!(self.phase, Phase::Active { .. }) {
+        if self.state() != from {
             return Err(self.wrong(action));
         }
         self.step(action, by, note, now);
@@ -205,11 +191,25 @@ impl Request {
         reason: String,
         now: DateTime<Utc>,
     ) -> Result<(), LifecycleError> {
-        self.end_pending(Action::Deny, End::Denied, by, Some(reason), now)
+        self.end_from(
+            State::Pending,
+            Action::Deny,
+            End::Denied,
+            by,
+            Some(reason),
+            now,
+        )
     }
 
     pub fn cancel(&mut self, by: &By, now: DateTime<Utc>) -> Result<(), LifecycleError> {
-        self.end_pending(Action::Cancel, End::Cancelled, by, None, now)
+        self.end_from(
+            State::Pending,
+            Action::Cancel,
+            End::Cancelled,
+            by,
+            None,
+            now,
+        )
     }
 
     pub fn revoke(
@@ -218,17 +218,25 @@ impl Request {
         reason: String,
         now: DateTime<Utc>,
     ) -> Result<(), LifecycleError> {
-        self.end_active(Action::Revoke, End::Revoked, by, Some(reason), now)
+        self.end_from(
+            State::Active,
+            Action::Revoke,
+            End::Revoked,
+            by,
+            Some(reason),
+            now,
+        )
     }
 
     /// The requester's task is finished: the grant ends early.
     pub fn complete(&mut self, by: &By, now: DateTime<Utc>) -> Result<(), LifecycleError> {
-        self.end_active(Action::Done, End::Completed, by, None, now)
+        self.end_from(State::Active, Action::Done, End::Completed, by, None, now)
     }
 
     /// The host could not install the grant; `why` is shown to the requester and approvers.
     pub fn fail(&mut self, why: String, now: DateTime<Utc>) -> Result<(), LifecycleError> {
-        self.end_active(
+        self.end_from(
+            State::Active,
             Action::Fail,
             End::Failed,
             &By::daemon(),

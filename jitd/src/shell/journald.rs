@@ -139,78 +139,9 @@ fn push_field(out: &mut Vec<u8>, name: &str, value: &str) {
 mod tests {
     use super::*;
     use crate::events::EventKind;
-    use std::process::{Child, Command, Stdio};
     use std::time::Instant;
 
-    /// A real systemd-journald in its own mount namespace, with private tmpfs on /run and
-    /// /var/log: it neither sees nor changes the machine's journal, and we reach its socket
-    /// and files through /proc/PID/root. Killed on drop.
-    struct PrivateJournald {
-        child: Child,
-    }
-
-    impl PrivateJournald {
-        fn start() -> PrivateJournald {
-            let child = Command::new("unshare")
-                .args(["-m", "--propagation", "private", "--", "/bin/sh", "-c"])
-                .arg(
-                    "mount -t tmpfs jit-test /run && mount -t tmpfs jit-test /var/log && \
-                     exec /lib/systemd/systemd-journald",
-                )
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .expect("start systemd-journald (needs root and util-linux unshare)");
-            let journald = PrivateJournald { child };
-            let deadline = Instant::now() + Duration::from_secs(10);
-            while !journald.socket().exists() {
-                assert!(
-                    Instant::now() < deadline,
-                    "journald did not create its socket"
-                );
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            journald
-        }
-
-        fn root(&self) -> PathBuf {
-            PathBuf::from(format!("/proc/{}/root", self.child.id()))
-        }
-
-        fn socket(&self) -> PathBuf {
-            self.root().join("run/systemd/journal/socket")
-        }
-
-        /// `journalctl -o json` with `matches`, as parsed entries, waiting up to 5 s for at
-        /// least `want` of them.
-        fn query(&self, matches: &[String], want: usize) -> Vec<serde_json::Value> {
-            let deadline = Instant::now() + Duration::from_secs(5);
-            loop {
-                let out = Command::new("journalctl")
-                    .arg("-D")
-                    .arg(self.root().join("run/log/journal"))
-                    .args(["-o", "json", "--no-pager"])
-                    .args(matches)
-                    .output()
-                    .expect("run journalctl");
-                let entries: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
-                    .lines()
-                    .map(|l| serde_json::from_str(l).expect("journalctl -o json line"))
-                    .collect();
-                if entries.len() >= want || Instant::now() > deadline {
-                    return entries;
-                }
-                std::thread::sleep(Duration::from_millis(50));
-            }
-        }
-    }
-
-    impl Drop for PrivateJournald {
-        fn drop(&mut self) {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
+    use jit_tests::journal::PrivateJournald;
 
     fn fields(datagram: &[u8]) -> Vec<String> {
         String::from_utf8(datagram.to_vec())
