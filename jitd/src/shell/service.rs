@@ -2,7 +2,7 @@
 //! result before answering, then carries out the effects and logs every step.
 
 use std::collections::HashSet;
-use std::sync::{Arc, Condvar, Mutex, RwLock};
+use std::sync::{mpsc, Arc, Condvar, Mutex, RwLock};
 use std::time::Duration as StdDuration;
 
 use chrono::{DateTime, Duration, Utc};
@@ -57,6 +57,13 @@ impl From<crate::core::lifecycle::LifecycleError> for Failure {
     }
 }
 
+/// A request the scheduler ended, still to be persisted and logged.
+struct Ended {
+    id: GrantId,
+    end: End,
+    context: &'static str,
+}
+
 pub struct Service {
     config: Config,
     clock: Arc<dyn Clock>,
@@ -103,7 +110,9 @@ impl Service {
                 reg.put(r);
             }
         }
-        service.apply_deadlines(" while jitd was not running");
+        service.apply_deadlines(" while jitd was not running", &mut |e| {
+            service.record_end(e)
+        });
         service.reconcile();
         Ok(Arc::new(service))
     }
@@ -627,8 +636,16 @@ impl Service {
         cvar.notify_all();
     }
 
-    /// Ends every request whose deadline has passed. `context` is appended to log messages.
-    fn apply_deadlines(&self, context: &str) {
+    /// Ends every request whose deadline has passed, handing each to `record` for the slow
+    /// part. `context` is appended to log messages.
+    ///
+    /// Access goes first and in memory: the registry stops answering for the grant and its
+    /// drop-in is removed before anything is written. Persisting and logging an end costs
+    /// about four fsyncs, so doing it in line made every later grant in a burst wait for the
+    /// disk (1,000 grants ending over 10 s ended up to 2 s late); the scheduler hands it to
+    /// a recorder thread instead. A crash before the end is recorded is safe: at startup the
+    /// grant is still past its deadline and is ended again.
+    fn apply_deadlines(&self, context: &'static str, record: &mut dyn FnMut(Ended)) {
         let now = self.clock.now();
         let due = self.read_registry().due(now);
         for id in due {
@@ -638,36 +655,45 @@ impl Service {
             };
             let mut next = current.clone();
             let Some(end) = next.tick(now) else { continue };
-            // Expiry happens even when it cannot be persisted or logged: a grant must never
-            // outlive its window. The registry drops it from the active index either way.
-            let persisted = self.store.put(&next);
             reg.put(next.clone());
             drop(reg);
-            // Take the access away first; logging (an fsync of the audit log) can wait.
             if end == End::Expired {
                 self.enforcement.withdraw(&next);
             }
-            let (kind, what) = match end {
-                End::TimedOut => (
-                    EventKind::TimedOut,
-                    "no decision in time; the request timed out",
-                ),
-                _ => (EventKind::Expired, "the window closed; the grant expired"),
-            };
-            self.events
-                .emit(&event_for(kind, &next, format!("{what}{context}")));
-            if let Err(e) = persisted {
-                self.events.emit(&event_for(
-                    EventKind::InternalError,
-                    &next,
-                    format!("cannot persist expiry: {e}"),
-                ));
-            }
-            self.warned
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .remove(&id);
+            record(Ended { id, end, context });
         }
+    }
+
+    /// Persists and logs an end [`Self::apply_deadlines`] applied. The registry's current
+    /// version is stored under the read lock, which keeps out writers (who persist under the
+    /// write lock) without holding up checks.
+    fn record_end(&self, ended: Ended) {
+        let Ended { id, end, context } = ended;
+        let (persisted, request) = {
+            let reg = self.read_registry();
+            let Some(current) = reg.get(&id) else { return };
+            (self.store.put(current), current.clone())
+        };
+        let (kind, what) = match end {
+            End::TimedOut => (
+                EventKind::TimedOut,
+                "no decision in time; the request timed out",
+            ),
+            _ => (EventKind::Expired, "the window closed; the grant expired"),
+        };
+        self.events
+            .emit(&event_for(kind, &request, format!("{what}{context}")));
+        if let Err(e) = persisted {
+            self.events.emit(&event_for(
+                EventKind::InternalError,
+                &request,
+                format!("cannot persist expiry: {e}"),
+            ));
+        }
+        self.warned
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&id);
     }
 
     /// Warns the sessions of grants that end within `warn_before`.
@@ -738,9 +764,32 @@ impl Service {
     /// The sleep is capped at a second so a suspended host or a wall-clock jump is noticed
     /// promptly; deadlines themselves are exact.
     pub fn run_scheduler(&self, reconcile_every: StdDuration) {
+        let (to_recorder, ended) = mpsc::channel::<Ended>();
+        std::thread::scope(|scope| {
+            let recorder = std::thread::Builder::new()
+                .name("recorder".into())
+                .spawn_scoped(scope, move || {
+                    for e in ended {
+                        self.record_end(e);
+                    }
+                });
+            if let Err(e) = recorder {
+                eprintln!("jitd: cannot start the recorder thread, ends are recorded in line: {e}");
+            }
+            let mut record = |e: Ended| {
+                // Only if the recorder is gone: then record here rather than not at all.
+                if let Err(mpsc::SendError(e)) = to_recorder.send(e) {
+                    self.record_end(e);
+                }
+            };
+            self.schedule(reconcile_every, &mut record);
+        });
+    }
+
+    fn schedule(&self, reconcile_every: StdDuration, record: &mut dyn FnMut(Ended)) {
         let mut last_reconcile = std::time::Instant::now();
         loop {
-            self.apply_deadlines("");
+            self.apply_deadlines("", record);
             self.send_warnings();
             if last_reconcile.elapsed() >= reconcile_every {
                 self.reconcile();
