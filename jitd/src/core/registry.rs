@@ -40,7 +40,8 @@ impl Registry {
         if r.state() == jit_proto::State::Active {
             self.active
                 .entry((r.user.clone(), r.kind()))
-                .or_default()
+                // Almost every user holds one grant of a kind at a time: no spare capacity.
+                .or_insert_with(|| Vec::with_capacity(1))
                 .push(r.id.clone());
         }
     }
