@@ -79,6 +79,13 @@ impl Registry {
         self.deadlines.first().map(|(at, _)| *at)
     }
 
+    /// Requests that have a deadline, earliest first, with it.
+    pub fn by_deadline(&self) -> impl Iterator<Item = (DateTime<Utc>, &Request)> {
+        self.deadlines
+            .iter()
+            .filter_map(|(at, id)| self.requests.get(id).map(|r| (*at, r)))
+    }
+
     /// Ids whose deadline is at or before `now`.
     pub fn due(&self, now: DateTime<Utc>) -> Vec<GrantId> {
         self.deadlines

@@ -703,9 +703,12 @@ impl Service {
         let due: Vec<Request> = {
             let reg = self.read_registry();
             let warned = self.warned.lock().unwrap_or_else(|e| e.into_inner());
-            reg.iter()
+            // In deadline order, so only requests ending within the horizon are looked at,
+            // not every request on every wake.
+            reg.by_deadline()
+                .take_while(|(at, _)| *at <= horizon)
+                .map(|(_, r)| r)
                 .filter(|r| r.state() == State::Active && !warned.contains(&r.id))
-                .filter(|r| r.window().is_some_and(|w| w.expires_at <= horizon))
                 .cloned()
                 .collect()
         };
@@ -734,11 +737,13 @@ impl Service {
         let reg = self.read_registry();
         let warn = Duration::seconds(self.config.warn_before.as_secs() as i64);
         let warned = self.warned.lock().unwrap_or_else(|e| e.into_inner());
+        // An active request's deadline is its expiry, so the first one not yet warned in
+        // deadline order is the next to warn: this looks past the warned ones only.
         let next_warning = reg
-            .iter()
-            .filter(|r| r.state() == State::Active && !warned.contains(&r.id))
-            .filter_map(|r| r.window().map(|w| w.expires_at - warn))
-            .min();
+            .by_deadline()
+            .map(|(_, r)| r)
+            .find(|r| r.state() == State::Active && !warned.contains(&r.id))
+            .and_then(|r| r.window().map(|w| w.expires_at - warn));
         [reg.next_deadline(), next_warning]
             .into_iter()
             .flatten()
