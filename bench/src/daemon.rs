@@ -126,6 +126,19 @@ impl BenchDaemon {
             .expect("run jitd CLI")
     }
 
+    /// CPU time all of jitd's threads have run, from /proc/PID/task/*/schedstat.
+    pub fn cpu_time(&self) -> Duration {
+        let tasks = fs::read_dir(format!("/proc/{}/task", self.pid()));
+        let ns: u64 = tasks
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|t| fs::read_to_string(t.path().join("schedstat")).ok())
+            .filter_map(|s| s.split_whitespace().next()?.parse::<u64>().ok())
+            .sum();
+        Duration::from_nanos(ns)
+    }
+
     /// Resident and peak resident memory in MiB, from /proc/PID/status.
     pub fn memory_mib(&self) -> (f64, f64) {
         let status = fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap_or_default();

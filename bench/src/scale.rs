@@ -56,7 +56,17 @@ pub fn record(report: &mut Report, label: &str, key: &str, jitd: &BenchDaemon, g
     // Let the scheduler run a round with everything loaded before reading memory.
     std::thread::sleep(Duration::from_millis(1500));
     let (rss, _) = jitd.memory_mib();
+    // What the scheduler alone costs while nothing happens (it wakes at least every second).
+    let (cpu, wall) = (jitd.cpu_time(), std::time::Instant::now());
+    std::thread::sleep(Duration::from_secs(3));
+    let idle = (jitd.cpu_time() - cpu).as_secs_f64() / wall.elapsed().as_secs_f64() * 100.0;
     let ms = jitd.cold_start.as_secs_f64() * 1e3;
+    report.add(
+        &format!("scale.{key}.idle_cpu_pct"),
+        &format!("CPU while idle, {label}"),
+        idle,
+        "%",
+    );
     if goals {
         report.goal(
             &format!("scale.{key}.cold_start_ms"),
