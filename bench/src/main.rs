@@ -6,6 +6,7 @@
 //! `jit-bench [--quick] [--only SECTION,...] [--out FILE]`: `--quick` is a smoke run with a
 //! tenth of the grants and iterations (its figures are not the ones to quote); `--only` runs
 //! some of `scale,pam,sudo,throughput,revocation` (the 100k daemon always starts).
+//! `jit-bench --compare OLD.json NEW.json` prints two results files side by side.
 
 #![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
 
@@ -53,9 +54,24 @@ fn main() {
                         .collect(),
                 )
             }
+            "--compare" => {
+                let (old, new) = (args.next(), args.next());
+                let (Some(old), Some(new)) = (old, new) else {
+                    eprintln!("usage: jit-bench --compare OLD.json NEW.json");
+                    std::process::exit(2);
+                };
+                match report::compare(old.as_ref(), new.as_ref()) {
+                    Ok(table) => print!("{table}"),
+                    Err(e) => {
+                        eprintln!("jit-bench: {e}");
+                        std::process::exit(1);
+                    }
+                }
+                return;
+            }
             "--out" => out = PathBuf::from(args.next().expect("--out FILE")),
             other => {
-                eprintln!("usage: jit-bench [--quick] [--only SECTION,...] [--out FILE] (unknown argument {other:?})");
+                eprintln!("usage: jit-bench [--quick] [--only SECTION,...] [--out FILE] | --compare OLD.json NEW.json (unknown argument {other:?})");
                 std::process::exit(2);
             }
         }

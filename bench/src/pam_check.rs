@@ -1,4 +1,4 @@
-//! 1. The PAM account check through the real libpam: pam_start_confdir → pam_acct_mgmt →
+//! Measurement 1: the PAM account check through the real libpam: pam_start_confdir → pam_acct_mgmt →
 //! pam_end, for pam_jit asking a jitd that holds 100,000 active grants, next to the floor (a
 //! stack of pam_permit alone) and to what people build by hand (pam_exec running a shell
 //! script that looks the user up in a grant file of the same 100,000 grants).

@@ -99,8 +99,8 @@ impl Report {
             .unwrap_or(10);
         let _ = writeln!(
             out,
-            "{:<width$}  {:>12}  {:<5} {:>10}  {}",
-            "measurement", "value", "unit", "goal", "met"
+            "{:<width$}  {:>12}  {:<5} {:>10}  met",
+            "measurement", "value", "unit", "goal"
         );
         for r in &self.rows {
             let (goal, met) = match r.goal {
@@ -177,4 +177,57 @@ pub fn machine() -> Value {
         .to_string();
     let nproc = std::thread::available_parallelism().map_or(0, |n| n.get());
     json!({ "nproc": nproc, "cpu": cpu, "kernel": kernel })
+}
+
+/// Prints two results files side by side, joined on `key`: old, new, new/old.
+pub fn compare(old: &Path, new: &Path) -> Result<String, String> {
+    let load = |p: &Path| -> Result<Value, String> {
+        let text = std::fs::read_to_string(p).map_err(|e| format!("{}: {e}", p.display()))?;
+        serde_json::from_str(&text).map_err(|e| format!("{}: {e}", p.display()))
+    };
+    let (old, new) = (load(old)?, load(new)?);
+    let rows = |doc: &Value| -> Vec<(String, String, Option<f64>, String)> {
+        doc["rows"]
+            .as_array()
+            .map(|rows| {
+                rows.iter()
+                    .map(|r| {
+                        (
+                            r["key"].as_str().unwrap_or_default().to_string(),
+                            r["label"].as_str().unwrap_or_default().to_string(),
+                            r["value"].as_f64(),
+                            r["unit"].as_str().unwrap_or_default().to_string(),
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let before = rows(&old);
+    let mut out = String::new();
+    let width = before
+        .iter()
+        .map(|r| r.1.chars().count())
+        .max()
+        .unwrap_or(10);
+    let _ = writeln!(
+        out,
+        "{:<width$}  {:>12}  {:>12}  {:<5} {:>8}",
+        "measurement", "old", "new", "unit", "new/old"
+    );
+    for (key, label, value, unit) in rows(&new) {
+        let was = before.iter().find(|r| r.0 == key).and_then(|r| r.2);
+        let show = |v: Option<f64>| v.map_or("-".to_string(), number);
+        let ratio = match (was, value) {
+            (Some(a), Some(b)) if a != 0.0 => format!("{:.2}", b / a),
+            _ => "-".into(),
+        };
+        let _ = writeln!(
+            out,
+            "{label:<width$}  {:>12}  {:>12}  {unit:<5} {ratio:>8}",
+            show(was),
+            show(value)
+        );
+    }
+    Ok(out)
 }

@@ -1,4 +1,4 @@
-//! 4. Revocation precision: 1,000 sudo grants whose windows close one every 10 ms over 10 s;
+//! Measurement 4: revocation precision: 1,000 sudo grants whose windows close one every 10 ms over 10 s;
 //! for each, how late its drop-in disappeared from the sudoers directory (seen through
 //! inotify) after its deadline.
 //!

@@ -1,4 +1,4 @@
-//! 5. Scale: cold start (spawn → state loaded, host reconciled, first check answered) and
+//! Measurement 5, scale: cold start (spawn → state loaded, host reconciled, first check answered) and
 //! resident memory with many active grants and a long audit log. The 100k daemon is kept and
 //! used by the PAM, sudo and throughput measurements.
 

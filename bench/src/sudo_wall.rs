@@ -1,4 +1,4 @@
-//! 2. `sudo -n /usr/bin/true` wall time through the real sudo, with pam_jit in the account
+//! Measurement 2: `sudo -n /usr/bin/true` wall time through the real sudo, with pam_jit in the account
 //! stack and without. Both services are this machine's stock sudo stack (common-auth,
 //! common-account, common-session-noninteractive); the first adds pam_jit to account.
 

@@ -1,4 +1,4 @@
-//! 3. Checks per second with 1, 8 and 64 concurrent clients, each a thread doing connect +
+//! Measurement 3: checks per second with 1, 8 and 64 concurrent clients, each a thread doing connect +
 //! Check + read through `jit_proto::Client` as root (what pam_jit does), for a fixed time.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
