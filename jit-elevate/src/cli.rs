@@ -81,6 +81,13 @@ pub enum Action {
     Cancel { id: String },
     /// Your task is finished: end the grant now.
     Done { id: String },
+    /// Ask for more time on an active grant (the role's approval rules apply again).
+    Extend {
+        id: String,
+        /// How much longer, e.g. 15m.
+        #[arg(long = "for", value_name = "DUR", value_parser = parse_duration)]
+        more: std::time::Duration,
+    },
 }
 
 impl Cli {

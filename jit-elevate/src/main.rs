@@ -27,8 +27,23 @@ fn main() -> ExitCode {
     }
     match cli.action {
         Some(Action::Status { id: Some(id), json }) => show(&client, Request::Show { id }, json),
-        Some(Action::Status { id: None, json }) => show(&client, Request::List { all: true }, json),
-        Some(Action::List { json }) => show(&client, Request::List { all: false }, json),
+        Some(Action::Status { id: None, json }) => show(
+            &client,
+            Request::List {
+                all: true,
+                unreviewed: false,
+            },
+            json,
+        ),
+        Some(Action::List { json }) => show(
+            &client,
+            Request::List {
+                all: false,
+                unreviewed: false,
+            },
+            json,
+        ),
+        Some(Action::Extend { id, more }) => extend(&client, id, more),
         Some(Action::Cancel { id }) => show(&client, Request::Cancel { id }, false),
         Some(Action::Done { id }) => show(&client, Request::Done { id }, false),
         None => elevate(&client, &cli),
@@ -97,6 +112,39 @@ fn show(client: &Client, request: Request, json: bool) -> ExitCode {
     }
 }
 
+fn extend(client: &Client, id: String, more: Duration) -> ExitCode {
+    let answer = call(
+        client,
+        Request::Extend {
+            id,
+            duration_secs: more.as_secs(),
+        },
+    );
+    match answer {
+        Err(code) => code,
+        Ok(Response::Request { request }) => {
+            match &request.extension {
+                Some(x) => eprintln!(
+                    "jit-elevate: extension of {} asked; it needs {} approval(s) from {} (approvers run `jitd approve {}`)",
+                    request.id,
+                    x.approvals_missing,
+                    wait::who_approves(&request),
+                    request.id
+                ),
+                None => eprintln!(
+                    "jit-elevate: grant {} extended; it lasts until {}",
+                    request.id,
+                    request.expires_at.as_deref().unwrap_or("?")
+                ),
+            }
+            println!("{}", describe(&request));
+            ExitCode::SUCCESS
+        }
+        Ok(Response::Error { message, .. }) => refused(&message),
+        Ok(other) => refused(&format!("unexpected answer from jitd: {other:?}")),
+    }
+}
+
 fn elevate(client: &Client, cli: &Cli) -> ExitCode {
     let target = if cli.ssh {
         if !cli.command.is_empty() {
@@ -117,8 +165,13 @@ fn elevate(client: &Client, cli: &Cli) -> ExitCode {
     // Already covered by an active grant for exactly this command line: run it now.
     if let Target::Sudo { command } = &target {
         if !cli.no_wait {
-            if let Ok(Response::Requests { requests }) = call(client, Request::List { all: false })
-            {
+            if let Ok(Response::Requests { requests }) = call(
+                client,
+                Request::List {
+                    all: false,
+                    unreviewed: false,
+                },
+            ) {
                 if let Some(r) = requests
                     .iter()
                     .find(|r| r.state == State::Active && r.command.as_ref() == Some(command))

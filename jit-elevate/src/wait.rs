@@ -26,10 +26,13 @@ pub fn who_approves(r: &RequestView) -> String {
 }
 
 fn status_line(r: &RequestView, waited: Duration) -> String {
+    let required = r.approvals_required.max(r.approvals_missing);
     format!(
-        "waiting for approval of {} ({}s): {} more approval(s) from {} — approvers run `jitd approve {}`; Ctrl-C cancels",
+        "waiting for approval of {} ({}s): {} of {} approval(s) in, {} more from {} — approvers run `jitd approve {}`; Ctrl-C cancels",
         r.id,
         waited.as_secs(),
+        required - r.approvals_missing,
+        required,
         r.approvals_missing,
         who_approves(r),
         r.id

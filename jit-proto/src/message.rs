@@ -167,7 +167,23 @@ pub enum Request {
     List {
         #[serde(default)]
         all: bool,
+        /// Only break-glass grants nobody has reviewed yet (any state).
+        #[serde(default)]
+        unreviewed: bool,
     },
+    /// The requester asks for more time on an active grant; the role's approval rules apply
+    /// again and the total never exceeds the role's maximum.
+    Extend {
+        id: String,
+        duration_secs: u64,
+    },
+    /// An approver marks a break-glass grant reviewed.
+    Review {
+        id: String,
+        comment: String,
+    },
+    /// Root: reload the policy from the configuration file (as SIGHUP does).
+    Reload,
 }
 
 /// The envelope of every request.
@@ -229,6 +245,10 @@ pub enum Response {
     },
     Requests {
         requests: Vec<RequestView>,
+    },
+    /// Reload: the new policy is in force.
+    Reloaded {
+        message: String,
     },
     Error {
         code: ErrorCode,
@@ -293,6 +313,32 @@ pub struct RequestView {
     pub sessions: Vec<SessionView>,
     /// Why the grant could not be installed (state `failed`).
     pub failure: Option<String>,
+    /// Distinct approvals the request needs in all.
+    #[serde(default)]
+    pub approvals_required: u32,
+    /// More time asked for on this active grant, waiting for approval.
+    #[serde(default)]
+    pub extension: Option<ExtensionView>,
+    /// Taken through a break-glass role, without approval.
+    #[serde(default)]
+    pub break_glass: bool,
+    /// The review of a break-glass grant, once an approver made it.
+    #[serde(default)]
+    pub review: Option<ReviewView>,
+}
+
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct ExtensionView {
+    pub duration_secs: u64,
+    pub asked_at: String,
+    pub approvals_missing: u32,
+}
+
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct ReviewView {
+    pub by: String,
+    pub at: String,
+    pub comment: String,
 }
 
 #[cfg(test)]

@@ -46,9 +46,25 @@ pub enum Command {
         /// Include ended requests.
         #[arg(long)]
         all: bool,
+        /// Only break-glass grants nobody has reviewed yet.
+        #[arg(long, conflicts_with = "all")]
+        unreviewed: bool,
         #[arg(long)]
         json: bool,
     },
+    /// Mark a break-glass grant reviewed.
+    Review {
+        id: String,
+        #[arg(long)]
+        comment: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Reload the policy from the configuration file (as SIGHUP does; root only).
+    Reload,
+    /// Which role covers a request, who must approve, whether a rule approves it at once.
+    /// Evaluated from the configuration file, so it works while the daemon is down.
+    Explain(ExplainArgs),
     /// Show one request with its decisions and sessions.
     Show {
         id: String,
@@ -103,6 +119,31 @@ pub struct GrantArgs {
     #[arg(long)]
     pub ssh: bool,
     /// Grant this exact command line, run as root through sudo.
+    #[arg(last = true, value_name = "CMD")]
+    pub command: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+#[command(group(clap::ArgGroup::new("what").required(true).args(["ssh", "command"])))]
+pub struct ExplainArgs {
+    /// The requester.
+    pub user: String,
+    /// Ask under this role.
+    #[arg(long)]
+    pub role: Option<String>,
+    /// When (RFC 3339, e.g. 2026-03-30T09:30:00+02:00; default: now).
+    #[arg(long, value_name = "TIME")]
+    pub at: Option<String>,
+    /// The duration asked for (default: the role's).
+    #[arg(long = "for", value_name = "DUR", value_parser = parse_duration)]
+    pub duration: Option<std::time::Duration>,
+    #[arg(long)]
+    pub ssh: bool,
+    #[arg(long)]
+    pub json: bool,
+    /// Configuration file.
+    #[arg(long, env = crate::config::CONFIG_ENV, default_value = crate::config::DEFAULT_CONFIG)]
+    pub config: PathBuf,
     #[arg(last = true, value_name = "CMD")]
     pub command: Vec<String>,
 }

@@ -17,7 +17,15 @@ const CLI_TIMEOUT: Duration = Duration::from_secs(30);
 pub fn run(socket: &std::path::Path, command: Command) -> ExitCode {
     let client = Client::new(socket, CLI_TIMEOUT);
     let (request, json, style) = match command {
-        Command::List { all, json } => (Request::List { all }, json, Style::Table),
+        Command::List {
+            all,
+            unreviewed,
+            json,
+        } => (Request::List { all, unreviewed }, json, Style::Table),
+        Command::Review { id, comment, json } => {
+            (Request::Review { id, comment }, json, Style::Detail)
+        }
+        Command::Reload => (Request::Reload, false, Style::Detail),
         Command::Show { id, json } => (Request::Show { id }, json, Style::Detail),
         Command::Approve { id, comment, json } => {
             (Request::Approve { id, comment }, json, Style::Detail)
@@ -35,6 +43,7 @@ pub fn run(socket: &std::path::Path, command: Command) -> ExitCode {
         },
         Command::Serve { .. }
         | Command::CheckConfig { .. }
+        | Command::Explain(_)
         | Command::Audit(_)
         | Command::Report(_) => {
             unreachable!("handled in main")
@@ -90,6 +99,7 @@ fn print(response: Response, json: bool, style: Style) -> ExitCode {
                 print!("{}", output::table(&requests));
             }
         }
+        Response::Reloaded { message } => println!("{message}"),
         Response::Error { code, message } => {
             eprintln!("jitd: {message}");
             if json {

@@ -7,6 +7,10 @@ use std::time::Duration;
 
 use serde::{Deserialize, Deserializer};
 
+use crate::core::policy::Policy;
+use crate::notifier_config::NotifierConfig;
+use crate::policy_file::{self, Mention, RoleSpec, Source};
+
 pub const DEFAULT_CONFIG: &str = "/etc/jit/jitd.toml";
 pub const CONFIG_ENV: &str = "JITD_CONFIG";
 
@@ -41,6 +45,25 @@ pub struct Config {
     /// Concurrent connections of one non-root user. Root (the PAM module) is bounded only by
     /// `max_connections`, and a share of that is kept free for it.
     pub max_connections_per_uid: usize,
+    /// `[[role]]` tables of the main file; drop-ins add more (see `policy_file`).
+    #[serde(rename = "role")]
+    pub roles: Vec<RoleSpec>,
+    /// Built from the roles and the global settings above by `load` / `parse`.
+    #[serde(skip)]
+    pub policy: Policy,
+    /// Groups, users and programs the policy names, for `jitd check-config`.
+    #[serde(skip)]
+    pub mentions: Vec<Mention>,
+    /// The file this was loaded from, for reloads.
+    #[serde(skip)]
+    pub source: Option<PathBuf>,
+    /// Webhooks told of requests, decisions and expiry (`[[notifier]]` tables).
+    #[serde(rename = "notifier")]
+    pub notifiers: Vec<NotifierConfig>,
+    /// Approvers logged in on the host get a one-line notice of a new request.
+    pub notify_terminals: bool,
+    /// The login records (utmp) that say who is logged in on which terminal.
+    pub utmp_file: PathBuf,
 }
 
 impl Default for Config {
@@ -59,6 +82,18 @@ impl Default for Config {
             cgroup: "jit".into(),
             max_connections: 256,
             max_connections_per_uid: 16,
+            roles: Vec::new(),
+            policy: Policy::open(crate::core::policy::Defaults {
+                approver_groups: Vec::new(),
+                default_duration: Duration::from_secs(15 * 60),
+                max_duration: Duration::from_secs(4 * 3600),
+                require_reason: true,
+            }),
+            mentions: Vec::new(),
+            source: None,
+            notifiers: Vec::new(),
+            notify_terminals: true,
+            utmp_file: PathBuf::from("/var/run/utmp"),
         }
     }
 }
@@ -71,7 +106,7 @@ pub struct ConfigError {
 
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.file.display(), self.message)
+        write!(f, "{}: {}", self.file.display(), self.message.trim_end())
     }
 }
 
@@ -83,8 +118,9 @@ fn human_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error>
 }
 
 impl Config {
-    /// Reads and validates `path`. A missing file at the default location yields the defaults,
-    /// so a fresh install starts; a missing file named explicitly is an error.
+    /// Reads and validates `path` and the role drop-ins beside it (`<path>.d/*.toml`). A
+    /// missing file at the default location yields the defaults (plus any drop-ins), so a
+    /// fresh install starts; a missing file named explicitly is an error.
     pub fn load(path: &Path, explicit: bool) -> Result<Config, ConfigError> {
         let err = |message: String| ConfigError {
             file: path.to_path_buf(),
@@ -92,18 +128,78 @@ impl Config {
         };
         let text = match std::fs::read_to_string(path) {
             Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !explicit => {
-                return Ok(Config::default())
-            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !explicit => String::new(),
             Err(e) => return Err(err(format!("cannot read: {e}"))),
         };
-        Config::parse(&text).map_err(err)
+        let mut config = Config::parse_globals(&text).map_err(err)?;
+        let mut sources = vec![Source {
+            file: path.to_path_buf(),
+            text,
+            roles: std::mem::take(&mut config.roles),
+        }];
+        sources.extend(policy_file::read_drop_ins(&policy_file::drop_in_dir(path))?);
+        let built = policy_file::build(&config, &sources)?;
+        config.policy = built.policy;
+        config.mentions = built.mentions;
+        config.source = Some(path.to_path_buf());
+        Ok(config)
     }
 
+    /// One file's text, without drop-ins.
+    #[cfg(test)]
     pub fn parse(text: &str) -> Result<Config, String> {
+        let mut config = Config::parse_globals(text)?;
+        let roles = std::mem::take(&mut config.roles);
+        let built = policy_file::build(
+            &config,
+            &[Source {
+                file: PathBuf::new(),
+                text: text.to_string(),
+                roles,
+            }],
+        )
+        .map_err(|e| e.message)?;
+        config.policy = built.policy;
+        Ok(config)
+    }
+
+    fn parse_globals(text: &str) -> Result<Config, String> {
         let config: Config = toml::from_str(text).map_err(|e| e.to_string())?;
         config.validate()?;
         Ok(config)
+    }
+
+    /// Keys whose change a reload cannot apply (only the policy reloads).
+    pub fn restart_only_changes(&self, new: &Config) -> Vec<&'static str> {
+        let mut out = Vec::new();
+        let mut differs = |key: &'static str, changed: bool| {
+            if changed {
+                out.push(key);
+            }
+        };
+        differs("socket", self.socket != new.socket);
+        differs("state_dir", self.state_dir != new.state_dir);
+        differs("sudoers_dir", self.sudoers_dir != new.sudoers_dir);
+        differs("pending_ttl", self.pending_ttl != new.pending_ttl);
+        differs("kill_grace", self.kill_grace != new.kill_grace);
+        differs("warn_before", self.warn_before != new.warn_before);
+        differs("cgroup", self.cgroup != new.cgroup);
+        differs(
+            "max_connections",
+            self.max_connections != new.max_connections,
+        );
+        differs(
+            "max_connections_per_uid",
+            self.max_connections_per_uid != new.max_connections_per_uid,
+        );
+        // Notifiers (and their token files) are set up once, at startup.
+        differs("notifier", self.notifiers != new.notifiers);
+        differs(
+            "notify_terminals",
+            self.notify_terminals != new.notify_terminals,
+        );
+        differs("utmp_file", self.utmp_file != new.utmp_file);
+        out
     }
 
     fn validate(&self) -> Result<(), String> {
@@ -118,6 +214,7 @@ impl Config {
             ("socket", &self.socket),
             ("state_dir", &self.state_dir),
             ("sudoers_dir", &self.sudoers_dir),
+            ("utmp_file", &self.utmp_file),
         ] {
             if !path.is_absolute() {
                 return Err(format!("key `{key}` must be an absolute path"));

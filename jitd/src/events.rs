@@ -4,9 +4,8 @@
 
 use std::fmt;
 
-/// Extended, BreakGlass and ConfigReloaded are emitted once policy (extensions, break-glass
-/// roles, reload) lands; FailOpen is logged by pam_jit itself, which cannot reach jitd when
-/// it fails open. Their MESSAGE_IDs are fixed now so saved queries never change.
+/// FailOpen is logged by pam_jit itself, which cannot reach jitd when it fails open; its
+/// MESSAGE_ID is fixed here so saved queries never change.
 #[allow(dead_code)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum EventKind {
@@ -30,6 +29,8 @@ pub enum EventKind {
     Reconciled,
     ConfigReloaded,
     InternalError,
+    /// An approver reviewed a break-glass grant.
+    Reviewed,
 }
 
 /// Syslog severities, as journald's PRIORITY field numbers them.
@@ -43,8 +44,7 @@ pub enum Priority {
 }
 
 impl EventKind {
-    #[cfg(test)]
-    pub const ALL: [EventKind; 20] = [
+    pub const ALL: [EventKind; 21] = [
         EventKind::Requested,
         EventKind::Approved,
         EventKind::Denied,
@@ -65,6 +65,7 @@ impl EventKind {
         EventKind::Reconciled,
         EventKind::ConfigReloaded,
         EventKind::InternalError,
+        EventKind::Reviewed,
     ];
 
     /// Stable snake_case name, used in the audit log and notifier configuration.
@@ -90,7 +91,13 @@ impl EventKind {
             EventKind::Reconciled => "reconciled",
             EventKind::ConfigReloaded => "config_reloaded",
             EventKind::InternalError => "internal_error",
+            EventKind::Reviewed => "reviewed",
         }
+    }
+
+    /// The kind whose [`EventKind::name`] is `name` (notifier configuration).
+    pub fn from_name(name: &str) -> Option<EventKind> {
+        EventKind::ALL.into_iter().find(|k| k.name() == name)
     }
 
     /// Fixed 128-bit journald MESSAGE_ID (32 lowercase hex digits). Never change one: SREs'
@@ -117,6 +124,7 @@ impl EventKind {
             EventKind::Reconciled => "6a1b0f2e8c7d4e31a9f05b3c2d1e0f12",
             EventKind::ConfigReloaded => "6a1b0f2e8c7d4e31a9f05b3c2d1e0f13",
             EventKind::InternalError => "6a1b0f2e8c7d4e31a9f05b3c2d1e0f14",
+            EventKind::Reviewed => "6a1b0f2e8c7d4e31a9f05b3c2d1e0f15",
         }
     }
 
@@ -130,6 +138,7 @@ impl EventKind {
             | EventKind::Expired
             | EventKind::Reconciled
             | EventKind::ConfigReloaded
+            | EventKind::Reviewed
             | EventKind::GrantInstalled => Priority::Notice,
             _ => Priority::Info,
         }
@@ -151,6 +160,10 @@ pub struct Event {
     pub ticket: Option<String>,
     /// RFC 3339 UTC.
     pub expires: Option<String>,
+    /// The grant's length as asked for (notifications).
+    pub duration_secs: Option<u64>,
+    /// Who may decide on the request besides root (routes terminal notices to approvers).
+    pub approver_groups: Vec<String>,
     /// Further JIT_* fields (name without the prefix, value raw), e.g. ("PID", "123").
     pub extra: Vec<(&'static str, String)>,
     /// One human sentence.

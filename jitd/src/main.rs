@@ -1,12 +1,16 @@
 //! jitd: the just-in-time access daemon and the approvers' CLI.
 
 mod audit_cmd;
+mod check_config;
 mod cli;
 mod commands;
 mod config;
 mod core;
 mod events;
+mod explain_cmd;
+mod notifier_config;
 mod output;
+mod policy_file;
 mod serve;
 mod shell;
 mod usage;
@@ -25,19 +29,16 @@ fn main() -> ExitCode {
                 || std::env::var_os(config::CONFIG_ENV).is_some();
             serve::run(&config, explicit)
         }
-        Command::CheckConfig { file } => match config::Config::load(&file, true) {
-            Ok(_) => {
-                println!("{}: configuration is valid", file.display());
-                ExitCode::SUCCESS
-            }
-            Err(e) => config_error(e),
-        },
+        Command::CheckConfig { file } => check_config::run(&file),
+        Command::Explain(args) => explain_cmd::run(args),
         Command::Audit(args) => match config::Config::load(&args.config, false) {
             Ok(c) => audit_cmd::run_audit(&args, &c.state_dir),
             Err(e) => config_error(e),
         },
         Command::Report(args) => match config::Config::load(&args.config, false) {
-            Ok(c) => audit_cmd::run_report(&args, &c.state_dir, &c.sudoers_dir, &[]),
+            Ok(c) => {
+                audit_cmd::run_report(&args, &c.state_dir, &c.sudoers_dir, &c.policy.role_names())
+            }
             Err(e) => config_error(e),
         },
         other => commands::run(&cli.socket, other),

@@ -66,17 +66,64 @@ pub fn detail(r: &RequestView) -> String {
         line("role", role);
     }
     line("requested at", &r.requested_at);
+    let who = if r.approver_groups.is_empty() {
+        "root".to_string()
+    } else {
+        format!("root or a member of {}", r.approver_groups.join(", "))
+    };
+    let approvers: Vec<&str> = r
+        .decisions
+        .iter()
+        .filter(|d| d.action == "approve")
+        .map(|d| d.by.as_str())
+        .collect();
     if let Some(t) = &r.pending_until {
         line("pending until", t);
-        let who = if r.approver_groups.is_empty() {
-            "root".to_string()
-        } else {
-            format!("root or a member of {}", r.approver_groups.join(", "))
-        };
+        line(
+            "approvals",
+            &format!(
+                "{} of {} ({})",
+                r.approvals_required.saturating_sub(r.approvals_missing),
+                r.approvals_required,
+                if approvers.is_empty() {
+                    "none yet".to_string()
+                } else {
+                    format!("by {}", approvers.join(", "))
+                }
+            ),
+        );
         line(
             "needs",
             &format!("{} more approval(s) from {who}", r.approvals_missing),
         );
+    }
+    if let Some(x) = &r.extension {
+        line(
+            "extension",
+            &format!(
+                "{} more asked at {}; needs {} more approval(s) from {who}",
+                jit_proto::duration::format(std::time::Duration::from_secs(x.duration_secs)),
+                x.asked_at,
+                x.approvals_missing
+            ),
+        );
+    }
+    if r.break_glass {
+        match &r.review {
+            Some(v) => line(
+                "break-glass",
+                &format!(
+                    "reviewed by {} at {}: {}",
+                    v.by,
+                    v.at,
+                    clip(&v.comment, 200)
+                ),
+            ),
+            None => line(
+                "break-glass",
+                &format!("NOT REVIEWED: jitd review {} --comment TEXT", r.id),
+            ),
+        }
     }
     if let Some(t) = &r.approved_at {
         line("approved at", t);

@@ -16,7 +16,7 @@ use crate::shell::sessions::Sessions;
 use crate::shell::store::FileStore;
 use crate::shell::sudoers::SudoersDir;
 use crate::shell::syslog_sink::SyslogSink;
-use crate::shell::{notify, server, service::Service};
+use crate::shell::{notifier, notify, server, service::Service};
 
 /// How often the host is re-checked against the records, besides at startup.
 const RECONCILE_EVERY: Duration = Duration::from_secs(60);
@@ -41,6 +41,12 @@ pub fn run(config_path: &std::path::Path, explicit: bool) -> ExitCode {
 fn start(config: Config) -> Result<(), String> {
     // SAFETY: umask only changes this process's file creation mask.
     unsafe { libc::umask(0o077) };
+    // SIGHUP reloads the policy. Blocked here, before any thread exists, so every thread
+    // inherits the mask and only the reload thread takes it, with sigwait.
+    let hangup = reload_signal();
+    hangup
+        .thread_block()
+        .map_err(|e| format!("cannot block SIGHUP: {e}"))?;
     let state_dir = config.state_dir.clone();
     let store = FileStore::open(&state_dir).map_err(|e| {
         format!(
@@ -51,7 +57,12 @@ fn start(config: Config) -> Result<(), String> {
     let audit =
         AuditLog::open(&state_dir).map_err(|e| format!("cannot open the audit log: {e}"))?;
     let repair = audit.repair_notice().cloned();
-    let events = Arc::new(EventLog::new(Some(Box::new(audit)), system_sinks()));
+    let mut sinks = system_sinks();
+    // Notifiers report their own failures to the system log only, never to a notifier.
+    let system_log = EventLog::new(None, system_sinks());
+    let report: notifier::Report = Arc::new(move |event: Event| system_log.emit(&event));
+    sinks.extend(notifier::sinks(&config, report)?);
+    let events = Arc::new(EventLog::new(Some(Box::new(audit)), sinks));
     if let Some(notice) = repair {
         events.emit(&notice);
     }
@@ -87,6 +98,16 @@ fn start(config: Config) -> Result<(), String> {
     )
     .map_err(|e| format!("cannot load state from {}: {e}", state_dir.display()))?;
     release_startup_memory();
+    let reloader = Arc::clone(&service);
+    std::thread::Builder::new()
+        .name("reload".into())
+        .spawn(move || loop {
+            if let Ok(nix::sys::signal::Signal::SIGHUP) = hangup.wait() {
+                // Both outcomes are logged by the service.
+                let _ = reloader.reload_policy("SIGHUP");
+            }
+        })
+        .map_err(|e| format!("cannot start the reload thread: {e}"))?;
     let scheduler = Arc::clone(&service);
     std::thread::Builder::new()
         .name("scheduler".into())
@@ -107,6 +128,12 @@ fn release_startup_memory() {
     unsafe {
         libc::malloc_trim(0);
     }
+}
+
+fn reload_signal() -> nix::sys::signal::SigSet {
+    let mut set = nix::sys::signal::SigSet::empty();
+    set.add(nix::sys::signal::Signal::SIGHUP);
+    set
 }
 
 /// journald when its socket exists, syslog otherwise; plus plain lines on stderr unless

@@ -47,6 +47,7 @@ fn kind_of(response: &Response) -> &'static str {
         Response::SessionRegistered { .. } => "session_registered",
         Response::Request { .. } => "request",
         Response::Requests { .. } => "requests",
+        Response::Reloaded { .. } => "reloaded",
         Response::Error { .. } => "error",
     }
 }

@@ -2,6 +2,7 @@
 //! users and groups. Everything created is removed on drop, also when a test fails.
 //! These tests need root (CI runs as root).
 
+pub mod http;
 pub mod journal;
 
 use std::fs;
@@ -234,8 +235,10 @@ pub struct Daemon {
 }
 
 /// Only one test daemon at a time may manage the real /etc/sudoers.d: each reconciles away
-/// `jit_*` drop-ins it has no record of, which would include another daemon's.
-fn lock_real_sudoers() -> fs::File {
+/// `jit_*` drop-ins it has no record of, which would include another test's. Reconcilers hold
+/// this lock exclusively ([`lock_real_sudoers`]); tests that only add and remove their own
+/// drop-ins hold it shared ([`share_real_sudoers`]), so they run alongside each other.
+fn flock_real_sudoers(how: libc::c_int) -> fs::File {
     use std::os::fd::AsRawFd;
     let f = fs::OpenOptions::new()
         .create(true)
@@ -243,10 +246,18 @@ fn lock_real_sudoers() -> fs::File {
         .write(true)
         .open("/run/jit-tests-sudoers.lock")
         .expect("lock file");
-    // SAFETY: flock on a descriptor we own; blocks until the other test lets go.
-    let rc = unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) };
+    // SAFETY: flock on a descriptor we own; blocks until the holders let go.
+    let rc = unsafe { libc::flock(f.as_raw_fd(), how) };
     assert_eq!(rc, 0, "flock");
     f
+}
+
+pub fn lock_real_sudoers() -> fs::File {
+    flock_real_sudoers(libc::LOCK_EX)
+}
+
+pub fn share_real_sudoers() -> fs::File {
+    flock_real_sudoers(libc::LOCK_SH)
 }
 
 impl Daemon {
@@ -528,6 +539,34 @@ pub fn ok(out: Output) -> String {
         text(&out.stderr)
     );
     stdout(&out)
+}
+
+/// Asserts success and parses stdout as JSON.
+pub fn json(out: Output) -> serde_json::Value {
+    let text = ok(out);
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
+}
+
+impl Daemon {
+    /// Writes a policy drop-in next to the daemon's config (`jitd.toml.d/NAME`).
+    pub fn write_drop_in(&self, name: &str, text: &str) {
+        let dir = self.dir().join("jitd.toml.d");
+        fs::create_dir_all(&dir).expect("drop-in dir");
+        fs::write(dir.join(name), text).expect("write drop-in");
+    }
+
+    /// Polls the daemon's log until it contains `needle`, or panics after `within`.
+    pub fn wait_for_log(&self, needle: &str, within: Duration) {
+        let deadline = Instant::now() + within;
+        while !self.log().contains(needle) {
+            assert!(
+                Instant::now() < deadline,
+                "the log lacks {needle:?}:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
 }
 
 pub mod pam;

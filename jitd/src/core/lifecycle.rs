@@ -6,7 +6,9 @@ use std::fmt;
 use chrono::{DateTime, Duration, Utc};
 use jit_proto::{State, Target};
 
-use super::model::{Action, Decision, End, GrantId, Phase, Request, Window};
+use super::model::{
+    Action, BreakGlass, Decision, End, Extension, GrantId, Phase, Request, Review, Window,
+};
 
 /// Who performs a step, as far as the record is concerned.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -20,6 +22,22 @@ impl By {
         By {
             name: name.to_string(),
             uid: Some(uid),
+        }
+    }
+
+    /// An automatic-approval rule, recorded as `rule:NAME`.
+    pub fn rule(name: &str) -> By {
+        By {
+            name: format!("rule:{name}"),
+            uid: None,
+        }
+    }
+
+    /// A break-glass role's own "approval".
+    pub fn break_glass() -> By {
+        By {
+            name: "break-glass".into(),
+            uid: None,
         }
     }
 
@@ -49,7 +67,17 @@ pub struct Submission {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LifecycleError {
     /// The step needs another state; carries the current one.
-    WrongState { action: Action, state: State },
+    WrongState {
+        action: Action,
+        state: State,
+    },
+    /// An extension is already waiting for approval.
+    ExtensionPending,
+    /// Only break-glass grants are reviewed.
+    NotBreakGlass,
+    AlreadyReviewed {
+        by: String,
+    },
 }
 
 impl fmt::Display for LifecycleError {
@@ -67,6 +95,16 @@ impl fmt::Display for LifecycleError {
                     state.as_str()
                 )
             }
+            LifecycleError::ExtensionPending => write!(
+                f,
+                "an extension of this grant is already waiting for approval"
+            ),
+            LifecycleError::NotBreakGlass => {
+                write!(f, "only break-glass grants are reviewed")
+            }
+            LifecycleError::AlreadyReviewed { by } => {
+                write!(f, "this break-glass grant was already reviewed by {by}")
+            }
         }
     }
 }
@@ -82,6 +120,19 @@ pub enum Approval {
     Recorded { missing: u32 },
     /// This approver had already approved; counts once.
     AlreadyCounted { missing: u32 },
+    /// The pending extension of an active grant got its last approval: the window grew.
+    Extended,
+}
+
+/// What a deny did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Denial {
+    /// The request ended.
+    Ended,
+    /// Recorded only (the role's `deny_ends = false`): others may still approve.
+    Recorded,
+    /// The pending extension was refused; the grant goes on as it was.
+    ExtensionRefused,
 }
 
 impl Request {
@@ -105,6 +156,7 @@ impl Request {
             decisions: Vec::new(),
             sessions: Vec::new(),
             failure: None,
+            break_glass: None,
         }
     }
 
@@ -136,6 +188,25 @@ impl Request {
         note: Option<String>,
         now: DateTime<Utc>,
     ) -> Result<Approval, LifecycleError> {
+        if let Phase::Active {
+            extension: Some(ext),
+            ..
+        } = &mut self.phase
+        {
+            if ext.approvers.contains(&by.name) {
+                return Ok(Approval::AlreadyCounted {
+                    missing: ext.missing(),
+                });
+            }
+            ext.approvers.push(by.name.clone());
+            let (missing, secs) = (ext.missing(), ext.secs);
+            self.step(Action::Approve, by, note.or(Some("extension".into())), now);
+            if missing > 0 {
+                return Ok(Approval::Recorded { missing });
+            }
+            self.lengthen(secs);
+            return Ok(Approval::Extended);
+        }
         if !matches!(self.phase, Phase::Pending { .. }) {
             return Err(self.wrong(Action::Approve));
         }
@@ -149,13 +220,132 @@ impl Request {
         if missing > 0 {
             return Ok(Approval::Recorded { missing });
         }
+        self.start_window(now);
+        Ok(Approval::Granted)
+    }
+
+    fn start_window(&mut self, now: DateTime<Utc>) {
         self.phase = Phase::Active {
             window: Window {
                 approved_at: now,
                 expires_at: now + self.duration(),
             },
+            extension: None,
         };
-        Ok(Approval::Granted)
+    }
+
+    /// Granted without counting approvals: by an automatic rule, or through break-glass
+    /// (`break_glass` puts it on the review backlog).
+    pub fn grant_at_once(
+        &mut self,
+        by: &By,
+        note: String,
+        break_glass: bool,
+        now: DateTime<Utc>,
+    ) -> Result<(), LifecycleError> {
+        if !matches!(self.phase, Phase::Pending { .. }) {
+            return Err(self.wrong(Action::Approve));
+        }
+        self.step(Action::Approve, by, Some(note), now);
+        self.start_window(now);
+        if break_glass {
+            self.break_glass = Some(BreakGlass::default());
+        }
+        Ok(())
+    }
+
+    /// The policy changed under a pending request (reload): new approvers and count. Returns
+    /// true when the approvals already given now suffice and the window started.
+    pub fn reassign(
+        &mut self,
+        role: Option<String>,
+        approvals_required: u32,
+        approver_groups: Vec<String>,
+        now: DateTime<Utc>,
+    ) -> bool {
+        if !matches!(self.phase, Phase::Pending { .. }) {
+            return false;
+        }
+        self.role = role;
+        self.approvals_required = approvals_required.max(1);
+        self.approver_groups = approver_groups;
+        if self.approvals_missing() == 0 {
+            self.start_window(now);
+            return true;
+        }
+        false
+    }
+
+    /// The requester asks for `secs` more on an active grant; approvers decide with
+    /// `approve`/`deny` as for a request.
+    pub fn ask_extension(
+        &mut self,
+        by: &By,
+        secs: u64,
+        approvals_required: u32,
+        now: DateTime<Utc>,
+    ) -> Result<(), LifecycleError> {
+        let Phase::Active { extension, .. } = &mut self.phase else {
+            return Err(self.wrong(Action::Extend));
+        };
+        if extension.is_some() {
+            return Err(LifecycleError::ExtensionPending);
+        }
+        *extension = Some(Extension {
+            secs,
+            asked_at: now,
+            approvals_required: approvals_required.max(1),
+            approvers: Vec::new(),
+        });
+        let note = format!(
+            "asks for {} more",
+            jit_proto::duration::format(std::time::Duration::from_secs(secs))
+        );
+        self.step(Action::Extend, by, Some(note), now);
+        Ok(())
+    }
+
+    /// An extension approved at once by a rule or break-glass.
+    pub fn extend_at_once(
+        &mut self,
+        requester: &By,
+        approver: &By,
+        secs: u64,
+        now: DateTime<Utc>,
+    ) -> Result<(), LifecycleError> {
+        self.ask_extension(requester, secs, 1, now)?;
+        self.approve(approver, Some("extension".into()), now)?;
+        Ok(())
+    }
+
+    fn lengthen(&mut self, secs: u64) {
+        if let Phase::Active { window, extension } = &mut self.phase {
+            window.expires_at += Duration::seconds(secs as i64);
+            *extension = None;
+            self.duration_secs += secs;
+        }
+    }
+
+    /// An approver marks a break-glass grant reviewed (in any state).
+    pub fn review(
+        &mut self,
+        by: &By,
+        comment: String,
+        now: DateTime<Utc>,
+    ) -> Result<(), LifecycleError> {
+        let bg = self
+            .break_glass
+            .as_mut()
+            .ok_or(LifecycleError::NotBreakGlass)?;
+        if let Some(r) = &bg.review {
+            return Err(LifecycleError::AlreadyReviewed { by: r.by.clone() });
+        }
+        bg.review = Some(Review {
+            by: by.name.clone(),
+            at: now,
+            comment,
+        });
+        Ok(())
     }
 
     fn end(&mut self, end: End, now: DateTime<Utc>) {
@@ -185,12 +375,25 @@ impl Request {
         Ok(())
     }
 
+    /// Denies a pending request (ending it when `ends`, else only recording the deny), or
+    /// refuses the pending extension of an active grant.
     pub fn deny(
         &mut self,
         by: &By,
         reason: String,
+        ends: bool,
         now: DateTime<Utc>,
-    ) -> Result<(), LifecycleError> {
+    ) -> Result<Denial, LifecycleError> {
+        if let Phase::Active { extension, .. } = &mut self.phase {
+            if extension.take().is_some() {
+                self.step(Action::Deny, by, Some(reason), now);
+                return Ok(Denial::ExtensionRefused);
+            }
+        }
+        if !ends && matches!(self.phase, Phase::Pending { .. }) {
+            self.step(Action::Deny, by, Some(reason), now);
+            return Ok(Denial::Recorded);
+        }
         self.end_from(
             State::Pending,
             Action::Deny,
@@ -198,7 +401,8 @@ impl Request {
             by,
             Some(reason),
             now,
-        )
+        )?;
+        Ok(Denial::Ended)
     }
 
     pub fn cancel(&mut self, by: &By, now: DateTime<Utc>) -> Result<(), LifecycleError> {
@@ -252,7 +456,9 @@ impl Request {
     pub fn tick(&mut self, now: DateTime<Utc>) -> Option<End> {
         let (action, end) = match self.phase {
             Phase::Pending { until } if now >= until => (Action::TimeOut, End::TimedOut),
-            Phase::Active { window } if now >= window.expires_at => (Action::Expire, End::Expired),
+            Phase::Active { window, .. } if now >= window.expires_at => {
+                (Action::Expire, End::Expired)
+            }
             _ => return None,
         };
         self.step(action, &By::daemon(), None, now);
@@ -347,7 +553,10 @@ mod tests {
         let mut r = request(1);
         assert!(r.revoke(&bob(), "x".into(), t(1)).is_err());
         assert!(r.complete(&bob(), t(1)).is_err());
-        r.deny(&bob(), "not now".into(), t(2)).unwrap();
+        assert_eq!(
+            r.deny(&bob(), "not now".into(), true, t(2)),
+            Ok(Denial::Ended)
+        );
         assert_eq!(r.state(), State::Denied);
         let err = r.cancel(&By::user("alice", 1001), t(3)).unwrap_err();
         assert_eq!(
@@ -392,5 +601,87 @@ mod tests {
         r.cancel(&By::user("alice", 1001), t(1)).unwrap();
         assert_eq!(r.state(), State::Cancelled);
         assert!(r.approve(&bob(), None, t(2)).is_err());
+    }
+
+    #[test]
+    fn an_extension_needs_its_own_approvals_and_moves_the_deadline() {
+        let mut r = request(2);
+        let alice = By::user("alice", 1001);
+        let carol = By::user("carol", 1003);
+        r.approve(&bob(), None, t(0)).unwrap();
+        r.approve(&carol, None, t(0)).unwrap();
+        assert!(r.ask_extension(&alice, 600, 2, t(100)).is_ok());
+        assert_eq!(
+            r.ask_extension(&alice, 600, 2, t(101)),
+            Err(LifecycleError::ExtensionPending)
+        );
+        assert_eq!(
+            r.approve(&bob(), None, t(102)),
+            Ok(Approval::Recorded { missing: 1 })
+        );
+        assert_eq!(
+            r.approve(&bob(), None, t(103)),
+            Ok(Approval::AlreadyCounted { missing: 1 })
+        );
+        assert_eq!(r.window().unwrap().expires_at, t(900));
+        assert_eq!(r.approve(&carol, None, t(104)), Ok(Approval::Extended));
+        assert_eq!(r.window().unwrap().expires_at, t(1500));
+        assert_eq!(r.duration_secs, 1500);
+        assert!(r.extension().is_none());
+        // A refused extension leaves the grant as it was.
+        r.ask_extension(&alice, 60, 1, t(200)).unwrap();
+        assert_eq!(
+            r.deny(&bob(), "enough".into(), true, t(201)),
+            Ok(Denial::ExtensionRefused)
+        );
+        assert_eq!(r.state(), State::Active);
+        assert_eq!(r.window().unwrap().expires_at, t(1500));
+        // Only an active grant is extended.
+        let mut pending = request(1);
+        assert!(pending.ask_extension(&alice, 60, 1, t(1)).is_err());
+    }
+
+    #[test]
+    fn a_deny_that_does_not_end_is_recorded_and_others_may_still_approve() {
+        let mut r = request(1);
+        assert_eq!(
+            r.deny(&bob(), "not sure".into(), false, t(1)),
+            Ok(Denial::Recorded)
+        );
+        assert_eq!(r.state(), State::Pending);
+        assert_eq!(
+            r.approve(&By::user("carol", 1003), None, t(2)),
+            Ok(Approval::Granted)
+        );
+    }
+
+    #[test]
+    fn break_glass_is_granted_at_once_and_reviewed_once() {
+        let mut r = request(2);
+        r.grant_at_once(&By::daemon(), "break-glass".into(), true, t(0))
+            .unwrap();
+        assert_eq!(r.state(), State::Active);
+        assert!(r.awaits_review());
+        r.review(&bob(), "ok, incident 7".into(), t(5)).unwrap();
+        assert!(!r.awaits_review());
+        assert_eq!(
+            r.review(&bob(), "again".into(), t(6)),
+            Err(LifecycleError::AlreadyReviewed { by: "bob".into() })
+        );
+        let mut plain = request(1);
+        assert_eq!(
+            plain.review(&bob(), "x".into(), t(1)),
+            Err(LifecycleError::NotBreakGlass)
+        );
+    }
+
+    #[test]
+    fn a_reload_may_lower_the_approvals_needed_and_start_the_window() {
+        let mut r = request(2);
+        r.approve(&bob(), None, t(1)).unwrap();
+        assert!(!r.reassign(Some("web".into()), 2, vec!["leads".into()], t(2)));
+        assert_eq!(r.approver_groups, vec!["leads".to_string()]);
+        assert!(r.reassign(Some("web".into()), 1, vec!["leads".into()], t(3)));
+        assert_eq!(r.state(), State::Active);
     }
 }

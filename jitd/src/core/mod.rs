@@ -1,6 +1,9 @@
 //! The pure core: lifecycle and policy, no I/O, clock injected.
 
 pub mod authz;
+pub mod command_pattern;
 pub mod lifecycle;
 pub mod model;
+pub mod policy;
 pub mod registry;
+pub mod time_window;

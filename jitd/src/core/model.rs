@@ -95,6 +95,25 @@ pub enum End {
     Failed,
 }
 
+/// More time asked for on an active grant, waiting for its approvals. It exists only inside
+/// [`Phase::Active`]: a pending or ended request cannot carry one.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Extension {
+    /// Seconds added to the window when approved.
+    pub secs: u64,
+    pub asked_at: DateTime<Utc>,
+    pub approvals_required: u32,
+    /// Distinct approvers of this extension so far.
+    pub approvers: Vec<String>,
+}
+
+impl Extension {
+    pub fn missing(&self) -> u32 {
+        self.approvals_required
+            .saturating_sub(self.approvers.len() as u32)
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "phase", rename_all = "snake_case")]
 pub enum Phase {
@@ -103,6 +122,8 @@ pub enum Phase {
     },
     Active {
         window: Window,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        extension: Option<Extension>,
     },
     Ended {
         end: End,
@@ -123,6 +144,8 @@ pub enum Action {
     Expire,
     TimeOut,
     Fail,
+    /// The requester asked for more time.
+    Extend,
 }
 
 impl Action {
@@ -136,6 +159,7 @@ impl Action {
             Action::Expire => "expire",
             Action::TimeOut => "time_out",
             Action::Fail => "fail",
+            Action::Extend => "extend",
         }
     }
 }
@@ -150,6 +174,20 @@ pub struct Decision {
     pub at: DateTime<Utc>,
     #[serde(default)]
     pub note: Option<String>,
+}
+
+/// A grant taken through a break-glass role: loud, and on the review backlog until an
+/// approver reviews it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BreakGlass {
+    pub review: Option<Review>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Review {
+    pub by: String,
+    pub at: DateTime<Utc>,
+    pub comment: String,
 }
 
 /// A session pam_jit registered under this grant.
@@ -185,6 +223,9 @@ pub struct Request {
     pub decisions: Vec<Decision>,
     pub sessions: Vec<Session>,
     pub failure: Option<String>,
+    /// Set when taken through a break-glass role (absent in records older than roles).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub break_glass: Option<BreakGlass>,
 }
 
 impl End {
@@ -223,7 +264,7 @@ impl Request {
 
     pub fn window(&self) -> Option<Window> {
         match self.phase {
-            Phase::Active { window } => Some(window),
+            Phase::Active { window, .. } => Some(window),
             Phase::Ended { window, .. } => window,
             Phase::Pending { .. } => None,
         }
@@ -233,7 +274,7 @@ impl Request {
     pub fn next_deadline(&self) -> Option<DateTime<Utc>> {
         match self.phase {
             Phase::Pending { until } => Some(until),
-            Phase::Active { window } => Some(window.expires_at),
+            Phase::Active { window, .. } => Some(window.expires_at),
             Phase::Ended { .. } => None,
         }
     }
@@ -256,6 +297,20 @@ impl Request {
                 .saturating_sub(self.approvers().len() as u32),
             _ => 0,
         }
+    }
+
+    pub fn extension(&self) -> Option<&Extension> {
+        match &self.phase {
+            Phase::Active { extension, .. } => extension.as_ref(),
+            _ => None,
+        }
+    }
+
+    /// A break-glass grant nobody has reviewed yet.
+    pub fn awaits_review(&self) -> bool {
+        self.break_glass
+            .as_ref()
+            .is_some_and(|b| b.review.is_none())
     }
 
     /// The command line as one display string, each argument quoted when needed.

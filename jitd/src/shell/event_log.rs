@@ -21,28 +21,36 @@ impl EventLog {
     /// Writes the event to the audit log first; on failure nothing else is told and the
     /// caller must not go ahead.
     pub fn record(&self, event: &Event) -> io::Result<()> {
-        if let Some(audit) = &self.audit {
-            audit.record(event)?;
-        }
-        self.fan_out(event);
+        self.audit(event)?;
+        self.publish(event);
         Ok(())
+    }
+
+    /// The audit log alone: what must hold before a change is acknowledged. Follow it with
+    /// [`EventLog::publish`] once any lock the caller holds is released.
+    pub fn audit(&self, event: &Event) -> io::Result<()> {
+        match &self.audit {
+            Some(audit) => audit.record(event),
+            None => Ok(()),
+        }
     }
 
     /// For steps that happen whether or not they can be logged (expiry must never wait on
     /// a full disk): an audit failure is reported to the other sinks.
     pub fn emit(&self, event: &Event) {
         if let Err(e) = self.record(event) {
-            self.fan_out(event);
+            self.publish(event);
             let mut err = Event::new(
                 EventKind::InternalError,
                 format!("cannot write the audit log: {e}"),
             );
             err.request_id = event.request_id.clone();
-            self.fan_out(&err);
+            self.publish(&err);
         }
     }
 
-    fn fan_out(&self, event: &Event) {
+    /// Every sink but the audit log (journald or syslog, stderr, notifiers).
+    pub fn publish(&self, event: &Event) {
         for sink in &self.sinks {
             if let Err(e) = sink.record(event) {
                 eprintln!("jitd: cannot log event: {e}");
@@ -61,6 +69,8 @@ pub fn event_for(kind: EventKind, r: &Request, message: impl Into<String>) -> Ev
     e.reason = Some(r.reason.clone()).filter(|s| !s.is_empty());
     e.ticket = r.ticket.clone();
     e.expires = r.window().map(|w| rfc3339(w.expires_at));
+    e.duration_secs = Some(r.duration_secs);
+    e.approver_groups = r.approver_groups.clone();
     e
 }
 

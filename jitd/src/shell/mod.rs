@@ -10,7 +10,10 @@ pub mod failpoint;
 pub mod host_enforcement;
 pub mod identity;
 pub mod journald;
+pub mod notifier;
 pub mod notify;
+pub mod notify_payload;
+pub mod notify_queue;
 mod pidfd;
 mod process_scan;
 pub mod server;
@@ -24,6 +27,7 @@ pub mod sudoers;
 pub mod sudoers_rule;
 pub mod syslog_sink;
 mod terminal;
+pub mod terminal_notice;
 #[cfg(test)]
 mod testing;
 pub mod view;

@@ -12,8 +12,9 @@ use jit_proto::{
 
 use crate::config::Config;
 use crate::core::authz::{self, Actor};
-use crate::core::lifecycle::{Approval, By, Submission};
+use crate::core::lifecycle::{Approval, By, Denial, Submission};
 use crate::core::model::{End, GrantId, Request, Session};
+use crate::core::policy::{Ask, Policy, Refusal, Requester, Route};
 use crate::core::registry::Registry;
 use crate::events::{Event, EventKind};
 use crate::shell::clock::Clock;
@@ -24,6 +25,10 @@ use crate::shell::store::Store;
 use crate::shell::submission;
 use crate::shell::sudo_command;
 use crate::shell::view::{rfc3339, view};
+
+mod extend;
+mod reload;
+mod review;
 
 /// Pending requests one user may have open at once: enough for real work, too few to flood
 /// approvers or the state directory.
@@ -51,6 +56,15 @@ impl From<authz::Denial> for Failure {
     }
 }
 
+impl From<Refusal> for Failure {
+    fn from(r: Refusal) -> Failure {
+        match r {
+            Refusal::NotCovered(m) => Failure::new(ErrorCode::PolicyDenied, m),
+            Refusal::Invalid(m) => Failure::new(ErrorCode::BadRequest, m),
+        }
+    }
+}
+
 impl From<crate::core::lifecycle::LifecycleError> for Failure {
     fn from(e: crate::core::lifecycle::LifecycleError) -> Failure {
         Failure::new(ErrorCode::InvalidState, e.to_string())
@@ -66,6 +80,8 @@ struct Ended {
 
 pub struct Service {
     config: Config,
+    /// The policy in force; replaced as a whole by a reload.
+    policy: RwLock<Arc<Policy>>,
     clock: Arc<dyn Clock>,
     store: Box<dyn Store>,
     registry: RwLock<Registry>,
@@ -89,6 +105,7 @@ impl Service {
     ) -> std::io::Result<Arc<Service>> {
         let (requests, problems) = store.load_all()?;
         let service = Service {
+            policy: RwLock::new(Arc::new(config.policy.clone())),
             config,
             clock,
             store,
@@ -121,6 +138,11 @@ impl Service {
         &self.config
     }
 
+    /// The policy in force now (a reload never changes it under a running decision).
+    fn policy(&self) -> Arc<Policy> {
+        Arc::clone(&self.policy.read().unwrap_or_else(|e| e.into_inner()))
+    }
+
     fn read_registry(&self) -> std::sync::RwLockReadGuard<'_, Registry> {
         // A panic while holding the lock cannot leave the registry half-updated (every
         // mutation is a single `put`), so a poisoned lock is safe to keep using.
@@ -144,7 +166,10 @@ impl Service {
             Wire::Cancel { id } => self.cancel(actor, &id),
             Wire::Done { id } => self.done(actor, &id),
             Wire::Show { id } => self.show(actor, &id),
-            Wire::List { all } => Ok(self.list(actor, all)),
+            Wire::List { all, unreviewed } => Ok(self.list(actor, all, unreviewed)),
+            Wire::Extend { id, duration_secs } => self.extend(actor, &id, duration_secs),
+            Wire::Review { id, comment } => self.review(actor, &id, comment),
+            Wire::Reload => self.reload(actor),
         };
         result.unwrap_or_else(|f| Response::Error {
             code: f.code,
@@ -279,20 +304,37 @@ impl Service {
         ))
     }
 
-    fn submission(&self, uid: u32, user: &str, new: &NewRequest) -> Result<Submission, Failure> {
-        let checked = submission::check(new, &self.config)
-            .map_err(|m| Failure::new(ErrorCode::BadRequest, m))?;
-        Ok(Submission {
-            uid,
-            user: user.to_string(),
-            target: checked.target,
+    /// Validates the request and matches it against the policy: which role, who approves,
+    /// and whether it is decided at once.
+    fn submission(&self, who: &Actor, new: &NewRequest) -> Result<(Submission, Route), Failure> {
+        let checked = submission::check(new).map_err(|m| Failure::new(ErrorCode::BadRequest, m))?;
+        let ask = Ask {
+            who: Requester {
+                user: &who.name,
+                groups: &who.groups,
+            },
+            target: &checked.target,
+            role: new.role.as_deref(),
             duration: checked.duration,
+        };
+        let plan = self.policy().decide(
+            &ask,
+            &checked.reason,
+            checked.ticket.as_deref(),
+            self.clock.now(),
+        )?;
+        let sub = Submission {
+            uid: who.uid,
+            user: who.name.clone(),
+            target: checked.target,
+            duration: Duration::seconds(plan.duration.as_secs() as i64),
             reason: checked.reason,
             ticket: checked.ticket,
-            role: new.role.clone(),
-            approvals_required: 1,
-            approver_groups: self.config.approver_groups.clone(),
-        })
+            role: plan.role,
+            approvals_required: plan.approvals_required,
+            approver_groups: plan.approver_groups,
+        };
+        Ok((sub, plan.route))
     }
 
     /// Records a brand-new request: audit first (refused if it cannot be logged), then the
@@ -318,7 +360,9 @@ impl Service {
         let pending_ttl = Duration::seconds(self.config.pending_ttl.as_secs() as i64);
         let mut r = Request::open(id, sub, now, pending_ttl);
         decide(&mut r, now)?;
-        let kind = if r.state() == State::Active {
+        let kind = if r.break_glass.is_some() {
+            EventKind::BreakGlass
+        } else if r.state() == State::Active {
             EventKind::Approved
         } else {
             EventKind::Requested
@@ -343,7 +387,17 @@ impl Service {
             );
             ev.kind = Some(EventKind::Approved);
         }
-        self.events.record(&ev).map_err(|e| {
+        if kind == EventKind::BreakGlass {
+            ev.message = format!(
+                "BREAK-GLASS: {} took {} through role {} without approval; review it with `jitd review {}`",
+                r.user,
+                r.command_display(),
+                r.role.as_deref().unwrap_or("?"),
+                r.id
+            );
+            ev.kind = Some(EventKind::BreakGlass);
+        }
+        self.events.audit(&ev).map_err(|e| {
             Failure::new(
                 ErrorCode::Unavailable,
                 format!("refused: the audit log cannot be written ({e}); nothing was recorded"),
@@ -352,6 +406,7 @@ impl Service {
         self.persist(&r)?;
         reg.put(r.clone());
         drop(reg);
+        self.events.publish(&ev);
         self.poke();
         Ok(r)
     }
@@ -371,23 +426,62 @@ impl Service {
     }
 
     fn submit(&self, actor: &Actor, new: &NewRequest) -> Result<Response, Failure> {
-        let sub = self.submission(actor.uid, &actor.name, new)?;
-        let r = self.create(sub, |_, _| Ok(()))?;
+        let (sub, route) = self.submission(actor, new)?;
+        let role = sub.role.clone().unwrap_or_default();
+        let r = self.create(sub, |r, now| {
+            match &route {
+                Route::Approvers => {}
+                Route::Rule(rule) => r.grant_at_once(
+                    &By::rule(rule),
+                    format!("approved automatically by rule {rule} of role {role}"),
+                    false,
+                    now,
+                )?,
+                Route::BreakGlass => r.grant_at_once(
+                    &By::break_glass(),
+                    format!("break-glass role {role}: no approval; flagged for review"),
+                    true,
+                    now,
+                )?,
+            }
+            Ok(())
+        })?;
+        let r = if r.state() == State::Active {
+            self.activate(r)
+        } else {
+            r
+        };
         Ok(Response::Request {
             request: Box::new(view(&r)),
         })
     }
 
     fn grant(&self, actor: &Actor, user: &str, new: &NewRequest) -> Result<Response, Failure> {
+        // Only approvers learn anything about other users' roles.
+        let approver_groups = self.policy().all_approver_groups();
+        if !authz::is_approver(actor, &approver_groups) {
+            return Err(authz::Denial::NotAnApprover {
+                groups: approver_groups,
+            }
+            .into());
+        }
         let uid = identity::uid_of(user).map_err(|m| Failure::new(ErrorCode::BadRequest, m))?;
-        authz::may_grant(actor, &self.config.approver_groups, uid)?;
-        let sub = self.submission(uid, user, new)?;
+        let grantee =
+            identity::actor_for_uid(uid).map_err(|m| Failure::new(ErrorCode::BadRequest, m))?;
+        // The grantee must be covered by a role; the granting approver counts as one
+        // approval of it (a role needing two still waits for a second approver).
+        let (sub, _) = self.submission(&grantee, new)?;
+        authz::may_grant(actor, &sub.approver_groups, uid)?;
         let by = By::user(&actor.name, actor.uid);
         let r = self.create(sub, |r, now| {
             r.approve(&by, Some("granted directly".into()), now)?;
             Ok(())
         })?;
-        let r = self.activate(r);
+        let r = if r.state() == State::Active {
+            self.activate(r)
+        } else {
+            r
+        };
         Ok(Response::Request {
             request: Box::new(view(&r)),
         })
@@ -415,8 +509,9 @@ impl Service {
             ));
         }
         let mut next = current.clone();
-        if let Some(event) = step(&mut next, now)? {
-            self.events.record(&event).map_err(|e| {
+        let event = step(&mut next, now)?;
+        if let Some(event) = &event {
+            self.events.audit(event).map_err(|e| {
                 Failure::new(
                     ErrorCode::Unavailable,
                     format!("refused: the audit log cannot be written ({e}); nothing was changed"),
@@ -426,6 +521,10 @@ impl Service {
         self.persist(&next)?;
         reg.put(next.clone());
         drop(reg);
+        // journald and syslog hear of it outside the lock, so PAM checks never wait on them.
+        if let Some(event) = &event {
+            self.events.publish(event);
+        }
         self.poke();
         Ok(next)
     }
@@ -467,11 +566,14 @@ impl Service {
         comment: Option<String>,
     ) -> Result<Response, Failure> {
         let id = Self::parse_id(id)?;
+        let policy = self.policy();
         let by = By::user(&actor.name, actor.uid);
         let approver = actor.name.clone();
+        let mut done = None;
         let r = self.transition(&id, |r, now| {
-            authz::may_decide(actor, r, false)?;
+            authz::may_decide(actor, r, policy.self_approval(r.role.as_deref()))?;
             let outcome = r.approve(&by, comment, now)?;
+            done = Some(outcome);
             let mut ev = event_for(EventKind::Approved, r, "");
             ev.approver = Some(approver.clone());
             ev.message = match outcome {
@@ -479,14 +581,19 @@ impl Service {
                 Approval::Recorded { missing } => {
                     format!("{approver} approved; {missing} more approval(s) needed")
                 }
+                Approval::Extended => {
+                    ev.kind = Some(EventKind::Extended);
+                    ev.extra.push(("EXTENSION", "granted".into()));
+                    format!("{approver} approved the extension; the grant now lasts longer")
+                }
                 Approval::AlreadyCounted { .. } => return Ok(None),
             };
             Ok(Some(ev))
         })?;
-        let r = if r.state() == State::Active {
-            self.activate(r)
-        } else {
-            r
+        let r = match done {
+            Some(Approval::Granted) => self.activate(r),
+            Some(Approval::Extended) => self.extended(r),
+            _ => r,
         };
         Ok(Response::Request {
             request: Box::new(view(&r)),
@@ -528,13 +635,19 @@ impl Service {
     fn deny(&self, actor: &Actor, id: &str, reason: String) -> Result<Response, Failure> {
         let id = Self::parse_id(id)?;
         let by = By::user(&actor.name, actor.uid);
+        let policy = self.policy();
         let r = self.transition(&id, |r, now| {
-            authz::may_decide(actor, r, false)?;
-            r.deny(&by, reason.clone(), now)?;
+            authz::may_decide(actor, r, policy.self_approval(r.role.as_deref()))?;
+            let ends = policy.deny_ends(r.role.as_deref());
+            let what = match r.deny(&by, reason.clone(), ends, now)? {
+                Denial::Ended => "denied the request",
+                Denial::Recorded => "denied; the role lets other approvers still approve",
+                Denial::ExtensionRefused => "refused the extension; the grant goes on as it was",
+            };
             let mut ev = event_for(
                 EventKind::Denied,
                 r,
-                format!("{} denied the request: {reason}", actor.name),
+                format!("{} {what}: {reason}", actor.name),
             );
             ev.approver = Some(actor.name.clone());
             Ok(Some(ev))
@@ -603,7 +716,7 @@ impl Service {
     fn show(&self, actor: &Actor, id: &str) -> Result<Response, Failure> {
         let id = Self::parse_id(id)?;
         let r = self.lookup(&id)?;
-        if !authz::may_view(actor, &r, &self.config.approver_groups) {
+        if !authz::may_view(actor, &r, &self.policy().defaults.approver_groups) {
             return Err(authz::Denial::NotYours.into());
         }
         Ok(Response::Request {
@@ -611,12 +724,19 @@ impl Service {
         })
     }
 
-    fn list(&self, actor: &Actor, all: bool) -> Response {
+    fn list(&self, actor: &Actor, all: bool, unreviewed: bool) -> Response {
+        let policy = self.policy();
         let reg = self.read_registry();
         let mut found: Vec<&Request> = reg
             .iter()
-            .filter(|r| all || !r.state().is_terminal())
-            .filter(|r| authz::may_view(actor, r, &self.config.approver_groups))
+            .filter(|r| {
+                if unreviewed {
+                    r.awaits_review()
+                } else {
+                    all || !r.state().is_terminal()
+                }
+            })
+            .filter(|r| authz::may_view(actor, r, &policy.defaults.approver_groups))
             .collect();
         found.sort_by(|a, b| (a.requested_at, &a.id).cmp(&(b.requested_at, &b.id)));
         // Keep the answer within one frame: newest first when there are too many.

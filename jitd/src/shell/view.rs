@@ -1,7 +1,7 @@
 //! The record as CLIs see it (`--json` output).
 
 use chrono::{DateTime, SecondsFormat, Utc};
-use jit_proto::{DecisionView, RequestView, SessionView, Target};
+use jit_proto::{DecisionView, ExtensionView, RequestView, ReviewView, SessionView, Target};
 
 use crate::core::model::{Phase, Request};
 
@@ -63,5 +63,21 @@ pub fn view(r: &Request) -> RequestView {
             })
             .collect(),
         failure: r.failure.clone(),
+        approvals_required: r.approvals_required,
+        extension: r.extension().map(|e| ExtensionView {
+            duration_secs: e.secs,
+            asked_at: rfc3339(e.asked_at),
+            approvals_missing: e.missing(),
+        }),
+        break_glass: r.break_glass.is_some(),
+        review: r
+            .break_glass
+            .as_ref()
+            .and_then(|b| b.review.as_ref())
+            .map(|v| ReviewView {
+                by: v.by.clone(),
+                at: rfc3339(v.at),
+                comment: v.comment.clone(),
+            }),
     }
 }

@@ -34,10 +34,12 @@ fn active_request(user: &TestUser, target: Target) -> Request {
                 approved_at: now,
                 expires_at: now + ChronoDuration::minutes(10),
             },
+            extension: None,
         },
         decisions: vec![],
         sessions: vec![],
         failure: None,
+        break_glass: None,
     }
 }
 
@@ -62,6 +64,8 @@ fn alive(pid: u32) -> bool {
 }
 
 struct Host {
+    /// Reconciling /etc/sudoers.d removes other tests' drop-ins: one such test at a time.
+    _exclusive: fs::File,
     enforcement: HostEnforcement,
     events: Arc<Mutex<Vec<Event>>>,
     cgroup_base: String,
@@ -69,6 +73,7 @@ struct Host {
 
 impl Host {
     fn new() -> Host {
+        let exclusive = jit_tests::lock_real_sudoers();
         let cgroup_base = unique_id("jittest");
         let events = Arc::new(Mutex::new(Vec::new()));
         let sink = Arc::clone(&events);
@@ -81,6 +86,7 @@ impl Host {
             Arc::new(move |e| lock(&sink).push(e)),
         );
         Host {
+            _exclusive: exclusive,
             enforcement,
             events,
             cgroup_base,

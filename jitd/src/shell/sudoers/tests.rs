@@ -12,6 +12,8 @@ use std::os::unix::fs::PermissionsExt;
 struct RealGrant {
     dir: SudoersDir,
     id: String,
+    /// Keeps reconciling tests from removing this drop-in while it is in use.
+    _shared: std::fs::File,
 }
 
 impl RealGrant {
@@ -19,7 +21,11 @@ impl RealGrant {
         let dir = SudoersDir::new(PathBuf::from("/etc/sudoers.d"));
         let id = unique_id("t");
         let argv: Vec<String> = argv.iter().map(|s| s.to_string()).collect();
-        let grant = RealGrant { dir, id };
+        let grant = RealGrant {
+            dir,
+            id,
+            _shared: jit_tests::share_real_sudoers(),
+        };
         grant
             .dir
             .install(&grant.id, user, &argv, Utc::now() + expires_in)

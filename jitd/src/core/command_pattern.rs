@@ -1,0 +1,305 @@
+//! Which command lines a role covers. A pattern is `ALL`, or a program's absolute path and its
+//! arguments, whitespace-separated, each matched on its own with `*`, `?` and `[...]`.
+//!
+//! Deliberately stricter than sudoers, whose patterns are easy to get wrong:
+//! - a pattern without arguments allows none (sudoers: any); write `/usr/bin/id *` for any;
+//! - a lone `*` as the last argument matches any number of remaining arguments (also none);
+//! - wildcards never match `/`, and an argument with a `..` component never matches a
+//!   pattern with a wildcard, so `/var/log/*` cannot reach `/var/log/../../etc/shadow`.
+//!
+//! The granted sudoers rule is always the exact requested command line, never the pattern.
+
+use std::fmt;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CommandPattern {
+    All,
+    Args(Vec<String>),
+}
+
+/// How closely a pattern matched: exact lines beat wildcards beat `ALL`; among wildcards,
+/// more literal characters win.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Specificity {
+    class: u8,
+    literal_chars: usize,
+}
+
+impl Specificity {
+    /// What an SSH login role scores: all SSH roles are equally specific.
+    pub const SSH: Specificity = Specificity {
+        class: 2,
+        literal_chars: 0,
+    };
+}
+
+impl CommandPattern {
+    /// Parses a pattern as written in the config; the error says what is wrong.
+    pub fn parse(text: &str) -> Result<CommandPattern, String> {
+        let text = text.trim();
+        if text == "ALL" {
+            return Ok(CommandPattern::All);
+        }
+        let words: Vec<String> = text.split_whitespace().map(String::from).collect();
+        let Some(program) = words.first() else {
+            return Err("the command pattern is empty (write a command line or \"ALL\")".into());
+        };
+        if !program.starts_with('/') {
+            return Err(format!(
+                "the program {program:?} is not an absolute path (write e.g. /usr/bin/systemctl)"
+            ));
+        }
+        for w in &words {
+            check_brackets(w)?;
+        }
+        Ok(CommandPattern::Args(words))
+    }
+
+    /// Does `argv` match? `None` when not; otherwise how specifically.
+    pub fn matches(&self, argv: &[String]) -> Option<Specificity> {
+        let words = match self {
+            CommandPattern::All => {
+                return Some(Specificity {
+                    class: 0,
+                    literal_chars: 0,
+                })
+            }
+            CommandPattern::Args(words) => words,
+        };
+        let any_rest = words.len() > 1 && words.last().is_some_and(|w| w == "*");
+        let fixed = if any_rest {
+            &words[..words.len() - 1]
+        } else {
+            &words[..]
+        };
+        if argv.len() < fixed.len() || (!any_rest && argv.len() != fixed.len()) {
+            return None;
+        }
+        let mut wild = any_rest;
+        for (pattern, arg) in fixed.iter().zip(argv) {
+            if has_wildcard(pattern) {
+                wild = true;
+                if arg.split('/').any(|c| c == "..") || !glob(pattern.as_bytes(), arg.as_bytes()) {
+                    return None;
+                }
+            } else if pattern != arg {
+                return None;
+            }
+        }
+        if any_rest
+            && argv[fixed.len()..]
+                .iter()
+                .any(|a| a.split('/').any(|c| c == ".."))
+        {
+            return None;
+        }
+        let literal_chars = fixed
+            .iter()
+            .map(|w| w.chars().filter(|c| !"*?[]".contains(*c)).count())
+            .sum();
+        Some(Specificity {
+            class: if wild { 1 } else { 2 },
+            literal_chars,
+        })
+    }
+}
+
+impl fmt::Display for CommandPattern {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CommandPattern::All => f.write_str("ALL"),
+            CommandPattern::Args(words) => f.write_str(&words.join(" ")),
+        }
+    }
+}
+
+fn has_wildcard(s: &str) -> bool {
+    s.contains(['*', '?', '['])
+}
+
+fn check_brackets(word: &str) -> Result<(), String> {
+    let mut open = false;
+    for c in word.chars() {
+        match c {
+            '[' if !open => open = true,
+            ']' if open => open = false,
+            _ => {}
+        }
+    }
+    if open {
+        Err(format!("{word:?} has a `[` without its `]`"))
+    } else {
+        Ok(())
+    }
+}
+
+/// fnmatch-like matching where no wildcard matches `/`.
+fn glob(pattern: &[u8], text: &[u8]) -> bool {
+    // Iterative with one backtrack point for the last `*`: linear enough for bounded inputs.
+    let (mut p, mut t) = (0, 0);
+    let mut star: Option<(usize, usize)> = None;
+    while t < text.len() {
+        if p < pattern.len() {
+            match pattern[p] {
+                b'*' => {
+                    star = Some((p, t));
+                    p += 1;
+                    continue;
+                }
+                b'?' if text[t] != b'/' => {
+                    p += 1;
+                    t += 1;
+                    continue;
+                }
+                b'[' => {
+                    if let Some((matched, next)) = class(&pattern[p..], text[t]) {
+                        if matched {
+                            p += next;
+                            t += 1;
+                            continue;
+                        }
+                    }
+                }
+                c if c == text[t] && c != b'?' => {
+                    p += 1;
+                    t += 1;
+                    continue;
+                }
+                _ => {}
+            }
+        }
+        // Mismatch: let the last `*` swallow one more byte, unless that byte is a slash.
+        match star {
+            Some((sp, st)) if text[st] != b'/' => {
+                p = sp + 1;
+                t = st + 1;
+                star = Some((sp, st + 1));
+            }
+            _ => return false,
+        }
+    }
+    pattern[p..].iter().all(|&c| c == b'*')
+}
+
+/// Matches one byte against a `[...]` class at the start of `pattern`; returns whether it
+/// matched and the class's length. `[!...]` and `[^...]` negate; `a-z` ranges work.
+fn class(pattern: &[u8], c: u8) -> Option<(bool, usize)> {
+    let mut i = 1;
+    let negate = matches!(pattern.get(i), Some(b'!') | Some(b'^'));
+    if negate {
+        i += 1;
+    }
+    let mut matched = false;
+    let mut first = true;
+    while i < pattern.len() && (first || pattern[i] != b']') {
+        first = false;
+        let lo = pattern[i];
+        if pattern.get(i + 1) == Some(&b'-') && pattern.get(i + 2).is_some_and(|&h| h != b']') {
+            let hi = pattern[i + 2];
+            matched |= lo <= c && c <= hi;
+            i += 3;
+        } else {
+            matched |= lo == c;
+            i += 1;
+        }
+    }
+    if i >= pattern.len() {
+        return None;
+    }
+    Some((matched != negate && c != b'/', i + 1))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn argv(s: &str) -> Vec<String> {
+        s.split_whitespace().map(String::from).collect()
+    }
+
+    #[test]
+    fn patterns_match_argument_by_argument() {
+        let cases = [
+            // pattern, command line, matches
+            ("ALL", "/bin/anything at all", true),
+            (
+                "/usr/bin/systemctl restart nginx",
+                "/usr/bin/systemctl restart nginx",
+                true,
+            ),
+            (
+                "/usr/bin/systemctl restart nginx",
+                "/usr/bin/systemctl restart nginx now",
+                false,
+            ),
+            ("/usr/bin/id", "/usr/bin/id -u", false),
+            ("/usr/bin/id *", "/usr/bin/id", true),
+            ("/usr/bin/id *", "/usr/bin/id -u -n", true),
+            (
+                "/usr/bin/systemctl restart *",
+                "/usr/bin/systemctl restart nginx",
+                true,
+            ),
+            (
+                "/usr/bin/systemctl restart nginx*",
+                "/usr/bin/systemctl restart nginx@a",
+                true,
+            ),
+            ("/bin/cat /var/log/*", "/bin/cat /var/log/syslog", true),
+            (
+                "/bin/cat /var/log/*",
+                "/bin/cat /var/log/nginx/x.log",
+                false,
+            ),
+            (
+                "/bin/cat /var/log/*",
+                "/bin/cat /var/log/../../etc/shadow",
+                false,
+            ),
+            ("/bin/cat /var/log/*", "/bin/cat /var/log/..", false),
+            ("/bin/cat /var/log/sys?og", "/bin/cat /var/log/syslog", true),
+            (
+                "/bin/cat /var/log/[a-m]*.log",
+                "/bin/cat /var/log/auth.log",
+                true,
+            ),
+            (
+                "/bin/cat /var/log/[a-m]*.log",
+                "/bin/cat /var/log/syslog.log",
+                false,
+            ),
+            (
+                "/bin/cat /var/log/[!a-m]*.log",
+                "/bin/cat /var/log/syslog.log",
+                true,
+            ),
+            ("/usr/bin/* status", "/usr/bin/systemctl status", true),
+            ("/usr/bin/* status", "/usr/sbin/x status", false),
+            ("/bin/ls *", "/bin/ls -l ../../root", false),
+        ];
+        for (pattern, line, expected) in cases {
+            let p = CommandPattern::parse(pattern).unwrap();
+            assert_eq!(
+                p.matches(&argv(line)).is_some(),
+                expected,
+                "{pattern:?} vs {line:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn exact_lines_are_more_specific_than_wildcards_than_all() {
+        let line = argv("/usr/bin/systemctl restart nginx");
+        let score = |p: &str| CommandPattern::parse(p).unwrap().matches(&line).unwrap();
+        assert!(score("/usr/bin/systemctl restart nginx") > score("/usr/bin/systemctl restart *"));
+        assert!(score("/usr/bin/systemctl restart ngi*") > score("/usr/bin/systemctl restart *"));
+        assert!(score("/usr/bin/systemctl *") > score("ALL"));
+    }
+
+    #[test]
+    fn bad_patterns_are_refused() {
+        for bad in ["", "systemctl restart nginx", "./run", "/bin/cat [abc"] {
+            assert!(CommandPattern::parse(bad).is_err(), "{bad:?}");
+        }
+    }
+}

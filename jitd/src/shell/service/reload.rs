@@ -1,0 +1,150 @@
+//! Reloading the policy (SIGHUP, `jitd reload`): the whole configuration is read and
+//! validated again; only a valid one replaces the policy, atomically, and either outcome is
+//! logged. Pending requests are then judged again under the new policy: denied when it no
+//! longer allows them, otherwise given the new approvers and approval count (and granted if
+//! the approvals already given now suffice). Rules do not approve on reload. Settings other
+//! than the policy (socket, directories, limits, time-outs) need a restart.
+
+use std::sync::Arc;
+
+use jit_proto::{ErrorCode, Response, State};
+
+use super::{Failure, Service};
+use crate::config::Config;
+use crate::core::authz::{self, Actor};
+use crate::core::lifecycle::By;
+use crate::core::model::GrantId;
+use crate::core::policy::{Ask, Requester};
+use crate::events::{Event, EventKind};
+use crate::shell::event_log::event_for;
+use crate::shell::identity;
+
+impl Service {
+    pub(super) fn reload(&self, actor: &Actor) -> Result<Response, Failure> {
+        authz::may_query_grants(actor)?;
+        self.reload_policy(&format!("`jitd reload` by {}", actor.name))
+            .map(|message| Response::Reloaded { message })
+            .map_err(|m| Failure::new(ErrorCode::BadRequest, m))
+    }
+
+    /// Loads the configuration file again and puts its policy in force. `trigger` says who
+    /// asked, for the log.
+    pub fn reload_policy(&self, trigger: &str) -> Result<String, String> {
+        let Some(path) = self.config.source.clone() else {
+            return Err(
+                "jitd runs without a configuration file; restart it to change the policy".into(),
+            );
+        };
+        let new = match Config::load(&path, true) {
+            Ok(c) => c,
+            Err(e) => {
+                let message = format!(
+                    "policy reload ({trigger}) rejected, the previous policy stays in force: {e}"
+                );
+                self.events
+                    .emit(&Event::new(EventKind::ConfigReloaded, message.clone()));
+                return Err(message);
+            }
+        };
+        let needs_restart = self.config.restart_only_changes(&new);
+        let roles = new.policy.roles.len();
+        *self.policy.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(new.policy);
+        let (denied, changed) = self.reevaluate_pending();
+        let mut message = format!(
+            "policy reloaded ({trigger}): {roles} role(s); pending requests: {denied} denied, {changed} updated"
+        );
+        if !needs_restart.is_empty() {
+            message.push_str(&format!(
+                "; changes to {} take effect only after a restart",
+                needs_restart.join(", ")
+            ));
+        }
+        self.events
+            .emit(&Event::new(EventKind::ConfigReloaded, message.clone()));
+        Ok(message)
+    }
+
+    /// Returns how many pending requests were denied and how many got new approvers.
+    fn reevaluate_pending(&self) -> (usize, usize) {
+        let pending: Vec<(GrantId, u32)> = self
+            .read_registry()
+            .iter()
+            .filter(|r| r.state() == State::Pending)
+            .map(|r| (r.id.clone(), r.uid))
+            .collect();
+        let policy = self.policy();
+        let (mut denied, mut changed) = (0, 0);
+        for (id, uid) in pending {
+            // Looked up before taking the registry lock: the user database may be remote.
+            let requester = identity::actor_for_uid(uid);
+            let mut granted = false;
+            let result = self.transition(&id, |r, now| {
+                let verdict = requester.as_ref().map_err(Clone::clone).and_then(|who| {
+                    let ask = Ask {
+                        who: Requester {
+                            user: &who.name,
+                            groups: &who.groups,
+                        },
+                        target: &r.target,
+                        role: r.role.as_deref(),
+                        duration: Some(std::time::Duration::from_secs(r.duration_secs)),
+                    };
+                    policy
+                        .decide(&ask, &r.reason, r.ticket.as_deref(), now)
+                        .map_err(|refusal| refusal.message().to_string())
+                });
+                match verdict {
+                    Err(why) => {
+                        let why = format!("the reloaded policy no longer allows it: {why}");
+                        r.deny(&By::daemon(), why.clone(), true, now)?;
+                        denied += 1;
+                        Ok(Some(event_for(EventKind::Denied, r, why)))
+                    }
+                    Ok(plan) => {
+                        if (r.role.as_ref(), r.approvals_required, &r.approver_groups)
+                            == (plan.role.as_ref(), plan.approvals_required, &plan.approver_groups)
+                        {
+                            return Ok(None);
+                        }
+                        changed += 1;
+                        granted = r.reassign(
+                            plan.role,
+                            plan.approvals_required,
+                            plan.approver_groups,
+                            now,
+                        );
+                        if granted {
+                            let mut ev = event_for(
+                                EventKind::Approved,
+                                r,
+                                "the approvals given suffice under the reloaded policy; the grant is active",
+                            );
+                            ev.approver = Some("jitd".into());
+                            Ok(Some(ev))
+                        } else {
+                            Ok(Some(event_for(
+                                EventKind::ConfigReloaded,
+                                r,
+                                "the reloaded policy changed who approves this request",
+                            )))
+                        }
+                    }
+                }
+            });
+            match result {
+                Ok(r) if granted => {
+                    self.activate(r);
+                }
+                Ok(_) => {}
+                Err(f) => self.events.emit(&Event::new(
+                    EventKind::InternalError,
+                    format!(
+                        "cannot re-evaluate request {id} after the reload: {}",
+                        f.message
+                    ),
+                )),
+            }
+        }
+        (denied, changed)
+    }
+}
