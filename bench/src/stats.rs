@@ -15,7 +15,8 @@ pub struct Summary {
 /// Summarises samples in microseconds.
 pub fn summarise(samples: &mut [Duration]) -> Summary {
     samples.sort_unstable();
-    let us = |d: Duration| d.as_secs_f64() * 1e6;
+    // From whole nanoseconds: as_secs_f64() * 1e6 is not exact (999 µs → 999.0000000000001).
+    let us = |d: Duration| d.as_nanos() as f64 / 1000.0;
     let at = |q: f64| {
         if samples.is_empty() {
             return f64::NAN;
