@@ -78,6 +78,13 @@ struct Ended {
     context: &'static str,
 }
 
+/// The answer that shows a request to its caller.
+pub(crate) fn shown(r: &Request) -> Response {
+    Response::Request {
+        request: Box::new(view(r)),
+    }
+}
+
 pub struct Service {
     config: Config,
     /// The policy in force; replaced as a whole by a reload.
@@ -451,9 +458,7 @@ impl Service {
         } else {
             r
         };
-        Ok(Response::Request {
-            request: Box::new(view(&r)),
-        })
+        Ok(shown(&r))
     }
 
     fn grant(&self, actor: &Actor, user: &str, new: &NewRequest) -> Result<Response, Failure> {
@@ -482,9 +487,7 @@ impl Service {
         } else {
             r
         };
-        Ok(Response::Request {
-            request: Box::new(view(&r)),
-        })
+        Ok(shown(&r))
     }
 
     /// Applies `step` to the current record under the write lock, records `event` (refusing if
@@ -595,9 +598,7 @@ impl Service {
             Some(Approval::Extended) => self.extended(r),
             _ => r,
         };
-        Ok(Response::Request {
-            request: Box::new(view(&r)),
-        })
+        Ok(shown(&r))
     }
 
     /// After the window opened: install the grant on the host, or fail it.
@@ -652,9 +653,7 @@ impl Service {
             ev.approver = Some(actor.name.clone());
             Ok(Some(ev))
         })?;
-        Ok(Response::Request {
-            request: Box::new(view(&r)),
-        })
+        Ok(shown(&r))
     }
 
     fn revoke(&self, actor: &Actor, id: &str, reason: String) -> Result<Response, Failure> {
@@ -673,9 +672,7 @@ impl Service {
             Ok(Some(ev))
         })?;
         self.enforcement.withdraw(&r);
-        Ok(Response::Request {
-            request: Box::new(view(&r)),
-        })
+        Ok(shown(&r))
     }
 
     fn cancel(&self, actor: &Actor, id: &str) -> Result<Response, Failure> {
@@ -690,9 +687,7 @@ impl Service {
                 format!("{} cancelled the request", actor.name),
             )))
         })?;
-        Ok(Response::Request {
-            request: Box::new(view(&r)),
-        })
+        Ok(shown(&r))
     }
 
     fn done(&self, actor: &Actor, id: &str) -> Result<Response, Failure> {
@@ -708,9 +703,7 @@ impl Service {
             )))
         })?;
         self.enforcement.withdraw(&r);
-        Ok(Response::Request {
-            request: Box::new(view(&r)),
-        })
+        Ok(shown(&r))
     }
 
     fn show(&self, actor: &Actor, id: &str) -> Result<Response, Failure> {
@@ -719,9 +712,7 @@ impl Service {
         if !authz::may_view(actor, &r, &self.policy().defaults.approver_groups) {
             return Err(authz::Denial::NotYours.into());
         }
-        Ok(Response::Request {
-            request: Box::new(view(&r)),
-        })
+        Ok(shown(&r))
     }
 
     fn list(&self, actor: &Actor, all: bool, unreviewed: bool) -> Response {
