@@ -97,6 +97,7 @@ fn start(config: Config) -> Result<(), String> {
         Box::new(enforcement),
     )
     .map_err(|e| format!("cannot load state from {}: {e}", state_dir.display()))?;
+    release_startup_memory();
     let reloader = Arc::clone(&service);
     std::thread::Builder::new()
         .name("reload".into())
@@ -115,6 +116,18 @@ fn start(config: Config) -> Result<(), String> {
     eprintln!("jitd: listening on {}", socket.display());
     notify::ready();
     server::serve(listener, service).map_err(|e| format!("socket server stopped: {e}"))
+}
+
+/// Loading and reconciling allocate and free as much again as the records themselves (file
+/// buffers, the loaded list, reconciliation's copies); glibc keeps freed memory mapped, so
+/// hand it back once (100k grants: 169 → 127 MiB resident).
+fn release_startup_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only returns free heap memory to the kernel; it has no
+    // preconditions and touches no live allocation.
+    unsafe {
+        libc::malloc_trim(0);
+    }
 }
 
 fn reload_signal() -> nix::sys::signal::SigSet {

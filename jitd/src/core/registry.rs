@@ -40,7 +40,8 @@ impl Registry {
         if r.state() == jit_proto::State::Active {
             self.active
                 .entry((r.user.clone(), r.kind()))
-                .or_default()
+                // Almost every user holds one grant of a kind at a time: no spare capacity.
+                .or_insert_with(|| Vec::with_capacity(1))
                 .push(r.id.clone());
         }
     }
@@ -76,6 +77,13 @@ impl Registry {
     /// The earliest pending deadline.
     pub fn next_deadline(&self) -> Option<DateTime<Utc>> {
         self.deadlines.first().map(|(at, _)| *at)
+    }
+
+    /// Requests that have a deadline, earliest first, with it.
+    pub fn by_deadline(&self) -> impl Iterator<Item = (DateTime<Utc>, &Request)> {
+        self.deadlines
+            .iter()
+            .filter_map(|(at, id)| self.requests.get(id).map(|r| (*at, r)))
     }
 
     /// Ids whose deadline is at or before `now`.

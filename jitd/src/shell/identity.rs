@@ -19,6 +19,17 @@ pub fn actor_for_uid(uid: u32) -> Result<Actor, String> {
     })
 }
 
+/// The caller of a request authorised by its uid alone: PAM's check and session registration,
+/// which only root may make. The user and group databases are not read, because that would put
+/// NSS (files, LDAP, sssd) on the path of every login and every sudo; `name` is `#UID`.
+pub fn uid_only(uid: u32) -> Actor {
+    Actor {
+        uid,
+        name: format!("#{uid}"),
+        groups: Vec::new(),
+    }
+}
+
 /// Names of every group `name` belongs to, primary group included.
 pub fn group_names(name: &str, primary: Gid) -> Vec<String> {
     let Ok(cname) = CString::new(name) else {

@@ -9,12 +9,13 @@ use std::io;
 use std::os::unix::fs::{DirBuilderExt, FileTypeExt, MetadataExt, PermissionsExt};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use jit_proto::frame::{read_frame_bytes, write_frame, DeadlineReader, FrameError};
 use jit_proto::peer::{peer_cred, PeerCred};
-use jit_proto::{ClientMessage, ErrorCode, Response, PROTOCOL_VERSION};
+use jit_proto::{ClientMessage, ErrorCode, Request, Response, PROTOCOL_VERSION};
 
 use crate::shell::identity;
 use crate::shell::service::Service;
@@ -117,6 +118,12 @@ pub fn serve(listener: UnixListener, service: Arc<Service>) -> io::Result<()> {
         per_uid: service.config().max_connections_per_uid,
         open: Mutex::new((0, HashMap::new())),
     });
+    let threads = Threads::new(Arc::new(move |(stream, cred): Connection| {
+        match limits.acquire(cred.uid) {
+            Some(_slot) => handle_connection(stream, cred, &service),
+            None => refuse_busy(stream),
+        }
+    }));
     for stream in listener.incoming() {
         let stream = match stream {
             Ok(s) => s,
@@ -131,19 +138,97 @@ pub fn serve(listener: UnixListener, service: Arc<Service>) -> io::Result<()> {
             Ok(c) => c,
             Err(_) => continue,
         };
-        let service = Arc::clone(&service);
-        let limits = Arc::clone(&limits);
+        threads.dispatch((stream, cred));
+    }
+    Ok(())
+}
+
+type Connection = (UnixStream, PeerCred);
+type Work = Arc<dyn Fn(Connection) + Send + Sync>;
+
+/// How long a connection thread waits for the next connection before it exits.
+const IDLE_THREAD_EXIT: Duration = Duration::from_secs(30);
+
+/// Connection threads, reused: spawning a thread per connection (clone, stack mapping, exit)
+/// cost more than answering a PAM check. Every connection still gets a thread of its own at
+/// once — an idle one, or a new one when none is idle — so a slow client never delays another,
+/// and the connection limits bound how many threads are busy.
+struct Threads {
+    work: Work,
+    queue: mpsc::Sender<Connection>,
+    waiting: Arc<Mutex<mpsc::Receiver<Connection>>>,
+    /// Threads waiting for a connection that no queued connection has been promised to yet.
+    idle: Arc<AtomicUsize>,
+}
+
+impl Threads {
+    fn new(work: Work) -> Threads {
+        let (queue, waiting) = mpsc::channel();
+        Threads {
+            work,
+            queue,
+            waiting: Arc::new(Mutex::new(waiting)),
+            idle: Arc::new(AtomicUsize::new(0)),
+        }
+    }
+
+    fn dispatch(&self, connection: Connection) {
+        // Promise the connection to an idle thread first, so it can never wait in the queue
+        // for a thread that is about to exit.
+        let connection = if take_one(&self.idle) {
+            match self.queue.send(connection) {
+                Ok(()) => return,
+                Err(mpsc::SendError(c)) => c,
+            }
+        } else {
+            connection
+        };
+        let (work, waiting, idle) = (
+            Arc::clone(&self.work),
+            Arc::clone(&self.waiting),
+            Arc::clone(&self.idle),
+        );
         let spawned = std::thread::Builder::new()
-            .name(format!("conn-{}", cred.uid))
-            .spawn(move || match limits.acquire(cred.uid) {
-                Some(_slot) => handle_connection(stream, cred, &service),
-                None => refuse_busy(stream),
+            .name("conn".into())
+            .spawn(move || {
+                work(connection);
+                serve_queued(&work, &waiting, &idle);
             });
         if let Err(e) = spawned {
             eprintln!("jitd: cannot start a connection thread: {e}");
         }
     }
-    Ok(())
+}
+
+/// Takes one from `n` unless it is zero.
+fn take_one(n: &AtomicUsize) -> bool {
+    n.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |v| v.checked_sub(1))
+        .is_ok()
+}
+
+/// A connection thread's life after its first connection: wait for promised connections,
+/// exit after [`IDLE_THREAD_EXIT`] without one.
+fn serve_queued(work: &Work, waiting: &Mutex<mpsc::Receiver<Connection>>, idle: &AtomicUsize) {
+    loop {
+        idle.fetch_add(1, Ordering::SeqCst);
+        loop {
+            let next = waiting
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .recv_timeout(IDLE_THREAD_EXIT);
+            match next {
+                // The dispatcher took this thread's idle count when it queued the connection.
+                Ok(connection) => {
+                    work(connection);
+                    break;
+                }
+                // Leave only if no queued connection counts on this thread.
+                Err(mpsc::RecvTimeoutError::Timeout) if take_one(idle) => return,
+                Err(mpsc::RecvTimeoutError::Timeout) => {}
+                Err(mpsc::RecvTimeoutError::Disconnected) => return,
+            }
+        }
+    }
 }
 
 fn refuse_busy(mut stream: UnixStream) {
@@ -204,9 +289,65 @@ fn answer(body: &[u8], cred: PeerCred, service: &Service) -> Response {
         Ok(m) => m,
         Err(e) => return error(ErrorCode::BadRequest, format!("malformed request: {e}")),
     };
-    let actor = match identity::actor_for_uid(cred.uid) {
-        Ok(a) => a,
-        Err(e) => return error(ErrorCode::Forbidden, e),
+    let actor = match &msg.request {
+        Request::Check(_) | Request::OpenSession(_) | Request::CloseSession(_) => {
+            identity::uid_only(cred.uid)
+        }
+        _ => match identity::actor_for_uid(cred.uid) {
+            Ok(a) => a,
+            Err(e) => return error(ErrorCode::Forbidden, e),
+        },
     };
     service.handle(&actor, msg.request)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashSet;
+    use std::sync::Barrier;
+
+    fn connection() -> Connection {
+        let (ours, _theirs) = UnixStream::pair().unwrap();
+        (
+            ours,
+            PeerCred {
+                pid: 1,
+                uid: 0,
+                gid: 0,
+            },
+        )
+    }
+
+    /// Eight connections that all wait for each other finish only if each got a thread of its
+    /// own at once; a later batch is served by the same threads, none new.
+    #[test]
+    fn every_connection_gets_its_own_thread_and_threads_are_reused() {
+        let barrier = Arc::new(Barrier::new(8));
+        let names = Arc::new(Mutex::new(HashSet::new()));
+        let (done, finished) = mpsc::channel();
+        let (b, n) = (Arc::clone(&barrier), Arc::clone(&names));
+        let threads = Threads::new(Arc::new(move |_: Connection| {
+            b.wait();
+            n.lock().unwrap().insert(std::thread::current().id());
+            done.send(()).unwrap();
+        }));
+        for round in 1..=2 {
+            for _ in 0..8 {
+                threads.dispatch(connection());
+            }
+            for _ in 0..8 {
+                finished
+                    .recv_timeout(Duration::from_secs(10))
+                    .expect("a connection waited for another's thread");
+            }
+            assert_eq!(names.lock().unwrap().len(), 8, "round {round}");
+            // Let every thread get back to waiting before the next round.
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while threads.idle.load(Ordering::SeqCst) < 8 {
+                assert!(Instant::now() < deadline, "threads did not become idle");
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        }
+    }
 }

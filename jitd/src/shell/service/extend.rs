@@ -8,14 +8,13 @@ use std::time::Duration as StdDuration;
 
 use jit_proto::{ErrorCode, Response};
 
-use super::{Failure, Service};
+use super::{shown, Failure, Service};
 use crate::core::authz::{self, Actor};
 use crate::core::lifecycle::By;
 use crate::core::model::Request;
 use crate::core::policy::{approvers_text, Requester, Route};
 use crate::events::EventKind;
 use crate::shell::event_log::event_for;
-use crate::shell::view::view;
 
 impl Service {
     pub(super) fn extend(
@@ -103,9 +102,7 @@ impl Service {
             Ok(Some(ev))
         })?;
         let r = if extended { self.extended(r) } else { r };
-        Ok(Response::Request {
-            request: Box::new(view(&r)),
-        })
+        Ok(shown(&r))
     }
 
     /// After the window grew: install again (the drop-in's NOTAFTER moves) and warn anew

@@ -3,13 +3,12 @@
 
 use jit_proto::{ErrorCode, Response};
 
-use super::{Failure, Service};
+use super::{shown, Failure, Service};
 use crate::core::authz::{self, Actor};
 use crate::core::lifecycle::By;
 use crate::events::EventKind;
 use crate::shell::event_log::event_for;
 use crate::shell::submission::MAX_REASON_BYTES;
-use crate::shell::view::view;
 
 impl Service {
     pub(super) fn review(
@@ -39,8 +38,6 @@ impl Service {
             ev.approver = Some(actor.name.clone());
             Ok(Some(ev))
         })?;
-        Ok(Response::Request {
-            request: Box::new(view(&r)),
-        })
+        Ok(shown(&r))
     }
 }

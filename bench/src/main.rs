@@ -1,0 +1,202 @@
+//! `jit-bench`: measures jitd and pam_jit against baselines measured in the same run, prints
+//! one table and writes it as JSON (format in `report.rs`, documented in docs/benchmarks.md).
+//! Run through `bench/run`, which builds the release binaries first. Needs root: it creates
+//! users, PAM services and sudoers drop-ins (all removed afterwards).
+//!
+//! `jit-bench [--quick] [--only SECTION,...] [--out FILE]`: `--quick` is a smoke run with a
+//! tenth of the grants and iterations (its figures are not the ones to quote); `--only` runs
+//! some of `scale,pam,sudo,throughput,revocation` (the 100k daemon always starts).
+//! `jit-bench --compare OLD.json NEW.json` prints two results files side by side.
+
+#![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
+
+mod daemon;
+mod pam_check;
+mod report;
+mod revocation;
+mod scale;
+mod state;
+mod stats;
+mod sudo_wall;
+mod throughput;
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use jit_tests::{TempDir, TestUser};
+
+use report::Report;
+
+struct Plan {
+    grants: usize,
+    small_grants: usize,
+    audit_records: u64,
+    pam_iterations: usize,
+    sudo_iterations: usize,
+    throughput_for: Duration,
+    revocation_grants: usize,
+}
+
+fn main() {
+    let mut out = jit_tests::workspace_root().join("target/bench/results.json");
+    let mut quick = false;
+    let mut only: Option<Vec<String>> = None;
+    let mut args = std::env::args().skip(1);
+    while let Some(a) = args.next() {
+        match a.as_str() {
+            "--quick" => quick = true,
+            "--only" => {
+                only = Some(
+                    args.next()
+                        .expect("--only SECTIONS")
+                        .split(',')
+                        .map(String::from)
+                        .collect(),
+                )
+            }
+            "--compare" => {
+                let (old, new) = (args.next(), args.next());
+                let (Some(old), Some(new)) = (old, new) else {
+                    eprintln!("usage: jit-bench --compare OLD.json NEW.json");
+                    std::process::exit(2);
+                };
+                match report::compare(old.as_ref(), new.as_ref()) {
+                    Ok(table) => print!("{table}"),
+                    Err(e) => {
+                        eprintln!("jit-bench: {e}");
+                        std::process::exit(1);
+                    }
+                }
+                return;
+            }
+            "--out" => out = PathBuf::from(args.next().expect("--out FILE")),
+            other => {
+                eprintln!("usage: jit-bench [--quick] [--only SECTION,...] [--out FILE] | --compare OLD.json NEW.json (unknown argument {other:?})");
+                std::process::exit(2);
+            }
+        }
+    }
+    // SAFETY: getuid has no preconditions.
+    if unsafe { libc::getuid() } != 0 {
+        eprintln!("jit-bench: run as root (it creates users, PAM services and sudoers drop-ins)");
+        std::process::exit(2);
+    }
+    let plan = if quick {
+        Plan {
+            grants: 10_000,
+            small_grants: 1_000,
+            audit_records: 100_000,
+            pam_iterations: 2_000,
+            sudo_iterations: 20,
+            throughput_for: Duration::from_millis(500),
+            revocation_grants: 100,
+        }
+    } else {
+        Plan {
+            grants: 100_000,
+            small_grants: 10_000,
+            audit_records: 1_000_000,
+            pam_iterations: 20_000,
+            sudo_iterations: 200,
+            throughput_for: Duration::from_secs(3),
+            revocation_grants: 1_000,
+        }
+    };
+    let started = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let clock = Instant::now();
+    let mut report = Report::default();
+    let run = |section: &str| only.as_ref().is_none_or(|o| o.iter().any(|s| s == section));
+    let step = |what: &str| eprintln!("[{:>5.1}s] {what}", clock.elapsed().as_secs_f64());
+
+    step("writing the audit log");
+    let audit = TempDir::new("benchaudit");
+    state::write_audit_log(audit.path(), plan.audit_records).expect("audit log");
+    let big = format!(
+        "{}k grants + {}M audit records",
+        plan.grants / 1000,
+        plan.audit_records as f64 / 1e6
+    );
+    let small = format!(
+        "{}k grants + {}M audit records",
+        plan.small_grants / 1000,
+        plan.audit_records as f64 / 1e6
+    );
+
+    if run("scale") {
+        step("scale: empty");
+        {
+            let jitd = scale::start(0, None, None);
+            scale::record(&mut report, "empty state", "empty", &jitd, false);
+        }
+        step("scale: small");
+        {
+            let jitd = scale::start(plan.small_grants, None, Some(audit.path()));
+            scale::record(&mut report, &small, "small", &jitd, false);
+        }
+    }
+    step("scale: big");
+    let user = TestUser::create("bpam");
+    let jitd = scale::start(
+        plan.grants,
+        Some((&user.name, user.uid)),
+        Some(audit.path()),
+    );
+    scale::record(&mut report, &big, "big", &jitd, true);
+    drop(audit);
+
+    if run("pam") {
+        step("PAM account check");
+        let expires = chrono::Utc::now().timestamp() + 4 * 3600;
+        let holders = (0..plan.grants / 2)
+            .map(scale::fake_user)
+            .chain(std::iter::once(user.name.clone()))
+            .chain((plan.grants / 2..plan.grants).map(scale::fake_user));
+        let services =
+            pam_check::Services::new(&jitd.socket(), &pam_check::grant_file(holders, expires));
+        pam_check::measure(&mut report, &services, &user.name, plan.pam_iterations);
+    }
+    if run("sudo") {
+        step("sudo wall time");
+        sudo_wall::measure(&mut report, &jitd, plan.sudo_iterations);
+    }
+    if run("throughput") {
+        step("throughput");
+        throughput::measure(&mut report, &jitd, &user.name, plan.throughput_for);
+    }
+    let (rss, peak) = jitd.memory_mib();
+    report.add(
+        "scale.big.rss_after_load_mib",
+        "resident memory after the load above",
+        rss,
+        "MiB",
+    );
+    report.add(
+        "scale.big.peak_rss_mib",
+        "peak resident memory (VmHWM)",
+        peak,
+        "MiB",
+    );
+    drop(jitd);
+
+    if run("revocation") {
+        step("revocation");
+        revocation::measure(&mut report, plan.revocation_grants, Duration::from_secs(10));
+    }
+
+    step("done");
+    let table = report.table();
+    println!("\n{}", header());
+    print!("{table}");
+    report.write_json(&out, &started).expect("write results");
+    println!("\nwritten to {}", out.display());
+}
+
+fn header() -> String {
+    let m = report::machine();
+    format!(
+        "jit-bench on {} CPU(s), {}, Linux {}",
+        m["nproc"],
+        m["cpu"].as_str().unwrap_or("?"),
+        m["kernel"].as_str().unwrap_or("?")
+    )
+}

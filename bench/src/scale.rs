@@ -1,0 +1,99 @@
+//! Measurement 5, scale: cold start (spawn → state loaded, host reconciled, first check answered) and
+//! resident memory with many active grants and a long audit log. The 100k daemon is kept and
+//! used by the PAM, sudo and throughput measurements.
+
+use std::path::Path;
+use std::time::Duration;
+
+use chrono::Utc;
+
+use crate::daemon::BenchDaemon;
+use crate::report::{Goal, Report};
+use crate::state::{self, Grant};
+
+/// Name of fake grant holder `n` (grants are keyed by user name; these users need not exist
+/// because SSH grants have no drop-in).
+pub fn fake_user(n: usize) -> String {
+    format!("bu{n:06}")
+}
+
+/// A jitd holding `grants` SSH grants of fake users, plus one of `real` (name, uid), with a
+/// copy of `audit` (log and head) as its audit log. Returns it with its memory use.
+pub fn start(grants: usize, real: Option<(&str, u32)>, audit: Option<&Path>) -> BenchDaemon {
+    let now = Utc::now();
+    let expires = now + chrono::Duration::hours(4);
+    let mut list: Vec<Grant> = (0..grants)
+        .map(|i| Grant {
+            id: state::id('s', i),
+            user: fake_user(i),
+            uid: 100_000 + i as u32,
+            command: None,
+            approved_at: now,
+            expires_at: expires,
+        })
+        .collect();
+    if let Some((name, uid)) = real {
+        list.push(Grant {
+            id: state::id('t', 0),
+            user: name.to_string(),
+            uid,
+            command: None,
+            approved_at: now,
+            expires_at: expires,
+        });
+    }
+    BenchDaemon::start("", move |state_dir, _| {
+        state::write_requests(state_dir, list).expect("write grants");
+        if let Some(from) = audit {
+            for f in ["audit.log", "audit.head"] {
+                std::fs::copy(from.join(f), state_dir.join(f)).expect("copy audit log");
+            }
+        }
+    })
+}
+
+pub fn record(report: &mut Report, label: &str, key: &str, jitd: &BenchDaemon, goals: bool) {
+    // Let the scheduler run a round with everything loaded before reading memory.
+    std::thread::sleep(Duration::from_millis(1500));
+    let (rss, _) = jitd.memory_mib();
+    // What the scheduler alone costs while nothing happens (it wakes at least every second).
+    let (cpu, wall) = (jitd.cpu_time(), std::time::Instant::now());
+    std::thread::sleep(Duration::from_secs(3));
+    let idle = (jitd.cpu_time() - cpu).as_secs_f64() / wall.elapsed().as_secs_f64() * 100.0;
+    let ms = jitd.cold_start.as_secs_f64() * 1e3;
+    report.add(
+        &format!("scale.{key}.idle_cpu_pct"),
+        &format!("CPU while idle, {label}"),
+        idle,
+        "%",
+    );
+    if goals {
+        report.goal(
+            &format!("scale.{key}.cold_start_ms"),
+            &format!("cold start, {label}"),
+            ms,
+            "ms",
+            Goal::AtMost(1000.0),
+        );
+        report.goal(
+            &format!("scale.{key}.rss_mib"),
+            &format!("resident memory, {label}"),
+            rss,
+            "MiB",
+            Goal::AtMost(64.0),
+        );
+    } else {
+        report.add(
+            &format!("scale.{key}.cold_start_ms"),
+            &format!("cold start, {label}"),
+            ms,
+            "ms",
+        );
+        report.add(
+            &format!("scale.{key}.rss_mib"),
+            &format!("resident memory, {label}"),
+            rss,
+            "MiB",
+        );
+    }
+}

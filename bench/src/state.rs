@@ -1,0 +1,136 @@
+//! Writes a jitd state directory directly: many active grants as `requests/<id>.json` (the
+//! serde JSON of jitd's `core::model::Request`) and an audit log with a valid hash chain plus
+//! its `audit.head`. Creating 100,000 grants through the CLI would take many minutes (each is
+//! fsync'ed and audited); jitd loads these files exactly as it loads its own.
+
+use std::fs;
+use std::io::{self, BufWriter, Write};
+use std::os::unix::fs::DirBuilderExt;
+use std::path::Path;
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde_json::json;
+use sha2::{Digest, Sha256};
+
+/// One active grant to write.
+pub struct Grant {
+    pub id: String,
+    pub user: String,
+    pub uid: u32,
+    /// The sudo command line; `None` for an SSH grant (no drop-in).
+    pub command: Option<Vec<String>>,
+    pub approved_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// A valid, unique request id for grant number `n` (10 characters of `[a-z0-9]`).
+pub fn id(prefix: char, n: usize) -> String {
+    let mut digits = Vec::new();
+    let mut v = n;
+    loop {
+        digits.push(b"0123456789abcdefghijklmnopqrstuvwxyz"[v % 36] as char);
+        v /= 36;
+        if v == 0 {
+            break;
+        }
+    }
+    let body: String = digits.iter().rev().collect();
+    format!("{prefix}{body:0>9}")
+}
+
+fn time(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::AutoSi, true)
+}
+
+/// The JSON jitd stores for an active grant created by `jitd grant` as root.
+pub fn request_json(g: &Grant) -> serde_json::Value {
+    let target = match &g.command {
+        Some(cmd) => json!({ "kind": "sudo", "command": cmd }),
+        None => json!({ "kind": "ssh" }),
+    };
+    json!({
+        "id": g.id,
+        "uid": g.uid,
+        "user": g.user,
+        "target": target,
+        "duration_secs": (g.expires_at - g.approved_at).num_seconds().max(1),
+        "reason": "benchmark",
+        "ticket": null,
+        "role": null,
+        "approvals_required": 1,
+        "approver_groups": [],
+        "requested_at": time(g.approved_at),
+        "phase": {
+            "phase": "active",
+            "window": { "approved_at": time(g.approved_at), "expires_at": time(g.expires_at) }
+        },
+        "decisions": [{
+            "action": "approve", "by": "root", "by_uid": 0,
+            "at": time(g.approved_at), "note": "granted directly"
+        }],
+        "sessions": [],
+        "failure": null
+    })
+}
+
+pub fn write_requests(state_dir: &Path, grants: impl IntoIterator<Item = Grant>) -> io::Result<()> {
+    let dir = state_dir.join("requests");
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(&dir)?;
+    for g in grants {
+        let bytes = serde_json::to_vec_pretty(&request_json(&g))?;
+        fs::write(dir.join(format!("{}.json", g.id)), bytes)?;
+    }
+    Ok(())
+}
+
+/// Writes `audit.log` with `records` chained records and the matching `audit.head`.
+pub fn write_audit_log(state_dir: &Path, records: u64) -> io::Result<()> {
+    let mut out = BufWriter::with_capacity(1 << 20, fs::File::create(state_dir.join("audit.log"))?);
+    let mut prev = "0".repeat(64);
+    let start = Utc::now() - chrono::Duration::days(365);
+    for seq in 1..=records {
+        let at = start + chrono::Duration::milliseconds(seq as i64 * 20);
+        let id = id('a', seq as usize);
+        let line = serde_json::to_string(&json!({
+            "seq": seq,
+            "time": at.to_rfc3339_opts(SecondsFormat::Millis, true),
+            "event": "approved",
+            "message_id": "6a1b0f2e8c7d4e31a9f05b3c2d1e0f02",
+            "request_id": id,
+            "user": format!("user{}", seq % 5000),
+            "approver": "root",
+            "command": "/usr/bin/systemctl restart nginx",
+            "reason": "benchmark",
+            "expires": (at + chrono::Duration::minutes(15)).to_rfc3339_opts(SecondsFormat::Secs, true),
+            "message": "root granted /usr/bin/systemctl restart nginx",
+            "prev": prev,
+        }))?;
+        out.write_all(line.as_bytes())?;
+        out.write_all(b"\n")?;
+        prev = Sha256::digest(line.as_bytes())
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+    }
+    out.flush()?;
+    let head = format!("{records:020} {prev}\n");
+    fs::write(state_dir.join("audit.head"), head)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn ids_are_unique_and_well_formed() {
+        let a = super::id('b', 0);
+        let b = super::id('b', 35);
+        let c = super::id('b', 36);
+        assert_eq!(a.len(), 10);
+        assert!(a != b && b != c);
+        assert!(c
+            .bytes()
+            .all(|x| x.is_ascii_lowercase() || x.is_ascii_digit()));
+    }
+}

@@ -1,0 +1,131 @@
+//! Measurement 2: `sudo -n /usr/bin/true` wall time through the real sudo, with pam_jit in the account
+//! stack and without. Both services are this machine's stock sudo stack (common-auth,
+//! common-account, common-session-noninteractive); the first adds pam_jit to account.
+
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use jit_tests::pam::PlacedFile;
+use jit_tests::TestUser;
+
+use crate::daemon::{release, BenchDaemon};
+use crate::report::{Goal, Report};
+use crate::stats::{summarise, time};
+
+struct SudoUser {
+    user: TestUser,
+    _pam: PlacedFile,
+    _sudoers: PlacedFile,
+}
+
+impl SudoUser {
+    fn new(prefix: &str, account_extra: &str) -> SudoUser {
+        let user = TestUser::create(prefix);
+        let service = format!("jit-test-{}", user.name);
+        let pam = PlacedFile::write(
+            format!("/etc/pam.d/{service}"),
+            &format!(
+                "session required pam_limits.so\n@include common-auth\n@include common-account\n{account_extra}@include common-session-noninteractive\n"
+            ),
+            0o644,
+        );
+        // No dot in the name, or #includedir skips it.
+        let sudoers = PlacedFile::write(
+            format!("/etc/sudoers.d/jit_test_{}", user.name),
+            &format!(
+                "Defaults:{u} pam_service={service}\n{u} ALL=(root) NOPASSWD: /usr/bin/true\n",
+                u = user.name
+            ),
+            0o440,
+        );
+        SudoUser {
+            user,
+            _pam: pam,
+            _sudoers: sudoers,
+        }
+    }
+
+    fn sudo(&self) -> Duration {
+        let mut ok = false;
+        let took = time(|| {
+            ok = self
+                .user
+                .command("sudo")
+                .args(["-n", "/usr/bin/true"])
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success());
+        });
+        assert!(ok, "sudo -n true failed for {}", self.user.name);
+        took
+    }
+}
+
+pub fn measure(report: &mut Report, jitd: &BenchDaemon, iterations: usize) {
+    let with = SudoUser::new(
+        "bsj",
+        &format!(
+            "account required {} socket={} kind=sudo\n",
+            release("libpam_jit.so").display(),
+            jitd.socket().display()
+        ),
+    );
+    let without = SudoUser::new("bsp", "");
+    let out = jitd.jitd(&[
+        "grant",
+        &with.user.name,
+        "--for",
+        "1h",
+        "--reason",
+        "benchmark",
+        "--",
+        "/usr/bin/true",
+    ]);
+    assert!(out.status.success(), "jitd grant: {out:?}");
+    let check = Command::new("visudo").arg("-c").output().expect("visudo");
+    assert!(check.status.success(), "visudo -c: {check:?}");
+    for _ in 0..10 {
+        with.sudo();
+        without.sudo();
+    }
+    let (mut a, mut b) = (Vec::new(), Vec::new());
+    for _ in 0..iterations {
+        a.push(with.sudo());
+        b.push(without.sudo());
+    }
+    let with = summarise(&mut a);
+    let without = summarise(&mut b);
+    report.add(
+        "sudo.with_jit.p50_us",
+        "sudo -n true, pam_jit in account: p50",
+        with.p50,
+        "µs",
+    );
+    report.add(
+        "sudo.without_jit.p50_us",
+        "sudo -n true, stock stack: p50",
+        without.p50,
+        "µs",
+    );
+    report.add(
+        "sudo.with_jit.p99_us",
+        "sudo -n true, pam_jit in account: p99",
+        with.p99,
+        "µs",
+    );
+    report.add(
+        "sudo.without_jit.p99_us",
+        "sudo -n true, stock stack: p99",
+        without.p99,
+        "µs",
+    );
+    report.goal(
+        "sudo.ratio.p50",
+        "sudo -n true: with / without pam_jit (p50)",
+        with.p50 / without.p50,
+        "×",
+        Goal::AtMost(1.05),
+    );
+}
