@@ -20,6 +20,10 @@ const CALL_TIMEOUT: Duration = Duration::from_secs(30);
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // `jit-elevate list --json | head` must stop quietly, not panic on a closed pipe; sudo
+    // and the command then start with the usual default disposition too.
+    // SAFETY: resetting a signal's disposition to the default has no other effect.
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
     let client = Client::new(&cli.socket, CALL_TIMEOUT);
     if cli.action.is_some() && cli.has_request_options() {
         eprintln!("jit-elevate: request options (--for, --reason, -- CMD, …) do not go with status/list/cancel/done");

@@ -98,9 +98,9 @@ pub enum Command {
     /// Grant access to a user directly; prints the new grant's id.
     Grant(GrantArgs),
     /// Read the audit log (works while the daemon is down); `jitd audit verify` checks it.
-    Audit(crate::audit_cmd::AuditArgs),
+    Audit(crate::audit_args::AuditArgs),
     /// Standing privileges on this host and how jit is used.
-    Report(crate::audit_cmd::ReportArgs),
+    Report(crate::audit_args::ReportArgs),
 }
 
 #[derive(Args, Debug)]

@@ -1,5 +1,6 @@
 //! jitd: the just-in-time access daemon and the approvers' CLI.
 
+mod audit_args;
 mod audit_cmd;
 mod check_config;
 mod cli;
@@ -23,6 +24,9 @@ use cli::{Cli, Command};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if !matches!(cli.command, Command::Serve { .. }) {
+        restore_sigpipe();
+    }
     match cli.command {
         Command::Serve { config } => {
             let explicit = std::env::args().any(|a| a.starts_with("--config"))
@@ -48,4 +52,12 @@ fn main() -> ExitCode {
 fn config_error(e: config::ConfigError) -> ExitCode {
     eprintln!("jitd: invalid configuration: {e}");
     ExitCode::from(4)
+}
+
+/// Rust ignores SIGPIPE, so `println!` into a closed pipe (`jitd show --json | head -1`)
+/// would panic; a command-line tool should just stop, as others do. The daemon keeps it
+/// ignored: a client hanging up must never kill it.
+fn restore_sigpipe() {
+    // SAFETY: resetting a signal's disposition to the default has no other effect.
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
 }

@@ -16,7 +16,8 @@ mod jitd_cli;
 #[path = "../../jit-elevate/src/cli.rs"]
 mod elevate_cli;
 
-mod audit_cmd;
+#[path = "../../jitd/src/audit_args.rs"]
+mod audit_args;
 mod config;
 
 fn main() -> ExitCode {

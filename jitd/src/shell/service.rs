@@ -410,12 +410,74 @@ impl Service {
                 format!("refused: the audit log cannot be written ({e}); nothing was recorded"),
             )
         })?;
-        self.persist(&r)?;
-        reg.put(r.clone());
+        let installed = self.install_if_opened(None, &mut r, now);
+        self.commit(&mut reg, &r, installed.as_ref())?;
         drop(reg);
         self.events.publish(&ev);
+        self.announce_install(&r, installed);
         self.poke();
         Ok(r)
+    }
+
+    /// When `next` opens or moves a window (approval, extension), installs it on the host
+    /// before anyone can see it active: `jit-elevate` runs sudo as soon as it sees `active`,
+    /// so the drop-in must already be there. On failure the grant fails with the reason,
+    /// recorded in the audit log. Returns the install's outcome, if one was made.
+    ///
+    /// Runs under the registry's write lock: an install (visudo twice) holds PAM checks for
+    /// some milliseconds, once per approval. A crash after the install and before the record
+    /// is stored leaves a drop-in without an active grant, which startup reconciliation removes.
+    fn install_if_opened(
+        &self,
+        before: Option<&Request>,
+        next: &mut Request,
+        now: DateTime<Utc>,
+    ) -> Option<Result<(), String>> {
+        let opened = next.state() == State::Active
+            && before.is_none_or(|b| b.state() != State::Active || b.window() != next.window());
+        if !opened {
+            return None;
+        }
+        let outcome = self.enforcement.install(next);
+        if let Err(why) = &outcome {
+            if next.fail(why.clone(), now).is_ok() {
+                let ev = event_for(
+                    EventKind::GrantFailed,
+                    next,
+                    format!("grant could not be installed: {why}"),
+                );
+                // The grant fails whether or not that can be logged; emit reports a
+                // failing audit log to the other sinks.
+                self.events.emit(&ev);
+            }
+        }
+        Some(outcome)
+    }
+
+    /// Stores `r` and publishes it in the registry. If it cannot be stored, an install made
+    /// for it is taken back at once rather than left to reconciliation.
+    fn commit(
+        &self,
+        reg: &mut Registry,
+        r: &Request,
+        installed: Option<&Result<(), String>>,
+    ) -> Result<(), Failure> {
+        if let Err(f) = self.persist(r) {
+            if matches!(installed, Some(Ok(()))) {
+                self.enforcement.withdraw(r);
+            }
+            return Err(f);
+        }
+        reg.put(r.clone());
+        Ok(())
+    }
+
+    /// Logs a successful install (after the lock is released).
+    fn announce_install(&self, r: &Request, installed: Option<Result<(), String>>) {
+        if let Some(Ok(())) = installed {
+            self.events
+                .emit(&event_for(EventKind::GrantInstalled, r, "grant installed"));
+        }
     }
 
     fn persist(&self, r: &Request) -> Result<(), Failure> {
@@ -453,11 +515,6 @@ impl Service {
             }
             Ok(())
         })?;
-        let r = if r.state() == State::Active {
-            self.activate(r)
-        } else {
-            r
-        };
         Ok(shown(&r))
     }
 
@@ -482,11 +539,6 @@ impl Service {
             r.approve(&by, Some("granted directly".into()), now)?;
             Ok(())
         })?;
-        let r = if r.state() == State::Active {
-            self.activate(r)
-        } else {
-            r
-        };
         Ok(shown(&r))
     }
 
@@ -511,6 +563,7 @@ impl Service {
                 format!("request {id} has reached its deadline and is being closed"),
             ));
         }
+        let before = current.clone();
         let mut next = current.clone();
         let event = step(&mut next, now)?;
         if let Some(event) = &event {
@@ -521,12 +574,16 @@ impl Service {
                 )
             })?;
         }
-        self.persist(&next)?;
-        reg.put(next.clone());
+        let installed = self.install_if_opened(Some(&before), &mut next, now);
+        self.commit(&mut reg, &next, installed.as_ref())?;
         drop(reg);
         // journald and syslog hear of it outside the lock, so PAM checks never wait on them.
         if let Some(event) = &event {
             self.events.publish(event);
+        }
+        self.announce_install(&next, installed);
+        if next.state() == State::Failed && before.state() != State::Failed {
+            self.enforcement.withdraw(&next);
         }
         self.poke();
         Ok(next)
@@ -593,44 +650,10 @@ impl Service {
             };
             Ok(Some(ev))
         })?;
-        let r = match done {
-            Some(Approval::Granted) => self.activate(r),
-            Some(Approval::Extended) => self.extended(r),
-            _ => r,
-        };
-        Ok(shown(&r))
-    }
-
-    /// After the window opened: install the grant on the host, or fail it.
-    fn activate(&self, r: Request) -> Request {
-        match self.enforcement.install(&r) {
-            Ok(()) => {
-                self.events
-                    .emit(&event_for(EventKind::GrantInstalled, &r, "grant installed"));
-                r
-            }
-            Err(why) => {
-                let failed = self.transition(&r.id, |r, now| {
-                    r.fail(why.clone(), now)?;
-                    Ok(Some(event_for(
-                        EventKind::GrantFailed,
-                        r,
-                        format!("grant could not be installed: {why}"),
-                    )))
-                });
-                match failed {
-                    Ok(f) => {
-                        self.enforcement.withdraw(&f);
-                        f
-                    }
-                    Err(e) => {
-                        self.events
-                            .emit(&event_for(EventKind::InternalError, &r, e.message));
-                        r
-                    }
-                }
-            }
+        if let Some(Approval::Extended) = done {
+            self.extended(&r);
         }
+        Ok(shown(&r))
     }
 
     fn deny(&self, actor: &Actor, id: &str, reason: String) -> Result<Response, Failure> {

@@ -101,17 +101,18 @@ impl Service {
             ev.approver = approver;
             Ok(Some(ev))
         })?;
-        let r = if extended { self.extended(r) } else { r };
+        if extended {
+            self.extended(&r);
+        }
         Ok(shown(&r))
     }
 
-    /// After the window grew: install again (the drop-in's NOTAFTER moves) and warn anew
-    /// before the new end.
-    pub(super) fn extended(&self, r: Request) -> Request {
+    /// After the window grew (the drop-in, with its new NOTAFTER, was installed before the
+    /// new window was published): warn anew before the new end.
+    pub(super) fn extended(&self, r: &Request) {
         self.warned
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .remove(&r.id);
-        self.activate(r)
     }
 }

@@ -132,9 +132,6 @@ impl Service {
                 }
             });
             match result {
-                Ok(r) if granted => {
-                    self.activate(r);
-                }
                 Ok(_) => {}
                 Err(f) => self.events.emit(&Event::new(
                     EventKind::InternalError,

@@ -1,14 +1,12 @@
-//! The argument types jitd's `cli.rs` names as `crate::audit_cmd::…`, for the man page only.
-//! They live in jitd next to the code that runs the audit, which cannot be compiled in here;
-//! keep the flags and help texts in step with `jitd/src/audit_cmd.rs` (times are plain
-//! strings here: only their names and help are rendered).
+//! The command-line arguments of `jitd audit` and `jitd report`, apart from the code that runs
+//! them so that xtask can render them into man pages without compiling the audit code.
 
 use std::path::PathBuf;
 
+use chrono::{DateTime, NaiveDate, Utc};
 use clap::{Args, Subcommand};
 
 #[derive(Args, Debug)]
-#[command(args_conflicts_with_subcommands = true)]
 pub struct AuditArgs {
     /// Configuration file naming the state dir that holds audit.log.
     #[arg(long, global = true, env = crate::config::CONFIG_ENV, default_value = crate::config::DEFAULT_CONFIG)]
@@ -18,11 +16,11 @@ pub struct AuditArgs {
     pub command: Option<AuditCommand>,
 
     /// Only records at or after T: RFC 3339, YYYY-MM-DD (UTC), or a duration ago (2h, 7d).
-    #[arg(long, value_name = "T")]
-    pub since: Option<String>,
+    #[arg(long, value_name = "T", value_parser = parse_time)]
+    pub since: Option<DateTime<Utc>>,
     /// Only records before T (same forms as --since).
-    #[arg(long, value_name = "T")]
-    pub until: Option<String>,
+    #[arg(long, value_name = "T", value_parser = parse_time)]
+    pub until: Option<DateTime<Utc>>,
     /// Only records where U is the requester or the approver.
     #[arg(long, value_name = "U")]
     pub user: Option<String>,
@@ -47,4 +45,19 @@ pub struct ReportArgs {
     pub config: PathBuf,
     #[arg(long)]
     pub json: bool,
+}
+
+/// `--since`/`--until`: RFC 3339, a UTC date, or a duration before now.
+pub fn parse_time(s: &str) -> Result<DateTime<Utc>, String> {
+    if let Ok(t) = DateTime::parse_from_rfc3339(s) {
+        return Ok(t.with_timezone(&Utc));
+    }
+    if let Ok(d) = NaiveDate::parse_from_str(s, "%Y-%m-%d") {
+        return Ok(d.and_hms_opt(0, 0, 0).expect("midnight exists").and_utc());
+    }
+    let ago = jit_proto::duration::parse(s).map_err(|_| {
+        format!("invalid time {s:?}: write RFC 3339 (2026-11-29T10:00:00Z), a date (2026-11-29) or a duration ago (2h, 7d)")
+    })?;
+    let ago = chrono::Duration::from_std(ago).map_err(|e| e.to_string())?;
+    Ok(Utc::now() - ago)
 }
