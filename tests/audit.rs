@@ -144,3 +144,95 @@ fn a_full_disk_refuses_new_grants_while_a_running_grant_still_expires() {
     // The grant that was already running ends on time all the same.
     d.wait_for_state(&running, "expired", Duration::from_secs(5));
 }
+
+/// `logger` into the private journal's syslog socket, as `uid` (0 = root), from inside its
+/// mount namespace.
+fn log_as(journald: &PrivateJournald, uid: u32, ident: &str, line: &str) {
+    let mut cmd = Command::new("nsenter");
+    cmd.args(["-t", &journald.pid().to_string(), "-m", "--"]);
+    if uid != 0 {
+        cmd.args([
+            "setpriv",
+            &format!("--reuid={uid}"),
+            &format!("--regid={uid}"),
+            "--clear-groups",
+        ]);
+    }
+    let status = cmd
+        .args([
+            "logger",
+            "--socket-errors=on",
+            "-u",
+            "/run/systemd/journal/dev-log",
+            "-p",
+            "authpriv.notice",
+            "-t",
+            ident,
+            line,
+        ])
+        .status()
+        .unwrap();
+    assert!(status.success(), "logger failed");
+}
+
+#[test]
+fn break_glass_passes_taken_while_jitd_was_down_are_recorded_when_it_is_back() {
+    let journald = PrivateJournald::start();
+    let carol = TestUser::create("carol");
+    let mallory = TestUser::create("mal");
+    // pam_jit's line for a break-glass SSH login while no jitd runs, logged by sshd (root).
+    let pass = format!(
+        "pam_jit(sshd:account): user={} ruser=- rhost=10.9.8.7 tty=ssh kind=ssh: allowed without a grant: member of exempt group jit-breakglass",
+        carol.name
+    );
+    log_as(&journald, 0, "sshd", &pass);
+    // The same text from an ordinary user is a forgery and must not count.
+    log_as(
+        &journald,
+        mallory.uid,
+        "sshd",
+        &pass.replace(&carol.name, &mallory.name),
+    );
+    assert_eq!(
+        journald.query(&["SYSLOG_IDENTIFIER=sshd".into()], 2).len(),
+        2
+    );
+
+    let wrapper = journald.enter();
+    let wrapper: Vec<&str> = wrapper.iter().map(String::as_str).collect();
+    let d = Daemon::start_custom("", &wrapper, |_| {});
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let records = loop {
+        let out = audit(&d, &["--json"]);
+        let records: Vec<serde_json::Value> = text(&out.stdout)
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect();
+        if records.iter().any(|r| r["event"] == "break_glass")
+            || std::time::Instant::now() > deadline
+        {
+            break records;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let glass: Vec<_> = records
+        .iter()
+        .filter(|r| r["event"] == "break_glass")
+        .collect();
+    assert_eq!(glass.len(), 1, "{records:?}");
+    assert_eq!(glass[0]["user"], carol.name.as_str());
+    assert!(
+        !records.iter().any(|r| r["user"] == mallory.name.as_str()),
+        "the forgery was recorded"
+    );
+    // And it is a journald event of its own now, findable by its MESSAGE_ID.
+    let found = journald.query(
+        &[
+            "MESSAGE_ID=6a1b0f2e8c7d4e31a9f05b3c2d1e0f0f".into(),
+            format!("JIT_USER={}", carol.name),
+        ],
+        1,
+    );
+    assert_eq!(found.len(), 1);
+    assert!(audit(&d, &["verify"]).status.success());
+}

@@ -4,9 +4,8 @@
 
 use std::fmt;
 
-/// FailOpen is logged by pam_jit itself, which cannot reach jitd when it fails open; its
-/// MESSAGE_ID is fixed here so saved queries never change.
-#[allow(dead_code)]
+/// BreakGlass and FailOpen also come from pam_jit's own passes, read back from the journal
+/// (shell/pam_log_import.rs).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum EventKind {
     Requested,

@@ -12,6 +12,7 @@ use crate::shell::enforcer::Enforcer;
 use crate::shell::event_log::{EventLog, StderrSink};
 use crate::shell::host_enforcement::HostEnforcement;
 use crate::shell::journald::JournaldSink;
+use crate::shell::pam_log_import::PamLogImport;
 use crate::shell::sessions::Sessions;
 use crate::shell::store::FileStore;
 use crate::shell::sudoers::SudoersDir;
@@ -20,6 +21,8 @@ use crate::shell::{notifier, notify, server, service::Service};
 
 /// How often the host is re-checked against the records, besides at startup.
 const RECONCILE_EVERY: Duration = Duration::from_secs(60);
+/// How often pam_jit's own passes (break-glass, fail-open) are read back from the journal.
+const PAM_LOG_IMPORT_EVERY: Duration = Duration::from_secs(30);
 
 pub fn run(config_path: &std::path::Path, explicit: bool) -> ExitCode {
     let config = match Config::load(config_path, explicit) {
@@ -81,6 +84,7 @@ fn start(config: Config) -> Result<(), String> {
         ));
     }
     let report_to = Arc::clone(&events);
+    let import_to = Arc::clone(&events);
     let enforcement = HostEnforcement::new(
         Enforcer {
             sudoers,
@@ -108,6 +112,20 @@ fn start(config: Config) -> Result<(), String> {
             }
         })
         .map_err(|e| format!("cannot start the reload thread: {e}"))?;
+    let import = PamLogImport::new(&state_dir);
+    std::thread::Builder::new()
+        .name("pam-log-import".into())
+        .spawn(move || loop {
+            let (found, cursor) = import.read();
+            for event in &found {
+                import_to.emit(event);
+            }
+            if let Some(cursor) = cursor {
+                import.commit(&cursor);
+            }
+            std::thread::sleep(PAM_LOG_IMPORT_EVERY);
+        })
+        .map_err(|e| format!("cannot start the PAM log import: {e}"))?;
     let scheduler = Arc::clone(&service);
     std::thread::Builder::new()
         .name("scheduler".into())

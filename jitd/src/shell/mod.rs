@@ -14,6 +14,7 @@ pub mod notifier;
 pub mod notify;
 pub mod notify_payload;
 pub mod notify_queue;
+pub mod pam_log_import;
 mod pidfd;
 mod process_scan;
 pub mod server;
