@@ -3,7 +3,7 @@
 //! up nothing, the bearer token stays secret, and approvers logged in on the host see a notice
 //! on their own terminals.
 
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -309,31 +309,7 @@ struct Pty {
 
 impl Pty {
     fn owned_by(user: &TestUser) -> Pty {
-        let (mut master, mut slave) = (-1, -1);
-        // SAFETY: out-pointers to two ints; no name buffer, termios or winsize.
-        let rc = unsafe {
-            libc::openpty(
-                &mut master,
-                &mut slave,
-                std::ptr::null_mut(),
-                std::ptr::null(),
-                std::ptr::null(),
-            )
-        };
-        assert_eq!(rc, 0, "openpty");
-        // SAFETY: openpty returned two fresh descriptors that nothing else owns.
-        let (master, slave) =
-            unsafe { (OwnedFd::from_raw_fd(master), OwnedFd::from_raw_fd(slave)) };
-        let mut name = [0u8; 64];
-        // SAFETY: the buffer and its length are ours.
-        let rc =
-            unsafe { libc::ptsname_r(master.as_raw_fd(), name.as_mut_ptr().cast(), name.len()) };
-        assert_eq!(rc, 0, "ptsname_r");
-        let path = std::ffi::CStr::from_bytes_until_nul(&name)
-            .unwrap()
-            .to_str()
-            .unwrap()
-            .to_string();
+        let (master, slave, path) = jit_tests::pty::open_pty();
         std::os::unix::fs::chown(&path, Some(user.uid), None).unwrap();
         // SAFETY: fcntl on our own descriptor.
         unsafe { libc::fcntl(master.as_raw_fd(), libc::F_SETFL, libc::O_NONBLOCK) };

@@ -4,6 +4,7 @@
 
 pub mod http;
 pub mod journal;
+pub mod pty;
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;

@@ -5,7 +5,6 @@ use super::*;
 use crate::shell::testing::{unique_id, TestUser};
 use std::fs;
 use std::io::{BufRead, BufReader, Read, Write};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::process::{Child, Command, Stdio};
 
 /// What a user might do inside a grant to leave something running: background jobs, a new
@@ -239,26 +238,7 @@ fn ending_a_grant_with_nothing_left_is_quick_and_complete() {
     ));
 }
 
-/// A pty pair; the test reads what was written to the slave from the master.
-fn open_pty() -> (OwnedFd, OwnedFd, String) {
-    let mut master = -1;
-    let mut slave = -1;
-    // SAFETY: openpty writes two fds into the given ints; name, termios and winsize may be null.
-    let rc = unsafe {
-        libc::openpty(
-            &mut master,
-            &mut slave,
-            std::ptr::null_mut(),
-            std::ptr::null(),
-            std::ptr::null(),
-        )
-    };
-    assert_eq!(rc, 0, "openpty: {}", std::io::Error::last_os_error());
-    // SAFETY: openpty succeeded, so both fds are open and owned by nobody else.
-    let (master, slave) = unsafe { (OwnedFd::from_raw_fd(master), OwnedFd::from_raw_fd(slave)) };
-    let name = fs::read_link(format!("/proc/self/fd/{}", slave.as_raw_fd())).unwrap();
-    (master, slave, name.to_string_lossy().into_owned())
-}
+use jit_tests::pty::open_pty;
 
 #[test]
 fn the_expiry_warning_reaches_the_sessions_terminal_once() {
