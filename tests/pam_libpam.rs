@@ -328,6 +328,32 @@ fn the_module_exports_only_the_pam_hooks() {
     );
 }
 
+/// sshd and sudo are C programs: every library pam_jit.so needs that they do not already load
+/// is loaded and unloaded again in each PAM transaction. libgcc_s alone cost ~140 µs per
+/// transaction before the module linked its unwinder statically (pam_jit/build.rs).
+#[test]
+fn the_module_needs_no_library_sshd_and_sudo_do_not_already_load() {
+    let out = Command::new("readelf")
+        .arg("-d")
+        .arg(module_path())
+        .output()
+        .expect("run readelf (binutils)");
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    let needed: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains("(NEEDED)"))
+        .filter_map(|l| l.split('[').nth(1)?.split(']').next())
+        .collect();
+    assert!(needed.contains(&"libpam.so.0"), "{needed:?}");
+    for lib in &needed {
+        assert!(
+            ["libpam.so.0", "libc.so.6"].contains(lib) || lib.starts_with("ld-linux"),
+            "pam_jit.so needs {lib}: {needed:?}"
+        );
+    }
+}
+
 #[test]
 fn denials_reach_syslog_authpriv_with_service_user_and_reason_escaped() {
     let dir = TempDir::new("syslog-test");
