@@ -10,7 +10,7 @@ use std::os::unix::fs::{DirBuilderExt, FileTypeExt, MetadataExt, PermissionsExt}
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{mpsc, Arc, Mutex};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use jit_proto::frame::{read_frame_bytes, write_frame, DeadlineReader, FrameError};
@@ -113,120 +113,96 @@ impl Drop for Slot<'_> {
 }
 
 pub fn serve(listener: UnixListener, service: Arc<Service>) -> io::Result<()> {
-    let limits = Arc::new(Limits {
+    let limits = Limits {
         total: service.config().max_connections,
         per_uid: service.config().max_connections_per_uid,
         open: Mutex::new((0, HashMap::new())),
+    };
+    let acceptors = Arc::new(Acceptors {
+        listener,
+        work: Box::new(
+            move |(stream, cred): Connection| match limits.acquire(cred.uid) {
+                Some(_slot) => handle_connection(stream, cred, &service),
+                None => refuse_busy(stream),
+            },
+        ),
+        waiting: AtomicUsize::new(0),
     });
-    let threads = Threads::new(Arc::new(move |(stream, cred): Connection| {
-        match limits.acquire(cred.uid) {
-            Some(_slot) => handle_connection(stream, cred, &service),
-            None => refuse_busy(stream),
-        }
-    }));
-    for stream in listener.incoming() {
-        let stream = match stream {
-            Ok(s) => s,
-            Err(e) => {
-                // EMFILE and friends: back off briefly instead of spinning.
-                eprintln!("jitd: accept failed: {e}");
-                std::thread::sleep(Duration::from_millis(50));
-                continue;
-            }
-        };
-        let cred = match peer_cred(&stream) {
-            Ok(c) => c,
-            Err(_) => continue,
-        };
-        threads.dispatch((stream, cred));
-    }
+    acceptors.run(Lifetime::Permanent);
     Ok(())
 }
 
 type Connection = (UnixStream, PeerCred);
-type Work = Arc<dyn Fn(Connection) + Send + Sync>;
+type Work = Box<dyn Fn(Connection) + Send + Sync>;
 
-/// How long a connection thread waits for the next connection before it exits.
-const IDLE_THREAD_EXIT: Duration = Duration::from_secs(30);
+/// Threads kept waiting in accept() once a burst is over; more than this exit.
+const MAX_WAITING: usize = 16;
 
-/// Connection threads, reused: spawning a thread per connection (clone, stack mapping, exit)
-/// cost more than answering a PAM check. Every connection still gets a thread of its own at
-/// once — an idle one, or a new one when none is idle — so a slow client never delays another,
-/// and the connection limits bound how many threads are busy.
-struct Threads {
+/// Threads that each accept a connection and serve it themselves. Handing an accepted
+/// connection to another thread cost one more thread wake-up per request, which on a small
+/// (virtual) machine was a good share of a PAM check. A thread that takes the last waiting
+/// place starts another before it serves, so one thread is always accepting and a slow client
+/// never delays another; the connection limits bound how many threads are busy at once.
+struct Acceptors {
+    listener: UnixListener,
     work: Work,
-    queue: mpsc::Sender<Connection>,
-    waiting: Arc<Mutex<mpsc::Receiver<Connection>>>,
-    /// Threads waiting for a connection that no queued connection has been promised to yet.
-    idle: Arc<AtomicUsize>,
+    /// Threads in (or on their way into) accept().
+    waiting: AtomicUsize,
 }
 
-impl Threads {
-    fn new(work: Work) -> Threads {
-        let (queue, waiting) = mpsc::channel();
-        Threads {
-            work,
-            queue,
-            waiting: Arc::new(Mutex::new(waiting)),
-            idle: Arc::new(AtomicUsize::new(0)),
+#[derive(Clone, Copy, PartialEq)]
+enum Lifetime {
+    /// The thread that called `serve`: it never leaves, so the server never stops.
+    Permanent,
+    /// Leaves after a connection when enough others are waiting.
+    Spare,
+}
+
+impl Acceptors {
+    fn run(self: &Arc<Self>, lifetime: Lifetime) {
+        self.waiting.fetch_add(1, Ordering::SeqCst);
+        loop {
+            let stream = match self.listener.accept() {
+                Ok((stream, _)) => stream,
+                Err(e) => {
+                    // EMFILE and friends: back off briefly instead of spinning.
+                    eprintln!("jitd: accept failed: {e}");
+                    std::thread::sleep(Duration::from_millis(50));
+                    continue;
+                }
+            };
+            if self.waiting.fetch_sub(1, Ordering::SeqCst) == 1 {
+                self.spawn();
+            }
+            if let Ok(cred) = peer_cred(&stream) {
+                (self.work)((stream, cred));
+            }
+            let back = match lifetime {
+                Lifetime::Permanent => {
+                    self.waiting.fetch_add(1, Ordering::SeqCst);
+                    true
+                }
+                Lifetime::Spare => self
+                    .waiting
+                    .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
+                        (n < MAX_WAITING).then_some(n + 1)
+                    })
+                    .is_ok(),
+            };
+            if !back {
+                return;
+            }
         }
     }
 
-    fn dispatch(&self, connection: Connection) {
-        // Promise the connection to an idle thread first, so it can never wait in the queue
-        // for a thread that is about to exit.
-        let connection = if take_one(&self.idle) {
-            match self.queue.send(connection) {
-                Ok(()) => return,
-                Err(mpsc::SendError(c)) => c,
-            }
-        } else {
-            connection
-        };
-        let (work, waiting, idle) = (
-            Arc::clone(&self.work),
-            Arc::clone(&self.waiting),
-            Arc::clone(&self.idle),
-        );
+    fn spawn(self: &Arc<Self>) {
+        let me = Arc::clone(self);
         let spawned = std::thread::Builder::new()
             .name("conn".into())
-            .spawn(move || {
-                work(connection);
-                serve_queued(&work, &waiting, &idle);
-            });
+            .spawn(move || me.run(Lifetime::Spare));
         if let Err(e) = spawned {
+            // The connection in hand is still served; its thread accepts again afterwards.
             eprintln!("jitd: cannot start a connection thread: {e}");
-        }
-    }
-}
-
-/// Takes one from `n` unless it is zero.
-fn take_one(n: &AtomicUsize) -> bool {
-    n.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |v| v.checked_sub(1))
-        .is_ok()
-}
-
-/// A connection thread's life after its first connection: wait for promised connections,
-/// exit after [`IDLE_THREAD_EXIT`] without one.
-fn serve_queued(work: &Work, waiting: &Mutex<mpsc::Receiver<Connection>>, idle: &AtomicUsize) {
-    loop {
-        idle.fetch_add(1, Ordering::SeqCst);
-        loop {
-            let next = waiting
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .recv_timeout(IDLE_THREAD_EXIT);
-            match next {
-                // The dispatcher took this thread's idle count when it queued the connection.
-                Ok(connection) => {
-                    work(connection);
-                    break;
-                }
-                // Leave only if no queued connection counts on this thread.
-                Err(mpsc::RecvTimeoutError::Timeout) if take_one(idle) => return,
-                Err(mpsc::RecvTimeoutError::Timeout) => {}
-                Err(mpsc::RecvTimeoutError::Disconnected) => return,
-            }
         }
     }
 }
@@ -305,49 +281,58 @@ fn answer(body: &[u8], cred: PeerCred, service: &Service) -> Response {
 mod tests {
     use super::*;
     use std::collections::HashSet;
-    use std::sync::Barrier;
+    use std::sync::{mpsc, Barrier};
 
-    fn connection() -> Connection {
-        let (ours, _theirs) = UnixStream::pair().unwrap();
-        (
-            ours,
-            PeerCred {
-                pid: 1,
-                uid: 0,
-                gid: 0,
-            },
-        )
-    }
-
-    /// Eight connections that all wait for each other finish only if each got a thread of its
-    /// own at once; a later batch is served by the same threads, none new.
+    /// Eight connections whose requests all wait for each other finish only if each got a
+    /// thread of its own at once; a second batch is served by the threads of the first.
     #[test]
     fn every_connection_gets_its_own_thread_and_threads_are_reused() {
+        let dir = std::env::temp_dir().join(format!("jitd-server-test-{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("s.sock");
+        let _ = fs::remove_file(&path);
+        let listener = UnixListener::bind(&path).unwrap();
         let barrier = Arc::new(Barrier::new(8));
         let names = Arc::new(Mutex::new(HashSet::new()));
         let (done, finished) = mpsc::channel();
         let (b, n) = (Arc::clone(&barrier), Arc::clone(&names));
-        let threads = Threads::new(Arc::new(move |_: Connection| {
-            b.wait();
-            n.lock().unwrap().insert(std::thread::current().id());
-            done.send(()).unwrap();
-        }));
+        let done = Mutex::new(done);
+        let acceptors = Arc::new(Acceptors {
+            listener,
+            work: Box::new(move |_: Connection| {
+                b.wait();
+                n.lock().unwrap().insert(std::thread::current().id());
+                done.lock().unwrap().send(()).unwrap();
+            }),
+            waiting: AtomicUsize::new(0),
+        });
+        let a = Arc::clone(&acceptors);
+        std::thread::spawn(move || a.run(Lifetime::Permanent));
         for round in 1..=2 {
-            for _ in 0..8 {
-                threads.dispatch(connection());
-            }
+            let clients: Vec<UnixStream> = (0..8)
+                .map(|_| UnixStream::connect(&path).unwrap())
+                .collect();
             for _ in 0..8 {
                 finished
                     .recv_timeout(Duration::from_secs(10))
                     .expect("a connection waited for another's thread");
             }
-            assert_eq!(names.lock().unwrap().len(), 8, "round {round}");
-            // Let every thread get back to waiting before the next round.
+            drop(clients);
+            let threads = names.lock().unwrap().len();
+            assert!(
+                (8..=9).contains(&threads),
+                "round {round}: {threads} threads served 8 connections each round"
+            );
+            // Let every thread get back to accept() before the next round.
             let deadline = Instant::now() + Duration::from_secs(5);
-            while threads.idle.load(Ordering::SeqCst) < 8 {
-                assert!(Instant::now() < deadline, "threads did not become idle");
+            while acceptors.waiting.load(Ordering::SeqCst) < 8 {
+                assert!(
+                    Instant::now() < deadline,
+                    "threads did not return to accept"
+                );
                 std::thread::sleep(Duration::from_millis(5));
             }
         }
+        let _ = fs::remove_dir_all(&dir);
     }
 }
