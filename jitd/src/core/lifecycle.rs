@@ -6,9 +6,7 @@ use std::fmt;
 use chrono::{DateTime, Duration, Utc};
 use jit_proto::{State, Target};
 
-use super::model::{
-    Action, BreakGlass, Decision, End, Extension, GrantId, Phase, Request, Review, Window,
-};
+use super::model::{Action, Decision, End, Extension, GrantId, Phase, Request, Review, Window};
 
 /// Who performs a step, as far as the record is concerned.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -141,12 +139,12 @@ impl Request {
         Request {
             id,
             uid: s.uid,
-            user: s.user,
+            user: s.user.into(),
             target: s.target,
             duration_secs: s.duration.num_seconds().max(0) as u64,
-            reason: s.reason,
-            ticket: s.ticket,
-            role: s.role,
+            reason: s.reason.into(),
+            ticket: s.ticket.map(Into::into),
+            role: s.role.map(Into::into),
             approvals_required: s.approvals_required.max(1),
             approver_groups: s.approver_groups,
             requested_at: now,
@@ -163,10 +161,10 @@ impl Request {
     fn step(&mut self, action: Action, by: &By, note: Option<String>, now: DateTime<Utc>) {
         self.decisions.push(Decision {
             action,
-            by: by.name.clone(),
+            by: by.name.as_str().into(),
             by_uid: by.uid,
             at: now,
-            note,
+            note: note.map(Into::into),
         });
     }
 
@@ -249,7 +247,7 @@ impl Request {
         self.step(Action::Approve, by, Some(note), now);
         self.start_window(now);
         if break_glass {
-            self.break_glass = Some(BreakGlass::default());
+            self.break_glass = Some(Box::default());
         }
         Ok(())
     }
@@ -266,7 +264,7 @@ impl Request {
         if !matches!(self.phase, Phase::Pending { .. }) {
             return false;
         }
-        self.role = role;
+        self.role = role.map(Into::into);
         self.approvals_required = approvals_required.max(1);
         self.approver_groups = approver_groups;
         if self.approvals_missing() == 0 {
@@ -291,12 +289,12 @@ impl Request {
         if extension.is_some() {
             return Err(LifecycleError::ExtensionPending);
         }
-        *extension = Some(Extension {
+        *extension = Some(Box::new(Extension {
             secs,
             asked_at: now,
             approvals_required: approvals_required.max(1),
             approvers: Vec::new(),
-        });
+        }));
         let note = format!(
             "asks for {} more",
             jit_proto::duration::format(std::time::Duration::from_secs(secs))
@@ -447,7 +445,7 @@ impl Request {
             Some(why.clone()),
             now,
         )?;
-        self.failure = Some(why);
+        self.failure = Some(why.into());
         Ok(())
     }
 
@@ -515,7 +513,7 @@ mod tests {
         assert_eq!(r.tick(t(1499)), None);
         assert_eq!(r.tick(t(1500)), Some(End::Expired));
         assert_eq!(r.state(), State::Expired);
-        assert_eq!(r.decisions.last().unwrap().by, "jitd");
+        assert_eq!(&*r.decisions.last().unwrap().by, "jitd");
         // The ended record still says what window it had.
         assert_eq!(r.window().unwrap().approved_at, t(600));
     }

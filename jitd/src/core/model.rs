@@ -122,8 +122,9 @@ pub enum Phase {
     },
     Active {
         window: Window,
+        /// Boxed: rare, and an active grant is the record jitd holds most of.
         #[serde(default, skip_serializing_if = "Option::is_none")]
-        extension: Option<Extension>,
+        extension: Option<Box<Extension>>,
     },
     Ended {
         end: End,
@@ -168,12 +169,12 @@ impl Action {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Decision {
     pub action: Action,
-    pub by: String,
+    pub by: Box<str>,
     #[serde(default)]
     pub by_uid: Option<u32>,
     pub at: DateTime<Utc>,
     #[serde(default)]
-    pub note: Option<String>,
+    pub note: Option<Box<str>>,
 }
 
 /// A grant taken through a break-glass role: loud, and on the review backlog until an
@@ -204,16 +205,19 @@ pub struct Session {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+///
+/// Text that never changes once written is `Box<str>` rather than `String` (16 bytes instead of
+/// 24, no spare capacity): jitd holds every record, 100,000 active grants among them.
 pub struct Request {
     pub id: GrantId,
     /// The requester, from peer credentials (or named by an approver for `jitd grant`).
     pub uid: u32,
-    pub user: String,
+    pub user: Box<str>,
     pub target: Target,
     pub duration_secs: u64,
-    pub reason: String,
-    pub ticket: Option<String>,
-    pub role: Option<String>,
+    pub reason: Box<str>,
+    pub ticket: Option<Box<str>>,
+    pub role: Option<Box<str>>,
     /// Distinct approvals needed.
     pub approvals_required: u32,
     /// Who may approve (besides root).
@@ -222,10 +226,11 @@ pub struct Request {
     pub phase: Phase,
     pub decisions: Vec<Decision>,
     pub sessions: Vec<Session>,
-    pub failure: Option<String>,
+    pub failure: Option<Box<str>>,
     /// Set when taken through a break-glass role (absent in records older than roles).
+    /// Boxed: rare, and every request in memory would otherwise carry its size.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub break_glass: Option<BreakGlass>,
+    pub break_glass: Option<Box<BreakGlass>>,
 }
 
 impl End {
@@ -283,7 +288,7 @@ impl Request {
     pub fn approvers(&self) -> Vec<&str> {
         let mut seen: Vec<&str> = Vec::new();
         for d in &self.decisions {
-            if d.action == Action::Approve && !seen.contains(&d.by.as_str()) {
+            if d.action == Action::Approve && !seen.contains(&&*d.by) {
                 seen.push(&d.by);
             }
         }
@@ -301,7 +306,7 @@ impl Request {
 
     pub fn extension(&self) -> Option<&Extension> {
         match &self.phase {
-            Phase::Active { extension, .. } => extension.as_ref(),
+            Phase::Active { extension, .. } => extension.as_deref(),
             _ => None,
         }
     }
@@ -311,6 +316,17 @@ impl Request {
         self.break_glass
             .as_ref()
             .is_some_and(|b| b.review.is_none())
+    }
+
+    /// Drops spare capacity. Deserialising a list grows it in steps (one decision is stored in
+    /// room for four, 216 bytes wasted), and jitd holds every record it loads.
+    pub fn shrink_to_fit(&mut self) {
+        self.decisions.shrink_to_fit();
+        self.sessions.shrink_to_fit();
+        self.approver_groups.shrink_to_fit();
+        if let Target::Sudo { command } = &mut self.target {
+            command.shrink_to_fit();
+        }
     }
 
     /// The command line as one display string, each argument quoted when needed.

@@ -1,7 +1,13 @@
 //! All requests in memory, with the indexes the hot paths need: the active grants of a user
 //! (every PAM check) and the next deadline (the expiry scheduler).
+//!
+//! Sized for 100,000 active grants in well under 64 MiB: records are boxed (a hash table
+//! keeps spare buckets, which would each be a whole record wide), and the active index holds
+//! no copy of user names.
 
+use std::collections::hash_map::RandomState;
 use std::collections::{BTreeSet, HashMap};
+use std::hash::BuildHasher;
 
 use chrono::{DateTime, Utc};
 use jit_proto::GrantKind;
@@ -10,18 +16,66 @@ use super::model::{GrantId, Request};
 
 #[derive(Default)]
 pub struct Registry {
-    requests: HashMap<GrantId, Request>,
-    active: HashMap<(String, GrantKind), Vec<GrantId>>,
+    requests: HashMap<GrantId, Box<Request>>,
+    /// Active grants by a hash of (user, kind). Different users may share a hash: lookups
+    /// compare the records' users. The hasher is randomly keyed per process, so nobody can
+    /// choose user names that collide.
+    active: HashMap<u64, Ids>,
+    hasher: RandomState,
     deadlines: BTreeSet<(DateTime<Utc>, GrantId)>,
+}
+
+/// The ids under one index key: almost always exactly one, held without a heap allocation.
+enum Ids {
+    One(GrantId),
+    /// Boxed so that the common case stays two words wide (a bare Vec is three, a boxed
+    /// slice two plus the tag): one index entry per active user.
+    #[allow(clippy::box_collection)]
+    Many(Box<Vec<GrantId>>),
+}
+
+impl Ids {
+    fn as_slice(&self) -> &[GrantId] {
+        match self {
+            Ids::One(id) => std::slice::from_ref(id),
+            Ids::Many(ids) => ids,
+        }
+    }
+
+    fn push(&mut self, id: GrantId) {
+        match self {
+            Ids::One(first) => *self = Ids::Many(Box::new(vec![first.clone(), id])),
+            Ids::Many(ids) => ids.push(id),
+        }
+    }
+
+    /// Removes `id`; true when none is left.
+    fn remove(&mut self, id: &GrantId) -> bool {
+        match self {
+            Ids::One(only) => only == id,
+            Ids::Many(ids) => {
+                ids.retain(|x| x != id);
+                match ids.as_slice() {
+                    [] => true,
+                    [last] => {
+                        let last = last.clone();
+                        *self = Ids::One(last);
+                        false
+                    }
+                    _ => false,
+                }
+            }
+        }
+    }
 }
 
 impl Registry {
     pub fn get(&self, id: &GrantId) -> Option<&Request> {
-        self.requests.get(id)
+        self.requests.get(id).map(|r| &**r)
     }
 
     pub fn iter(&self) -> impl Iterator<Item = &Request> {
-        self.requests.values()
+        self.requests.values().map(|r| &**r)
     }
 
     /// Inserts or replaces a request, keeping the indexes in step.
@@ -30,7 +84,11 @@ impl Registry {
             self.unindex(&old);
         }
         self.index(&request);
-        self.requests.insert(request.id.clone(), request);
+        self.requests.insert(request.id.clone(), Box::new(request));
+    }
+
+    fn key(&self, user: &str, kind: GrantKind) -> u64 {
+        self.hasher.hash_one((user, kind))
     }
 
     fn index(&mut self, r: &Request) {
@@ -38,11 +96,13 @@ impl Registry {
             self.deadlines.insert((at, r.id.clone()));
         }
         if r.state() == jit_proto::State::Active {
-            self.active
-                .entry((r.user.clone(), r.kind()))
-                // Almost every user holds one grant of a kind at a time: no spare capacity.
-                .or_insert_with(|| Vec::with_capacity(1))
-                .push(r.id.clone());
+            let key = self.key(&r.user, r.kind());
+            match self.active.get_mut(&key) {
+                Some(ids) => ids.push(r.id.clone()),
+                None => {
+                    self.active.insert(key, Ids::One(r.id.clone()));
+                }
+            }
         }
     }
 
@@ -50,27 +110,29 @@ impl Registry {
         if let Some(at) = r.next_deadline() {
             self.deadlines.remove(&(at, r.id.clone()));
         }
-        let key = (r.user.clone(), r.kind());
+        let key = self.key(&r.user, r.kind());
         if let Some(ids) = self.active.get_mut(&key) {
-            ids.retain(|id| id != &r.id);
-            if ids.is_empty() {
+            if ids.remove(&r.id) {
                 self.active.remove(&key);
             }
         }
     }
 
     /// The user's active grants of `kind`, whose window has not passed at `now`.
-    pub fn active_for(
-        &self,
-        user: &str,
+    pub fn active_for<'a>(
+        &'a self,
+        user: &'a str,
         kind: GrantKind,
         now: DateTime<Utc>,
-    ) -> impl Iterator<Item = &Request> {
+    ) -> impl Iterator<Item = &'a Request> + 'a {
         self.active
-            .get(&(user.to_string(), kind))
-            .into_iter()
-            .flatten()
+            .get(&self.key(user, kind))
+            .map(Ids::as_slice)
+            .unwrap_or_default()
+            .iter()
             .filter_map(|id| self.requests.get(id))
+            .map(|r| &**r)
+            .filter(move |r| &*r.user == user && r.kind() == kind)
             .filter(move |r| r.window().is_some_and(|w| now < w.expires_at))
     }
 
@@ -83,7 +145,7 @@ impl Registry {
     pub fn by_deadline(&self) -> impl Iterator<Item = (DateTime<Utc>, &Request)> {
         self.deadlines
             .iter()
-            .filter_map(|(at, id)| self.requests.get(id).map(|r| (*at, r)))
+            .filter_map(|(at, id)| self.requests.get(id).map(|r| (*at, &**r)))
     }
 
     /// Ids whose deadline is at or before `now`.
@@ -93,5 +155,105 @@ impl Registry {
             .take_while(|(at, _)| *at <= now)
             .map(|(_, id)| id.clone())
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::{Duration, TimeZone};
+    use jit_proto::Target;
+
+    use super::*;
+    use crate::core::lifecycle::{By, Submission};
+
+    fn t(secs: i64) -> DateTime<Utc> {
+        Utc.timestamp_opt(1_800_000_000 + secs, 0).unwrap()
+    }
+
+    /// An active grant of `kind` for `user`, valid for 15 minutes from t(0).
+    fn grant(id: &str, user: &str, kind: GrantKind) -> Request {
+        let target = match kind {
+            GrantKind::Ssh => Target::Ssh,
+            GrantKind::Sudo => Target::Sudo {
+                command: vec!["/usr/bin/true".into()],
+            },
+        };
+        let mut r = Request::open(
+            GrantId::try_from(id.to_string()).unwrap(),
+            Submission {
+                uid: 1001,
+                user: user.into(),
+                target,
+                duration: Duration::minutes(15),
+                reason: "deploy".into(),
+                ticket: None,
+                role: None,
+                approvals_required: 1,
+                approver_groups: vec![],
+            },
+            t(0),
+            Duration::hours(1),
+        );
+        r.approve(&By::user("root", 0), None, t(0)).unwrap();
+        r
+    }
+
+    fn active(reg: &Registry, user: &str, kind: GrantKind, at: i64) -> Vec<String> {
+        let mut ids: Vec<String> = reg
+            .active_for(user, kind, t(at))
+            .map(|r| r.id.to_string())
+            .collect();
+        ids.sort();
+        ids
+    }
+
+    #[test]
+    fn a_check_finds_exactly_the_users_unexpired_grants_of_that_kind() {
+        let mut reg = Registry::default();
+        reg.put(grant("alice00001", "alice", GrantKind::Sudo));
+        reg.put(grant("alice00002", "alice", GrantKind::Sudo));
+        reg.put(grant("alice00003", "alice", GrantKind::Ssh));
+        reg.put(grant("bob0000001", "bob", GrantKind::Sudo));
+
+        assert_eq!(
+            active(&reg, "alice", GrantKind::Sudo, 1),
+            ["alice00001", "alice00002"]
+        );
+        assert_eq!(active(&reg, "alice", GrantKind::Ssh, 1), ["alice00003"]);
+        assert_eq!(active(&reg, "bob", GrantKind::Sudo, 1), ["bob0000001"]);
+        assert!(active(&reg, "bob", GrantKind::Ssh, 1).is_empty());
+        assert!(active(&reg, "alic", GrantKind::Sudo, 1).is_empty());
+        // The window has passed, even before the scheduler ended the grant.
+        assert!(active(&reg, "alice", GrantKind::Sudo, 15 * 60).is_empty());
+    }
+
+    #[test]
+    fn ending_grants_takes_them_out_of_the_index_one_by_one() {
+        let mut reg = Registry::default();
+        for id in ["alice00001", "alice00002", "alice00003"] {
+            reg.put(grant(id, "alice", GrantKind::Sudo));
+        }
+        for (gone, left) in [
+            ("alice00002", vec!["alice00001", "alice00003"]),
+            ("alice00001", vec!["alice00003"]),
+            ("alice00003", vec![]),
+        ] {
+            let mut r = reg
+                .get(&GrantId::try_from(gone.to_string()).unwrap())
+                .unwrap()
+                .clone();
+            r.revoke(&By::user("root", 0), "done".into(), t(5)).unwrap();
+            reg.put(r);
+            assert_eq!(active(&reg, "alice", GrantKind::Sudo, 6), left);
+        }
+        assert!(
+            reg.active.is_empty(),
+            "an empty index entry was left behind"
+        );
+        assert_eq!(reg.iter().count(), 3, "ended requests stay on record");
+        assert!(
+            reg.due(t(3600)).is_empty(),
+            "ended requests have no deadline"
+        );
     }
 }

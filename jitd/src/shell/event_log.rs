@@ -63,11 +63,11 @@ impl EventLog {
 pub fn event_for(kind: EventKind, r: &Request, message: impl Into<String>) -> Event {
     let mut e = Event::new(kind, message);
     e.request_id = Some(r.id.to_string());
-    e.user = Some(r.user.clone());
-    e.role = r.role.clone();
+    e.user = Some(r.user.to_string());
+    e.role = r.role.as_deref().map(str::to_owned);
     e.command = Some(r.command_display());
-    e.reason = Some(r.reason.clone()).filter(|s| !s.is_empty());
-    e.ticket = r.ticket.clone();
+    e.reason = Some(r.reason.to_string()).filter(|s| !s.is_empty());
+    e.ticket = r.ticket.as_deref().map(str::to_owned);
     e.expires = r.window().map(|w| rfc3339(w.expires_at));
     e.duration_secs = Some(r.duration_secs);
     e.approver_groups = r.approver_groups.clone();

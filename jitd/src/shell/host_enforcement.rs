@@ -158,7 +158,7 @@ fn end_event(id: &str, outcome: &EndReport) -> Event {
 fn spec(grant: &Request) -> Option<GrantSpec> {
     Some(GrantSpec {
         id: grant.id.as_str().to_owned(),
-        user: grant.user.clone(),
+        user: grant.user.to_string(),
         command: grant.command().map(<[String]>::to_vec),
         expires_at: grant.window()?.expires_at,
     })

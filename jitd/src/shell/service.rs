@@ -273,7 +273,7 @@ impl Service {
             let reg = self.read_registry();
             let found = reg
                 .iter()
-                .find(|r| r.user == holder && r.sessions.iter().any(|s| s.pid == info.pid));
+                .find(|r| *r.user == *holder && r.sessions.iter().any(|s| s.pid == info.pid));
             found.map(|r| r.id.clone())
         };
         let Some(id) = id else {
@@ -385,7 +385,7 @@ impl Service {
             ),
         );
         if kind == EventKind::Approved {
-            ev.approver = r.decisions.first().map(|d| d.by.clone());
+            ev.approver = r.decisions.first().map(|d| d.by.to_string());
             ev.message = format!(
                 "{} granted {} to {}",
                 ev.approver.clone().unwrap_or_default(),

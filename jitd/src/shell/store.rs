@@ -86,7 +86,10 @@ fn load_one(path: &Path, name: &str) -> Option<Result<Request, String>> {
         .map_err(|e| e.to_string())
         .and_then(|b| serde_json::from_slice::<Request>(&b).map_err(|e| e.to_string()));
     Some(match parsed {
-        Ok(r) if format!("{}.json", r.id) == name => Ok(r),
+        Ok(mut r) if format!("{}.json", r.id) == name => {
+            r.shrink_to_fit();
+            Ok(r)
+        }
         Ok(r) => Err(format!("{name}: holds request {} (ignored)", r.id)),
         Err(e) => {
             let aside = path.with_extension("json.corrupt");

@@ -13,7 +13,7 @@ pub fn view(r: &Request) -> RequestView {
     let window = r.window();
     RequestView {
         id: r.id.to_string(),
-        user: r.user.clone(),
+        user: r.user.to_string(),
         uid: r.uid,
         state: r.state(),
         command: match &r.target {
@@ -21,9 +21,9 @@ pub fn view(r: &Request) -> RequestView {
             Target::Ssh => None,
         },
         ssh: matches!(r.target, Target::Ssh),
-        reason: r.reason.clone(),
-        ticket: r.ticket.clone(),
-        role: r.role.clone(),
+        reason: r.reason.to_string(),
+        ticket: r.ticket.as_deref().map(str::to_owned),
+        role: r.role.as_deref().map(str::to_owned),
         duration_secs: r.duration_secs,
         requested_at: rfc3339(r.requested_at),
         pending_until: match r.phase {
@@ -43,9 +43,9 @@ pub fn view(r: &Request) -> RequestView {
             .iter()
             .map(|d| DecisionView {
                 action: d.action.as_str().into(),
-                by: d.by.clone(),
+                by: d.by.to_string(),
                 at: rfc3339(d.at),
-                note: d.note.clone(),
+                note: d.note.as_deref().map(str::to_owned),
             })
             .collect(),
         sessions: r
@@ -62,7 +62,7 @@ pub fn view(r: &Request) -> RequestView {
                 opened_at: rfc3339(s.opened_at),
             })
             .collect(),
-        failure: r.failure.clone(),
+        failure: r.failure.as_deref().map(str::to_owned),
         approvals_required: r.approvals_required,
         extension: r.extension().map(|e| ExtensionView {
             duration_secs: e.secs,

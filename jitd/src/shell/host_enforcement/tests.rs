@@ -20,7 +20,7 @@ fn active_request(user: &TestUser, target: Target) -> Request {
     Request {
         id: GrantId::random().unwrap(),
         uid: user.uid,
-        user: user.name.clone(),
+        user: user.name.as_str().into(),
         target,
         duration_secs: 600,
         reason: "test".into(),

@@ -101,8 +101,8 @@ impl Service {
                         Ok(Some(event_for(EventKind::Denied, r, why)))
                     }
                     Ok(plan) => {
-                        if (r.role.as_ref(), r.approvals_required, &r.approver_groups)
-                            == (plan.role.as_ref(), plan.approvals_required, &plan.approver_groups)
+                        if (r.role.as_deref(), r.approvals_required, &r.approver_groups)
+                            == (plan.role.as_deref(), plan.approvals_required, &plan.approver_groups)
                         {
                             return Ok(None);
                         }
