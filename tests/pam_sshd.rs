@@ -113,3 +113,44 @@ fn revoking_the_grant_ends_the_ssh_session_it_registered() {
         started.elapsed()
     );
 }
+
+#[test]
+fn an_ssh_session_outlives_a_jitd_restart_and_still_ends_with_its_grant() {
+    let mut jitd = Daemon::start_with("kill_grace = \"1s\"");
+    let hana = TestUser::create("jitsr");
+    let sshd = Sshd::start(&hana, &jitd.socket(), None);
+    let id = grant(&jitd, &hana.name, "2m", &["--ssh"]);
+    let mut session = sshd.ssh(&hana, None, &["sleep", "60"]).spawn().unwrap();
+    // Not just registered (jitd records the session before it answers pam_jit): started, so
+    // the crash below cannot fall between the two, which would rightly fail the login.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !sshd.log().contains("Starting session") {
+        assert!(std::time::Instant::now() < deadline, "{}", sshd.log());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(!sshd.log().contains("pam_open_session"), "{}", sshd.log());
+    wait_for_view(&jitd, &id, Duration::from_secs(5), |v| {
+        !v.sessions.is_empty()
+    });
+
+    // jitd crashes and starts again: its startup reconcile finds the session's processes
+    // under a grant that is still active, and leaves them be.
+    jitd.restart();
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(
+        session.try_wait().unwrap().is_none(),
+        "the session of an active grant ended when jitd restarted; jitd said:\n{}\nsshd said:\n{}",
+        jitd.log(),
+        sshd.log()
+    );
+
+    revoke(&jitd, &id);
+    let started = std::time::Instant::now();
+    let status = session.wait().unwrap();
+    assert!(!status.success(), "{status:?}");
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "{:?}",
+        started.elapsed()
+    );
+}

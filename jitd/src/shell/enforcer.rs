@@ -99,9 +99,12 @@ impl Enforcer {
             Err(e) => actions.push(failed("*", format!("cannot clean temp files: {e}"))),
         }
 
-        let keep = |id: &str| {
-            in_flight.contains(id) || active.iter().any(|g| g.id == id && g.command.is_some())
-        };
+        let sudo: HashSet<&str> = active
+            .iter()
+            .filter(|g| g.command.is_some())
+            .map(|g| g.id.as_str())
+            .collect();
+        let keep = |id: &str| in_flight.contains(id) || sudo.contains(id);
         match self.sudoers.installed() {
             Ok(installed) => {
                 for id in installed.iter().filter(|id| !keep(id)) {
@@ -142,9 +145,10 @@ impl Enforcer {
         in_flight: &HashSet<String>,
     ) -> std::io::Result<Vec<String>> {
         let ids = self.sessions.grant_cgroups()?;
+        let active: HashSet<&str> = active.iter().map(|g| g.id.as_str()).collect();
         Ok(ids
             .into_iter()
-            .filter(|id| !in_flight.contains(id) && !active.iter().any(|g| &g.id == id))
+            .filter(|id| !in_flight.contains(id) && !active.contains(id.as_str()))
             .collect())
     }
 }

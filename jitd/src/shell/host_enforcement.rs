@@ -232,6 +232,12 @@ impl Enforcement for HostEnforcement {
         }
     }
 
+    fn present(&self) -> Vec<String> {
+        let mut ids = self.enforcer.sudoers.installed().unwrap_or_default();
+        ids.extend(self.enforcer.sessions.grant_cgroups().unwrap_or_default());
+        ids
+    }
+
     fn reconcile(&self, active: &[&Request], ended: &[&Request]) -> Vec<String> {
         let mut changes = lock(&self.ops);
         let Changes { live, withdrawn } = &mut *changes;

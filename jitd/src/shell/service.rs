@@ -886,13 +886,25 @@ impl Service {
 
     /// Converges the host with the records (startup, and periodically from the scheduler).
     pub fn reconcile(&self) {
-        let (active, ended): (Vec<Request>, Vec<Request>) = {
+        // Copies only the records the host can hold something for (reconciling runs visudo
+        // and must not hold the registry lock): with 100,000 SSH grants and no sessions, none.
+        let present: HashSet<String> = self.enforcement.present().into_iter().collect();
+        let (mut active, mut ended) = (Vec::new(), Vec::new());
+        {
             let reg = self.read_registry();
-            reg.iter()
-                .cloned()
-                .partition(|r| r.state() == State::Active)
-        };
-        let ended: Vec<&Request> = ended.iter().filter(|r| r.window().is_some()).collect();
+            for r in reg.iter() {
+                let on_host = present.contains(r.id.as_str());
+                match r.state() {
+                    State::Active if on_host || r.kind() == GrantKind::Sudo => {
+                        active.push(r.clone())
+                    }
+                    State::Active => {}
+                    _ if on_host && r.window().is_some() => ended.push(r.clone()),
+                    _ => {}
+                }
+            }
+        }
+        let ended: Vec<&Request> = ended.iter().collect();
         let active_refs: Vec<&Request> = active.iter().collect();
         for line in self.enforcement.reconcile(&active_refs, &ended) {
             self.events.emit(&Event::new(EventKind::Reconciled, line));
