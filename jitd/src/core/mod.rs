@@ -7,3 +7,4 @@ pub mod model;
 pub mod policy;
 pub mod registry;
 pub mod time_window;
+pub mod timestamp;

@@ -8,6 +8,8 @@ use chrono::{DateTime, Utc};
 use jit_proto::{GrantKind, State, Target};
 use serde::{Deserialize, Serialize};
 
+use super::timestamp::{self, Stamp};
+
 /// A request id: 10 characters of `[a-z0-9]`. Used in sudoers file names (`jit_<id>`), so it
 /// must never contain a dot, a tilde or a slash; the type guarantees that. Held inline (no
 /// heap string): every request's id is also a key in the registry's indexes, and 100,000
@@ -78,7 +80,9 @@ impl fmt::Display for GrantId {
 /// The approved window.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Window {
+    #[serde(with = "timestamp")]
     pub approved_at: DateTime<Utc>,
+    #[serde(with = "timestamp")]
     pub expires_at: DateTime<Utc>,
 }
 
@@ -101,6 +105,7 @@ pub enum End {
 pub struct Extension {
     /// Seconds added to the window when approved.
     pub secs: u64,
+    #[serde(with = "timestamp")]
     pub asked_at: DateTime<Utc>,
     pub approvals_required: u32,
     /// Distinct approvers of this extension so far.
@@ -114,10 +119,14 @@ impl Extension {
     }
 }
 
+/// Stored as `{"phase": "active", "window": ...}`. Read through [`PhaseRecord`], a plain
+/// struct: serde reads an internally tagged enum by buffering every field first, which was a
+/// tenth of loading 100,000 grants.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "phase", rename_all = "snake_case")]
+#[serde(tag = "phase", rename_all = "snake_case", try_from = "PhaseRecord")]
 pub enum Phase {
     Pending {
+        #[serde(with = "timestamp")]
         until: DateTime<Utc>,
     },
     Active {
@@ -128,10 +137,51 @@ pub enum Phase {
     },
     Ended {
         end: End,
+        #[serde(with = "timestamp")]
         at: DateTime<Utc>,
         /// The window it had, if it was ever approved.
         window: Option<Window>,
     },
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum PhaseTag {
+    Pending,
+    Active,
+    Ended,
+}
+
+/// A stored phase as it reads, before [`Phase`] checks that its state has what it needs.
+#[derive(Deserialize)]
+struct PhaseRecord {
+    phase: PhaseTag,
+    until: Option<Stamp>,
+    window: Option<Window>,
+    #[serde(default)]
+    extension: Option<Box<Extension>>,
+    end: Option<End>,
+    at: Option<Stamp>,
+}
+
+impl TryFrom<PhaseRecord> for Phase {
+    type Error = &'static str;
+    fn try_from(r: PhaseRecord) -> Result<Phase, &'static str> {
+        Ok(match r.phase {
+            PhaseTag::Pending => Phase::Pending {
+                until: r.until.ok_or("a pending request without `until`")?.0,
+            },
+            PhaseTag::Active => Phase::Active {
+                window: r.window.ok_or("an active grant without `window`")?,
+                extension: r.extension,
+            },
+            PhaseTag::Ended => Phase::Ended {
+                end: r.end.ok_or("an ended request without `end`")?,
+                at: r.at.ok_or("an ended request without `at`")?.0,
+                window: r.window,
+            },
+        })
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -172,6 +222,7 @@ pub struct Decision {
     pub by: Box<str>,
     #[serde(default)]
     pub by_uid: Option<u32>,
+    #[serde(with = "timestamp")]
     pub at: DateTime<Utc>,
     #[serde(default)]
     pub note: Option<Box<str>>,
@@ -187,6 +238,7 @@ pub struct BreakGlass {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Review {
     pub by: String,
+    #[serde(with = "timestamp")]
     pub at: DateTime<Utc>,
     pub comment: String,
 }
@@ -201,6 +253,7 @@ pub struct Session {
     pub tty: Option<String>,
     pub rhost: Option<String>,
     pub audit_session: Option<u32>,
+    #[serde(with = "timestamp")]
     pub opened_at: DateTime<Utc>,
 }
 
@@ -222,6 +275,7 @@ pub struct Request {
     pub approvals_required: u32,
     /// Who may approve (besides root).
     pub approver_groups: Vec<String>,
+    #[serde(with = "timestamp")]
     pub requested_at: DateTime<Utc>,
     pub phase: Phase,
     pub decisions: Vec<Decision>,
@@ -374,6 +428,60 @@ mod tests {
             "abcdefghi~",
         ] {
             assert!(GrantId::try_from(bad.to_string()).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn every_phase_reads_back_as_written_and_incomplete_ones_are_refused() {
+        let t = |s: &str| s.parse::<DateTime<Utc>>().unwrap();
+        let window = Window {
+            approved_at: t("2026-11-29T04:00:00Z"),
+            expires_at: t("2026-11-29T05:00:00.25Z"),
+        };
+        let phases = [
+            Phase::Pending {
+                until: t("2026-11-29T04:30:00.123456Z"),
+            },
+            Phase::Active {
+                window,
+                extension: None,
+            },
+            Phase::Active {
+                window,
+                extension: Some(Box::new(Extension {
+                    secs: 600,
+                    asked_at: t("2026-11-29T04:50:00Z"),
+                    approvals_required: 2,
+                    approvers: vec!["bob".into()],
+                })),
+            },
+            Phase::Ended {
+                end: End::Revoked,
+                at: t("2026-11-29T04:10:00Z"),
+                window: Some(window),
+            },
+            Phase::Ended {
+                end: End::Denied,
+                at: t("2026-11-29T04:10:00Z"),
+                window: None,
+            },
+        ];
+        for phase in phases {
+            let text = serde_json::to_string(&phase).unwrap();
+            assert_eq!(
+                serde_json::from_str::<Phase>(&text).unwrap(),
+                phase,
+                "{text}"
+            );
+        }
+        for (text, why) in [
+            (r#"{"phase":"active"}"#, "without `window`"),
+            (r#"{"phase":"pending"}"#, "without `until`"),
+            (r#"{"phase":"ended","end":"expired"}"#, "without `at`"),
+            (r#"{"phase":"granted"}"#, "unknown variant"),
+        ] {
+            let err = serde_json::from_str::<Phase>(text).unwrap_err().to_string();
+            assert!(err.contains(why), "{text}: {err}");
         }
     }
 
