@@ -13,12 +13,13 @@ pub trait Enforcement: Send + Sync {
     fn adopt_session(&self, grant: &Request, session: &Session) -> Result<(), String>;
     /// Writes a line to the terminals of the grant's sessions.
     fn warn(&self, grant: &Request, message: &str);
-    /// Ids of the grants the host holds something for now (a drop-in, a cgroup).
-    fn present(&self) -> Vec<String>;
+    /// Ids of the grants the host holds something for now (a drop-in, a cgroup); an error
+    /// when it cannot tell.
+    fn present(&self) -> std::io::Result<Vec<String>>;
     /// Makes the host match the records: drop-ins only for `active`, nothing left of `ended`.
     /// `active` holds every active sudo grant and every active grant among [`present`]'s ids
-    /// taken before the call; `ended`, the ended ones among those ids. Returns one line per
-    /// correction made, for the log.
+    /// taken before the call (every active grant when it failed); `ended`, the ended ones
+    /// among those ids. Returns one line per correction made, for the log.
     ///
     /// [`present`]: Enforcement::present
     fn reconcile(&self, active: &[&Request], ended: &[&Request]) -> Vec<String>;

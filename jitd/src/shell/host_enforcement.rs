@@ -232,10 +232,10 @@ impl Enforcement for HostEnforcement {
         }
     }
 
-    fn present(&self) -> Vec<String> {
-        let mut ids = self.enforcer.sudoers.installed().unwrap_or_default();
-        ids.extend(self.enforcer.sessions.grant_cgroups().unwrap_or_default());
-        ids
+    fn present(&self) -> std::io::Result<Vec<String>> {
+        let mut ids = self.enforcer.sudoers.installed()?;
+        ids.extend(self.enforcer.sessions.grant_cgroups()?);
+        Ok(ids)
     }
 
     fn reconcile(&self, active: &[&Request], ended: &[&Request]) -> Vec<String> {

@@ -888,12 +888,18 @@ impl Service {
     pub fn reconcile(&self) {
         // Copies only the records the host can hold something for (reconciling runs visudo
         // and must not hold the registry lock): with 100,000 SSH grants and no sessions, none.
-        let present: HashSet<String> = self.enforcement.present().into_iter().collect();
+        // When the host cannot say what it holds, every active grant is copied, so that no
+        // active grant's processes are taken for leftovers.
+        let present: Option<HashSet<String>> = self
+            .enforcement
+            .present()
+            .ok()
+            .map(|ids| ids.into_iter().collect());
         let (mut active, mut ended) = (Vec::new(), Vec::new());
         {
             let reg = self.read_registry();
             for r in reg.iter() {
-                let on_host = present.contains(r.id.as_str());
+                let on_host = present.as_ref().is_none_or(|p| p.contains(r.id.as_str()));
                 match r.state() {
                     State::Active if on_host || r.kind() == GrantKind::Sudo => {
                         active.push(r.clone())
