@@ -3,9 +3,10 @@
 //! Run through `bench/run`, which builds the release binaries first. Needs root: it creates
 //! users, PAM services and sudoers drop-ins (all removed afterwards).
 //!
-//! `jit-bench [--quick] [--only SECTION,...] [--out FILE]`: `--quick` is a smoke run with a
-//! tenth of the grants and iterations (its figures are not the ones to quote); `--only` runs
-//! some of `scale,pam,sudo,throughput,revocation` (the 100k daemon always starts).
+//! `jit-bench [--quick] [--only SECTION,...] [--micro FILE] [--out FILE]`: `--quick` is a smoke
+//! run with a tenth of the grants and iterations (its figures are not the ones to quote);
+//! `--only` runs some of `scale,pam,sudo,throughput,revocation` (the 100k daemon always
+//! starts); `--micro` puts the rows of `cargo bench -p jitd --bench core` at the top of the table.
 //! `jit-bench --compare OLD.json NEW.json` prints two results files side by side.
 
 #![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
@@ -40,6 +41,7 @@ struct Plan {
 fn main() {
     let mut out = jit_tests::workspace_root().join("target/bench/results.json");
     let mut quick = false;
+    let mut micro: Option<PathBuf> = None;
     let mut only: Option<Vec<String>> = None;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
@@ -70,8 +72,9 @@ fn main() {
                 return;
             }
             "--out" => out = PathBuf::from(args.next().expect("--out FILE")),
+            "--micro" => micro = Some(PathBuf::from(args.next().expect("--micro FILE"))),
             other => {
-                eprintln!("usage: jit-bench [--quick] [--only SECTION,...] [--out FILE] | --compare OLD.json NEW.json (unknown argument {other:?})");
+                eprintln!("usage: jit-bench [--quick] [--only SECTION,...] [--micro FILE] [--out FILE] | --compare OLD.json NEW.json (unknown argument {other:?})");
                 std::process::exit(2);
             }
         }
@@ -105,6 +108,11 @@ fn main() {
     let started = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
     let clock = Instant::now();
     let mut report = Report::default();
+    if let Some(path) = &micro {
+        if let Err(e) = report.add_micro(path) {
+            report.note(format!("micro-benchmarks left out: {e}"));
+        }
+    }
     let run = |section: &str| only.as_ref().is_none_or(|o| o.iter().any(|s| s == section));
     let step = |what: &str| eprintln!("[{:>5.1}s] {what}", clock.elapsed().as_secs_f64());
 

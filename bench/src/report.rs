@@ -180,29 +180,50 @@ pub fn machine() -> Value {
 }
 
 /// Prints two results files side by side, joined on `key`: old, new, new/old.
+/// `(key, label, value, unit)` of each row in a JSON array of rows.
+fn rows_of(rows: &Value) -> Vec<(String, String, Option<f64>, String)> {
+    rows.as_array()
+        .map(|rows| {
+            rows.iter()
+                .map(|r| {
+                    (
+                        r["key"].as_str().unwrap_or_default().to_string(),
+                        r["label"].as_str().unwrap_or_default().to_string(),
+                        r["value"].as_f64(),
+                        r["unit"].as_str().unwrap_or_default().to_string(),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+impl Report {
+    /// Adds the rows `cargo bench -p jitd --bench core` wrote (a JSON array of rows).
+    pub fn add_micro(&mut self, path: &Path) -> Result<(), String> {
+        let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let doc: Value =
+            serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+        for (key, label, value, unit) in rows_of(&doc) {
+            let unit = match unit.as_str() {
+                "ns" => "ns",
+                "µs" => "µs",
+                "×" => "×",
+                _ => "",
+            };
+            self.add(&key, &label, value.unwrap_or(f64::NAN), unit);
+        }
+        Ok(())
+    }
+}
+
 pub fn compare(old: &Path, new: &Path) -> Result<String, String> {
     let load = |p: &Path| -> Result<Value, String> {
         let text = std::fs::read_to_string(p).map_err(|e| format!("{}: {e}", p.display()))?;
         serde_json::from_str(&text).map_err(|e| format!("{}: {e}", p.display()))
     };
     let (old, new) = (load(old)?, load(new)?);
-    let rows = |doc: &Value| -> Vec<(String, String, Option<f64>, String)> {
-        doc["rows"]
-            .as_array()
-            .map(|rows| {
-                rows.iter()
-                    .map(|r| {
-                        (
-                            r["key"].as_str().unwrap_or_default().to_string(),
-                            r["label"].as_str().unwrap_or_default().to_string(),
-                            r["value"].as_f64(),
-                            r["unit"].as_str().unwrap_or_default().to_string(),
-                        )
-                    })
-                    .collect()
-            })
-            .unwrap_or_default()
-    };
+    let rows = |doc: &Value| rows_of(&doc["rows"]);
     let before = rows(&old);
     let mut out = String::new();
     let width = before
