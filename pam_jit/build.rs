@@ -12,6 +12,7 @@
 use std::env;
 use std::fs;
 use std::path::PathBuf;
+use std::process::Command;
 
 fn main() {
     println!("cargo:rerun-if-changed=build.rs");
@@ -20,14 +21,32 @@ fn main() {
     if os != "linux" || target_env != "gnu" {
         return;
     }
+    let Some(archive) = static_unwinder() else {
+        println!(
+            "cargo:warning=libgcc_eh.a not found (cc -print-file-name): pam_jit.so will need \
+             libgcc_s.so.1, which costs ~140 us per PAM transaction in sshd and sudo"
+        );
+        return;
+    };
     let Some(out) = env::var_os("OUT_DIR").map(PathBuf::from) else {
         return;
     };
     let dir = out.join("static-unwinder");
-    if fs::create_dir_all(&dir).is_err()
-        || fs::write(dir.join("libgcc_s.so"), "INPUT(-lgcc_eh)\n").is_err()
-    {
+    let script = format!("INPUT({})\n", archive.display());
+    if fs::create_dir_all(&dir).is_err() || fs::write(dir.join("libgcc_s.so"), script).is_err() {
         return;
     }
     println!("cargo:rustc-link-search=native={}", dir.display());
+}
+
+/// The C compiler's static unwinder archive, if it has one.
+fn static_unwinder() -> Option<PathBuf> {
+    let cc = env::var("CC").unwrap_or_else(|_| "cc".into());
+    let out = Command::new(cc)
+        .arg("-print-file-name=libgcc_eh.a")
+        .output()
+        .ok()?;
+    let path = PathBuf::from(String::from_utf8(out.stdout).ok()?.trim());
+    // An unknown file is echoed back bare, without a directory.
+    (path.is_absolute() && path.is_file()).then_some(path)
 }
