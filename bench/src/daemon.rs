@@ -157,15 +157,7 @@ impl Drop for BenchDaemon {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-        for root in ["/sys/fs/cgroup/unified", "/sys/fs/cgroup"] {
-            let base = Path::new(root).join(&self.cgroup);
-            if let Ok(children) = fs::read_dir(&base) {
-                for child in children.flatten().filter(|c| c.path().is_dir()) {
-                    let _ = fs::remove_dir(child.path());
-                }
-                let _ = fs::remove_dir(&base);
-            }
-        }
+        jit_tests::remove_grant_cgroups(&self.cgroup);
     }
 }
 

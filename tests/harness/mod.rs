@@ -499,19 +499,24 @@ impl Daemon {
     }
 }
 
+/// Removes a stopped jitd's (by now empty) grant cgroups and their parent, `cgroup` being the
+/// daemon's `cgroup` setting.
+pub fn remove_grant_cgroups(cgroup: &str) {
+    for root in ["/sys/fs/cgroup/unified", "/sys/fs/cgroup"] {
+        let base = Path::new(root).join(cgroup);
+        if let Ok(children) = fs::read_dir(&base) {
+            for child in children.flatten().filter(|c| c.path().is_dir()) {
+                let _ = fs::remove_dir(child.path());
+            }
+            let _ = fs::remove_dir(&base);
+        }
+    }
+}
+
 impl Drop for Daemon {
     fn drop(&mut self) {
         self.kill9();
-        // Remove this daemon's (by now empty) grant cgroups and their parent.
-        for root in ["/sys/fs/cgroup/unified", "/sys/fs/cgroup"] {
-            let base = Path::new(root).join(&self.cgroup);
-            if let Ok(children) = fs::read_dir(&base) {
-                for child in children.flatten().filter(|c| c.path().is_dir()) {
-                    let _ = fs::remove_dir(child.path());
-                }
-                let _ = fs::remove_dir(&base);
-            }
-        }
+        remove_grant_cgroups(&self.cgroup);
         if self._sudoers_lock.is_some() {
             // Leave the machine's sudoers as we found it: remove this daemon's drop-ins.
             for id in self.request_ids() {
