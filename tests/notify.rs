@@ -107,6 +107,19 @@ fn approvers_hear_of_a_request_and_the_requester_of_each_decision_with_a_secret_
 
     // The token and the URL's secret path are nowhere in jitd's logs or the audit trail.
     let audit_log = std::fs::read_to_string(d.state_dir().join("audit.log")).unwrap();
+    // journald's own start-up lines are there from the start: wait for the story's last event.
+    let revoked_in_journal = journald.query(
+        &[
+            format!("JIT_REQUEST_ID={id}"),
+            "JIT_EVENT=revoked".to_string(),
+        ],
+        1,
+    );
+    assert_eq!(
+        revoked_in_journal.len(),
+        1,
+        "the revocation reached the journal"
+    );
     let journal: Vec<String> = journald
         .query(&[], 1)
         .iter()

@@ -3,8 +3,11 @@
 //! reached through /proc/PID/root; a process started with [`PrivateJournald::enter`] shares
 //! its mounts and so logs into it. Killed on drop.
 
+use std::os::linux::net::SocketAddrExt;
+use std::os::unix::net::{SocketAddr, UnixDatagram};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 pub struct PrivateJournald {
@@ -12,26 +15,56 @@ pub struct PrivateJournald {
 }
 
 impl PrivateJournald {
+    /// Starts journald and returns once it said it is ready (`READY=1` on a notify socket
+    /// of our own, as systemd would hear it). Waiting for the socket file is not enough: until
+    /// the private tmpfs is mounted, `/proc/PID/root/run/...` is the machine's own /run, where
+    /// a stale socket of an earlier journald answers "connection refused".
     pub fn start() -> PrivateJournald {
+        static STARTED: AtomicU32 = AtomicU32::new(0);
+        let name = format!(
+            "jit-test-journald-{}-{}",
+            std::process::id(),
+            STARTED.fetch_add(1, Ordering::Relaxed)
+        );
+        // An abstract socket: it lives in the network namespace, so journald reaches it
+        // from its private mount namespace.
+        let addr = SocketAddr::from_abstract_name(name.as_bytes()).expect("abstract name");
+        let ready = UnixDatagram::bind_addr(&addr).expect("bind the notify socket");
         let child = Command::new("unshare")
             .args(["-m", "--propagation", "private", "--", "/bin/sh", "-c"])
             .arg(
                 "mount -t tmpfs jit-test /run && mount -t tmpfs jit-test /var/log && \
                  exec /lib/systemd/systemd-journald",
             )
+            .env("NOTIFY_SOCKET", format!("@{name}"))
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .expect("start systemd-journald (needs root and util-linux unshare)");
         let journald = PrivateJournald { child };
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while !journald.socket().exists() {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let mut buf = [0u8; 4096];
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
             assert!(
-                Instant::now() < deadline,
-                "journald did not create its socket"
+                !left.is_zero(),
+                "systemd-journald (pid {}) did not send READY=1 within 20 s",
+                journald.pid()
             );
-            std::thread::sleep(Duration::from_millis(20));
+            ready.set_read_timeout(Some(left)).expect("set a timeout");
+            if let Ok(n) = ready.recv(&mut buf) {
+                if String::from_utf8_lossy(&buf[..n])
+                    .lines()
+                    .any(|l| l == "READY=1")
+                {
+                    break;
+                }
+            }
         }
+        assert!(
+            journald.socket().exists(),
+            "journald is ready but its socket is missing"
+        );
         journald
     }
 
@@ -59,9 +92,9 @@ impl PrivateJournald {
     }
 
     /// `journalctl -o json` with `matches` (e.g. `MESSAGE_ID=…`), as parsed entries, waiting
-    /// up to 5 s for at least `want` of them.
+    /// up to 15 s for at least `want` of them (the wait ends as soon as they are there).
     pub fn query(&self, matches: &[String], want: usize) -> Vec<serde_json::Value> {
-        let deadline = Instant::now() + Duration::from_secs(5);
+        let deadline = Instant::now() + Duration::from_secs(15);
         loop {
             let out = Command::new("journalctl")
                 .arg("-D")

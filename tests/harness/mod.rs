@@ -4,6 +4,7 @@
 
 pub mod http;
 pub mod journal;
+pub mod own_process;
 pub mod pty;
 
 use std::fs;
