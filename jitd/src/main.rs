@@ -1,26 +1,17 @@
 //! jitd: the just-in-time access daemon and the approvers' CLI.
 
-mod audit_args;
-mod audit_cmd;
-mod check_config;
 mod cli;
-mod commands;
 mod config;
 mod core;
-mod events;
-mod explain_cmd;
-mod notifier_config;
-mod output;
-mod policy_file;
-mod serve;
 mod shell;
-mod usage;
 
 use std::process::ExitCode;
 
 use clap::Parser;
 
-use cli::{Cli, Command};
+use cli::args::{Cli, Command};
+use cli::{audit_cmd, check_config, commands, explain_cmd, serve};
+use config::config_file;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -30,16 +21,16 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Serve { config } => {
             let explicit = std::env::args().any(|a| a.starts_with("--config"))
-                || std::env::var_os(config::CONFIG_ENV).is_some();
+                || std::env::var_os(config_file::CONFIG_ENV).is_some();
             serve::run(&config, explicit)
         }
         Command::CheckConfig { file } => check_config::run(&file),
         Command::Explain(args) => explain_cmd::run(args),
-        Command::Audit(args) => match config::Config::load(&args.config, false) {
+        Command::Audit(args) => match config_file::Config::load(&args.config, false) {
             Ok(c) => audit_cmd::run_audit(&args, &c.state_dir),
             Err(e) => config_error(e),
         },
-        Command::Report(args) => match config::Config::load(&args.config, false) {
+        Command::Report(args) => match config_file::Config::load(&args.config, false) {
             Ok(c) => {
                 audit_cmd::run_report(&args, &c.state_dir, &c.sudoers_dir, &c.policy.role_names())
             }
@@ -49,7 +40,7 @@ fn main() -> ExitCode {
     }
 }
 
-fn config_error(e: config::ConfigError) -> ExitCode {
+fn config_error(e: config_file::ConfigError) -> ExitCode {
     eprintln!("jitd: invalid configuration: {e}");
     ExitCode::from(4)
 }

@@ -1,6 +1,6 @@
 //! `cargo run -p xtask -- docs DIR`: writes the man pages (`DIR/man8/jitd.8`,
 //! `DIR/man1/jit-elevate.1`) and the bash, zsh and fish completions of both CLIs, generated from
-//! the very clap definitions the binaries are built from (their `cli.rs`, compiled in here).
+//! the very clap definitions the binaries are built from (jitd's `cli/args.rs` and jit-elevate's `cli.rs`, compiled in here).
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -8,17 +8,21 @@ use std::process::ExitCode;
 use clap::CommandFactory;
 use clap_complete::Shell;
 
-#[allow(dead_code)] // only the clap definitions are used here, not the helpers around them
-#[path = "../../jitd/src/cli.rs"]
-mod jitd_cli;
+// jitd's clap definitions name their neighbours by crate path (`crate::cli::audit_args`,
+// `crate::config::config_file`): the same paths are laid out here.
+#[path = "../../jitd/src/cli"]
+mod cli {
+    #[allow(dead_code)] // only the clap definitions are used here, not the helpers around them
+    pub mod args;
+    pub mod audit_args;
+}
+mod config {
+    pub mod config_file;
+}
 
 #[allow(dead_code)]
 #[path = "../../jit-elevate/src/cli.rs"]
 mod elevate_cli;
-
-#[path = "../../jitd/src/audit_args.rs"]
-mod audit_args;
-mod config;
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -40,7 +44,7 @@ fn main() -> ExitCode {
 }
 
 fn write_docs(out: &Path) -> std::io::Result<()> {
-    write_one(out, jitd_cli::Cli::command(), "8")?;
+    write_one(out, cli::args::Cli::command(), "8")?;
     write_one(out, elevate_cli::Cli::command(), "1")
 }
 

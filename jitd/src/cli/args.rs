@@ -33,12 +33,12 @@ pub enum Command {
     /// Run the daemon in the foreground.
     Serve {
         /// Configuration file.
-        #[arg(long, env = crate::config::CONFIG_ENV, default_value = crate::config::DEFAULT_CONFIG)]
+        #[arg(long, env = crate::config::config_file::CONFIG_ENV, default_value = crate::config::config_file::DEFAULT_CONFIG)]
         config: PathBuf,
     },
     /// Validate a configuration file without starting.
     CheckConfig {
-        #[arg(env = crate::config::CONFIG_ENV, default_value = crate::config::DEFAULT_CONFIG)]
+        #[arg(env = crate::config::config_file::CONFIG_ENV, default_value = crate::config::config_file::DEFAULT_CONFIG)]
         file: PathBuf,
     },
     /// List pending and active requests (all of them with --all).
@@ -98,9 +98,9 @@ pub enum Command {
     /// Grant access to a user directly; prints the new grant's id.
     Grant(GrantArgs),
     /// Read the audit log (works while the daemon is down); `jitd audit verify` checks it.
-    Audit(crate::audit_args::AuditArgs),
+    Audit(crate::cli::audit_args::AuditArgs),
     /// Standing privileges on this host and how jit is used.
-    Report(crate::audit_args::ReportArgs),
+    Report(crate::cli::audit_args::ReportArgs),
 }
 
 #[derive(Args, Debug)]
@@ -142,7 +142,7 @@ pub struct ExplainArgs {
     #[arg(long)]
     pub json: bool,
     /// Configuration file.
-    #[arg(long, env = crate::config::CONFIG_ENV, default_value = crate::config::DEFAULT_CONFIG)]
+    #[arg(long, env = crate::config::config_file::CONFIG_ENV, default_value = crate::config::config_file::DEFAULT_CONFIG)]
     pub config: PathBuf,
     #[arg(last = true, value_name = "CMD")]
     pub command: Vec<String>,

@@ -9,7 +9,7 @@ use clap::{Args, Subcommand};
 #[derive(Args, Debug)]
 pub struct AuditArgs {
     /// Configuration file naming the state dir that holds audit.log.
-    #[arg(long, global = true, env = crate::config::CONFIG_ENV, default_value = crate::config::DEFAULT_CONFIG)]
+    #[arg(long, global = true, env = crate::config::config_file::CONFIG_ENV, default_value = crate::config::config_file::DEFAULT_CONFIG)]
     pub config: PathBuf,
 
     #[command(subcommand)]
@@ -41,7 +41,7 @@ pub enum AuditCommand {
 #[derive(Args, Debug)]
 pub struct ReportArgs {
     /// Configuration file naming the state and sudoers dirs.
-    #[arg(long, env = crate::config::CONFIG_ENV, default_value = crate::config::DEFAULT_CONFIG)]
+    #[arg(long, env = crate::config::config_file::CONFIG_ENV, default_value = crate::config::config_file::DEFAULT_CONFIG)]
     pub config: PathBuf,
     #[arg(long)]
     pub json: bool,

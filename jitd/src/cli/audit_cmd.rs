@@ -9,11 +9,11 @@ use std::process::ExitCode;
 
 use chrono::{DateTime, Utc};
 
-pub use crate::audit_args::{AuditArgs, AuditCommand, ReportArgs};
-use crate::events::escape_text;
-use crate::shell::audit_log::{self, AuditRecord, LOG_FILE};
-use crate::shell::standing::{HostFiles, StandingPrivileges};
-use crate::usage::{UsageBuilder, UsageSummary};
+pub use crate::cli::audit_args::{AuditArgs, AuditCommand, ReportArgs};
+use crate::cli::usage::{UsageBuilder, UsageSummary};
+use crate::core::events::escape_text;
+use crate::shell::audit::audit_log::{self, AuditRecord, LOG_FILE};
+use crate::shell::host::standing::{HostFiles, StandingPrivileges};
 
 /// Exit status of `jitd audit verify` when the chain is broken (and of the other commands
 /// when the log cannot be read).
@@ -369,10 +369,10 @@ fn secs(s: i64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::audit_args::parse_time;
-    use crate::events::{Event, EventKind};
-    use crate::shell::audit_log::tests::TempDir;
-    use crate::shell::audit_log::AuditLog;
+    use crate::cli::audit_args::parse_time;
+    use crate::core::events::{Event, EventKind};
+    use crate::shell::audit::audit_log::tests::TempDir;
+    use crate::shell::audit::audit_log::AuditLog;
     use clap::{Parser, Subcommand};
 
     #[derive(Parser)]

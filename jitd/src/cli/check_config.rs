@@ -7,8 +7,8 @@ use std::process::ExitCode;
 
 use nix::unistd::{Group, User};
 
-use crate::config::Config;
-use crate::policy_file::{Mention, MentionKind};
+use crate::config::config_file::Config;
+use crate::config::policy_file::{Mention, MentionKind};
 
 pub fn run(file: &Path) -> ExitCode {
     let config = match Config::load(file, true) {

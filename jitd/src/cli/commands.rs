@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use jit_proto::{Client, NewRequest, Request, Response, Target};
 
-use crate::cli::{Command, GrantArgs};
-use crate::output;
+use crate::cli::args::{Command, GrantArgs};
+use crate::cli::output;
 
 pub const EXIT_REFUSED: u8 = 1;
 pub const EXIT_UNREACHABLE: u8 = 3;

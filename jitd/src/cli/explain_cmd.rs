@@ -7,10 +7,10 @@ use std::process::ExitCode;
 use chrono::{DateTime, Utc};
 use jit_proto::Target;
 
-use crate::cli::ExplainArgs;
-use crate::config::Config;
+use crate::cli::args::ExplainArgs;
+use crate::config::config_file::Config;
 use crate::core::policy::{Ask, Explanation, Requester};
-use crate::shell::identity;
+use crate::shell::daemon::identity;
 
 pub fn run(args: ExplainArgs) -> ExitCode {
     let config = match Config::load(&args.config, false) {

@@ -4,20 +4,21 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::config::Config;
-use crate::events::{Event, EventSink};
-use crate::shell::audit_log::AuditLog;
-use crate::shell::clock::SystemClock;
-use crate::shell::enforcer::Enforcer;
-use crate::shell::event_log::{EventLog, StderrSink};
-use crate::shell::host_enforcement::HostEnforcement;
-use crate::shell::journald::JournaldSink;
-use crate::shell::pam_log_import::PamLogImport;
-use crate::shell::sessions::Sessions;
-use crate::shell::store::FileStore;
-use crate::shell::sudoers::SudoersDir;
-use crate::shell::syslog_sink::SyslogSink;
-use crate::shell::{notifier, notify, server, service::Service};
+use crate::config::config_file::Config;
+use crate::core::events::{Event, EventSink};
+use crate::shell::audit::audit_log::AuditLog;
+use crate::shell::audit::event_log::{EventLog, StderrSink};
+use crate::shell::audit::journald::JournaldSink;
+use crate::shell::audit::pam_log_import::PamLogImport;
+use crate::shell::audit::syslog_sink::SyslogSink;
+use crate::shell::daemon::clock::SystemClock;
+use crate::shell::daemon::store::FileStore;
+use crate::shell::daemon::{server, service::Service, systemd_ready};
+use crate::shell::host::drop_ins_and_cgroups::Enforcer;
+use crate::shell::host::host_enforcement::HostEnforcement;
+use crate::shell::host::sessions::Sessions;
+use crate::shell::host::sudoers::SudoersDir;
+use crate::shell::notify::webhook;
 
 /// How often the host is re-checked against the records, besides at startup.
 const RECONCILE_EVERY: Duration = Duration::from_secs(60);
@@ -63,8 +64,8 @@ fn start(config: Config) -> Result<(), String> {
     let mut sinks = system_sinks();
     // Notifiers report their own failures to the system log only, never to a notifier.
     let system_log = EventLog::new(None, system_sinks());
-    let report: notifier::Report = Arc::new(move |event: Event| system_log.emit(&event));
-    sinks.extend(notifier::sinks(&config, report)?);
+    let report: webhook::Report = Arc::new(move |event: Event| system_log.emit(&event));
+    sinks.extend(webhook::sinks(&config, report)?);
     let events = Arc::new(EventLog::new(Some(Box::new(audit)), sinks));
     if let Some(notice) = repair {
         events.emit(&notice);
@@ -77,7 +78,7 @@ fn start(config: Config) -> Result<(), String> {
         // Say it at startup, not only at the first approval: grants stay uninstallable
         // (they fail with this message) until an administrator repairs the configuration.
         events.emit(&Event::new(
-            crate::events::EventKind::InternalError,
+            crate::core::events::EventKind::InternalError,
             format!(
                 "sudo grants cannot be installed until the sudoers configuration is repaired: {e}"
             ),
@@ -132,7 +133,7 @@ fn start(config: Config) -> Result<(), String> {
         .spawn(move || scheduler.run_scheduler(RECONCILE_EVERY))
         .map_err(|e| format!("cannot start the scheduler: {e}"))?;
     eprintln!("jitd: listening on {}", socket.display());
-    notify::ready();
+    systemd_ready::ready();
     server::serve(listener, service).map_err(|e| format!("socket server stopped: {e}"))
 }
 

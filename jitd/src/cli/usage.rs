@@ -8,8 +8,8 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use crate::events::EventKind;
-use crate::shell::audit_log::AuditRecord;
+use crate::core::events::EventKind;
+use crate::shell::audit::audit_log::AuditRecord;
 
 /// Role key for requests that named a command instead of a role.
 pub const NO_ROLE: &str = "(no role)";

@@ -7,9 +7,9 @@ use std::time::Duration;
 
 use serde::{Deserialize, Deserializer};
 
+use crate::config::notifier_tables::NotifierConfig;
+use crate::config::policy_file::{self, Mention, RoleSpec, Source};
 use crate::core::policy::Policy;
-use crate::notifier_config::NotifierConfig;
-use crate::policy_file::{self, Mention, RoleSpec, Source};
 
 pub const DEFAULT_CONFIG: &str = "/etc/jit/jitd.toml";
 pub const CONFIG_ENV: &str = "JITD_CONFIG";

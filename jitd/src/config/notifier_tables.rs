@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Deserializer};
 
-use crate::events::EventKind;
+use crate::core::events::EventKind;
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -161,8 +161,8 @@ fn absolute_path<'de, D: Deserializer<'de>>(d: D) -> Result<Option<PathBuf>, D::
 
 #[cfg(test)]
 mod tests {
-    use crate::config::Config;
-    use crate::events::EventKind;
+    use crate::config::config_file::Config;
+    use crate::core::events::EventKind;
 
     use super::Format;
 

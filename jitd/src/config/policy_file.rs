@@ -12,7 +12,7 @@ use regex::{Regex, RegexBuilder};
 use serde::Deserialize;
 use toml::Spanned;
 
-use crate::config::{Config, ConfigError};
+use crate::config::config_file::{Config, ConfigError};
 use crate::core::command_pattern::CommandPattern;
 use crate::core::policy::{AutoRule, Defaults, Policy, Role};
 use crate::core::time_window::{parse_day, Hours, Schedule};

@@ -2,6 +2,7 @@
 
 pub mod authz;
 pub mod command_pattern;
+pub mod events;
 pub mod lifecycle;
 pub mod model;
 pub mod policy;

@@ -114,12 +114,13 @@ impl ScratchSudoers {
         self.tmp.path().join("d")
     }
 
-    pub fn sudoers(&self) -> crate::shell::sudoers::SudoersDir {
+    pub fn sudoers(&self) -> crate::shell::host::sudoers::SudoersDir {
         scratch_sudoers_at(self.tmp.path())
     }
 }
 
 /// The drop-in directory of a [`ScratchSudoers`] rooted at `root` (also from another process).
-pub fn scratch_sudoers_at(root: &Path) -> crate::shell::sudoers::SudoersDir {
-    crate::shell::sudoers::SudoersDir::new(root.join("d")).with_main_config(root.join("sudoers"))
+pub fn scratch_sudoers_at(root: &Path) -> crate::shell::host::sudoers::SudoersDir {
+    crate::shell::host::sudoers::SudoersDir::new(root.join("d"))
+        .with_main_config(root.join("sudoers"))
 }

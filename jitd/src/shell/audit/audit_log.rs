@@ -22,7 +22,7 @@ use nix::fcntl::{Flock, FlockArg};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::events::{Event, EventKind, EventSink};
+use crate::core::events::{Event, EventKind, EventSink};
 
 pub const LOG_FILE: &str = "audit.log";
 /// The `prev` of the first record: there is no previous line.

@@ -4,9 +4,9 @@
 
 use std::io;
 
+use crate::core::events::{Event, EventKind, EventSink};
 use crate::core::model::Request;
-use crate::events::{Event, EventKind, EventSink};
-use crate::shell::view::rfc3339;
+use crate::shell::daemon::view::rfc3339;
 
 pub struct EventLog {
     audit: Option<Box<dyn EventSink>>,

@@ -17,7 +17,7 @@ use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::events::{escape_text, Event, EventSink};
+use crate::core::events::{escape_text, Event, EventSink};
 
 pub const SOCKET: &str = "/run/systemd/journal/socket";
 /// Longest value sent, in bytes after escaping; longer ones are cut and marked.
@@ -138,7 +138,7 @@ fn push_field(out: &mut Vec<u8>, name: &str, value: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::events::EventKind;
+    use crate::core::events::EventKind;
     use std::time::Instant;
 
     use jit_tests::journal::PrivateJournald;
@@ -244,7 +244,7 @@ mod tests {
 
     #[test]
     fn a_stalled_journal_does_not_stall_the_daemon() {
-        let dir = crate::shell::audit_log::tests::TempDir::new("stalled-journal");
+        let dir = crate::shell::audit::audit_log::tests::TempDir::new("stalled-journal");
         let path = dir.0.join("socket");
         // A receiver that never reads: its queue fills and further sends would block.
         let _stalled = UnixDatagram::bind(&path).unwrap();
@@ -264,7 +264,7 @@ mod tests {
 
     #[test]
     fn the_documented_message_ids_are_the_real_ones() {
-        let doc = include_str!("../../../docs/audit.md");
+        let doc = include_str!("../../../../docs/audit.md");
         for kind in EventKind::ALL {
             let row = format!("| `{}` | `{}` |", kind.name(), kind.message_id());
             assert!(doc.contains(&row), "docs/audit.md lacks {row}");

@@ -13,7 +13,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use crate::events::{Event, EventKind};
+use crate::core::events::{Event, EventKind};
 
 const CURSOR_FILE: &str = "pam-journal.cursor";
 /// Entries read per pass at most, so a flood of log lines cannot stall jitd.
@@ -63,7 +63,7 @@ impl PamLogImport {
 
     pub fn commit(&self, cursor: &str) {
         if let Err(e) =
-            crate::shell::store::write_atomic(&self.cursor_file, cursor.as_bytes(), 0o600)
+            crate::shell::daemon::store::write_atomic(&self.cursor_file, cursor.as_bytes(), 0o600)
         {
             eprintln!("jitd: cannot save {}: {e}", self.cursor_file.display());
         }

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use syslog::{Facility, Formatter3164, Logger, LoggerBackend};
 
-use crate::events::{Event, EventSink, Priority};
+use crate::core::events::{Event, EventSink, Priority};
 
 type SyslogLogger = Logger<LoggerBackend, Formatter3164>;
 
@@ -123,7 +123,7 @@ impl EventSink for SyslogSink {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::events::EventKind;
+    use crate::core::events::EventKind;
     use std::process::{Child, Command, Stdio};
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::time::{Duration, Instant};
@@ -248,7 +248,7 @@ mod tests {
 
     #[test]
     fn a_stalled_syslog_daemon_does_not_stall_jitd() {
-        let dir = crate::shell::audit_log::tests::TempDir::new("stalled-syslog");
+        let dir = crate::shell::audit::audit_log::tests::TempDir::new("stalled-syslog");
         let path = dir.0.join("log.sock");
         // A receiver that never reads: its queue fills and further sends would block.
         let _stalled = std::os::unix::net::UnixDatagram::bind(&path).unwrap();

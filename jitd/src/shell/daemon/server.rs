@@ -17,8 +17,8 @@ use jit_proto::frame::{read_frame_bytes, write_frame, DeadlineReader, FrameError
 use jit_proto::peer::{peer_cred, PeerCred};
 use jit_proto::{ClientMessage, ErrorCode, Request, Response, PROTOCOL_VERSION};
 
-use crate::shell::identity;
-use crate::shell::service::Service;
+use crate::shell::daemon::identity;
+use crate::shell::daemon::service::Service;
 
 /// Time a client has to send its whole request.
 const READ_DEADLINE: Duration = Duration::from_secs(5);

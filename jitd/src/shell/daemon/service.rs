@@ -10,21 +10,21 @@ use jit_proto::{
     ErrorCode, GrantKind, NewRequest, PamContext, Request as Wire, Response, SessionInfo, State,
 };
 
-use crate::config::Config;
+use crate::config::config_file::Config;
 use crate::core::authz::{self, Actor};
+use crate::core::events::{Event, EventKind};
 use crate::core::lifecycle::{Approval, By, Denial, Submission};
 use crate::core::model::{End, GrantId, Request, Session};
 use crate::core::policy::{Ask, Policy, Refusal, Requester, Route};
 use crate::core::registry::Registry;
-use crate::events::{Event, EventKind};
-use crate::shell::clock::Clock;
-use crate::shell::enforcement::Enforcement;
-use crate::shell::event_log::{event_for, EventLog};
-use crate::shell::identity;
-use crate::shell::store::Store;
-use crate::shell::submission;
-use crate::shell::sudo_command;
-use crate::shell::view::{rfc3339, view};
+use crate::shell::audit::event_log::{event_for, EventLog};
+use crate::shell::daemon::clock::Clock;
+use crate::shell::daemon::identity;
+use crate::shell::daemon::store::Store;
+use crate::shell::daemon::submission;
+use crate::shell::daemon::view::{rfc3339, view};
+use crate::shell::host::enforcement_port::Enforcement;
+use crate::shell::host::sudo_command;
 
 mod extend;
 mod reload;

@@ -2,11 +2,11 @@
 //! drop-ins, cgroups, signals and terminal warnings. Slow work (waiting out `kill_grace`) runs
 //! on worker threads; its results are reported as events through `report`.
 
-use super::enforcement::Enforcement;
-use super::enforcer::{Enforcer, GrantSpec, ReconcileAction};
+use super::drop_ins_and_cgroups::{Enforcer, GrantSpec, ReconcileAction};
+use super::enforcement_port::Enforcement;
 use super::sessions::{self, EndReport, SessionRef};
+use crate::core::events::{Event, EventKind};
 use crate::core::model::{Request, Session};
-use crate::events::{Event, EventKind};
 use jit_proto::message::GrantKind;
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};

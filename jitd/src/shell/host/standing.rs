@@ -120,7 +120,7 @@ impl StandingPrivileges {
 }
 
 fn escape(s: &str) -> String {
-    crate::events::escape_text(s)
+    crate::core::events::escape_text(s)
 }
 
 fn read_text(path: &Path, unreadable: &mut Vec<String>) -> Option<String> {
@@ -425,7 +425,7 @@ fn fingerprint(blob_b64: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::shell::audit_log::tests::TempDir;
+    use crate::shell::audit::audit_log::tests::TempDir;
 
     fn host(dir: &Path) -> HostFiles {
         HostFiles {

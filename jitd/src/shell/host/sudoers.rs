@@ -8,8 +8,8 @@
 //! (removed by [`SudoersDir::remove_temp_files`]) or a complete, checked drop-in (kept or removed
 //! by reconciliation, and bounded by its `NOTAFTER` even if jitd never comes back).
 
-use super::failpoint;
 use super::sudoers_rule::{self, ExactCommand, GrantFileId, RuleError};
+use crate::shell::failpoint;
 use chrono::{DateTime, Utc};
 use std::ffi::OsStr;
 use std::fmt;

@@ -6,7 +6,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use serde_json::{json, Map, Value};
 
-use crate::events::{escape_text, Event, EventKind, Priority};
+use crate::core::events::{escape_text, Event, EventKind, Priority};
 
 /// Who a notification is meant for, so a receiver can route it without knowing every kind.
 pub fn audience(kind: EventKind) -> &'static str {
@@ -82,7 +82,7 @@ pub fn json_body(event: &Event, time: DateTime<Utc>) -> Value {
         "extra": extra,
         "approve_command": approve,
         "deny_command": deny,
-        "time": crate::shell::view::rfc3339(time),
+        "time": crate::shell::daemon::view::rfc3339(time),
     })
 }
 

@@ -12,11 +12,11 @@ use std::sync::{Arc, Mutex};
 
 use nix::unistd::{getgrouplist, Group, User};
 
-use crate::events::{Event, EventKind, EventSink};
-use crate::shell::notifier::Report;
-use crate::shell::notify_payload::terminal_line;
-use crate::shell::notify_queue::{self, Attempt, Backoff, Queue};
-use crate::shell::terminal::{tty_device, write_notice};
+use crate::core::events::{Event, EventKind, EventSink};
+use crate::shell::host::terminal::{tty_device, write_notice};
+use crate::shell::notify::payload::terminal_line;
+use crate::shell::notify::queue::{self, Attempt, Backoff, Queue};
+use crate::shell::notify::webhook::Report;
 
 /// Requests waiting for their notices; a flood beyond this loses the oldest notices.
 const QUEUE_CAPACITY: usize = 100;
@@ -137,7 +137,7 @@ pub struct TerminalNotices {
 impl TerminalNotices {
     pub fn start(utmp: PathBuf, report: Report) -> Result<TerminalNotices, String> {
         let queue = Arc::new(Queue::new(QUEUE_CAPACITY));
-        notify_queue::spawn_worker(
+        queue::spawn_worker(
             "terminal-notices",
             Arc::clone(&queue),
             ONCE,

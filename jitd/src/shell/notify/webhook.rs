@@ -12,12 +12,12 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
-use crate::config::Config;
-use crate::events::{escape_text, Event, EventKind, EventSink};
-use crate::notifier_config::{Format, NotifierConfig, WebhookUrl};
-use crate::shell::notify_payload;
-use crate::shell::notify_queue::{self, Attempt, Backoff, Queue};
-use crate::shell::terminal_notice::TerminalNotices;
+use crate::config::config_file::Config;
+use crate::config::notifier_tables::{Format, NotifierConfig, WebhookUrl};
+use crate::core::events::{escape_text, Event, EventKind, EventSink};
+use crate::shell::notify::payload;
+use crate::shell::notify::queue::{self, Attempt, Backoff, Queue};
+use crate::shell::notify::terminal_notice::TerminalNotices;
 
 /// Events waiting per notifier; beyond this the oldest are dropped (and that is logged).
 const QUEUE_CAPACITY: usize = 1000;
@@ -136,7 +136,7 @@ impl Notifier {
         let origin = config.url.origin().to_string();
         let failed = Arc::clone(&report);
         let to = origin.clone();
-        notify_queue::spawn_worker(
+        queue::spawn_worker(
             "notifier",
             Arc::clone(&queue),
             BACKOFF,
@@ -207,8 +207,8 @@ struct Webhook {
 impl Webhook {
     fn send(&self, event: &Event, at: DateTime<Utc>) -> Attempt {
         let body = match self.format {
-            Format::Slack => notify_payload::slack_body(event),
-            Format::Json => notify_payload::json_body(event, at),
+            Format::Slack => payload::slack_body(event),
+            Format::Json => payload::json_body(event, at),
         };
         let mut request = self
             .agent

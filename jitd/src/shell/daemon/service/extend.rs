@@ -10,11 +10,11 @@ use jit_proto::{ErrorCode, Response};
 
 use super::{shown, Failure, Service};
 use crate::core::authz::{self, Actor};
+use crate::core::events::EventKind;
 use crate::core::lifecycle::By;
 use crate::core::model::Request;
 use crate::core::policy::{approvers_text, Requester, Route};
-use crate::events::EventKind;
-use crate::shell::event_log::event_for;
+use crate::shell::audit::event_log::event_for;
 
 impl Service {
     pub(super) fn extend(

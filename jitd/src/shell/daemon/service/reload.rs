@@ -10,14 +10,14 @@ use std::sync::Arc;
 use jit_proto::{ErrorCode, Response, State};
 
 use super::{Failure, Service};
-use crate::config::Config;
+use crate::config::config_file::Config;
 use crate::core::authz::{self, Actor};
+use crate::core::events::{Event, EventKind};
 use crate::core::lifecycle::By;
 use crate::core::model::GrantId;
 use crate::core::policy::{Ask, Requester};
-use crate::events::{Event, EventKind};
-use crate::shell::event_log::event_for;
-use crate::shell::identity;
+use crate::shell::audit::event_log::event_for;
+use crate::shell::daemon::identity;
 
 impl Service {
     pub(super) fn reload(&self, actor: &Actor) -> Result<Response, Failure> {

@@ -5,10 +5,10 @@ use jit_proto::{ErrorCode, Response};
 
 use super::{shown, Failure, Service};
 use crate::core::authz::{self, Actor};
+use crate::core::events::EventKind;
 use crate::core::lifecycle::By;
-use crate::events::EventKind;
-use crate::shell::event_log::event_for;
-use crate::shell::submission::MAX_REASON_BYTES;
+use crate::shell::audit::event_log::event_for;
+use crate::shell::daemon::submission::MAX_REASON_BYTES;
 
 impl Service {
     pub(super) fn review(

@@ -3,9 +3,9 @@
 
 use super::*;
 use crate::core::model::{GrantId, Phase, Window};
-use crate::shell::enforcer::Enforcer;
-use crate::shell::sessions::Sessions;
-use crate::shell::sudoers::SudoersDir;
+use crate::shell::host::drop_ins_and_cgroups::Enforcer;
+use crate::shell::host::sessions::Sessions;
+use crate::shell::host::sudoers::SudoersDir;
 use crate::shell::testing::{run_as, unique_id, TempDir, TestUser};
 use chrono::{Duration as ChronoDuration, Utc};
 use jit_proto::Target;
@@ -96,7 +96,7 @@ impl Host {
 
 impl Drop for Host {
     fn drop(&mut self) {
-        if let Some(mount) = crate::shell::cgroup::cgroup2_mount() {
+        if let Some(mount) = crate::shell::host::cgroup::cgroup2_mount() {
             let base = mount.join(&self.cgroup_base);
             if let Ok(entries) = fs::read_dir(&base) {
                 for e in entries.flatten() {

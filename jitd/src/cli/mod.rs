@@ -1,0 +1,16 @@
+//! The command line: clap's definitions, `jitd serve` (which wires the shell together), the
+//! approvers' commands over the socket, and the commands that read files directly (audit,
+//! report, explain, check-config) with their output.
+//!
+//! Commands that change state go through the daemon's socket; the CLI never writes the state
+//! directory itself.
+
+pub mod args;
+pub mod audit_args;
+pub mod audit_cmd;
+pub mod check_config;
+pub mod commands;
+pub mod explain_cmd;
+pub mod output;
+pub mod serve;
+pub mod usage;

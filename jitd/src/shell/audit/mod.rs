@@ -1,0 +1,10 @@
+//! The trail: the hash-chained audit log, the fan-out of events to every sink (journald,
+//! syslog, stderr), and the import of pam_jit's own passes from the journal.
+//!
+//! Sinks record what they are given; none of them decides anything or changes the host.
+
+pub mod audit_log;
+pub mod event_log;
+pub mod journald;
+pub mod pam_log_import;
+pub mod syslog_sink;
