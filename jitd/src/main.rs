@@ -3,6 +3,8 @@
 mod cli;
 mod config;
 mod core;
+#[cfg(test)]
+mod layers;
 mod shell;
 
 use std::process::ExitCode;

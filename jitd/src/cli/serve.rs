@@ -18,7 +18,7 @@ use crate::shell::host::drop_ins_and_cgroups::Enforcer;
 use crate::shell::host::host_enforcement::HostEnforcement;
 use crate::shell::host::sessions::Sessions;
 use crate::shell::host::sudoers::SudoersDir;
-use crate::shell::notify::webhook;
+use crate::shell::notify::{queue, webhook};
 
 /// How often the host is re-checked against the records, besides at startup.
 const RECONCILE_EVERY: Duration = Duration::from_secs(60);
@@ -64,7 +64,7 @@ fn start(config: Config) -> Result<(), String> {
     let mut sinks = system_sinks();
     // Notifiers report their own failures to the system log only, never to a notifier.
     let system_log = EventLog::new(None, system_sinks());
-    let report: webhook::Report = Arc::new(move |event: Event| system_log.emit(&event));
+    let report: queue::Report = Arc::new(move |event: Event| system_log.emit(&event));
     sinks.extend(webhook::sinks(&config, report)?);
     let events = Arc::new(EventLog::new(Some(Box::new(audit)), sinks));
     if let Some(notice) = repair {

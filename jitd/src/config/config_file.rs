@@ -1,15 +1,15 @@
 //! jitd's configuration file (TOML). Unknown keys and bad values are errors that name the
 //! file, line and key, so a typo never silently changes policy.
 
-use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::{Deserialize, Deserializer};
 
+pub use crate::config::error::ConfigError;
 use crate::config::notifier_tables::NotifierConfig;
 use crate::config::policy_file::{self, Mention, RoleSpec, Source};
-use crate::core::policy::Policy;
+use crate::core::policy::{Defaults, Policy};
 
 pub const DEFAULT_CONFIG: &str = "/etc/jit/jitd.toml";
 pub const CONFIG_ENV: &str = "JITD_CONFIG";
@@ -83,7 +83,7 @@ impl Default for Config {
             max_connections: 256,
             max_connections_per_uid: 16,
             roles: Vec::new(),
-            policy: Policy::open(crate::core::policy::Defaults {
+            policy: Policy::open(Defaults {
                 approver_groups: Vec::new(),
                 default_duration: Duration::from_secs(15 * 60),
                 max_duration: Duration::from_secs(4 * 3600),
@@ -98,26 +98,22 @@ impl Default for Config {
     }
 }
 
-#[derive(Debug)]
-pub struct ConfigError {
-    pub file: PathBuf,
-    pub message: String,
-}
-
-impl fmt::Display for ConfigError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.file.display(), self.message.trim_end())
-    }
-}
-
-impl std::error::Error for ConfigError {}
-
 fn human_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
     let text = String::deserialize(d)?;
     jit_proto::duration::parse(&text).map_err(serde::de::Error::custom)
 }
 
 impl Config {
+    /// The global settings that apply without roles.
+    pub fn defaults(&self) -> Defaults {
+        Defaults {
+            approver_groups: self.approver_groups.clone(),
+            default_duration: self.default_duration,
+            max_duration: self.max_duration,
+            require_reason: self.require_reason,
+        }
+    }
+
     /// Reads and validates `path` and the role drop-ins beside it (`<path>.d/*.toml`). A
     /// missing file at the default location yields the defaults (plus any drop-ins), so a
     /// fresh install starts; a missing file named explicitly is an error.
@@ -138,7 +134,7 @@ impl Config {
             roles: std::mem::take(&mut config.roles),
         }];
         sources.extend(policy_file::read_drop_ins(&policy_file::drop_in_dir(path))?);
-        let built = policy_file::build(&config, &sources)?;
+        let built = policy_file::build(config.defaults(), &sources)?;
         config.policy = built.policy;
         config.mentions = built.mentions;
         config.source = Some(path.to_path_buf());
@@ -151,7 +147,7 @@ impl Config {
         let mut config = Config::parse_globals(text)?;
         let roles = std::mem::take(&mut config.roles);
         let built = policy_file::build(
-            &config,
+            config.defaults(),
             &[Source {
                 file: PathBuf::new(),
                 text: text.to_string(),

@@ -4,5 +4,6 @@
 //! Reading and validating only: nothing here starts threads, opens sockets or changes the host.
 
 pub mod config_file;
+pub mod error;
 pub mod notifier_tables;
 pub mod policy_file;

@@ -12,7 +12,7 @@ use regex::{Regex, RegexBuilder};
 use serde::Deserialize;
 use toml::Spanned;
 
-use crate::config::config_file::{Config, ConfigError};
+use crate::config::error::ConfigError;
 use crate::core::command_pattern::CommandPattern;
 use crate::core::policy::{AutoRule, Defaults, Policy, Role};
 use crate::core::time_window::{parse_day, Hours, Schedule};
@@ -446,20 +446,9 @@ impl Ctx<'_> {
     }
 }
 
-/// The global settings that apply without roles.
-pub fn defaults(config: &Config) -> Defaults {
-    Defaults {
-        approver_groups: config.approver_groups.clone(),
-        default_duration: config.default_duration,
-        max_duration: config.max_duration,
-        require_reason: config.require_reason,
-    }
-}
-
 /// Builds the policy from the roles of every source, checking everything that can be checked
 /// without looking at the host.
-pub fn build(config: &Config, sources: &[Source]) -> Result<Built, ConfigError> {
-    let defaults = defaults(config);
+pub fn build(defaults: Defaults, sources: &[Source]) -> Result<Built, ConfigError> {
     let mut roles: Vec<Role> = Vec::new();
     let mut mentions = Vec::new();
     for source in sources {
@@ -484,7 +473,7 @@ pub fn build(config: &Config, sources: &[Source]) -> Result<Built, ConfigError> 
         }
         mentions.append(&mut ctx.mentions);
     }
-    for g in &config.approver_groups {
+    for g in &defaults.approver_groups {
         mentions.push(Mention {
             file: PathBuf::new(),
             line: 0,
@@ -502,6 +491,7 @@ pub fn build(config: &Config, sources: &[Source]) -> Result<Built, ConfigError> 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::config_file::Config;
 
     fn load(main: &str, drop_ins: &[(&str, &str)]) -> Result<Config, ConfigError> {
         static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);

@@ -6,9 +6,14 @@
 
 use std::fmt;
 
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::{DateTime, NaiveDate, SecondsFormat, Utc};
 use serde::de::{self, Visitor};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+/// The form every CLI, event and notification shows: whole seconds, `Z`.
+pub fn rfc3339(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Secs, true)
+}
 
 /// A UTC timestamp as stored; use through `#[serde(with = "timestamp")]` or in an `Option`.
 pub struct Stamp(pub DateTime<Utc>);

@@ -2,6 +2,7 @@
 //! grouped by concern. Each folder's mod.rs says what it owns. The pure decisions live in
 //! `core`; the shell carries them out and must not decide policy itself.
 
+pub mod atomic_file;
 pub mod audit;
 pub mod daemon;
 pub mod failpoint;

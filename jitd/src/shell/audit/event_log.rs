@@ -6,7 +6,7 @@ use std::io;
 
 use crate::core::events::{Event, EventKind, EventSink};
 use crate::core::model::Request;
-use crate::shell::daemon::view::rfc3339;
+use crate::core::timestamp::rfc3339;
 
 pub struct EventLog {
     audit: Option<Box<dyn EventSink>>,

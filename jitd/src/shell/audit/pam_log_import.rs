@@ -63,7 +63,7 @@ impl PamLogImport {
 
     pub fn commit(&self, cursor: &str) {
         if let Err(e) =
-            crate::shell::daemon::store::write_atomic(&self.cursor_file, cursor.as_bytes(), 0o600)
+            crate::shell::atomic_file::write_atomic(&self.cursor_file, cursor.as_bytes(), 0o600)
         {
             eprintln!("jitd: cannot save {}: {e}", self.cursor_file.display());
         }

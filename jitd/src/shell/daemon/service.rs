@@ -17,12 +17,13 @@ use crate::core::lifecycle::{Approval, By, Denial, Submission};
 use crate::core::model::{End, GrantId, Request, Session};
 use crate::core::policy::{Ask, Policy, Refusal, Requester, Route};
 use crate::core::registry::Registry;
+use crate::core::timestamp::rfc3339;
 use crate::shell::audit::event_log::{event_for, EventLog};
 use crate::shell::daemon::clock::Clock;
 use crate::shell::daemon::identity;
 use crate::shell::daemon::store::Store;
 use crate::shell::daemon::submission;
-use crate::shell::daemon::view::{rfc3339, view};
+use crate::shell::daemon::view::view;
 use crate::shell::host::enforcement_port::Enforcement;
 use crate::shell::host::sudo_command;
 

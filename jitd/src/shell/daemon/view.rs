@@ -1,13 +1,9 @@
 //! The record as CLIs see it (`--json` output).
 
-use chrono::{DateTime, SecondsFormat, Utc};
 use jit_proto::{DecisionView, ExtensionView, RequestView, ReviewView, SessionView, Target};
 
 use crate::core::model::{Phase, Request};
-
-pub fn rfc3339(t: DateTime<Utc>) -> String {
-    t.to_rfc3339_opts(SecondsFormat::Secs, true)
-}
+use crate::core::timestamp::rfc3339;
 
 pub fn view(r: &Request) -> RequestView {
     let window = r.window();

@@ -82,7 +82,7 @@ pub fn json_body(event: &Event, time: DateTime<Utc>) -> Value {
         "extra": extra,
         "approve_command": approve,
         "deny_command": deny,
-        "time": crate::shell::daemon::view::rfc3339(time),
+        "time": crate::core::timestamp::rfc3339(time),
     })
 }
 

@@ -6,6 +6,11 @@ use std::collections::VecDeque;
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::core::events::Event;
+
+/// Where notifier failures are reported: the system log sinks, never a notifier.
+pub type Report = Arc<dyn Fn(Event) + Send + Sync>;
+
 pub struct Queue<T> {
     items: Mutex<VecDeque<(bool, T)>>,
     ready: Condvar,

@@ -15,8 +15,7 @@ use nix::unistd::{getgrouplist, Group, User};
 use crate::core::events::{Event, EventKind, EventSink};
 use crate::shell::host::terminal::{tty_device, write_notice};
 use crate::shell::notify::payload::terminal_line;
-use crate::shell::notify::queue::{self, Attempt, Backoff, Queue};
-use crate::shell::notify::webhook::Report;
+use crate::shell::notify::queue::{self, Attempt, Backoff, Queue, Report};
 
 /// Requests waiting for their notices; a flood beyond this loses the oldest notices.
 const QUEUE_CAPACITY: usize = 100;

@@ -16,7 +16,7 @@ use crate::config::config_file::Config;
 use crate::config::notifier_tables::{Format, NotifierConfig, WebhookUrl};
 use crate::core::events::{escape_text, Event, EventKind, EventSink};
 use crate::shell::notify::payload;
-use crate::shell::notify::queue::{self, Attempt, Backoff, Queue};
+use crate::shell::notify::queue::{self, Attempt, Backoff, Queue, Report};
 use crate::shell::notify::terminal_notice::TerminalNotices;
 
 /// Events waiting per notifier; beyond this the oldest are dropped (and that is logged).
@@ -29,9 +29,6 @@ const BACKOFF: Backoff = Backoff {
     give_up_after: Duration::from_secs(60),
 };
 const MAX_TOKEN_BYTES: u64 = 4096;
-
-/// Where notifier failures are reported: the system log sinks, never a notifier.
-pub type Report = Arc<dyn Fn(Event) + Send + Sync>;
 
 /// A bearer token. Never printed: `Debug` shows nothing of it.
 #[derive(Clone)]
