@@ -105,61 +105,84 @@ impl Sshd {
         // sshd drops to the user to read keys when StrictModes is off; let it in.
         std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
 
-        let (addr, port) = match netns {
-            Some(_) => (NetnsPair::SERVER_ADDR.to_string(), 2222),
-            None => ("127.0.0.1".to_string(), free_port()),
-        };
-        let config = dir.path().join("sshd_config");
-        std::fs::write(
-            &config,
-            format!(
-                "Port {port}\nListenAddress {addr}\nHostKey {d}/host_key\nPidFile {d}/sshd.pid\n\
-                 UsePAM yes\nPubkeyAuthentication yes\nPasswordAuthentication no\n\
-                 KbdInteractiveAuthentication no\nAuthorizedKeysFile {d}/authorized_keys/%u\n\
-                 StrictModes no\nAllowUsers {u}\nPermitRootLogin no\nLogLevel VERBOSE\n",
-                d = dir.path().display(),
-                u = user.name
-            ),
-        )
-        .unwrap();
-        let program = dir.path().join(&service);
-        std::os::unix::fs::symlink("/usr/sbin/sshd", &program).unwrap();
-
-        let mut cmd = match netns {
-            Some(pair) => {
-                let mut c = Command::new("ip");
-                c.args(["netns", "exec", &pair.server_ns]).arg(&program);
-                c
+        // A port picked free here may be taken by someone else before sshd binds it: then
+        // sshd exits saying so, and it is started again on another port.
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            let (addr, port) = match netns {
+                Some(_) => (NetnsPair::SERVER_ADDR.to_string(), 2222),
+                None => ("127.0.0.1".to_string(), free_port()),
+            };
+            let config = dir.path().join("sshd_config");
+            std::fs::write(
+                &config,
+                format!(
+                    "Port {port}\nListenAddress {addr}\nHostKey {d}/host_key\nPidFile {d}/sshd.pid\n\
+                     UsePAM yes\nPubkeyAuthentication yes\nPasswordAuthentication no\n\
+                     KbdInteractiveAuthentication no\nAuthorizedKeysFile {d}/authorized_keys/%u\n\
+                     StrictModes no\nAllowUsers {u}\nPermitRootLogin no\nLogLevel VERBOSE\n",
+                    d = dir.path().display(),
+                    u = user.name
+                ),
+            )
+            .unwrap();
+            let log_path = dir.path().join("sshd.log");
+            let _ = std::fs::remove_file(&log_path);
+            let program = dir.path().join(&service);
+            if !program.exists() {
+                std::os::unix::fs::symlink("/usr/sbin/sshd", &program).unwrap();
             }
-            None => Command::new(&program),
-        };
-        let child = cmd
-            .arg("-D")
-            .arg("-f")
-            .arg(&config)
-            .arg("-E")
-            .arg(dir.path().join("sshd.log"))
-            .stdin(Stdio::null())
-            .spawn()
-            .expect("start sshd");
-        let sshd = Sshd {
-            dir,
-            child,
-            service,
-            addr,
-            port,
-            _pam: pam,
-        };
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while !sshd.log().contains("Server listening") {
-            assert!(
-                Instant::now() < deadline,
-                "sshd did not start: {}",
-                sshd.log()
-            );
-            std::thread::sleep(Duration::from_millis(20));
+            let mut cmd = match netns {
+                Some(pair) => {
+                    let mut c = Command::new("ip");
+                    c.args(["netns", "exec", &pair.server_ns]).arg(&program);
+                    c
+                }
+                None => Command::new(&program),
+            };
+            let mut child = cmd
+                .arg("-D")
+                .arg("-f")
+                .arg(&config)
+                .arg("-E")
+                .arg(&log_path)
+                .stdin(Stdio::null())
+                .spawn()
+                .expect("start sshd");
+            let deadline = Instant::now() + Duration::from_secs(20);
+            let log = || std::fs::read_to_string(&log_path).unwrap_or_default();
+            loop {
+                if log().contains("Server listening") {
+                    return Sshd {
+                        dir,
+                        child,
+                        service,
+                        addr,
+                        port,
+                        _pam: pam,
+                    };
+                }
+                if let Ok(Some(status)) = child.try_wait() {
+                    let said = log();
+                    assert!(
+                        said.contains("Address already in use") && attempts < 5,
+                        "sshd exited ({status}) before listening on {addr}:{port} \
+                         (attempt {attempts}): {said}"
+                    );
+                    break;
+                }
+                if Instant::now() > deadline {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    panic!(
+                        "sshd did not listen on {addr}:{port} within 20 s: {}",
+                        log()
+                    );
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
         }
-        sshd
     }
 
     pub fn log(&self) -> String {
