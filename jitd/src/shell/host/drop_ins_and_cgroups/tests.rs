@@ -9,8 +9,13 @@ use std::fs;
 use std::path::Path;
 use std::process::Command;
 
-const CHILD_STORY: &str =
-    "shell::enforcer::tests::a_grant_is_installed_and_withdrawn_in_a_scratch_directory";
+/// The crash child's test name, from this module's path, so that moving the file cannot
+/// make the child run no test at all (and "not crash").
+fn child_story() -> String {
+    let module = module_path!();
+    let module = module.split_once("::").map_or(module, |(_, rest)| rest);
+    format!("{module}::a_grant_is_installed_and_withdrawn_in_a_scratch_directory")
+}
 
 fn spec(id: &str, command: Option<&[&str]>) -> GrantSpec {
     GrantSpec {
@@ -57,7 +62,7 @@ fn a_grant_is_installed_and_withdrawn_in_a_scratch_directory() {
 /// Runs the story above in a child process that aborts at `failpoint`.
 fn crash_at(failpoint: &str, scratch: &ScratchSudoers) {
     let status = Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", CHILD_STORY, "--nocapture", "--test-threads=1"])
+        .args(["--exact", &child_story(), "--nocapture", "--test-threads=1"])
         .env("JITD_FAILPOINT", failpoint)
         .env("JITD_TEST_SCRATCH", scratch.tmp.path())
         .output()
