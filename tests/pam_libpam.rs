@@ -6,7 +6,7 @@
 use std::process::Command;
 use std::time::Duration;
 
-use jit_proto::{GrantKind, Request, Response};
+use jit_proto::{GrantKind, PamContext, Request, Response};
 use jit_tests::pam::*;
 use jit_tests::{unique, Daemon, TempDir, TestUser};
 
@@ -43,20 +43,51 @@ fn a_user_with_a_grant_passes_and_only_for_that_kind_of_access() {
         &format!("socket={} kind=ssh", jitd.socket().display()),
     );
 
-    let mut pam = Pam::start(sudo.path(), SERVICE, &alice.name);
-    assert_eq!(pam.acct_mgmt(), PAM_PERM_DENIED);
-
-    let id = grant(&jitd, &alice.name, "2m", &["--", "/usr/bin/id"]);
-    let mut pam = Pam::start(sudo.path(), SERVICE, &alice.name);
-    assert_eq!(pam.acct_mgmt(), PAM_SUCCESS);
-    assert!(pam.messages().is_empty(), "{:?}", pam.messages());
-    // A sudo grant is not an SSH login.
     let mut pam = Pam::start(ssh.path(), SERVICE, &alice.name);
     assert_eq!(pam.acct_mgmt(), PAM_PERM_DENIED);
 
-    revoke(&jitd, &id);
+    let id = grant(&jitd, &alice.name, "2m", &["--ssh"]);
+    let mut pam = Pam::start(ssh.path(), SERVICE, &alice.name);
+    assert_eq!(pam.acct_mgmt(), PAM_SUCCESS);
+    assert!(pam.messages().is_empty(), "{:?}", pam.messages());
+    // An SSH grant is not sudo.
     let mut pam = Pam::start(sudo.path(), SERVICE, &alice.name);
     assert_eq!(pam.acct_mgmt(), PAM_PERM_DENIED);
+
+    revoke(&jitd, &id);
+    let mut pam = Pam::start(ssh.path(), SERVICE, &alice.name);
+    assert_eq!(pam.acct_mgmt(), PAM_PERM_DENIED);
+}
+
+/// A sudo grant covers the command sudo runs; a `kind=sudo` service in a program that is not
+/// sudo (this test, a misconfigured `su`) has no command to bind to, so it is refused.
+#[test]
+fn a_sudo_grant_opens_nothing_for_a_program_that_is_not_sudo() {
+    let jitd = Daemon::start();
+    let alice = TestUser::create("jitlp");
+    let sudo = ServiceDir::new(
+        SERVICE,
+        &format!("socket={} kind=sudo", jitd.socket().display()),
+    );
+    grant(&jitd, &alice.name, "2m", &["--", "/usr/bin/id"]);
+    let mut pam = Pam::start(sudo.path(), SERVICE, &alice.name);
+    assert_eq!(pam.acct_mgmt(), PAM_PERM_DENIED);
+    // What jitd answers such a caller (this test process is not sudo either).
+    let client = jit_proto::Client::new(jitd.socket(), Duration::from_secs(5));
+    let answer = client
+        .call(Request::Check(PamContext {
+            user: alice.name.clone(),
+            kind: GrantKind::Sudo,
+            service: SERVICE.into(),
+            tty: None,
+            rhost: None,
+            ruser: None,
+        }))
+        .unwrap();
+    let Response::Denied { reason } = answer else {
+        panic!("expected a denial, got {answer:?}");
+    };
+    assert!(reason.contains("not sudo"), "{reason}");
 }
 
 #[test]
@@ -127,7 +158,7 @@ fn no_daemon_means_no_access() {
         "{:?}",
         pam.messages()
     );
-    assert_eq!(pam.open_session(), PAM_SESSION_ERR);
+    assert_eq!(pam.open_session(), PAM_PERM_DENIED);
 }
 
 #[test]
@@ -257,7 +288,7 @@ fn a_typo_in_the_module_arguments_denies() {
         );
         let mut pam = Pam::start(conf.path(), SERVICE, "alice");
         assert_eq!(pam.acct_mgmt(), PAM_PERM_DENIED, "{args}");
-        assert_eq!(pam.open_session(), PAM_SESSION_ERR, "{args}");
+        assert_eq!(pam.open_session(), PAM_PERM_DENIED, "{args}");
     }
     assert!(
         jitd.requests().is_empty(),
@@ -304,7 +335,7 @@ fn a_session_jitd_refuses_does_not_open() {
         &format!("socket={} kind=sudo fail=open", jitd.socket().display()),
     );
     let mut pam = Pam::start(conf.path(), SERVICE, "root").ruser("alice");
-    assert_eq!(pam.open_session(), PAM_SESSION_ERR);
+    assert_eq!(pam.open_session(), PAM_PERM_DENIED);
 }
 
 #[test]

@@ -1,4 +1,6 @@
-//! pam_sm_acct_mgmt: does PAM_USER hold an active grant of the kind this service needs?
+//! pam_sm_acct_mgmt: does the user hold an active grant for this access? For sshd, an SSH
+//! grant; under sudo, a grant for exactly the command sudo is about to run (jitd reads it from
+//! the sudo process itself), held by the invoking user.
 //!
 //! The gate is in the account phase because sshd skips the auth stack for public-key logins
 //! and sudo runs the account stack even with NOPASSWD or cached credentials.
@@ -40,7 +42,7 @@ pub fn check<H: Host, D: Daemon>(host: &H, daemon: &D, raw_args: &[&CStr]) -> Pa
         }
         Reply::Refused(reason) => {
             cx.log(host, Severity::Notice, &format!("denied: {reason}"));
-            host.tell_user(&deny_message::no_grant(cx.kind(), &cx.pam.user));
+            host.tell_user(&deny_message::no_grant(cx.kind(), cx.grant_holder()));
             PamResultCode::PAM_PERM_DENIED
         }
         Reply::Registered { .. } => trouble(
@@ -57,7 +59,7 @@ fn exempt<H: Host>(host: &H, cx: &Context) -> bool {
     let Some(group) = &cx.args.exempt_group else {
         return false;
     };
-    match host.user_in_group(&cx.pam.user, group) {
+    match host.user_in_group(cx.grant_holder(), group) {
         Ok(true) => {
             cx.log(
                 host,
@@ -369,6 +371,39 @@ mod tests {
         );
         let code = check(&script, &script, &[c"exempt_group=breakglass"]);
         assert_eq!(code, PamResultCode::PAM_SUCCESS);
+    }
+
+    /// With `Defaults rootpw` (or targetpw, runaspw) sudo's account phase has PAM_USER =
+    /// root; the invoking user is PAM_RUSER. An exempt root must not exempt alice.
+    #[test]
+    fn under_rootpw_the_invoking_user_not_root_is_checked_for_the_exempt_group() {
+        let mut ctx = alice_sudo();
+        ctx.user = "root".into();
+        let script = Script::new(
+            &[
+                (Item::Service, "sudo"),
+                (Item::User, "root"),
+                (Item::Ruser, "alice"),
+                (Item::Tty, "/dev/pts/3"),
+            ],
+            vec![
+                Expect::InGroup {
+                    user: "alice",
+                    group: "breakglass",
+                    answer: Ok(false),
+                },
+                Expect::Ask(
+                    Request::Check(ctx),
+                    Ok(Response::Denied {
+                        reason: "alice holds no active sudo grant".into(),
+                    }),
+                ),
+                Expect::Log(Severity::Notice, "denied"),
+                Expect::Tell("jit-elevate"),
+            ],
+        );
+        let code = check(&script, &script, &[c"exempt_group=breakglass"]);
+        assert_eq!(code, PamResultCode::PAM_PERM_DENIED);
     }
 
     #[test]

@@ -92,11 +92,14 @@ impl Context {
         self.pam.kind
     }
 
-    /// The user whose grant covers this access: under sudo's session phase PAM_USER is the
-    /// target (root) and PAM_RUSER the invoking user, who holds the grant.
+    /// The user whose grant covers this access. Under sudo that is the invoking user, which
+    /// sudo sets as PAM_RUSER in every phase: PAM_USER is the target (root) in the session
+    /// phase, and already in the account phase with `Defaults rootpw`, `targetpw` or
+    /// `runaspw`. jitd applies the same rule; the module needs it for the exempt group, so an
+    /// exempt root never exempts whoever invokes sudo.
     pub fn grant_holder(&self) -> &str {
         match (self.pam.kind, self.pam.ruser.as_deref()) {
-            (GrantKind::Sudo, Some(ruser)) if self.phase != Phase::Account => ruser,
+            (GrantKind::Sudo, Some(ruser)) if !ruser.is_empty() => ruser,
             _ => &self.pam.user,
         }
     }

@@ -1,8 +1,9 @@
 //! pam_sm_open_session / pam_sm_close_session: register the session with jitd so it can end
 //! the session when its grant closes, and deregister it at the end.
 //!
-//! Policy. Open: a registered session succeeds; a refusal from jitd fails (PAM_SESSION_ERR),
-//! whatever `fail=` says; when jitd cannot answer, `fail=closed` fails the session so that no
+//! Policy. Open: a registered session succeeds; a refusal from jitd (no grant covers the
+//! session) fails ([`REFUSED`]) whatever `fail=` says, except for members of
+//! `exempt_group` (break-glass), so a skipped account check gains nothing; when jitd cannot answer, `fail=closed` fails the session so that no
 //! session runs unregistered (jitd could not end it), except for members of `exempt_group`,
 //! whose break-glass access must survive a dead daemon; `fail=open` lets it run and logs at
 //! LOG_ALERT. Close: never blocks a logout; problems are logged and PAM_SUCCESS returned.
@@ -20,6 +21,11 @@ use crate::host::{Host, Severity};
 use crate::process::Origin;
 use crate::reply::{classify, Reply};
 
+/// What a refused session returns. Not PAM_SESSION_ERR: sudo treats that one as non-fatal
+/// and runs the command anyway (plugins/sudoers/auth/pam.c); any other failure ends sudo, and
+/// sshd ends the connection on every failure of pam_open_session.
+pub const REFUSED: PamResultCode = PamResultCode::PAM_PERM_DENIED;
+
 pub fn open<H: Host, D: Daemon>(
     host: &H,
     daemon: &D,
@@ -28,7 +34,7 @@ pub fn open<H: Host, D: Daemon>(
 ) -> PamResultCode {
     let Some(cx) = Context::prepare(host, Phase::OpenSession, raw_args) else {
         host.tell_user(&deny_message::misconfigured());
-        return PamResultCode::PAM_SESSION_ERR;
+        return REFUSED;
     };
     let answer = daemon.ask(
         &cx.args.socket,
@@ -46,13 +52,23 @@ pub fn open<H: Host, D: Daemon>(
             PamResultCode::PAM_SUCCESS
         }
         Reply::Refused(reason) => {
+            if exempt(host, &cx) {
+                cx.log(
+                    host,
+                    Severity::Notice,
+                    &format!(
+                        "session without a grant allowed: member of the exempt group ({reason})"
+                    ),
+                );
+                return PamResultCode::PAM_SUCCESS;
+            }
             cx.log(
                 host,
                 Severity::Notice,
                 &format!("session refused: {reason}"),
             );
             host.tell_user(&deny_message::no_grant(cx.kind(), cx.grant_holder()));
-            PamResultCode::PAM_SESSION_ERR
+            REFUSED
         }
         Reply::Allowed { .. } => {
             open_trouble(host, &cx, "jitd answered a session with a check result")
@@ -99,6 +115,14 @@ fn info(cx: &Context, origin: Origin) -> SessionInfo {
     }
 }
 
+/// Whether the grant holder is in `exempt_group` (break-glass); an unreadable group is "no".
+fn exempt<H: Host>(host: &H, cx: &Context) -> bool {
+    cx.args
+        .exempt_group
+        .as_ref()
+        .is_some_and(|group| matches!(host.user_in_group(cx.grant_holder(), group), Ok(true)))
+}
+
 fn open_trouble<H: Host>(host: &H, cx: &Context, why: &str) -> PamResultCode {
     if let Some(group) = &cx.args.exempt_group {
         if let Ok(true) = host.user_in_group(cx.grant_holder(), group) {
@@ -118,7 +142,7 @@ fn open_trouble<H: Host>(host: &H, cx: &Context, why: &str) -> PamResultCode {
                 &format!("session refused (fail=closed): {why}"),
             );
             host.tell_user(&deny_message::unavailable());
-            PamResultCode::PAM_SESSION_ERR
+            REFUSED
         }
         FailMode::Open => {
             cx.log(
@@ -176,6 +200,13 @@ mod tests {
     }
 
     #[test]
+    fn a_refused_session_is_not_the_code_sudo_shrugs_off() {
+        // sudo runs the command anyway after PAM_SESSION_ERR.
+        assert_ne!(REFUSED, PamResultCode::PAM_SESSION_ERR);
+        assert_ne!(REFUSED, PamResultCode::PAM_SUCCESS);
+    }
+
+    #[test]
     fn a_sudo_session_is_registered_with_target_and_invoking_user() {
         let script = Script::new(
             &sudo_session_items(),
@@ -212,7 +243,36 @@ mod tests {
             ],
         );
         let code = open(&script, &script, &[c"fail=open"], ORIGIN);
-        assert_eq!(code, PamResultCode::PAM_SESSION_ERR);
+        assert_eq!(code, REFUSED);
+    }
+
+    #[test]
+    fn a_session_no_grant_covers_is_refused_unless_the_invoker_is_break_glass() {
+        for (member, code) in [(false, REFUSED), (true, PamResultCode::PAM_SUCCESS)] {
+            let mut expected = vec![
+                Expect::Ask(
+                    Request::OpenSession(sudo_session()),
+                    Ok(Response::Denied {
+                        reason: "alice holds no active sudo grant".into(),
+                    }),
+                ),
+                // The invoking user is asked about, never the target (root).
+                Expect::InGroup {
+                    user: "alice",
+                    group: "breakglass",
+                    answer: Ok(member),
+                },
+            ];
+            if member {
+                expected.push(Expect::Log(Severity::Notice, "member of the exempt group"));
+            } else {
+                expected.push(Expect::Log(Severity::Notice, "session refused"));
+                expected.push(Expect::Tell("alice has no active sudo grant"));
+            }
+            let script = Script::new(&sudo_session_items(), expected);
+            let got = open(&script, &script, &[c"exempt_group=breakglass"], ORIGIN);
+            assert_eq!(got, code, "member={member}");
+        }
     }
 
     #[test]
@@ -225,10 +285,7 @@ mod tests {
                 Expect::Tell("not answering"),
             ],
         );
-        assert_eq!(
-            open(&script, &script, &[], ORIGIN),
-            PamResultCode::PAM_SESSION_ERR
-        );
+        assert_eq!(open(&script, &script, &[], ORIGIN), REFUSED);
     }
 
     #[test]
@@ -272,10 +329,7 @@ mod tests {
                 Expect::Tell("misconfigured"),
             ],
         );
-        assert_eq!(
-            open(&script, &script, &[c"bogus"], ORIGIN),
-            PamResultCode::PAM_SESSION_ERR
-        );
+        assert_eq!(open(&script, &script, &[c"bogus"], ORIGIN), REFUSED);
         drop(script);
         let script = Script::new(
             &sudo_session_items(),

@@ -7,5 +7,6 @@ pub mod lifecycle;
 pub mod model;
 pub mod policy;
 pub mod registry;
+pub mod sudo_invocation;
 pub mod time_window;
 pub mod timestamp;

@@ -274,7 +274,7 @@ fn answer(body: &[u8], cred: PeerCred, service: &Service) -> Response {
             Err(e) => return error(ErrorCode::Forbidden, e),
         },
     };
-    service.handle(&actor, msg.request)
+    service.handle(&actor, cred.pid, msg.request)
 }
 
 #[cfg(test)]

@@ -14,9 +14,10 @@ use crate::config::config_file::Config;
 use crate::core::authz::{self, Actor};
 use crate::core::events::{Event, EventKind};
 use crate::core::lifecycle::{Approval, By, Denial, Submission};
-use crate::core::model::{End, GrantId, Request, Session};
+use crate::core::model::{display_command, End, GrantId, Request, Session};
 use crate::core::policy::{Ask, Policy, Refusal, Requester, Route};
 use crate::core::registry::Registry;
+use crate::core::sudo_invocation::Invocation;
 use crate::core::timestamp::rfc3339;
 use crate::shell::audit::event_log::{event_for, EventLog};
 use crate::shell::daemon::clock::Clock;
@@ -161,10 +162,12 @@ impl Service {
         self.registry.write().unwrap_or_else(|e| e.into_inner())
     }
 
-    pub fn handle(&self, actor: &Actor, request: Wire) -> Response {
+    /// Answers one request. `peer_pid` is the caller's process from SO_PEERCRED: for PAM's
+    /// requests it is the sudo or sshd process the module runs in.
+    pub fn handle(&self, actor: &Actor, peer_pid: u32, request: Wire) -> Response {
         let result = match request {
-            Wire::Check(ctx) => self.check(actor, &ctx),
-            Wire::OpenSession(info) => self.open_session(actor, info),
+            Wire::Check(ctx) => self.check(actor, peer_pid, &ctx),
+            Wire::OpenSession(info) => self.open_session(actor, peer_pid, info),
             Wire::CloseSession(info) => self.close_session(actor, &info),
             Wire::Submit(new) => self.submit(actor, &new),
             Wire::Grant { user, request } => self.grant(actor, &user, &request),
@@ -187,23 +190,32 @@ impl Service {
 
     // ---- PAM ----------------------------------------------------------------------------
 
-    fn check(&self, actor: &Actor, ctx: &PamContext) -> Result<Response, Failure> {
+    fn check(&self, actor: &Actor, peer_pid: u32, ctx: &PamContext) -> Result<Response, Failure> {
         authz::may_query_grants(actor)?;
+        let holder = Self::grant_holder(ctx);
+        // Read before the lock: /proc of the caller, never under what other checks wait on.
+        let invocation = match Self::invocation(ctx, peer_pid) {
+            Ok(i) => i,
+            Err(reason) => return Ok(Response::Denied { reason }),
+        };
         let now = self.clock.now();
         let reg = self.read_registry();
-        let found = reg.active_for(&ctx.user, ctx.kind, now).next();
+        let found = reg
+            .active_for(holder, ctx.kind, now)
+            .find(|r| Self::covers(r, invocation.as_ref()));
         Ok(match found {
             Some(r) => Response::Allowed {
                 grant_id: r.id.to_string(),
             },
             None => Response::Denied {
-                reason: format!("{} holds no active {} grant", ctx.user, ctx.kind.as_str()),
+                reason: Self::no_grant(holder, ctx.kind, invocation.as_ref()),
             },
         })
     }
 
-    /// Under sudo the session phase runs with PAM_USER = the target (root) and PAM_RUSER =
-    /// the invoking user, whose grant covers the session.
+    /// Who must hold the grant. Under sudo that is the invoking user, PAM_RUSER, which sudo
+    /// sets in every phase: PAM_USER is the target in the session phase, and already in the
+    /// account phase with `Defaults rootpw`, `targetpw` or `runaspw`.
     fn grant_holder(ctx: &PamContext) -> &str {
         match (ctx.kind, &ctx.ruser) {
             (GrantKind::Sudo, Some(ruser)) if !ruser.is_empty() => ruser,
@@ -211,17 +223,61 @@ impl Service {
         }
     }
 
-    fn open_session(&self, actor: &Actor, info: SessionInfo) -> Result<Response, Failure> {
+    /// For sudo, what the sudo process asking will run (`Err` is the denial's reason); for
+    /// SSH, nothing to bind to.
+    fn invocation(ctx: &PamContext, peer_pid: u32) -> Result<Option<Invocation>, String> {
+        match ctx.kind {
+            GrantKind::Ssh => Ok(None),
+            GrantKind::Sudo => sudo_command::invocation_of(peer_pid)
+                .map(Some)
+                .map_err(|r| format!("{}: {}", Self::grant_holder(ctx), r.0)),
+        }
+    }
+
+    fn covers(grant: &Request, invocation: Option<&Invocation>) -> bool {
+        match invocation {
+            None => true,
+            Some(i) => grant.command().is_some_and(|c| i.covered_by(c)),
+        }
+    }
+
+    fn no_grant(holder: &str, kind: GrantKind, invocation: Option<&Invocation>) -> String {
+        match invocation {
+            Some(Invocation::Run(argv)) => format!(
+                "{holder} holds no active sudo grant for {}",
+                display_command(argv)
+            ),
+            _ => format!("{holder} holds no active {} grant", kind.as_str()),
+        }
+    }
+
+    /// Registers a session under the grant that covers it; a session no grant covers is
+    /// refused (pam_jit lets break-glass members through on its own), so skipping the account
+    /// check (`Defaults !pam_acct_mgmt`, a `sufficient` module before pam_jit) gains nothing.
+    fn open_session(
+        &self,
+        actor: &Actor,
+        peer_pid: u32,
+        info: SessionInfo,
+    ) -> Result<Response, Failure> {
         authz::may_query_grants(actor)?;
         let holder = Self::grant_holder(&info.pam).to_string();
+        let invocation = match Self::invocation(&info.pam, peer_pid) {
+            Ok(i) => i,
+            Err(reason) => return Ok(Response::Denied { reason }),
+        };
         let now = self.clock.now();
         let id = {
             let reg = self.read_registry();
-            let candidates: Vec<&Request> = reg.active_for(&holder, info.pam.kind, now).collect();
-            sudo_command::pick(&candidates, info.pid).map(|r| r.id.clone())
+            let found = reg
+                .active_for(&holder, info.pam.kind, now)
+                .find(|r| Self::covers(r, invocation.as_ref()));
+            found.map(|r| r.id.clone())
         };
         let Some(id) = id else {
-            return Ok(Response::SessionRegistered { grant_id: None });
+            return Ok(Response::Denied {
+                reason: Self::no_grant(&holder, info.pam.kind, invocation.as_ref()),
+            });
         };
         let session = Session {
             pid: info.pid,
@@ -234,11 +290,23 @@ impl Service {
             opened_at: now,
         };
         let s = session.clone();
-        let grant = self.transition(&id, move |r, _now| {
+        let registered = self.transition(&id, move |r, _now| {
+            if r.state() != State::Active {
+                return Err(Failure::new(
+                    ErrorCode::InvalidState,
+                    format!("grant {} has ended", r.id),
+                ));
+            }
             r.sessions.retain(|old| old.pid != s.pid);
             r.sessions.push(s);
             Ok(None)
-        })?;
+        });
+        // A grant that ended a moment ago is a refusal, not a failure of jitd: with
+        // fail=open an error would let the session run.
+        let grant = match registered {
+            Ok(g) => g,
+            Err(f) => return Ok(Response::Denied { reason: f.message }),
+        };
         if let Err(e) = self.enforcement.adopt_session(&grant, &session) {
             let mut ev = event_for(
                 EventKind::InternalError,
@@ -247,6 +315,14 @@ impl Service {
             );
             ev.extra.push(("PID", session.pid.to_string()));
             self.events.emit(&ev);
+        }
+        // The grant may have ended between the registration and the move into its cgroup:
+        // then its processes were already ended and this one would outlive it. Refused, the
+        // session never runs (sudo exits without running the command).
+        if !self.is_active(&grant.id) {
+            return Ok(Response::Denied {
+                reason: format!("grant {} ended while the session opened", grant.id),
+            });
         }
         let mut ev = event_for(
             EventKind::SessionOpened,
@@ -264,6 +340,13 @@ impl Service {
         self.events.emit(&ev);
         Ok(Response::SessionRegistered {
             grant_id: Some(grant.id.to_string()),
+        })
+    }
+
+    fn is_active(&self, id: &GrantId) -> bool {
+        let now = self.clock.now();
+        self.read_registry().get(id).is_some_and(|r| {
+            r.state() == State::Active && r.window().is_some_and(|w| now < w.expires_at)
         })
     }
 

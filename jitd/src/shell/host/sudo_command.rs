@@ -1,69 +1,35 @@
-//! Which grant a sudo session belongs to. PAM does not tell the module the command, but the
-//! session's process is sudo itself, whose command line ends with the command it runs. When a
-//! user holds several sudo grants, this picks the one for that command, so ending one grant
-//! never ends the command of another. A hint only: with no match the first grant is used.
+//! The sudo process on the other end of a PAM check or session: which program it is and what
+//! it is about to run (`core::sudo_invocation` reads its argv). The process is the peer of
+//! jitd's socket (SO_PEERCRED), alive and blocked on jitd's answer while this reads /proc, so
+//! its pid cannot have been reused.
 
-use crate::core::model::Request;
+use crate::core::sudo_invocation::{self, Invocation, Refusal};
 
-/// The argv of `pid`, from /proc.
+/// The argv of `pid`, from /proc, empty arguments kept (they are part of the command).
 fn command_line(pid: u32) -> Option<Vec<String>> {
     let raw = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+    let raw = raw.strip_suffix(&[0]).unwrap_or(&raw);
     Some(
         raw.split(|b| *b == 0)
-            .filter(|a| !a.is_empty())
             .map(|a| String::from_utf8_lossy(a).into_owned())
             .collect(),
     )
 }
 
-/// True when `sudo_argv` (e.g. `sudo -n -- /usr/bin/id -u`) ends with `command`, the program
-/// matched by full path or, as sudo resolves it through PATH, by name.
-fn runs(sudo_argv: &[String], command: &[String]) -> bool {
-    let Some((program, args)) = command.split_first() else {
-        return false;
-    };
-    if sudo_argv.len() < command.len() + 1 {
-        return false;
+/// What the sudo process `pid` will run. Refused when `pid` is not sudo at all: a sudo grant
+/// is bound to the command sudo runs, and another program with a `kind=sudo` PAM service (a
+/// misconfigured `su`, say) has no such command to bind to.
+pub fn invocation_of(pid: u32) -> Result<Invocation, Refusal> {
+    let exe = std::fs::read_link(format!("/proc/{pid}/exe"))
+        .map_err(|e| Refusal(format!("cannot tell which program asked (pid {pid}): {e}")))?;
+    let name = exe.file_name().and_then(|n| n.to_str()).unwrap_or("");
+    if !matches!(name, "sudo" | "sudo-rs") {
+        return Err(Refusal(format!(
+            "the check came from {}, not sudo: a sudo grant covers only the command sudo runs",
+            exe.display()
+        )));
     }
-    let tail = &sudo_argv[sudo_argv.len() - command.len()..];
-    let name = program.rsplit('/').next().unwrap_or(program);
-    (tail[0] == *program || tail[0] == name) && tail[1..] == *args
-}
-
-/// Among `candidates` (the holder's active sudo grants), the one whose command the sudo
-/// process `pid` is running; otherwise the first.
-pub fn pick<'a>(candidates: &[&'a Request], pid: u32) -> Option<&'a Request> {
-    if candidates.len() > 1 {
-        if let Some(argv) = command_line(pid) {
-            if let Some(r) = candidates
-                .iter()
-                .find(|r| r.command().is_some_and(|c| runs(&argv, c)))
-            {
-                return Some(r);
-            }
-        }
-    }
-    candidates.first().copied()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn v(a: &[&str]) -> Vec<String> {
-        a.iter().map(|s| s.to_string()).collect()
-    }
-
-    #[test]
-    fn the_sudo_command_line_names_the_grant() {
-        let sudo = v(&["sudo", "-n", "--", "/usr/bin/id", "-u"]);
-        assert!(runs(&sudo, &v(&["/usr/bin/id", "-u"])));
-        assert!(runs(&v(&["sudo", "id", "-u"]), &v(&["/usr/bin/id", "-u"])));
-        assert!(!runs(&sudo, &v(&["/usr/bin/id"])));
-        assert!(!runs(&sudo, &v(&["/usr/bin/id", "-g"])));
-        assert!(!runs(
-            &v(&["/usr/bin/id", "-u"]),
-            &v(&["/usr/bin/id", "-u"])
-        ));
-    }
+    let argv = command_line(pid)
+        .ok_or_else(|| Refusal(format!("cannot read the command line of sudo (pid {pid})")))?;
+    sudo_invocation::parse(&argv)
 }
