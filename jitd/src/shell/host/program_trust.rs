@@ -74,7 +74,7 @@ impl fmt::Display for Problem {
             Problem::NotAFile => write!(f, "is not a regular file"),
             Problem::UnderProc => write!(
                 f,
-                "is /proc, whose links differ by the process that follows them"
+                "holds links that differ by the process following them; nothing under it is granted"
             ),
         }
     }

@@ -194,7 +194,12 @@ fn missing_files_directories_and_proc_are_refused() {
         refused(&base.0.display().to_string()).problem,
         Problem::NotAFile
     );
-    assert_eq!(refused("/proc/self/exe").problem, Problem::UnderProc);
+    let e = refused("/proc/self/exe");
+    assert_eq!(e.problem, Problem::UnderProc);
+    assert!(
+        e.to_string().starts_with("/proc holds links that differ"),
+        "{e}"
+    );
     assert_eq!(refused("/dev/fd/0").problem, Problem::UnderProc);
     assert!(matches!(
         refused("relative/x").problem,
