@@ -56,7 +56,8 @@ pub struct Cli {
     #[arg(long)]
     pub ssh: bool,
 
-    /// The command to run as root, after `--`.
+    /// The command to run as root, after `--`. jitd looks a bare name up in the fixed secure PATH
+    /// (/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin), never in yours.
     #[arg(last = true, value_name = "CMD")]
     pub command: Vec<String>,
 

@@ -157,18 +157,20 @@ fn elevate(client: &Client, cli: &Cli) -> ExitCode {
         }
         Target::Ssh
     } else {
-        match jit_proto::command::resolve(&cli.command) {
-            Ok(command) => Target::Sudo { command },
-            Err(e) => {
-                eprintln!("jit-elevate: {e}");
-                return ExitCode::from(2);
-            }
+        // Sent as typed: jitd looks a bare name up in its fixed secure PATH, never in ours.
+        if let Err(e) = jit_proto::command::check_form(&cli.command) {
+            eprintln!("jit-elevate: {e}");
+            return ExitCode::from(2);
+        }
+        Target::Sudo {
+            command: cli.command.clone(),
         }
     };
 
-    // Already covered by an active grant for exactly this command line: run it now.
-    if let Target::Sudo { command } = &target {
-        if !cli.no_wait {
+    // Already covered by an active grant for exactly this command line: run it now, as jitd
+    // recorded it.
+    if let (Target::Sudo { command }, false) = (&target, cli.no_wait) {
+        if let Ok(asked) = jit_proto::command::resolve(command) {
             if let Ok(Response::Requests { requests }) = call(
                 client,
                 Request::List {
@@ -176,16 +178,17 @@ fn elevate(client: &Client, cli: &Cli) -> ExitCode {
                     unreviewed: false,
                 },
             ) {
-                if let Some(r) = requests
+                let held = requests
                     .iter()
-                    .find(|r| r.state == State::Active && r.command.as_ref() == Some(command))
-                {
+                    .filter(|r| r.state == State::Active)
+                    .find_map(|r| Some((r, r.command.as_ref().filter(|c| **c == asked)?)));
+                if let Some((r, granted)) = held {
                     eprintln!(
                         "jit-elevate: using your active grant {} (until {})",
                         r.id,
                         r.expires_at.as_deref().unwrap_or("?")
                     );
-                    return run::through_sudo(command);
+                    return run::through_sudo(granted);
                 }
             }
         }
@@ -223,7 +226,7 @@ fn elevate(client: &Client, cli: &Cli) -> ExitCode {
         Ok(r) => r,
         Err(stopped) => return stop_waiting(client, &request.id, stopped),
     };
-    finish(&decided, &target)
+    finish(&decided)
 }
 
 fn stop_waiting(client: &Client, id: &str, stopped: wait::Stopped) -> ExitCode {
@@ -247,7 +250,8 @@ fn stop_waiting(client: &Client, id: &str, stopped: wait::Stopped) -> ExitCode {
     ExitCode::from(code)
 }
 
-fn finish(r: &RequestView, target: &Target) -> ExitCode {
+/// Runs what jitd granted (the program as jitd resolved it), never the command line as typed.
+fn finish(r: &RequestView) -> ExitCode {
     let last_note = r
         .decisions
         .last()
@@ -263,8 +267,8 @@ fn finish(r: &RequestView, target: &Target) -> ExitCode {
         })
         .unwrap_or_default();
     match r.state {
-        State::Active => match target {
-            Target::Ssh => {
+        State::Active => match &r.command {
+            None => {
                 println!(
                     "SSH login to this host granted until {} (grant {})",
                     r.expires_at.as_deref().unwrap_or("?"),
@@ -272,7 +276,7 @@ fn finish(r: &RequestView, target: &Target) -> ExitCode {
                 );
                 ExitCode::SUCCESS
             }
-            Target::Sudo { command } => {
+            Some(command) => {
                 eprintln!(
                     "jit-elevate: approved{last_note}; grant {} lasts until {} (end it early with `jit-elevate done {}`)",
                     r.id,

@@ -1,5 +1,6 @@
 //! Running the approved command through `sudo -n --`, so sudo's rules and pam_jit's account
-//! check both apply, and passing its exit status through.
+//! check both apply, and passing its exit status through. The command is the one jitd
+//! recorded, its program an absolute path: sudo never searches PATH for it.
 
 use std::os::unix::process::ExitStatusExt;
 use std::process::{Command, ExitCode};

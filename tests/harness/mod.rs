@@ -93,6 +93,45 @@ impl Drop for TempDir {
     }
 }
 
+/// A directory only root can change, `/usr/local/lib/jit-test-<unique>` (root:root 0755),
+/// removed on drop: where a test puts a program jitd may grant. (A [`TempDir`] lies under the
+/// world-writable /tmp, and jitd grants nothing there.)
+pub struct RootDir(PathBuf);
+
+impl RootDir {
+    pub fn new() -> RootDir {
+        let path = Path::new("/usr/local/lib").join(unique("jit-test-"));
+        fs::create_dir_all(&path).expect("create root-owned dir");
+        std::os::unix::fs::chown(&path, Some(0), Some(0)).expect("chown root-owned dir");
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o755)).expect("chmod dir");
+        RootDir(path)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+
+    /// A root-owned 0755 shell script `name` in this directory; returns its path.
+    pub fn program(&self, name: &str, script: &str) -> String {
+        let path = self.0.join(name);
+        fs::write(&path, format!("#!/bin/sh\n{script}\n")).expect("write program");
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o755)).expect("chmod program");
+        path.display().to_string()
+    }
+}
+
+impl Default for RootDir {
+    fn default() -> RootDir {
+        RootDir::new()
+    }
+}
+
+impl Drop for RootDir {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.0);
+    }
+}
+
 fn run_quiet(cmd: &mut Command) -> bool {
     cmd.stdout(Stdio::null())
         .stderr(Stdio::null())

@@ -435,7 +435,8 @@ impl Request {
         self.end_from(State::Active, Action::Done, End::Completed, by, None, now)
     }
 
-    /// The host could not install the grant; `why` is shown to the requester and approvers.
+    /// The host could not install the grant, or can no longer carry it (its program became
+    /// changeable by others); `why` is shown to the requester and approvers.
     pub fn fail(&mut self, why: String, now: DateTime<Utc>) -> Result<(), LifecycleError> {
         self.end_from(
             State::Active,

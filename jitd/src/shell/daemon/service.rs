@@ -1,7 +1,7 @@
 //! The daemon's request handling: authorises the caller, applies the lifecycle, persists the
 //! result before answering, then carries out the effects and logs every step.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::{mpsc, Arc, Condvar, Mutex, RwLock};
 use std::time::Duration as StdDuration;
 
@@ -994,11 +994,68 @@ impl Service {
                 }
             }
         }
+        let mut verdicts = HashMap::new();
+        active.retain(|r| self.still_trusted(r, &mut verdicts));
         let ended: Vec<&Request> = ended.iter().collect();
         let active_refs: Vec<&Request> = active.iter().collect();
         for line in self.enforcement.reconcile(&active_refs, &ended) {
             self.events.emit(&Event::new(EventKind::Reconciled, line));
         }
+    }
+
+    /// Whether active grant `r` may stay: a sudo grant whose program someone other than root
+    /// can now change (a chmod, a chown, a swapped directory or link) fails and is withdrawn at
+    /// once, and the audit log says why. `verdicts` caches the check per program for one pass.
+    fn still_trusted(
+        &self,
+        r: &Request,
+        verdicts: &mut HashMap<String, Result<(), String>>,
+    ) -> bool {
+        let Some(program) = r.command().and_then(|c| c.first()) else {
+            return true;
+        };
+        let verdict = verdicts
+            .entry(program.clone())
+            .or_insert_with(|| self.enforcement.check_program(program));
+        let Err(why) = verdict else {
+            return true;
+        };
+        // Access first, as for an expiry: the registry stops answering for the grant and its
+        // drop-in goes before anything is written.
+        let failed = {
+            let mut reg = self.write_registry();
+            let Some(current) = reg.get(&r.id) else {
+                return false;
+            };
+            let mut next = current.clone();
+            if next.fail(why.clone(), self.clock.now()).is_err() {
+                // It ended meanwhile; whatever ended it withdrew it.
+                return false;
+            }
+            reg.put(next.clone());
+            next
+        };
+        self.enforcement.withdraw(&failed);
+        // As in `record_end`: the registry's current version, stored under the read lock.
+        let persisted = {
+            let reg = self.read_registry();
+            reg.get(&failed.id)
+                .map_or(Ok(()), |current| self.store.put(current))
+        };
+        self.events.emit(&event_for(
+            EventKind::GrantFailed,
+            &failed,
+            format!("grant withdrawn at reconciliation: {why}"),
+        ));
+        if let Err(e) = persisted {
+            self.events.emit(&event_for(
+                EventKind::InternalError,
+                &failed,
+                format!("cannot persist state: {e}"),
+            ));
+        }
+        self.poke();
+        false
     }
 
     /// The expiry scheduler: sleeps until the next deadline (or a change), then applies it.

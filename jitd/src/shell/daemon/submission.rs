@@ -1,12 +1,16 @@
 //! Checks what a requester sent before anything is recorded: every field bounded, the command
-//! an absolute, normalised path to an existing executable. Durations, reasons and tickets are
-//! then judged by the policy (`core::policy`).
+//! an existing executable that only root can change (a bare name looked up in the fixed secure
+//! PATH), with arguments sudo can match exactly. Durations, reasons and tickets are then judged
+//! by the policy (`core::policy`).
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Component, Path};
 use std::time::Duration;
 
 use jit_proto::{NewRequest, Target};
+
+use crate::shell::host::program_trust;
+use crate::shell::host::sudoers_rule::ExactCommand;
 
 pub const MAX_ARGS: usize = 64;
 pub const MAX_ARG_BYTES: usize = 1024;
@@ -62,9 +66,12 @@ pub fn check(req: &NewRequest) -> Result<Checked, String> {
     })
 }
 
-/// The command must name an existing executable by an absolute path without `.` or `..`
-/// (so the sudoers rule matches exactly the program the approver saw); arguments are bounded
-/// and free of control characters, which sudoers cannot express.
+/// The command must name an existing executable that only root can change, by an absolute path
+/// without `.` or `..` (so the sudoers rule matches exactly the program the approver saw) or
+/// by a bare name, which is looked up in the fixed secure PATH (never the requester's). The
+/// arguments are bounded and must be ones sudo can match exactly: no control characters, no
+/// whitespace, no empty argument. Returns the command line with the program's absolute path:
+/// what is stored, shown to approvers and granted.
 pub fn check_command(argv: &[String]) -> Result<Vec<String>, String> {
     let Some(program) = argv.first() else {
         return Err("the command is empty: name the program to run".into());
@@ -80,7 +87,12 @@ pub fn check_command(argv: &[String]) -> Result<Vec<String>, String> {
             return Err("the command contains a control character (newline, tab, escape…), which sudoers cannot express".into());
         }
     }
-    let path = Path::new(program);
+    let program = if program.is_empty() || program.contains('/') {
+        program.clone()
+    } else {
+        jit_proto::command::find_in_secure_path(program)?
+    };
+    let path = Path::new(&program);
     if !path.is_absolute() {
         return Err(format!(
             "the command {program:?} is not an absolute path: name the program by its full path (e.g. /usr/bin/systemctl)"
@@ -96,12 +108,18 @@ pub fn check_command(argv: &[String]) -> Result<Vec<String>, String> {
             "the command path {program:?} is not normalised: write it without ., .. or //"
         ));
     }
+    let mut resolved = Vec::with_capacity(argv.len());
+    resolved.push(program.clone());
+    resolved.extend_from_slice(&argv[1..]);
+    // Refused now, with the reason, rather than failing after an approver said yes.
+    ExactCommand::parse(&resolved).map_err(|e| format!("refused: {e}"))?;
     let meta = std::fs::metadata(path)
         .map_err(|e| format!("the command {program:?} cannot be used: {e}"))?;
     if !meta.is_file() || meta.permissions().mode() & 0o111 == 0 {
         return Err(format!("the command {program:?} is not an executable file"));
     }
-    Ok(argv.to_vec())
+    program_trust::check(&program).map_err(|e| format!("refused: {e}"))?;
+    Ok(resolved)
 }
 
 #[cfg(test)]
@@ -117,16 +135,70 @@ mod tests {
         assert!(check_command(&argv(&["/bin/echo", "a,b", "*"])).is_ok());
         for bad in [
             vec![],
-            argv(&["echo"]),
+            argv(&[""]),
             argv(&["../x"]),
+            argv(&["bin/echo"]),
             argv(&["/usr/bin/../bin/echo"]),
             argv(&["/usr/bin/"]),
             argv(&["/nonexistent/program"]),
+            argv(&["no-such-program-anywhere"]),
             argv(&["/etc/passwd"]),
             argv(&["/bin/echo", "a\nb"]),
         ] {
             assert!(check_command(&bad).is_err(), "{bad:?} should be refused");
         }
+    }
+
+    #[test]
+    fn a_bare_name_is_resolved_in_the_secure_path_and_stored_absolute() {
+        let resolved = check_command(&argv(&["id", "-u"])).unwrap();
+        assert_eq!(resolved, argv(&["/usr/bin/id", "-u"]));
+        let e = check_command(&argv(&["no-such-program-anywhere"])).unwrap_err();
+        assert!(e.contains(jit_proto::command::SECURE_PATH), "{e}");
+    }
+
+    #[test]
+    fn arguments_sudo_cannot_match_exactly_are_refused_when_asked() {
+        for (bad, says) in [
+            (
+                argv(&["/bin/echo", "a b"]),
+                "argument 1 cannot be granted exactly: it contains whitespace",
+            ),
+            (
+                argv(&["/bin/echo", "x", ""]),
+                "argument 2 cannot be granted exactly: it is empty",
+            ),
+            (argv(&["/bin/echo", "a\u{a0}b"]), "it contains whitespace"),
+            (argv(&["/usr/bin/sudoedit"]), "sudoedit"),
+        ] {
+            let e = check_command(&bad).expect_err(&format!("{bad:?} must be refused"));
+            assert!(
+                e.starts_with("refused: ") && e.contains(says),
+                "{bad:?}: {e}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_program_others_can_change_is_refused_naming_the_component() {
+        // Root's own file, but in /tmp, where its owner could replace it: refused all the same.
+        let dir = std::env::temp_dir().join(format!("jitd-submission-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let prog = dir.join("hello");
+        std::fs::write(&prog, "#!/bin/sh\n").unwrap();
+        std::fs::set_permissions(&prog, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let refused = check_command(&argv(&[&prog.display().to_string()]));
+        let _ = std::fs::remove_dir_all(&dir);
+        let e = refused.unwrap_err();
+        let tmp = std::env::temp_dir().display().to_string();
+        assert!(
+            e.starts_with(&format!("refused: {tmp} is writable by every user")),
+            "{e}"
+        );
+        assert!(
+            e.ends_with("jit grants only programs that only root can change"),
+            "{e}"
+        );
     }
 
     #[test]

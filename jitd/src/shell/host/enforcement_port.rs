@@ -4,8 +4,12 @@
 use crate::core::model::{Request, Session};
 
 pub trait Enforcement: Send + Sync {
-    /// Makes an active grant effective. An error fails the grant with that message.
+    /// Makes an active grant effective. An error fails the grant with that message. A sudo
+    /// grant whose program someone other than root can change is never installed.
     fn install(&self, grant: &Request) -> Result<(), String>;
+    /// Whether only root can change what the absolute path `program` runs (the condition a
+    /// sudo grant is installed and kept under); the error says which component is at fault.
+    fn check_program(&self, program: &str) -> Result<(), String>;
     /// Takes away everything an ended grant gave: its drop-in, cached sudo credentials, and
     /// the processes of its sessions. Must not block the caller for the kill grace period.
     fn withdraw(&self, grant: &Request);

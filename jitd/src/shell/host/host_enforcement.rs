@@ -4,6 +4,7 @@
 
 use super::drop_ins_and_cgroups::{Enforcer, GrantSpec, ReconcileAction};
 use super::enforcement_port::Enforcement;
+use super::program_trust;
 use super::sessions::{self, EndReport, SessionRef};
 use crate::core::events::{Event, EventKind};
 use crate::core::model::{Request, Session};
@@ -175,6 +176,12 @@ impl Enforcement for HostEnforcement {
             changes.live.remove(&spec.id);
         }
         installed.map_err(|e| e.to_string())
+    }
+
+    fn check_program(&self, program: &str) -> Result<(), String> {
+        program_trust::check(program)
+            .map(|_| ())
+            .map_err(|e| format!("refused: {e}"))
     }
 
     fn withdraw(&self, grant: &Request) {

@@ -1,7 +1,8 @@
 //! The host's access: everything that makes a grant real on this machine and takes it away —
-//! the `Enforcement` port and its host implementation, sudoers drop-ins and the rules in
-//! them, sudo command matching, sessions, cgroups, pidfds, process scans, terminal warnings,
-//! and the scan of standing privileges.
+//! the `Enforcement` port and its host implementation, the check that a granted program is one
+//! only root can change, sudoers drop-ins and the rules in them, sudo command matching,
+//! sessions, cgroups, pidfds, process scans, terminal warnings, and the scan of standing
+//! privileges.
 //!
 //! It does what it is told: it never decides who may have access (that is `core`) and never
 //! writes the audit trail (it reports what happened as events).
@@ -12,6 +13,7 @@ pub mod enforcement_port;
 pub mod host_enforcement;
 mod pidfd;
 mod process_scan;
+pub mod program_trust;
 pub mod sessions;
 pub mod standing;
 pub mod sudo_command;

@@ -8,6 +8,7 @@
 //! (removed by [`SudoersDir::remove_temp_files`]) or a complete, checked drop-in (kept or removed
 //! by reconciliation, and bounded by its `NOTAFTER` even if jitd never comes back).
 
+use super::program_trust::{self, Untrusted};
 use super::sudoers_rule::{self, ExactCommand, GrantFileId, RuleError};
 use crate::shell::failpoint;
 use chrono::{DateTime, Utc};
@@ -77,6 +78,8 @@ impl SudoFlavour {
 pub enum SudoersError {
     /// The grant cannot be expressed exactly as a sudoers rule.
     Rule(RuleError),
+    /// Someone other than root can change what the granted program path runs.
+    UntrustedProgram(Untrusted),
     UnknownUser(String),
     Io {
         what: String,
@@ -103,6 +106,7 @@ impl fmt::Display for SudoersError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             SudoersError::Rule(e) => write!(f, "{e}"),
+            SudoersError::UntrustedProgram(e) => write!(f, "refused: {e}"),
             SudoersError::UnknownUser(u) => write!(
                 f,
                 "user {:?} does not exist on this host; no sudo rule was written",
@@ -242,7 +246,8 @@ impl SudoersDir {
     }
 
     /// Installs (or replaces) the drop-in for grant `id`: `user` may run exactly `command`
-    /// (`command[0]` an absolute path) as root without a password until `expires_at`.
+    /// (`command[0]` an absolute path) as root without a password until `expires_at`. Only a
+    /// program that only root can change is ever written into a rule ([`program_trust`]).
     pub fn install(
         &self,
         id: &str,
@@ -252,6 +257,9 @@ impl SudoersDir {
     ) -> Result<(), SudoersError> {
         let content = self.render(id, user, command, expires_at)?;
         let id = GrantFileId::parse(id)?;
+        if let Some(program) = command.first() {
+            program_trust::check(program).map_err(SudoersError::UntrustedProgram)?;
+        }
         self.preflight()?;
         let temp = self.temp_path(&id);
         let result = self.install_checked(&id, &temp, &content);

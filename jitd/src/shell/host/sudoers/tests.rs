@@ -207,6 +207,27 @@ fn relative_or_unnormalised_commands_and_unknown_users_are_refused_and_nothing_i
 }
 
 #[test]
+fn a_program_others_can_change_is_never_written_into_a_rule() {
+    let scratch = ScratchSudoers::new();
+    let dir = scratch.sudoers();
+    // Root's own executable, but in a temp dir under the world-writable /tmp.
+    let prog = scratch.tmp.path().join("prog");
+    fs::write(&prog, "#!/bin/sh\n").unwrap();
+    fs::set_permissions(&prog, fs::Permissions::from_mode(0o755)).unwrap();
+    let later = Utc::now() + ChronoDuration::minutes(5);
+    let err = dir
+        .install("u1", "root", &argv(&[&prog.display().to_string()]), later)
+        .unwrap_err();
+    assert!(matches!(err, SudoersError::UntrustedProgram(_)), "{err}");
+    assert!(
+        err.to_string()
+            .ends_with("jit grants only programs that only root can change"),
+        "{err}"
+    );
+    assert_eq!(fs::read_dir(scratch.dir()).unwrap().count(), 0);
+}
+
+#[test]
 fn an_installed_drop_in_is_root_owned_0440_and_matches_its_rendering() {
     let scratch = ScratchSudoers::new();
     let dir = scratch.sudoers();
