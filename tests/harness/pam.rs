@@ -413,10 +413,17 @@ pub fn wait_for_view(
 pub struct PlacedFile(pub PathBuf);
 
 impl PlacedFile {
+    /// Appears whole, with its final mode, in one rename: sudo's `#includedir` and every
+    /// jitd's `visudo -c` (other tests' daemons run it on the real configuration) must never
+    /// see it half-written or with a mode sudo calls unsafe. The temp name has a dot, which
+    /// `#includedir` skips.
     pub fn write(path: impl Into<PathBuf>, text: &str, mode: u32) -> PlacedFile {
         let path = path.into();
-        std::fs::write(&path, text).unwrap();
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        let temp = path.with_file_name(format!(".{name}.placing"));
+        std::fs::write(&temp, text).unwrap();
+        std::fs::set_permissions(&temp, std::fs::Permissions::from_mode(mode)).unwrap();
+        std::fs::rename(&temp, &path).unwrap();
         PlacedFile(path)
     }
 }
