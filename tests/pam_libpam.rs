@@ -272,6 +272,27 @@ fn fail_open_lets_users_in_when_the_daemon_is_down_but_not_when_it_says_no() {
     assert_eq!(pam.acct_mgmt(), PAM_PERM_DENIED);
 }
 
+/// Anyone can make jitd slow; slow is not down. A stopped (SIGSTOP) jitd that never answers
+/// within the deadline is refused even with fail=open.
+#[test]
+fn fail_open_does_not_open_for_a_daemon_that_is_there_but_slow() {
+    let jitd = Daemon::start();
+    jitd.signal(libc::SIGSTOP);
+    let conf = ServiceDir::new(
+        SERVICE,
+        &format!(
+            "socket={} kind=ssh fail=open timeout_ms=300",
+            jitd.socket().display()
+        ),
+    );
+    let mut pam = Pam::start(conf.path(), SERVICE, "alice");
+    let code = pam.acct_mgmt();
+    let session = pam.open_session();
+    jitd.signal(libc::SIGCONT);
+    assert_eq!(code, PAM_PERM_DENIED);
+    assert_eq!(session, PAM_PERM_DENIED);
+}
+
 #[test]
 fn a_typo_in_the_module_arguments_denies() {
     let jitd = FakeJitd::answering(allowed);

@@ -50,7 +50,18 @@ pub fn check<H: Host, D: Daemon>(host: &H, daemon: &D, raw_args: &[&CStr]) -> Pa
             &cx,
             "jitd answered a check with a session registration",
         ),
-        Reply::Trouble(why) => trouble(host, &cx, &why),
+        Reply::Unavailable(why) => trouble(host, &cx, &why),
+        Reply::Trouble(why) => {
+            // Slow or busy is not "down": fail=open must not open because someone flooded
+            // jitd, so this denies whatever the fail mode.
+            cx.log(
+                host,
+                Severity::Err,
+                &format!("denied: jitd is running but gave no usable answer (fail= does not apply): {why}"),
+            );
+            host.tell_user(&deny_message::unavailable());
+            PamResultCode::PAM_PERM_DENIED
+        }
     }
 }
 
@@ -303,16 +314,41 @@ mod tests {
         let script = Script::new(
             &sudo_items(),
             vec![
-                Expect::Ask(
-                    Request::Check(alice_sudo()),
-                    Err(ClientError::TimedOut(Duration::from_millis(200))),
-                ),
+                Expect::Ask(Request::Check(alice_sudo()), Err(not_running())),
                 Expect::Log(Severity::Alert, "ALLOWED WITHOUT A GRANT (fail=open)"),
             ],
         );
         let code = check(&script, &script, &[c"fail=open", c"timeout_ms=200"]);
         assert_eq!(code, PamResultCode::PAM_SUCCESS);
         assert_eq!(script.asked_with.borrow()[0].1, Duration::from_millis(200));
+    }
+
+    /// Any local user can make jitd slow (a flood of requests); fail=open is for a daemon
+    /// that is not there, so a slow or busy one still means no.
+    #[test]
+    fn fail_open_does_not_open_for_a_slow_or_busy_daemon() {
+        for answer in [
+            Err(ClientError::TimedOut(Duration::from_millis(200))),
+            Ok(Response::Error {
+                code: ErrorCode::Busy,
+                message: "too many connections".into(),
+            }),
+            Ok(Response::Error {
+                code: ErrorCode::Unavailable,
+                message: "audit log cannot be written".into(),
+            }),
+        ] {
+            let script = Script::new(
+                &sudo_items(),
+                vec![
+                    Expect::Ask(Request::Check(alice_sudo()), answer),
+                    Expect::Log(Severity::Err, "fail= does not apply"),
+                    Expect::Tell("not answering"),
+                ],
+            );
+            let code = check(&script, &script, &[c"fail=open", c"timeout_ms=200"]);
+            assert_eq!(code, PamResultCode::PAM_PERM_DENIED);
+        }
     }
 
     #[test]
@@ -348,7 +384,7 @@ mod tests {
                 &sudo_items(),
                 vec![
                     Expect::Ask(Request::Check(alice_sudo()), answer),
-                    Expect::Log(Severity::Err, "denied (fail=closed)"),
+                    Expect::Log(Severity::Err, "denied"),
                     Expect::Tell("not answering"),
                 ],
             );

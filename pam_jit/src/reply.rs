@@ -13,7 +13,11 @@ pub enum Reply {
     /// A trusted daemon said no. Followed whatever `fail=` says: fail-open is about an
     /// unavailable daemon, never about overriding a decision.
     Refused(String),
-    /// No trustworthy answer: unreachable, slow, not root, garbage, or a daemon-side failure.
+    /// jitd is truly not there: no socket, connection refused, or the socket is served by
+    /// a process that is not root. The only case `fail=open` may open for.
+    Unavailable(String),
+    /// jitd is there but gave no usable answer: slow, busy, garbage, or a daemon-side
+    /// failure. Never opened by `fail=open`: any local user can make a daemon slow.
     Trouble(String),
 }
 
@@ -36,6 +40,9 @@ pub fn classify(answer: Result<Response, ClientError>) -> Reply {
             | ErrorCode::Internal => Reply::Trouble(format!("jitd error {code:?}: {message}")),
         },
         Ok(other) => Reply::Trouble(format!("unexpected answer from jitd: {}", kind_of(&other))),
+        Err(e @ (ClientError::NotRunning(..) | ClientError::UntrustedPeer(_))) => {
+            Reply::Unavailable(e.to_string())
+        }
         Err(e) => Reply::Trouble(e.to_string()),
     }
 }
@@ -85,7 +92,14 @@ mod tests {
         ));
         assert!(matches!(
             classify(Err(ClientError::UntrustedPeer(1000))),
-            Reply::Trouble(_)
+            Reply::Unavailable(_)
+        ));
+        assert!(matches!(
+            classify(Err(ClientError::NotRunning(
+                "/run/jitd/jitd.sock".into(),
+                std::io::ErrorKind::ConnectionRefused.into()
+            ))),
+            Reply::Unavailable(_)
         ));
     }
 

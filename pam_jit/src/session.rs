@@ -70,10 +70,15 @@ pub fn open<H: Host, D: Daemon>(
             host.tell_user(&deny_message::no_grant(cx.kind(), cx.grant_holder()));
             REFUSED
         }
-        Reply::Allowed { .. } => {
-            open_trouble(host, &cx, "jitd answered a session with a check result")
-        }
-        Reply::Trouble(why) => open_trouble(host, &cx, &why),
+        Reply::Allowed { .. } => open_trouble(
+            host,
+            &cx,
+            "jitd answered a session with a check result",
+            FailMode::Closed,
+        ),
+        Reply::Unavailable(why) => open_trouble(host, &cx, &why, cx.args.fail),
+        // A running but slow or busy jitd: fail=open does not apply (see account.rs).
+        Reply::Trouble(why) => open_trouble(host, &cx, &why, FailMode::Closed),
     }
 }
 
@@ -93,7 +98,7 @@ pub fn close<H: Host, D: Daemon>(
     );
     match classify(answer) {
         Reply::Registered { .. } => cx.log(host, Severity::Debug, "session deregistered"),
-        Reply::Refused(why) | Reply::Trouble(why) => cx.log(
+        Reply::Refused(why) | Reply::Unavailable(why) | Reply::Trouble(why) => cx.log(
             host,
             Severity::Warning,
             &format!("session {} not deregistered: {why}", origin.pid),
@@ -123,7 +128,7 @@ fn exempt<H: Host>(host: &H, cx: &Context) -> bool {
         .is_some_and(|group| matches!(host.user_in_group(cx.grant_holder(), group), Ok(true)))
 }
 
-fn open_trouble<H: Host>(host: &H, cx: &Context, why: &str) -> PamResultCode {
+fn open_trouble<H: Host>(host: &H, cx: &Context, why: &str, fail: FailMode) -> PamResultCode {
     if let Some(group) = &cx.args.exempt_group {
         if let Ok(true) = host.user_in_group(cx.grant_holder(), group) {
             cx.log(
@@ -134,13 +139,9 @@ fn open_trouble<H: Host>(host: &H, cx: &Context, why: &str) -> PamResultCode {
             return PamResultCode::PAM_SUCCESS;
         }
     }
-    match cx.args.fail {
+    match fail {
         FailMode::Closed => {
-            cx.log(
-                host,
-                Severity::Err,
-                &format!("session refused (fail=closed): {why}"),
-            );
+            cx.log(host, Severity::Err, &format!("session refused: {why}"));
             host.tell_user(&deny_message::unavailable());
             REFUSED
         }
@@ -281,7 +282,7 @@ mod tests {
             &sudo_session_items(),
             vec![
                 Expect::Ask(Request::OpenSession(sudo_session()), Err(down())),
-                Expect::Log(Severity::Err, "session refused (fail=closed)"),
+                Expect::Log(Severity::Err, "session refused"),
                 Expect::Tell("not answering"),
             ],
         );
@@ -299,6 +300,22 @@ mod tests {
         );
         let code = open(&script, &script, &[c"fail=open"], ORIGIN);
         assert_eq!(code, PamResultCode::PAM_SUCCESS);
+    }
+
+    #[test]
+    fn fail_open_does_not_run_a_session_past_a_slow_daemon() {
+        let script = Script::new(
+            &sudo_session_items(),
+            vec![
+                Expect::Ask(
+                    Request::OpenSession(sudo_session()),
+                    Err(ClientError::TimedOut(std::time::Duration::from_millis(200))),
+                ),
+                Expect::Log(Severity::Err, "session refused"),
+                Expect::Tell("not answering"),
+            ],
+        );
+        assert_eq!(open(&script, &script, &[c"fail=open"], ORIGIN), REFUSED);
     }
 
     #[test]
