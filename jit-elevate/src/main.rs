@@ -96,7 +96,7 @@ fn show(client: &Client, request: Request, json: bool) -> ExitCode {
             }
             ExitCode::SUCCESS
         }
-        Ok(Response::Requests { requests }) => {
+        Ok(Response::Requests { requests, .. }) => {
             if json {
                 println!(
                     "{}",
@@ -171,7 +171,7 @@ fn elevate(client: &Client, cli: &Cli) -> ExitCode {
     // recorded it.
     if let (Target::Sudo { command }, false) = (&target, cli.no_wait) {
         if let Ok(asked) = jit_proto::command::resolve(command) {
-            if let Ok(Response::Requests { requests }) = call(
+            if let Ok(Response::Requests { requests, .. }) = call(
                 client,
                 Request::List {
                     all: false,
@@ -180,7 +180,7 @@ fn elevate(client: &Client, cli: &Cli) -> ExitCode {
             ) {
                 let held = requests
                     .iter()
-                    .filter(|r| r.state == State::Active)
+                    .filter(|r| r.state == State::Active && !r.clipped)
                     .find_map(|r| Some((r, r.command.as_ref().filter(|c| **c == asked)?)));
                 if let Some((r, granted)) = held {
                     eprintln!(

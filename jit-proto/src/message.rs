@@ -245,6 +245,9 @@ pub enum Response {
     },
     Requests {
         requests: Vec<RequestView>,
+        /// Older requests left out so that the answer fits one frame.
+        #[serde(default, skip_serializing_if = "is_zero")]
+        omitted: usize,
     },
     /// Reload: the new policy is in force.
     Reloaded {
@@ -325,6 +328,10 @@ pub struct RequestView {
     /// The review of a break-glass grant, once an approver made it.
     #[serde(default)]
     pub review: Option<ReviewView>,
+    /// True in a list when the command or the reason was shortened to keep the answer within
+    /// one frame; `jitd show ID` has them whole.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub clipped: bool,
 }
 
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
@@ -339,6 +346,10 @@ pub struct ReviewView {
     pub by: String,
     pub at: String,
     pub comment: String,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 #[cfg(test)]

@@ -378,7 +378,10 @@ mod tests {
         for answer in [
             Err(ClientError::UntrustedPeer(1000)),
             Ok(Response::SessionRegistered { grant_id: None }),
-            Ok(Response::Requests { requests: vec![] }),
+            Ok(Response::Requests {
+                requests: vec![],
+                omitted: 0,
+            }),
         ] {
             let script = Script::new(
                 &sudo_items(),

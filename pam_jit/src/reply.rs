@@ -106,7 +106,7 @@ mod tests {
     #[test]
     fn an_answer_to_another_question_is_trouble() {
         assert!(matches!(
-            classify(Ok(Response::Requests { requests: vec![] })),
+            classify(Ok(Response::Requests { requests: vec![], omitted: 0 })),
             Reply::Trouble(m) if m.contains("requests")
         ));
     }

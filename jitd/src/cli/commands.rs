@@ -92,11 +92,17 @@ fn print(response: Response, json: bool, style: Style) -> ExitCode {
             _ if json => println!("{}", json_text(&request)),
             _ => print!("{}", output::detail(&request)),
         },
-        Response::Requests { requests } => {
+        Response::Requests { requests, omitted } => {
             if json {
                 println!("{}", json_text(&requests));
             } else {
                 print!("{}", output::table(&requests));
+            }
+            if omitted > 0 {
+                eprintln!(
+                    "jitd: {omitted} older request(s) not shown, to keep the answer within one frame; \
+                     `jitd show ID` shows any request"
+                );
             }
         }
         Response::Reloaded { message } => println!("{message}"),

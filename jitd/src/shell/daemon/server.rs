@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use jit_proto::frame::{read_frame_bytes, write_frame, DeadlineReader, FrameError};
 use jit_proto::peer::{peer_cred, PeerCred};
-use jit_proto::{ClientMessage, ErrorCode, Request, Response, PROTOCOL_VERSION};
+use jit_proto::{ClientMessage, ErrorCode, Request, Response, MAX_FRAME_BYTES, PROTOCOL_VERSION};
 
 use crate::shell::daemon::identity;
 use crate::shell::daemon::service::Service;
@@ -243,7 +243,16 @@ fn handle_connection(mut stream: UnixStream, cred: PeerCred, service: &Service) 
         Ok(body) => answer(&body, cred, service),
     };
     let _ = stream.set_write_timeout(Some(WRITE_DEADLINE));
-    let _ = write_frame(&mut stream, &response);
+    if let Err(FrameError::TooLarge(n)) = write_frame(&mut stream, &response) {
+        // Never silence: the caller hears that the answer did not fit.
+        let _ = write_frame(
+            &mut stream,
+            &error(
+                ErrorCode::Internal,
+                format!("the answer ({n} bytes) is larger than one frame ({MAX_FRAME_BYTES} bytes); this is a jitd bug, please report it"),
+            ),
+        );
+    }
 }
 
 fn answer(body: &[u8], cred: PeerCred, service: &Service) -> Response {

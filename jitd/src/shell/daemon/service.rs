@@ -24,7 +24,7 @@ use crate::shell::daemon::clock::Clock;
 use crate::shell::daemon::identity;
 use crate::shell::daemon::store::Store;
 use crate::shell::daemon::submission;
-use crate::shell::daemon::view::view;
+use crate::shell::daemon::view::{fit_to_frame, list_view, view};
 use crate::shell::host::enforcement_port::Enforcement;
 use crate::shell::host::sudo_command;
 
@@ -837,12 +837,14 @@ impl Service {
             .filter(|r| authz::may_view(actor, r, &policy.defaults.approver_groups))
             .collect();
         found.sort_by(|a, b| (a.requested_at, &a.id).cmp(&(b.requested_at, &b.id)));
-        // Keep the answer within one frame: newest first when there are too many.
+        // Keep the answer within one frame: the newest hundred, long texts clipped, and fewer
+        // if even that is too large; the answer says how many were left out.
         const MAX_LISTED: usize = 100;
         let skip = found.len().saturating_sub(MAX_LISTED);
-        Response::Requests {
-            requests: found.into_iter().skip(skip).map(view).collect(),
-        }
+        let mut requests: Vec<_> = found.into_iter().skip(skip).map(list_view).collect();
+        drop(reg);
+        let omitted = skip + fit_to_frame(&mut requests);
+        Response::Requests { requests, omitted }
     }
 
     // ---- deadlines ----------------------------------------------------------------------

@@ -14,6 +14,9 @@ use crate::shell::host::sudoers_rule::ExactCommand;
 
 pub const MAX_ARGS: usize = 64;
 pub const MAX_ARG_BYTES: usize = 1024;
+/// The whole command line, its arguments' bytes together: a request (command, reason and
+/// ticket) stays a few KiB, far under the 64 KiB frame, so lists of many stay answerable.
+pub const MAX_COMMAND_BYTES: usize = 4096;
 pub const MAX_REASON_BYTES: usize = 1000;
 pub const MAX_TICKET_BYTES: usize = 128;
 
@@ -78,6 +81,12 @@ pub fn check_command(argv: &[String]) -> Result<Vec<String>, String> {
     };
     if argv.len() > MAX_ARGS {
         return Err(format!("the command has more than {MAX_ARGS} arguments"));
+    }
+    let total: usize = argv.iter().map(String::len).sum();
+    if total > MAX_COMMAND_BYTES {
+        return Err(format!(
+            "the command line is {total} bytes, more than {MAX_COMMAND_BYTES}: ask for a shorter one (a script that only root can change, say)"
+        ));
     }
     for a in argv {
         if a.len() > MAX_ARG_BYTES {
@@ -199,6 +208,17 @@ mod tests {
             e.ends_with("jit grants only programs that only root can change"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn a_command_line_is_bounded_as_a_whole_not_only_per_argument() {
+        // 40 arguments of 1000 bytes: each allowed, together 40 KB (two such requests once
+        // made every approver's `jitd list` fail).
+        let arg = "x".repeat(1000);
+        let mut long = argv(&["/bin/echo"]);
+        long.extend(std::iter::repeat_n(arg, 40));
+        let e = check_command(&long).unwrap_err();
+        assert!(e.contains("more than 4096"), "{e}");
     }
 
     #[test]

@@ -1,0 +1,74 @@
+//! One user cannot blind the approvers: requests are bounded as a whole, and a list of many
+//! large requests still answers within one frame, saying what it left out.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use jit_tests::{ok, text, Daemon, TestUser};
+
+#[test]
+fn a_flood_of_the_largest_requests_cannot_make_the_approvers_list_fail() {
+    let d = Daemon::start();
+    let long = "x".repeat(1000);
+    let reason = "r".repeat(1000);
+    let users: Vec<TestUser> = (0..3).map(|_| TestUser::create("jitflood")).collect();
+    for user in &users {
+        for _ in 0..20 {
+            let out = d.elevate_as(
+                user,
+                &[
+                    "--no-wait",
+                    "--reason",
+                    &reason,
+                    "--",
+                    "/bin/echo",
+                    &long,
+                    &long,
+                    &long,
+                    &long,
+                ],
+            );
+            assert!(out.status.success(), "{out:?}");
+        }
+    }
+    // A request over the whole-command cap is refused when asked, with the reason.
+    let out = d.elevate_as(
+        &users[0],
+        &[
+            "--no-wait",
+            "--reason",
+            "x",
+            "--",
+            "/bin/echo",
+            &long,
+            &long,
+            &long,
+            &long,
+            &long,
+        ],
+    );
+    assert!(!out.status.success(), "{out:?}");
+    assert!(text(&out.stderr).contains("more than 4096"), "{out:?}");
+
+    let out = d.jitd(&["list", "--json"]);
+    assert!(out.status.success(), "jitd list failed: {out:?}");
+    let listed: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let listed = listed.as_array().unwrap();
+    let stderr = text(&out.stderr);
+    let omitted: usize = stderr
+        .split_whitespace()
+        .nth(1)
+        .filter(|_| stderr.contains("not shown"))
+        .map_or(0, |n| n.parse().unwrap());
+    assert_eq!(listed.len() + omitted, 60, "{stderr}");
+    assert!(
+        listed.iter().all(|r| r["clipped"] == true),
+        "long commands are clipped in lists"
+    );
+    // `jitd show` has the whole command line.
+    let id = listed[0]["id"].as_str().unwrap();
+    let shown = d.show(id);
+    assert_eq!(shown["command"].as_array().unwrap().len(), 5);
+    assert_eq!(shown["command"][4].as_str().unwrap(), long);
+    // The table form answers too.
+    ok(d.jitd(&["list"]));
+}
