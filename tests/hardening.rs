@@ -31,8 +31,9 @@ fn a_flood_of_the_largest_requests_cannot_make_the_approvers_list_fail() {
         }
     }
     // A request over the whole-command cap is refused when asked, with the reason.
+    let other = TestUser::create("jitflood");
     let out = d.elevate_as(
-        &users[0],
+        &other,
         &[
             "--no-wait",
             "--reason",
@@ -71,4 +72,43 @@ fn a_flood_of_the_largest_requests_cannot_make_the_approvers_list_fail() {
     assert_eq!(shown["command"][4].as_str().unwrap(), long);
     // The table form answers too.
     ok(d.jitd(&["list"]));
+}
+
+/// One user looping submit+cancel as fast as they can is slowed down to the refill rate with
+/// a clear message; other users and root are not.
+#[test]
+fn one_user_looping_submit_and_cancel_is_rate_limited_and_nobody_else_is() {
+    let d = Daemon::start();
+    let mallory = TestUser::create("jitloop");
+    let bob = TestUser::create("jitloop");
+    // A tight loop in the user's own shell; bounded, it stops at the first refusal.
+    let script = format!(
+        "for i in $(seq 150); do \
+           out=$({elevate} --no-wait --reason x -- /usr/bin/true 2>&1) || {{ echo \"refused after $i: $out\"; exit 0; }}; \
+           {elevate} cancel \"$out\" >/dev/null 2>&1 || true; \
+         done; echo never refused",
+        elevate = jit_tests::bin("jit-elevate").display()
+    );
+    let out = mallory
+        .command("/bin/sh")
+        .args(["-c", &script])
+        .env(jit_proto::SOCKET_ENV, d.socket())
+        .output()
+        .unwrap();
+    let said = text(&out.stdout);
+    assert!(
+        said.contains("too many requests: try again in"),
+        "the loop was never slowed down: {said}"
+    );
+    // Meanwhile others are served at once.
+    ok(d.elevate_as(&bob, &["--no-wait", "--reason", "x", "--", "/usr/bin/true"]));
+    ok(d.jitd(&[
+        "grant",
+        &mallory.name,
+        "--for",
+        "1m",
+        "--reason",
+        "root is not limited",
+        "--ssh",
+    ]));
 }

@@ -7,6 +7,7 @@
 
 pub mod clock;
 pub mod identity;
+pub mod rate_limit;
 pub mod server;
 pub mod service;
 pub mod store;

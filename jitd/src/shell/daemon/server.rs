@@ -18,6 +18,7 @@ use jit_proto::peer::{peer_cred, PeerCred};
 use jit_proto::{ClientMessage, ErrorCode, Request, Response, MAX_FRAME_BYTES, PROTOCOL_VERSION};
 
 use crate::shell::daemon::identity;
+use crate::shell::daemon::rate_limit::{too_many, RateLimiter};
 use crate::shell::daemon::service::Service;
 
 /// Time a client has to send its whole request.
@@ -118,11 +119,12 @@ pub fn serve(listener: UnixListener, service: Arc<Service>) -> io::Result<()> {
         per_uid: service.config().max_connections_per_uid,
         open: Mutex::new((0, HashMap::new())),
     };
+    let rate = RateLimiter::default();
     let acceptors = Arc::new(Acceptors {
         listener,
         work: Box::new(
             move |(stream, cred): Connection| match limits.acquire(cred.uid) {
-                Some(_slot) => handle_connection(stream, cred, &service),
+                Some(_slot) => handle_connection(stream, cred, &service, &rate),
                 None => refuse_busy(stream),
             },
         ),
@@ -225,7 +227,12 @@ fn error(code: ErrorCode, message: impl Into<String>) -> Response {
     }
 }
 
-fn handle_connection(mut stream: UnixStream, cred: PeerCred, service: &Service) {
+fn handle_connection(
+    mut stream: UnixStream,
+    cred: PeerCred,
+    service: &Service,
+    rate: &RateLimiter,
+) {
     let response = match read_frame_bytes(&mut DeadlineReader::new(
         &stream,
         Instant::now() + READ_DEADLINE,
@@ -240,7 +247,7 @@ fn handle_connection(mut stream: UnixStream, cred: PeerCred, service: &Service) 
             error(ErrorCode::BadRequest, "timed out waiting for the request")
         }
         Err(e) => error(ErrorCode::BadRequest, e.to_string()),
-        Ok(body) => answer(&body, cred, service),
+        Ok(body) => answer(&body, cred, service, rate),
     };
     let _ = stream.set_write_timeout(Some(WRITE_DEADLINE));
     if let Err(FrameError::TooLarge(n)) = write_frame(&mut stream, &response) {
@@ -255,7 +262,7 @@ fn handle_connection(mut stream: UnixStream, cred: PeerCred, service: &Service) 
     }
 }
 
-fn answer(body: &[u8], cred: PeerCred, service: &Service) -> Response {
+fn answer(body: &[u8], cred: PeerCred, service: &Service, rate: &RateLimiter) -> Response {
     // Look at the version before the shape, so an old or new client gets a clear answer.
     let version = serde_json::from_slice::<serde_json::Value>(body)
         .ok()
@@ -274,6 +281,11 @@ fn answer(body: &[u8], cred: PeerCred, service: &Service) -> Response {
         Ok(m) => m,
         Err(e) => return error(ErrorCode::BadRequest, format!("malformed request: {e}")),
     };
+    if cred.uid != 0 && changes_state(&msg.request) {
+        if let Err(wait) = rate.take(cred.uid, Instant::now()) {
+            return error(ErrorCode::Busy, too_many(wait));
+        }
+    }
     let actor = match &msg.request {
         Request::Check(_) | Request::OpenSession(_) | Request::CloseSession(_) => {
             identity::uid_only(cred.uid)
@@ -284,6 +296,27 @@ fn answer(body: &[u8], cred: PeerCred, service: &Service) -> Response {
         },
     };
     service.handle(&actor, cred.pid, msg.request)
+}
+
+/// Requests that make jitd write (a record, the audit log): what a user could flood with.
+fn changes_state(request: &Request) -> bool {
+    match request {
+        Request::Submit(_)
+        | Request::Grant { .. }
+        | Request::Approve { .. }
+        | Request::Deny { .. }
+        | Request::Revoke { .. }
+        | Request::Cancel { .. }
+        | Request::Done { .. }
+        | Request::Extend { .. }
+        | Request::Review { .. }
+        | Request::Reload => true,
+        Request::Check(_)
+        | Request::OpenSession(_)
+        | Request::CloseSession(_)
+        | Request::Show { .. }
+        | Request::List { .. } => false,
+    }
 }
 
 #[cfg(test)]
