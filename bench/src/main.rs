@@ -5,13 +5,15 @@
 //!
 //! `jit-bench [--quick] [--only SECTION,...] [--micro FILE] [--out FILE]`: `--quick` is a smoke
 //! run with a tenth of the grants and iterations (its figures are not the ones to quote);
-//! `--only` runs some of `scale,pam,sudo,throughput,revocation` (the 100k daemon always
+//! `--only` runs some of `scale,pam,flood,sudo,throughput,revocation` (`flood` goes with
+//! `pam`; the 100k daemon always
 //! starts); `--micro` puts the rows of `cargo bench -p jitd --bench core` at the top of the table.
 //! `jit-bench --compare OLD.json NEW.json` prints two results files side by side.
 
 #![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
 
 mod daemon;
+mod flood;
 mod pam_check;
 mod report;
 mod revocation;
@@ -69,6 +71,16 @@ fn main() {
                         std::process::exit(1);
                     }
                 }
+                return;
+            }
+            "--flood" => {
+                // The flooding process of the `flood` measurement (run as an unprivileged user).
+                let socket = args.next().expect("--flood SOCKET SECS");
+                let secs = args
+                    .next()
+                    .and_then(|s| s.parse().ok())
+                    .expect("--flood SOCKET SECS");
+                flood::run(&socket, secs);
                 return;
             }
             "--out" => out = PathBuf::from(args.next().expect("--out FILE")),
@@ -162,6 +174,16 @@ fn main() {
         let services =
             pam_check::Services::new(&jitd.socket(), &pam_check::grant_file(holders, expires));
         pam_check::measure(&mut report, &services, &user.name, plan.pam_iterations);
+        if run("flood") {
+            step("PAM account check under a one-user flood");
+            flood::measure(
+                &mut report,
+                &services,
+                &jitd.socket(),
+                &user.name,
+                plan.pam_iterations / 4,
+            );
+        }
     }
     if run("sudo") {
         step("sudo wall time");

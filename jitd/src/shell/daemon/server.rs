@@ -23,6 +23,8 @@ use crate::shell::daemon::service::Service;
 
 /// Time a client has to send its whole request.
 const READ_DEADLINE: Duration = Duration::from_secs(5);
+/// How long a rate-limited request waits before its refusal.
+const TARPIT: Duration = Duration::from_millis(200);
 /// Time a client has to take the answer.
 const WRITE_DEADLINE: Duration = Duration::from_secs(5);
 /// Connections kept free for root when other users fill the server.
@@ -283,6 +285,10 @@ fn answer(body: &[u8], cred: PeerCred, service: &Service, rate: &RateLimiter) ->
     };
     if cred.uid != 0 && changes_state(&msg.request) {
         if let Err(wait) = rate.take(cred.uid, Instant::now()) {
+            // The refusal itself is slowed down: a client looping on it would otherwise spin
+            // at full speed, taking the CPU that everyone's checks need. Only this
+            // connection's thread waits (and one user holds at most max_connections_per_uid).
+            std::thread::sleep(TARPIT);
             return error(ErrorCode::Busy, too_many(wait));
         }
     }
