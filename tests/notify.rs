@@ -163,7 +163,7 @@ fn a_slack_webhook_gets_escaped_text_and_only_the_events_it_asked_for() {
         "{said}"
     );
     assert!(
-        said.contains("Reason: urgent &lt;!channel&gt;\\n*fake line* &amp; more"),
+        said.contains("Reason: `urgent &lt;!channel&gt;\\n*fake line* &amp; more`"),
         "{said}"
     );
     assert!(!said.contains("<!channel>"), "no mention can be forged");

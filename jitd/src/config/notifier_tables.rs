@@ -10,20 +10,54 @@ use serde::{Deserialize, Deserializer};
 use crate::core::events::EventKind;
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(try_from = "NotifierTable")]
 pub struct NotifierConfig {
     pub url: WebhookUrl,
     pub format: Format,
+    pub events: Vec<EventKind>,
+    pub roles: Option<Vec<String>>,
+    pub token_file: Option<PathBuf>,
+}
+
+/// A `[[notifier]]` table as written; [`NotifierConfig`] is one that passed the checks that
+/// involve several keys.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NotifierTable {
+    url: WebhookUrl,
+    format: Format,
     /// Which events this webhook hears of; every kind but `internal_error` when left out.
     /// Break-glass use is sent whatever this says.
     #[serde(default = "every_event", deserialize_with = "event_names")]
-    pub events: Vec<EventKind>,
+    events: Vec<EventKind>,
     /// Only events about requests for one of these roles (break-glass excepted).
     #[serde(default, deserialize_with = "role_names")]
-    pub roles: Option<Vec<String>>,
+    roles: Option<Vec<String>>,
     /// A root-owned file whose content is sent as `Authorization: Bearer …`.
     #[serde(default, deserialize_with = "absolute_path")]
-    pub token_file: Option<PathBuf>,
+    token_file: Option<PathBuf>,
+}
+
+impl TryFrom<NotifierTable> for NotifierConfig {
+    type Error = String;
+
+    /// A bearer token sent over plain http can be read by anyone on the path: refused, except
+    /// to this host itself.
+    fn try_from(t: NotifierTable) -> Result<NotifierConfig, String> {
+        if t.token_file.is_some() && t.url.is_plain_http() && !t.url.is_loopback() {
+            return Err(format!(
+                "`token_file` with a plain http:// url would send the token readable by anyone on the way to {}: use https:// (plain http only to a loopback address)",
+                t.url.origin()
+            ));
+        }
+        Ok(NotifierConfig {
+            url: t.url,
+            format: t.format,
+            events: t.events,
+            roles: t.roles,
+            token_file: t.token_file,
+        })
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -81,6 +115,24 @@ impl WebhookUrl {
     /// `scheme://host[:port]`: safe to log.
     pub fn origin(&self) -> &str {
         &self.origin
+    }
+
+    pub fn is_plain_http(&self) -> bool {
+        self.origin.starts_with("http://")
+    }
+
+    /// The host is this machine: `localhost`, 127.0.0.0/8 or `[::1]`.
+    pub fn is_loopback(&self) -> bool {
+        let authority = self.origin.split_once("://").map_or("", |(_, a)| a);
+        let host = match authority.strip_prefix('[') {
+            Some(v6) => v6.split(']').next().unwrap_or_default(),
+            None => authority.split(':').next().unwrap_or_default(),
+        };
+        host.eq_ignore_ascii_case("localhost")
+            || host == "::1"
+            || host
+                .parse::<std::net::Ipv4Addr>()
+                .is_ok_and(|ip| ip.is_loopback())
     }
 }
 
@@ -218,5 +270,28 @@ mod tests {
         }
         let e = Config::parse("[[notifier]]\nformat = \"json\"\n").unwrap_err();
         assert!(e.contains("url"), "{e}");
+    }
+
+    #[test]
+    fn a_token_over_plain_http_is_refused_except_to_this_host() {
+        let table = |url: &str| {
+            format!(
+                "[[notifier]]\nurl = \"{url}\"\nformat = \"json\"\ntoken_file = \"/etc/jit/token\"\n"
+            )
+        };
+        let e = Config::parse(&table("http://hooks.example.com/x")).unwrap_err();
+        assert!(e.contains("https://") && e.contains("token_file"), "{e}");
+        for url in [
+            "https://hooks.example.com/x",
+            "http://127.0.0.1:8080/x",
+            "http://127.8.9.10/x",
+            "http://localhost:9/x",
+            "http://[::1]:8080/x",
+        ] {
+            assert!(Config::parse(&table(url)).is_ok(), "{url}");
+        }
+        // Without a token, plain http is allowed (nothing secret in the headers).
+        let plain = "[[notifier]]\nurl = \"http://hooks.example.com/x\"\nformat = \"json\"\n";
+        assert!(Config::parse(plain).is_ok());
     }
 }

@@ -96,16 +96,30 @@ fn slack_escape(s: &str) -> String {
         .replace('>', "&gt;")
 }
 
+/// Text a requester typed (command, reason, ticket, role), shown literally: inside a code
+/// span, where mrkdwn's `*bold*`, `_italics_`, `~strike~`, `[links](…)` and `@here` mean
+/// nothing, with `&`, `<`, `>` escaped (so `<!channel>` or `<http://…|text>` cannot form) and
+/// every backtick replaced by ˋ (U+02CB), so the text can never close its span.
+fn slack_literal(s: &str) -> String {
+    let inner = slack_escape(s).replace('`', "ˋ");
+    if inner.trim().is_empty() {
+        "` `".to_string()
+    } else {
+        format!("`{inner}`")
+    }
+}
+
 /// A Slack incoming-webhook body: `{"text": …}` in mrkdwn.
 pub fn slack_body(event: &Event) -> Value {
     let kind = event.kind();
     let field = |v: &Option<String>| v.as_deref().map(slack_escape);
+    let literal = |v: &Option<String>| v.as_deref().map(slack_literal);
     let mut lines = Vec::new();
     let headline = match kind {
         EventKind::Requested => format!(
-            "*{}* asks for `{}`{}",
+            "*{}* asks for {}{}",
             field(&event.user).unwrap_or_default(),
-            field(&event.command).unwrap_or_default(),
+            literal(&event.command).unwrap_or_default(),
             duration_text(event)
                 .map(|d| format!(" for {d}"))
                 .unwrap_or_default()
@@ -129,11 +143,11 @@ pub fn slack_body(event: &Event) -> Value {
     };
     if kind != EventKind::Requested {
         push("User", field(&event.user));
-        push("Command", field(&event.command).map(|c| format!("`{c}`")));
+        push("Command", literal(&event.command));
     }
-    push("Reason", field(&event.reason));
-    push("Ticket", field(&event.ticket));
-    push("Role", field(&event.role));
+    push("Reason", literal(&event.reason));
+    push("Ticket", literal(&event.ticket));
+    push("Role", literal(&event.role));
     push("By", field(&event.approver));
     push("Expires", field(&event.expires));
     push("Request", field(&event.request_id));
@@ -223,7 +237,7 @@ mod tests {
         let body = slack_body(&requested());
         let text = body["text"].as_str().unwrap();
         assert!(text.starts_with("*alice* asks for `systemctl restart 'nginx &amp; co'` for 30m"));
-        assert!(text.contains("Reason: deploy &lt;!channel&gt;\\n*forged* line"));
+        assert!(text.contains("Reason: `deploy &lt;!channel&gt;\\n*forged* line`"));
         assert!(!text.contains("<!channel>"));
         assert!(text.contains("Approve: `jitd approve abcde12345`"));
         assert!(
@@ -231,6 +245,26 @@ mod tests {
             "{text}"
         );
         assert_eq!(text.lines().count(), 6, "{text}");
+    }
+
+    /// Everything Slack's mrkdwn interprets, typed by a requester, stays literal text.
+    #[test]
+    fn a_requester_cannot_format_mention_link_or_break_out_of_the_code_span() {
+        let mut e = requested();
+        let hostile = "*b* _i_ ~s~ [x](http://evil) ![i](http://evil/i.png) <http://evil|click> <!channel> <!here> @here @channel &amp; ``` `echo`";
+        e.command = Some(format!("/usr/bin/echo {hostile}"));
+        e.reason = Some(hostile.into());
+        e.ticket = Some("`INC`".into());
+        let text = slack_body(&e)["text"].as_str().unwrap().to_string();
+        for line in text.lines() {
+            assert_eq!(line.matches('`').count() % 2, 0, "an odd backtick in {line}");
+        }
+        let reason = text.lines().find(|l| l.starts_with("Reason: ")).unwrap();
+        assert_eq!(reason.matches('`').count(), 2, "one span, unbroken: {reason}");
+        assert!(reason.starts_with("Reason: `*b* _i_ ~s~"), "{reason}");
+        assert!(!text.contains('<') && !text.contains('>'), "{text}");
+        assert!(text.contains("&lt;!channel&gt;") && text.contains("&amp;amp;"), "{text}");
+        assert!(text.contains("Ticket: `ˋINCˋ`"), "{text}");
     }
 
     #[test]
