@@ -167,6 +167,10 @@ fn elevate(client: &Client, cli: &Cli) -> ExitCode {
         }
     };
 
+    // From here on Ctrl-C means "nothing runs": it sets a flag read before every step that
+    // could run something, and a request made meanwhile is cancelled or its grant ended.
+    interrupt::install();
+
     // Already covered by an active grant for exactly this command line: run it now, as jitd
     // recorded it.
     if let (Target::Sudo { command }, false) = (&target, cli.no_wait) {
@@ -183,6 +187,10 @@ fn elevate(client: &Client, cli: &Cli) -> ExitCode {
                     .filter(|r| r.state == State::Active && !r.clipped)
                     .find_map(|r| Some((r, r.command.as_ref().filter(|c| **c == asked)?)));
                 if let Some((r, granted)) = held {
+                    if interrupt::happened() {
+                        eprintln!("jit-elevate: interrupted: nothing was run");
+                        return ExitCode::from(exit::INTERRUPTED);
+                    }
                     eprintln!(
                         "jit-elevate: using your active grant {} (until {})",
                         r.id,
@@ -194,7 +202,10 @@ fn elevate(client: &Client, cli: &Cli) -> ExitCode {
         }
     }
 
-    interrupt::install();
+    if interrupt::happened() {
+        eprintln!("jit-elevate: interrupted: nothing was asked for");
+        return ExitCode::from(exit::INTERRUPTED);
+    }
     let submitted = call(
         client,
         Request::Submit(NewRequest {
@@ -211,6 +222,11 @@ fn elevate(client: &Client, cli: &Cli) -> ExitCode {
         Ok(Response::Error { message, .. }) => return refused(&message),
         Ok(other) => return refused(&format!("unexpected answer from jitd: {other:?}")),
     };
+    // Ctrl-C while the request was being made (an automatic approval answers with an active
+    // grant at once): nothing runs.
+    if interrupt::happened() {
+        return stop_waiting(client, &request.id, wait::Stopped::Interrupted);
+    }
     if cli.no_wait {
         println!("{}", request.id);
         return ExitCode::SUCCESS;
@@ -226,6 +242,11 @@ fn elevate(client: &Client, cli: &Cli) -> ExitCode {
         Ok(r) => r,
         Err(stopped) => return stop_waiting(client, &request.id, stopped),
     };
+    // Ctrl-C between the approval and this point: the user asked to stop, so the grant is
+    // ended rather than used.
+    if interrupt::happened() {
+        return stop_waiting(client, &request.id, wait::Stopped::Interrupted);
+    }
     finish(&decided)
 }
 
@@ -238,6 +259,21 @@ fn stop_waiting(client: &Client, id: &str, stopped: wait::Stopped) -> ExitCode {
             return ExitCode::from(exit::UNREACHABLE);
         }
     };
+    // Approved meanwhile (or at once, by a rule): end the grant instead, so nothing is left
+    // open that the user walked away from.
+    if let Ok(Response::Request { request }) = client.call(Request::Show { id: id.to_string() }) {
+        if request.state == State::Active {
+            match client.call(Request::Done { id: id.to_string() }) {
+                Ok(Response::Request { .. }) => {
+                    eprintln!("jit-elevate: {why}: grant {id} ended unused")
+                }
+                _ => eprintln!(
+                    "jit-elevate: {why}; could not end grant {id}: run `jit-elevate done {id}`"
+                ),
+            }
+            return ExitCode::from(code);
+        }
+    }
     match client.call(Request::Cancel { id: id.to_string() }) {
         Ok(Response::Request { .. }) => eprintln!("jit-elevate: {why}: request {id} cancelled"),
         Ok(Response::Error { message, .. }) => {

@@ -257,13 +257,24 @@ mod tests {
         e.ticket = Some("`INC`".into());
         let text = slack_body(&e)["text"].as_str().unwrap().to_string();
         for line in text.lines() {
-            assert_eq!(line.matches('`').count() % 2, 0, "an odd backtick in {line}");
+            assert_eq!(
+                line.matches('`').count() % 2,
+                0,
+                "an odd backtick in {line}"
+            );
         }
         let reason = text.lines().find(|l| l.starts_with("Reason: ")).unwrap();
-        assert_eq!(reason.matches('`').count(), 2, "one span, unbroken: {reason}");
+        assert_eq!(
+            reason.matches('`').count(),
+            2,
+            "one span, unbroken: {reason}"
+        );
         assert!(reason.starts_with("Reason: `*b* _i_ ~s~"), "{reason}");
         assert!(!text.contains('<') && !text.contains('>'), "{text}");
-        assert!(text.contains("&lt;!channel&gt;") && text.contains("&amp;amp;"), "{text}");
+        assert!(
+            text.contains("&lt;!channel&gt;") && text.contains("&amp;amp;"),
+            "{text}"
+        );
         assert!(text.contains("Ticket: `ˋINCˋ`"), "{text}");
     }
 
