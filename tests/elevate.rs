@@ -39,7 +39,7 @@ max_duration = "30m"
             .len();
         // jitd stopped: jit-elevate's first call blocks until it is continued.
         d.signal(libc::SIGSTOP);
-        let mut elevate = alice
+        let elevate = alice
             .command(jit_tests::bin("jit-elevate"))
             .arg("--socket")
             .arg(d.socket())
