@@ -76,20 +76,12 @@ impl Services {
 
     /// Times `n` whole transactions on `service` for `user`; every one must succeed.
     pub fn run(&self, service: &str, user: &str, n: usize) -> Vec<Duration> {
-        (0..n)
-            .map(|_| {
-                let mut rc = -1;
-                let took = time(|| {
-                    let mut pam = Pam::start(self.dir.path(), service, user);
-                    rc = pam.acct_mgmt();
-                });
-                assert_eq!(
-                    rc, PAM_SUCCESS,
-                    "{service} refused {user}: the figure would be wrong"
-                );
-                took
-            })
-            .collect()
+        let (times, failed) = self.run_counting(service, user, n);
+        assert_eq!(
+            failed, 0,
+            "{service} refused {user} {failed} time(s): the figure would be wrong"
+        );
+        times
     }
 }
 
