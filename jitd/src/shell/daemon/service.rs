@@ -267,19 +267,19 @@ impl Service {
             Err(reason) => return Ok(Response::Denied { reason }),
         };
         let now = self.clock.now();
-        let id = {
+        let found = {
             let reg = self.read_registry();
             let found = reg
                 .active_for(&holder, info.pam.kind, now)
                 .find(|r| Self::covers(r, invocation.as_ref()));
-            found.map(|r| r.id.clone())
+            found.cloned()
         };
-        let Some(id) = id else {
+        let Some(found) = found else {
             return Ok(Response::Denied {
                 reason: Self::no_grant(&holder, info.pam.kind, invocation.as_ref()),
             });
         };
-        let session = Session {
+        let mut session = Session {
             pid: info.pid,
             service: info.pam.service.clone(),
             user: info.pam.user.clone(),
@@ -288,7 +288,13 @@ impl Service {
             rhost: info.pam.rhost.clone(),
             audit_session: info.audit_session,
             opened_at: now,
+            process: None,
         };
+        // Into the grant's cgroup first, so the record can say whether it got there (a
+        // restarted jitd relies on it). If the grant ends meanwhile, the cgroup is ended with
+        // it and the registration below is refused.
+        let adopted = self.enforcement.adopt_session(&found, &mut session);
+        let id = found.id;
         let s = session.clone();
         let registered = self.transition(&id, move |r, _now| {
             if r.state() != State::Active {
@@ -307,7 +313,7 @@ impl Service {
             Ok(g) => g,
             Err(f) => return Ok(Response::Denied { reason: f.message }),
         };
-        if let Err(e) = self.enforcement.adopt_session(&grant, &session) {
+        if let Err(e) = adopted {
             let mut ev = event_for(
                 EventKind::InternalError,
                 &grant,
@@ -316,9 +322,9 @@ impl Service {
             ev.extra.push(("PID", session.pid.to_string()));
             self.events.emit(&ev);
         }
-        // The grant may have ended between the registration and the move into its cgroup:
-        // then its processes were already ended and this one would outlive it. Refused, the
-        // session never runs (sudo exits without running the command).
+        // The grant may have ended right after the registration, its processes ended before
+        // this one started any. Refused, the session never runs (sudo exits without running
+        // the command).
         if !self.is_active(&grant.id) {
             return Ok(Response::Denied {
                 reason: format!("grant {} ended while the session opened", grant.id),

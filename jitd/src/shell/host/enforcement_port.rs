@@ -13,8 +13,10 @@ pub trait Enforcement: Send + Sync {
     /// Takes away everything an ended grant gave: its drop-in, cached sudo credentials, and
     /// the processes of its sessions. Must not block the caller for the kill grace period.
     fn withdraw(&self, grant: &Request);
-    /// Puts a newly registered session where [`Enforcement::withdraw`] will find it.
-    fn adopt_session(&self, grant: &Request, session: &Session) -> Result<(), String>;
+    /// Puts a session about to be registered where [`Enforcement::withdraw`] will find it,
+    /// and records in `session.process` what identifies its processes, so that a restarted
+    /// jitd ends them and no others. The error says why only the fallbacks will find them.
+    fn adopt_session(&self, grant: &Request, session: &mut Session) -> Result<(), String>;
     /// Writes a line to the terminals of the grant's sessions.
     fn warn(&self, grant: &Request, message: &str);
     /// Ids of the grants the host holds something for now (a drop-in, a cgroup); an error

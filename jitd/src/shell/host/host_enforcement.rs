@@ -2,6 +2,7 @@
 //! drop-ins, cgroups, signals and terminal warnings. Slow work (waiting out `kill_grace`) runs
 //! on worker threads; its results are reported as events through `report`.
 
+use super::boot::Boot;
 use super::drop_ins_and_cgroups::{Enforcer, GrantSpec, ReconcileAction};
 use super::enforcement_port::Enforcement;
 use super::program_trust;
@@ -9,25 +10,15 @@ use super::sessions::{self, EndReport, SessionRef};
 use crate::core::events::{Event, EventKind};
 use crate::core::model::{Request, Session};
 use jit_proto::message::GrantKind;
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 /// Where results of background work go (the daemon's event log).
 pub type Report = Arc<dyn Fn(Event) + Send + Sync>;
 
-/// What is known of a session beyond the daemon's record: its start time and whether it got
-/// into the grant's cgroup. Kept in memory; after a restart, sessions fall back to their cgroup
-/// (which survives) and audit session.
-#[derive(Debug, Clone, Copy)]
-struct Tracked {
-    start_ticks: Option<u64>,
-    adopted: bool,
-}
-
 pub struct HostEnforcement {
     enforcer: Arc<Enforcer>,
     report: Report,
-    tracked: Mutex<HashMap<(String, u32), Tracked>>,
     /// Grants whose processes a worker thread is ending right now; reconcile leaves them be.
     ending: Arc<Mutex<HashSet<String>>>,
     /// Serialises drop-in changes: install, withdraw and reconcile's file phase. With the two
@@ -67,34 +58,20 @@ impl HostEnforcement {
         HostEnforcement {
             enforcer: Arc::new(enforcer),
             report,
-            tracked: Mutex::new(HashMap::new()),
             ending: Arc::new(Mutex::new(HashSet::new())),
             ops: Mutex::new(Changes::default()),
         }
     }
 
+    /// How to find the processes of `grant`'s sessions, from what its record holds (which a
+    /// restart keeps).
     fn session_refs(&self, grant: &Request) -> Vec<SessionRef> {
-        let tracked = lock(&self.tracked);
+        let boot = Boot::current();
+        let elevated_only = grant.kind() == GrantKind::Sudo;
         grant
             .sessions
             .iter()
-            .map(|s| {
-                let t = tracked
-                    .get(&(grant.id.as_str().to_owned(), s.pid))
-                    .copied()
-                    .unwrap_or(Tracked {
-                        start_ticks: None,
-                        adopted: false,
-                    });
-                SessionRef {
-                    pid: s.pid,
-                    start_ticks: t.start_ticks,
-                    audit_session: s.audit_session,
-                    tty: s.tty.clone(),
-                    adopted: t.adopted,
-                    elevated_only: grant.kind() == GrantKind::Sudo,
-                }
-            })
+            .map(|s| sessions::session_ref(s, elevated_only, &boot))
             .collect()
     }
 
@@ -207,23 +184,15 @@ impl Enforcement for HostEnforcement {
             }
         }
         drop(changes);
-        lock(&self.tracked).retain(|(g, _), _| *g != id);
         self.end_in_background(id, sessions);
     }
 
-    fn adopt_session(&self, grant: &Request, session: &Session) -> Result<(), String> {
-        let start_ticks = sessions::start_ticks(session.pid);
+    fn adopt_session(&self, grant: &Request, session: &mut Session) -> Result<(), String> {
         let mut changes = lock(&self.ops);
         changes.live.insert(grant.id.as_str().to_owned());
         drop(changes);
         let adopted = self.enforcer.sessions.adopt(grant.id.as_str(), session.pid);
-        lock(&self.tracked).insert(
-            (grant.id.as_str().to_owned(), session.pid),
-            Tracked {
-                start_ticks,
-                adopted: adopted.is_ok(),
-            },
-        );
+        session.process = sessions::process_facts(session.pid, adopted.is_ok());
         adopted.map_err(|e| e.to_string())
     }
 

@@ -7,6 +7,7 @@
 //! It does what it is told: it never decides who may have access (that is `core`) and never
 //! writes the audit trail (it reports what happened as events).
 
+pub mod boot;
 mod cgroup;
 pub mod drop_ins_and_cgroups;
 pub mod enforcement_port;

@@ -53,6 +53,7 @@ fn session(pid: u32) -> Session {
         rhost: None,
         audit_session: None,
         opened_at: Utc::now(),
+        process: None,
     }
 }
 
@@ -158,8 +159,10 @@ fn after_withdrawal_sudo_fails_the_drop_in_is_gone_and_detached_processes_have_e
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
-    let s = session(sudo.id());
-    host.enforcement.adopt_session(&grant, &s).expect("adopt");
+    let mut s = session(sudo.id());
+    host.enforcement
+        .adopt_session(&grant, &mut s)
+        .expect("adopt");
     grant.sessions.push(s);
     writeln!(sudo.stdin.as_mut().unwrap(), "go").unwrap();
     let mut line = String::new();
