@@ -197,7 +197,15 @@ impl Enforcement for HostEnforcement {
     }
 
     fn warn(&self, grant: &Request, message: &str) {
-        let outcome = sessions::warn(&self.session_refs(grant), message);
+        let outcome = sessions::warn(&self.session_refs(grant), grant.uid, message);
+        for (tty, why) in outcome.skipped {
+            let mut ev = Event::new(
+                EventKind::InternalError,
+                format!("did not write the expiry warning to {tty}: {why}"),
+            );
+            ev.request_id = Some(grant.id.as_str().to_owned());
+            (self.report)(ev);
+        }
         for (tty, error) in outcome.failed {
             let mut ev = Event::new(
                 EventKind::InternalError,

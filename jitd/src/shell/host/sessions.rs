@@ -15,7 +15,7 @@ use super::cgroup::{self, GrantCgroups};
 use super::pidfd::{self, PidFd};
 use super::process_scan::{self, ProcInfo};
 use super::sudoers_rule::{GrantFileId, RuleError};
-use super::terminal;
+use super::terminal::{self, Notice};
 use crate::core::model::{Session, SessionProcess};
 use std::collections::HashMap;
 use std::fmt;
@@ -346,12 +346,16 @@ fn open_verified(p: &ProcInfo) -> Option<PidFd> {
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct WarnReport {
     pub written: usize,
+    /// Terminals that belong to someone else now (tty, why): not written to.
+    pub skipped: Vec<(String, String)>,
     pub failed: Vec<(String, String)>,
 }
 
-/// Writes `message` on its own line to each distinct terminal of `sessions`. Sessions without
-/// a terminal device (`ssh`, none) are skipped silently; never blocks.
-pub fn warn(sessions: &[SessionRef], message: &str) -> WarnReport {
+/// Writes `message` on its own line to each distinct terminal of `sessions` that uid `holder`
+/// (the grant's holder) still owns: a session's terminal may have gone to another user's
+/// login since. Sessions without a terminal device (`ssh`, none) are skipped silently; never
+/// blocks.
+pub fn warn(sessions: &[SessionRef], holder: u32, message: &str) -> WarnReport {
     let mut report = WarnReport::default();
     let mut done = Vec::new();
     for tty in sessions.iter().filter_map(|s| s.tty.as_deref()) {
@@ -361,8 +365,15 @@ pub fn warn(sessions: &[SessionRef], message: &str) -> WarnReport {
         if done.contains(&device) {
             continue;
         }
-        match terminal::write_notice(tty, message) {
-            Ok(()) => report.written += 1,
+        match terminal::write_notice(tty, holder, message) {
+            Ok(Notice::Written) => report.written += 1,
+            Ok(Notice::NotOwned { owner }) => report.skipped.push((
+                tty.to_owned(),
+                format!(
+                    "{} belongs to uid {owner} now, not to the grant's holder (uid {holder})",
+                    device.display()
+                ),
+            )),
             Err(e) => report.failed.push((tty.to_owned(), e.to_string())),
         }
         done.push(device);

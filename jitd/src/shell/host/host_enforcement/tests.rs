@@ -242,3 +242,85 @@ fn a_reconcile_from_an_older_snapshot_neither_removes_a_new_grant_nor_restores_a
     assert!(fresh_exists, "{lines:?}");
     assert!(!revoked_exists, "{lines:?}");
 }
+
+/// A port with no sudoers directory of the machine's and no cgroups: for warnings.
+fn warning_host() -> (HostEnforcement, Arc<Mutex<Vec<Event>>>, TempDir) {
+    let scratch = TempDir::new("warn");
+    let events = Arc::new(Mutex::new(Vec::new()));
+    let sink = Arc::clone(&events);
+    let host = HostEnforcement::new(
+        Enforcer {
+            sudoers: SudoersDir::new(scratch.path().join("sudoers.d")),
+            sessions: Sessions::without_cgroups(),
+            kill_grace: Duration::from_secs(1),
+        },
+        Arc::new(move |e| lock(&sink).push(e)),
+    );
+    lock(&events).clear();
+    (host, events, scratch)
+}
+
+/// Everything readable on the pty's master side until `until` appears or 5 s pass.
+fn read_until(master: &mut fs::File, until: &str) -> String {
+    use std::io::Read;
+    use std::os::fd::AsRawFd;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut seen = Vec::new();
+    while !String::from_utf8_lossy(&seen).contains(until) {
+        assert!(
+            Instant::now() < deadline,
+            "{until:?} did not reach the terminal within 5 s; it got {:?}",
+            String::from_utf8_lossy(&seen)
+        );
+        let mut pfd = libc::pollfd {
+            fd: master.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: one valid pollfd, count 1.
+        if unsafe { libc::poll(&mut pfd, 1, 50) } > 0 {
+            let mut buf = [0u8; 1024];
+            let n = master.read(&mut buf).unwrap();
+            seen.extend_from_slice(&buf[..n]);
+        }
+    }
+    String::from_utf8_lossy(&seen).into_owned()
+}
+
+#[test]
+fn the_expiry_warning_goes_only_to_a_terminal_the_holder_still_owns() {
+    let holder = TestUser::create(&unique_id("jtw"));
+    let next = TestUser::create(&unique_id("jtw"));
+    let (host, events, _scratch) = warning_host();
+    // The slave stays open, as the next user's shell holds it.
+    let (master, _slave, device) = jit_tests::pty::open_pty();
+    let mut master = fs::File::from(master);
+    let mut grant = active_request(&holder, Target::Ssh);
+    grant.sessions.push(Session {
+        tty: Some(device.trim_start_matches("/dev/").to_owned()),
+        ..session(1)
+    });
+
+    // The holder logged out; the terminal was handed to the next user's login.
+    std::os::unix::fs::chown(&device, Some(next.uid), None).unwrap();
+    host.warn(&grant, "first warning: grant ends in 5m");
+
+    // Back with the holder (a login of theirs on it), the warning is written.
+    std::os::unix::fs::chown(&device, Some(holder.uid), None).unwrap();
+    host.warn(&grant, "second warning: grant ends in 4m");
+    let got = read_until(&mut master, "second warning");
+    assert!(
+        !got.contains("first warning"),
+        "another user's terminal got the holder's warning: {got:?}"
+    );
+    let said = lock(&events);
+    let skipped = format!(
+        "{device} belongs to uid {} now, not to the grant's holder (uid {})",
+        next.uid, holder.uid
+    );
+    assert_eq!(
+        said.iter().filter(|e| e.message.contains(&skipped)).count(),
+        1,
+        "the skipped terminal is logged once, the written one not at all: {said:?}"
+    );
+}

@@ -266,6 +266,7 @@ fn the_expiry_warning_reaches_the_sessions_terminal_once() {
             tty_session(&device),
             tty_session("ssh"),
         ],
+        0,
         "grant abc ends in 5m\x1b[2J",
     );
     assert_eq!(report.written, 1, "{report:?}");
