@@ -8,6 +8,7 @@ use chrono::{DateTime, Utc};
 use jit_proto::{GrantKind, State, Target};
 use serde::{Deserialize, Serialize};
 
+use super::left_behind::UserJobs;
 use super::timestamp::{self, Stamp};
 
 /// A request id: 10 characters of `[a-z0-9]`. Used in sudoers file names (`jit_<id>`), so it
@@ -309,6 +310,11 @@ pub struct Request {
     /// Boxed: rare, and every request in memory would otherwise carry its size.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub break_glass: Option<Box<BreakGlass>>,
+    /// For an SSH grant, what its holder had scheduled (crontab, at jobs, lingering) when its
+    /// first session opened; set once, compared at the end. Absent until a session opens, and
+    /// in records older than it. Boxed: most records have none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jobs_at_start: Option<Box<UserJobs>>,
 }
 
 impl End {

@@ -1,13 +1,16 @@
 //! The daemon's [`Enforcement`] port carried out on the real host by an [`Enforcer`]: sudoers
-//! drop-ins, cgroups, signals and terminal warnings. Slow work (waiting out `kill_grace`) runs
-//! on worker threads; its results are reported as events through `report`.
+//! drop-ins, cgroups, signals, terminal warnings, and at the end of an SSH grant its holder's
+//! systemd user manager and what they scheduled. Slow work (waiting out `kill_grace`) runs on
+//! worker threads; its results are reported as events through `report`.
 
 use super::boot::Boot;
 use super::drop_ins_and_cgroups::{Enforcer, GrantSpec, ReconcileAction};
-use super::enforcement_port::Enforcement;
+use super::enforcement_port::{Enforcement, Withdrawal};
 use super::program_trust;
 use super::sessions::{self, EndReport, SessionRef};
+use super::user_jobs::{Spools, UserManager};
 use crate::core::events::{Event, EventKind};
+use crate::core::left_behind::{Added, CrontabChange, UserJobs};
 use crate::core::model::{Request, Session};
 use jit_proto::message::GrantKind;
 use std::collections::HashSet;
@@ -16,9 +19,35 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 /// Where results of background work go (the daemon's event log).
 pub type Report = Arc<dyn Fn(Event) + Send + Sync>;
 
+/// Where users' scheduling is read, and how their systemd user manager is stopped, at the end
+/// of an SSH grant.
+pub struct UserScheduling {
+    pub spools: Spools,
+    pub manager: UserManager,
+}
+
+impl UserScheduling {
+    /// This host's spools and systemd.
+    pub fn host() -> UserScheduling {
+        UserScheduling {
+            spools: Spools::debian(),
+            manager: UserManager::system(),
+        }
+    }
+}
+
+/// What is left to do once an SSH grant's processes are ended.
+struct SshEnd {
+    user: String,
+    uid: u32,
+    jobs_at_start: Option<UserJobs>,
+    stop_manager: bool,
+}
+
 pub struct HostEnforcement {
     enforcer: Arc<Enforcer>,
     report: Report,
+    scheduling: Arc<UserScheduling>,
     /// Grants whose processes a worker thread is ending right now; reconcile leaves them be.
     ending: Arc<Mutex<HashSet<String>>>,
     /// Serialises drop-in changes: install, withdraw and reconcile's file phase. With the two
@@ -58,9 +87,17 @@ impl HostEnforcement {
         HostEnforcement {
             enforcer: Arc::new(enforcer),
             report,
+            scheduling: Arc::new(UserScheduling::host()),
             ending: Arc::new(Mutex::new(HashSet::new())),
             ops: Mutex::new(Changes::default()),
         }
+    }
+
+    /// Reads and stops users' scheduling through `scheduling` instead of this host's.
+    #[cfg(test)]
+    pub fn with_user_scheduling(mut self, scheduling: UserScheduling) -> HostEnforcement {
+        self.scheduling = Arc::new(scheduling);
+        self
     }
 
     /// How to find the processes of `grant`'s sessions, from what its record holds (which a
@@ -75,12 +112,14 @@ impl HostEnforcement {
             .collect()
     }
 
-    /// Ends grant `id`'s processes on a worker thread and reports the outcome.
-    fn end_in_background(&self, id: String, sessions: Vec<SessionRef>) {
+    /// Ends grant `id`'s processes on a worker thread and reports the outcome; then, for an
+    /// SSH grant, does what `ssh` says.
+    fn end_in_background(&self, id: String, sessions: Vec<SessionRef>, ssh: Option<SshEnd>) {
         if !lock(&self.ending).insert(id.clone()) {
             return; // already being ended
         }
         let enforcer = Arc::clone(&self.enforcer);
+        let scheduling = Arc::clone(&self.scheduling);
         let report = Arc::clone(&self.report);
         let ending = Arc::clone(&self.ending);
         let worker_id = id.clone();
@@ -91,7 +130,36 @@ impl HostEnforcement {
                     enforcer
                         .sessions
                         .end_grant(&worker_id, &sessions, enforcer.kill_grace);
-                report(end_event(&worker_id, &outcome));
+                let mut event = end_event(&worker_id, &outcome);
+                let mut left = None;
+                if let Some(ssh) = ssh {
+                    if ssh.stop_manager {
+                        let stopped = scheduling.manager.stop(ssh.uid);
+                        event.message.push_str(&format!("; {stopped}"));
+                        event
+                            .extra
+                            .push(("USER_MANAGER", stopped.field().to_owned()));
+                    }
+                    // Read once the processes are gone: nothing of the grant adds more.
+                    if let Some(start) = &ssh.jobs_at_start {
+                        let added = scheduling
+                            .spools
+                            .read(&ssh.user, ssh.uid)
+                            .added_since(start);
+                        if !added.is_empty() {
+                            left = Some(left_behind_event(
+                                &worker_id,
+                                &ssh.user,
+                                &scheduling.spools,
+                                &added,
+                            ));
+                        }
+                    }
+                }
+                report(event);
+                if let Some(left) = left {
+                    report(left);
+                }
                 lock(&ending).remove(&worker_id);
             });
         if let Err(e) = spawned {
@@ -102,6 +170,57 @@ impl HostEnforcement {
             ));
         }
     }
+}
+
+/// The `left_behind` event: what `user` scheduled during SSH grant `id` that runs without a
+/// session, each named so it can be found and reviewed.
+fn left_behind_event(id: &str, user: &str, spools: &Spools, added: &Added) -> Event {
+    let mut parts = Vec::new();
+    let mut extra = Vec::new();
+    if let Some(change) = added.crontab {
+        let path = spools
+            .crontab_of(user)
+            .map(|p| p.display().to_string())
+            .unwrap_or_default();
+        let what = match change {
+            CrontabChange::Created => "a new crontab",
+            CrontabChange::Changed => "a changed crontab",
+        };
+        parts.push(format!("{what} ({path}; `crontab -u {user} -l`)"));
+        extra.push(("CRONTAB", path));
+    }
+    if !added.at_jobs.is_empty() {
+        let jobs = added.at_jobs.join(", ");
+        let unsure = if added.at_jobs_unsure {
+            " (the at jobs at the start are not known: some may be older)"
+        } else {
+            ""
+        };
+        parts.push(format!("at jobs {jobs}{unsure} (`atq`)"));
+        extra.push(("AT_JOBS", jobs));
+    }
+    if added.linger {
+        let path = spools
+            .linger_of(user)
+            .map(|p| p.display().to_string())
+            .unwrap_or_default();
+        parts.push(format!(
+            "lingering ({path}; `loginctl disable-linger {user}`)"
+        ));
+        extra.push(("LINGER", path));
+    }
+    let mut event = Event::new(
+        EventKind::LeftBehind,
+        format!(
+            "{user} scheduled during SSH grant {id} what runs without a session, still there              after it ended: {}",
+            parts.join("; ")
+        ),
+    );
+    event.request_id = Some(id.to_owned());
+    event.user = Some(user.to_owned());
+    event.command = Some("ssh".to_owned());
+    event.extra = extra;
+    event
 }
 
 fn end_event(id: &str, outcome: &EndReport) -> Event {
@@ -161,9 +280,15 @@ impl Enforcement for HostEnforcement {
             .map_err(|e| format!("refused: {e}"))
     }
 
-    fn withdraw(&self, grant: &Request) {
+    fn withdraw(&self, grant: &Request, how: Withdrawal) {
         let id = grant.id.as_str().to_owned();
         let sessions = self.session_refs(grant);
+        let ssh = (grant.kind() == GrantKind::Ssh).then(|| SshEnd {
+            user: grant.user.to_string(),
+            uid: grant.uid,
+            jobs_at_start: grant.jobs_at_start.as_deref().cloned(),
+            stop_manager: how.stop_user_manager,
+        });
         let mut changes = lock(&self.ops);
         changes.live.remove(&id);
         changes.withdrawn.insert(id.clone());
@@ -184,7 +309,7 @@ impl Enforcement for HostEnforcement {
             }
         }
         drop(changes);
-        self.end_in_background(id, sessions);
+        self.end_in_background(id, sessions, ssh);
     }
 
     fn adopt_session(&self, grant: &Request, session: &mut Session) -> Result<(), String> {
@@ -194,6 +319,13 @@ impl Enforcement for HostEnforcement {
         let adopted = self.enforcer.sessions.adopt(grant.id.as_str(), session.pid);
         session.process = sessions::process_facts(session.pid, adopted.is_ok());
         adopted.map_err(|e| e.to_string())
+    }
+
+    fn user_jobs(&self, grant: &Request) -> UserJobs {
+        self.scheduling
+            .spools
+            .read(&grant.user, grant.uid)
+            .for_record()
     }
 
     fn warn(&self, grant: &Request, message: &str) {
@@ -257,7 +389,7 @@ impl Enforcement for HostEnforcement {
                     lines.push(format!(
                         "ending the leftover processes of grant {id}, which is not active"
                     ));
-                    self.end_in_background(id, sessions);
+                    self.end_in_background(id, sessions, None);
                 }
             }
             Err(e) => lines.push(format!("cannot list grant cgroups: {e}")),

@@ -21,3 +21,4 @@ pub mod sudo_command;
 pub mod sudoers;
 pub mod sudoers_rule;
 pub mod terminal;
+pub mod user_jobs;

@@ -6,6 +6,7 @@ use crate::core::model::{GrantId, Phase, Window};
 use crate::shell::host::drop_ins_and_cgroups::Enforcer;
 use crate::shell::host::sessions::Sessions;
 use crate::shell::host::sudoers::SudoersDir;
+use crate::shell::host::user_jobs::{Spools, UserManager};
 use crate::shell::testing::{run_as, unique_id, TempDir, TestUser};
 use chrono::{Duration as ChronoDuration, Utc};
 use jit_proto::Target;
@@ -40,6 +41,7 @@ fn active_request(user: &TestUser, target: Target) -> Request {
         sessions: vec![],
         failure: None,
         break_glass: None,
+        jobs_at_start: None,
     }
 }
 
@@ -183,7 +185,7 @@ fn after_withdrawal_sudo_fails_the_drop_in_is_gone_and_detached_processes_have_e
     assert!(started.iter().all(|&p| alive(p)));
 
     let withdrawn_at = Instant::now();
-    host.enforcement.withdraw(&grant);
+    host.enforcement.withdraw(&grant, Withdrawal::default());
     assert!(
         withdrawn_at.elapsed() < Duration::from_millis(900),
         "withdraw must not wait out the grace period"
@@ -231,20 +233,20 @@ fn a_reconcile_from_an_older_snapshot_neither_removes_a_new_grant_nor_restores_a
     // Snapshot taken: `revoked` active, `fresh` not yet.
     let snapshot = [&revoked];
     host.enforcement.install(&fresh).unwrap();
-    host.enforcement.withdraw(&revoked);
+    host.enforcement.withdraw(&revoked, Withdrawal::default());
 
     let lines = host.enforcement.reconcile(&snapshot, &[]);
     let fresh_file = format!("/etc/sudoers.d/jit_{}", fresh.id.as_str());
     let revoked_file = format!("/etc/sudoers.d/jit_{}", revoked.id.as_str());
     let fresh_exists = fs::metadata(&fresh_file).is_ok();
     let revoked_exists = fs::metadata(&revoked_file).is_ok();
-    host.enforcement.withdraw(&fresh);
+    host.enforcement.withdraw(&fresh, Withdrawal::default());
     assert!(fresh_exists, "{lines:?}");
     assert!(!revoked_exists, "{lines:?}");
 }
 
-/// A port with no sudoers directory of the machine's and no cgroups: for warnings.
-fn warning_host() -> (HostEnforcement, Arc<Mutex<Vec<Event>>>, TempDir) {
+/// A port with no sudoers directory of the machine's and no cgroups.
+fn scratch_host() -> (HostEnforcement, Arc<Mutex<Vec<Event>>>, TempDir) {
     let scratch = TempDir::new("warn");
     let events = Arc::new(Mutex::new(Vec::new()));
     let sink = Arc::clone(&events);
@@ -291,7 +293,7 @@ fn read_until(master: &mut fs::File, until: &str) -> String {
 fn the_expiry_warning_goes_only_to_a_terminal_the_holder_still_owns() {
     let holder = TestUser::create(&unique_id("jtw"));
     let next = TestUser::create(&unique_id("jtw"));
-    let (host, events, _scratch) = warning_host();
+    let (host, events, _scratch) = scratch_host();
     // The slave stays open, as the next user's shell holds it.
     let (master, _slave, device) = jit_tests::pty::open_pty();
     let mut master = fs::File::from(master);
@@ -323,4 +325,91 @@ fn the_expiry_warning_goes_only_to_a_terminal_the_holder_still_owns() {
         1,
         "the skipped terminal is logged once, the written one not at all: {said:?}"
     );
+}
+
+/// Scratch directories standing in for the cron, at and linger spools.
+fn scratch_spools(dir: &std::path::Path) -> Spools {
+    let spools = Spools {
+        crontabs: dir.join("crontabs"),
+        atjobs: dir.join("atjobs"),
+        linger: dir.join("linger"),
+        atq: None,
+    };
+    for d in [&spools.crontabs, &spools.atjobs, &spools.linger] {
+        fs::create_dir_all(d).unwrap();
+    }
+    spools
+}
+
+/// Waits until `events` holds one of each of `kinds`.
+fn wait_for_events(events: &Mutex<Vec<Event>>, kinds: &[EventKind]) -> Vec<Event> {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let got = lock(events).clone();
+        if kinds.iter().all(|k| got.iter().any(|e| e.kind() == *k)) {
+            return got;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no {kinds:?} within 5 s: {got:?}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn the_end_of_an_ssh_grant_names_the_crontab_its_holder_wrote_and_without_systemd_leaves_the_manager(
+) {
+    let holder = TestUser::create(&unique_id("jtl"));
+    let (host, events, scratch) = scratch_host();
+    let spools = scratch_spools(&scratch.path().join("spool"));
+    let ran = scratch.path().join("systemctl-ran");
+    let systemctl = scratch.path().join("systemctl");
+    fs::write(&systemctl, format!("#!/bin/sh\ntouch {}\n", ran.display())).unwrap();
+    fs::set_permissions(&systemctl, fs::Permissions::from_mode(0o755)).unwrap();
+    let crontab = spools.crontabs.join(&holder.name);
+    let host = host.with_user_scheduling(UserScheduling {
+        spools,
+        manager: UserManager {
+            systemd_marker: scratch.path().join("not-systemd"),
+            systemctl,
+        },
+    });
+    let mut grant = active_request(&holder, Target::Ssh);
+    // The first session opens: the daemon records what was scheduled then.
+    grant.jobs_at_start = Some(Box::new(host.user_jobs(&grant)));
+
+    // During the grant, the holder installs a crontab that outlives it.
+    fs::write(&crontab, "@reboot /tmp/payload\n").unwrap();
+    host.withdraw(
+        &grant,
+        Withdrawal {
+            stop_user_manager: true,
+        },
+    );
+
+    let got = wait_for_events(&events, &[EventKind::SessionEnded, EventKind::LeftBehind]);
+    let ended = got
+        .iter()
+        .find(|e| e.kind() == EventKind::SessionEnded)
+        .unwrap();
+    assert!(
+        ended.message.contains(
+            "did not stop the holder's systemd user manager: systemd is not the init system"
+        ),
+        "{ended:?}"
+    );
+    assert!(ended
+        .extra
+        .contains(&("USER_MANAGER", "no-systemd".to_string())));
+    assert!(!ran.exists(), "systemctl ran on a host without systemd");
+    let left = got
+        .iter()
+        .find(|e| e.kind() == EventKind::LeftBehind)
+        .unwrap();
+    let path = crontab.display().to_string();
+    assert!(left.message.contains(&path), "{left:?}");
+    assert_eq!(left.extra, vec![("CRONTAB", path)]);
+    assert_eq!(left.request_id.as_deref(), Some(grant.id.as_str()));
+    assert_eq!(left.user.as_deref(), Some(holder.name.as_str()));
 }
