@@ -13,7 +13,7 @@ use crate::core::events::{Event, EventKind};
 use crate::core::left_behind::{Added, CrontabChange, UserJobs};
 use crate::core::model::{Request, Session};
 use jit_proto::message::GrantKind;
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 /// Where results of background work go (the daemon's event log).
@@ -48,8 +48,10 @@ pub struct HostEnforcement {
     enforcer: Arc<Enforcer>,
     report: Report,
     scheduling: Arc<UserScheduling>,
-    /// Grants whose processes a worker thread is ending right now; reconcile leaves them be.
-    ending: Arc<Mutex<HashSet<String>>>,
+    /// Grants whose processes a worker thread is ending right now, with what is left to do
+    /// for an SSH grant once it has: a withdrawal that comes while a reconcile is ending the
+    /// same grant's leftovers hands its part to that worker.
+    ending: Arc<Mutex<HashMap<String, Option<SshEnd>>>>,
     /// Serialises drop-in changes: install, withdraw and reconcile's file phase. With the two
     /// sets below it keeps a reconcile working from an older snapshot of the records from
     /// removing a grant installed since, or restoring one withdrawn since.
@@ -88,7 +90,7 @@ impl HostEnforcement {
             enforcer: Arc::new(enforcer),
             report,
             scheduling: Arc::new(UserScheduling::host()),
-            ending: Arc::new(Mutex::new(HashSet::new())),
+            ending: Arc::new(Mutex::new(HashMap::new())),
             ops: Mutex::new(Changes::default()),
         }
     }
@@ -115,8 +117,16 @@ impl HostEnforcement {
     /// Ends grant `id`'s processes on a worker thread and reports the outcome; then, for an
     /// SSH grant, does what `ssh` says.
     fn end_in_background(&self, id: String, sessions: Vec<SessionRef>, ssh: Option<SshEnd>) {
-        if !lock(&self.ending).insert(id.clone()) {
-            return; // already being ended
+        {
+            let mut ending = lock(&self.ending);
+            if let Some(pending) = ending.get_mut(&id) {
+                // Already being ended: that worker does the rest.
+                if ssh.is_some() {
+                    *pending = ssh;
+                }
+                return;
+            }
+            ending.insert(id.clone(), ssh);
         }
         let enforcer = Arc::clone(&self.enforcer);
         let scheduling = Arc::clone(&self.scheduling);
@@ -132,6 +142,7 @@ impl HostEnforcement {
                         .end_grant(&worker_id, &sessions, enforcer.kill_grace);
                 let mut event = end_event(&worker_id, &outcome);
                 let mut left = None;
+                let ssh = lock(&ending).remove(&worker_id).flatten();
                 if let Some(ssh) = ssh {
                     if ssh.stop_manager {
                         let stopped = scheduling.manager.stop(ssh.uid);
@@ -160,7 +171,6 @@ impl HostEnforcement {
                 if let Some(left) = left {
                     report(left);
                 }
-                lock(&ending).remove(&worker_id);
             });
         if let Err(e) = spawned {
             lock(&self.ending).remove(&id);
