@@ -392,3 +392,112 @@ fn every_process_a_grant_started_ends_with_it_however_it_detached() {
         );
     }
 }
+
+/// Whether `pid` is still the live process that started at `ticks` (not a zombie, not a
+/// reused pid).
+fn still_running(pid: u32, ticks: u64) -> bool {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return false;
+    };
+    let rest = &stat[stat.rfind(')').unwrap() + 1..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    fields[0] != "Z" && fields[19].parse::<u64>().ok() == Some(ticks)
+}
+
+fn start_ticks_of(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let rest = &stat[stat.rfind(')').unwrap() + 1..];
+    rest.split_whitespace().nth(19).unwrap().parse().unwrap()
+}
+
+/// SIGKILLs a root process of the test's own on drop.
+struct KillOnDrop(u32);
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        // SAFETY: kill(2) on a pid this test started.
+        unsafe { libc::kill(self.0 as i32, libc::SIGKILL) };
+    }
+}
+
+#[test]
+fn after_a_restart_ending_a_grant_spares_an_older_root_process_of_the_same_login() {
+    use std::io::{BufRead, BufReader, Write};
+    let mut d = Daemon::start_enforcing("kill_grace = \"1s\"");
+    let op = TestUser::create("op");
+    let _sudo = SudoThroughJit::new(&d, &op);
+    let scripts = jit_tests::TempDir::new("restart");
+    let script = scripts.path().join("task.sh");
+    std::fs::write(
+        &script,
+        "setsid sleep 1000 </dev/null >/dev/null 2>&1 &\necho $!\necho $$\nexec sleep 1000\n",
+    )
+    .unwrap();
+    let script = script.display().to_string();
+
+    // op's login: pam_loginuid gives it a new audit session. From it, earlier, a root process
+    // was started that has nothing to do with any grant (a service restarted by hand, say).
+    // Then, once granted, op runs the granted command through sudo in the same login.
+    let mut login = Command::new("/bin/sh")
+        .args([
+            "-c",
+            &format!(
+                "echo {uid} > /proc/self/loginuid || exit 1\n\
+                 setsid sleep 1000 </dev/null >/dev/null 2>&1 &\necho $!\n\
+                 read go\n\
+                 setpriv --reuid={uid} --regid={gid} --clear-groups -- sudo -n /bin/sh {script}",
+                uid = op.uid,
+                gid = op.gid,
+            ),
+        ])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(login.stdout.take().unwrap()).lines();
+    let mut next_pid = |what: &str| -> u32 {
+        let line = lines.next().unwrap_or_else(|| panic!("no pid of {what}"));
+        line.unwrap().trim().parse().unwrap()
+    };
+    let older = next_pid("the older root process");
+    let _older_guard = KillOnDrop(older);
+    let older_ticks = start_ticks_of(older);
+    let sid = std::fs::read_to_string(format!("/proc/{older}/sessionid")).unwrap();
+
+    let id = ok(d.jitd(&[
+        "grant", &op.name, "--for", "5m", "--reason", "x", "--", "/bin/sh", &script,
+    ]));
+    writeln!(login.stdin.as_mut().unwrap(), "go").unwrap();
+    let detached = next_pid("the grant's detached process");
+    let command = next_pid("the granted command");
+    let (detached_ticks, command_ticks) = (start_ticks_of(detached), start_ticks_of(command));
+    assert_eq!(
+        std::fs::read_to_string(format!("/proc/{detached}/sessionid")).unwrap(),
+        sid,
+        "the grant's processes share the login's audit session"
+    );
+    let registered = Instant::now();
+    while d.show(&id)["sessions"].as_array().unwrap().is_empty() {
+        assert!(
+            registered.elapsed() < Duration::from_secs(5),
+            "the sudo session was not registered within 5 s"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
+    d.restart();
+    ok(d.jitd(&["revoke", &id, "--reason", "x"]));
+    d.wait_for_log(
+        &format!("ended the processes of grant {id}"),
+        Duration::from_secs(5),
+    );
+    let _ = login.wait();
+    assert!(
+        !still_running(detached, detached_ticks) && !still_running(command, command_ticks),
+        "the grant's processes were ended"
+    );
+    assert!(
+        still_running(older, older_ticks),
+        "a root process of the same login that predates the grant was ended with it:\n{}",
+        d.log()
+    );
+}

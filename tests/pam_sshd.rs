@@ -152,3 +152,116 @@ fn an_ssh_session_outlives_a_jitd_restart_and_still_ends_with_its_grant() {
     revoke(&jitd, &id);
     assert_ended_soon(&mut session, revoked);
 }
+
+/// The user's crontab in the cron spool, removed on drop, with the spool directories this test
+/// had to create (cron is not installed everywhere the tests run).
+struct Crontab {
+    path: std::path::PathBuf,
+    created_dirs: Vec<std::path::PathBuf>,
+}
+
+impl Crontab {
+    const SPOOL: &'static str = "/var/spool/cron/crontabs";
+
+    fn of(user: &TestUser) -> Crontab {
+        let mut created_dirs = Vec::new();
+        for dir in ["/var/spool/cron", Self::SPOOL] {
+            if !std::path::Path::new(dir).exists() {
+                std::fs::create_dir(dir).unwrap();
+                created_dirs.push(dir.into());
+            }
+        }
+        Crontab {
+            path: std::path::Path::new(Self::SPOOL).join(&user.name),
+            created_dirs,
+        }
+    }
+
+    /// What `crontab -` does for the user: the spool file, owned by them, mode 0600.
+    fn write_as(&self, user: &TestUser, line: &str) {
+        use std::os::unix::fs::PermissionsExt;
+        let tmp = self.path.with_extension("new");
+        std::fs::write(&tmp, line).unwrap();
+        std::os::unix::fs::chown(&tmp, Some(user.uid), None).unwrap();
+        std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o600)).unwrap();
+        std::fs::rename(&tmp, &self.path).unwrap();
+    }
+}
+
+impl Drop for Crontab {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+        for dir in self.created_dirs.iter().rev() {
+            let _ = std::fs::remove_dir(dir);
+        }
+    }
+}
+
+/// `jitd audit --id ID --json`: the request's audit records.
+fn audit_records(jitd: &Daemon, id: &str) -> Vec<serde_json::Value> {
+    let out = std::process::Command::new(jit_tests::bin("jitd"))
+        .arg("audit")
+        .arg("--config")
+        .arg(jitd.config_path())
+        .args(["--id", id, "--json"])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+#[test]
+fn a_crontab_written_during_an_ssh_grant_is_named_when_the_grant_ends() {
+    let jitd = Daemon::start_with("kill_grace = \"1s\"");
+    let ivan = TestUser::create("jitcr");
+    let crontab = Crontab::of(&ivan);
+    let sshd = Sshd::start(&ivan, &jitd.socket(), None);
+    let id = grant(&jitd, &ivan.name, "2m", &["--ssh"]);
+    let mut session = sshd.ssh(&ivan, None, &["sleep", "60"]).spawn().unwrap();
+    // Registered: what ivan had scheduled is recorded before the session runs anything.
+    wait_for_view(&jitd, &id, Duration::from_secs(5), |v| {
+        !v.sessions.is_empty()
+    });
+
+    // During the grant ivan leaves a job behind that cron would run long after it.
+    let has_cron = std::process::Command::new("sh")
+        .args(["-c", "command -v crontab"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if has_cron {
+        let out = sshd
+            .ssh(
+                &ivan,
+                None,
+                &["sh", "-c", "'echo \"@reboot /bin/true\" | crontab -'"],
+            )
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "crontab -: {out:?}");
+    } else {
+        crontab.write_as(&ivan, "@reboot /bin/true\n");
+    }
+
+    revoke(&jitd, &id);
+    let _ = session.wait();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let left = loop {
+        let records = audit_records(&jitd, &id);
+        if let Some(r) = records.iter().find(|r| r["event"] == "left_behind") {
+            break r.clone();
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no left_behind record for grant {id} within 10 s of its revocation: {records:#?}\n{}",
+            jitd.log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let path = crontab.path.display().to_string();
+    assert_eq!(left["message_id"], "6a1b0f2e8c7d4e31a9f05b3c2d1e0f16");
+    assert_eq!(left["user"], ivan.name.as_str());
+    assert_eq!(left["extra"]["CRONTAB"], path.as_str(), "{left}");
+    assert!(left["message"].as_str().unwrap().contains(&path), "{left}");
+}

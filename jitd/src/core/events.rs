@@ -30,6 +30,9 @@ pub enum EventKind {
     InternalError,
     /// An approver reviewed a break-glass grant.
     Reviewed,
+    /// An SSH grant ended and its holder had scheduled, during it, what runs without a session
+    /// (a crontab, at jobs, lingering).
+    LeftBehind,
 }
 
 /// Syslog severities, as journald's PRIORITY field numbers them.
@@ -43,7 +46,7 @@ pub enum Priority {
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 21] = [
+    pub const ALL: [EventKind; 22] = [
         EventKind::Requested,
         EventKind::Approved,
         EventKind::Denied,
@@ -65,6 +68,7 @@ impl EventKind {
         EventKind::ConfigReloaded,
         EventKind::InternalError,
         EventKind::Reviewed,
+        EventKind::LeftBehind,
     ];
 
     /// Stable snake_case name, used in the audit log and notifier configuration.
@@ -91,6 +95,7 @@ impl EventKind {
             EventKind::ConfigReloaded => "config_reloaded",
             EventKind::InternalError => "internal_error",
             EventKind::Reviewed => "reviewed",
+            EventKind::LeftBehind => "left_behind",
         }
     }
 
@@ -124,6 +129,7 @@ impl EventKind {
             EventKind::ConfigReloaded => "6a1b0f2e8c7d4e31a9f05b3c2d1e0f13",
             EventKind::InternalError => "6a1b0f2e8c7d4e31a9f05b3c2d1e0f14",
             EventKind::Reviewed => "6a1b0f2e8c7d4e31a9f05b3c2d1e0f15",
+            EventKind::LeftBehind => "6a1b0f2e8c7d4e31a9f05b3c2d1e0f16",
         }
     }
 
@@ -131,7 +137,10 @@ impl EventKind {
         match self {
             EventKind::BreakGlass | EventKind::FailOpen => Priority::Critical,
             EventKind::InternalError | EventKind::GrantFailed => Priority::Error,
-            EventKind::Denied | EventKind::Revoked | EventKind::SessionEnded => Priority::Warning,
+            EventKind::Denied
+            | EventKind::Revoked
+            | EventKind::SessionEnded
+            | EventKind::LeftBehind => Priority::Warning,
             EventKind::Requested
             | EventKind::Approved
             | EventKind::Expired

@@ -155,6 +155,7 @@ impl Request {
             sessions: Vec::new(),
             failure: None,
             break_glass: None,
+            jobs_at_start: None,
         }
     }
 

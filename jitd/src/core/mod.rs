@@ -3,6 +3,7 @@
 pub mod authz;
 pub mod command_pattern;
 pub mod events;
+pub mod left_behind;
 pub mod lifecycle;
 pub mod model;
 pub mod policy;

@@ -8,6 +8,7 @@ use chrono::{DateTime, Utc};
 use jit_proto::{GrantKind, State, Target};
 use serde::{Deserialize, Serialize};
 
+use super::left_behind::UserJobs;
 use super::timestamp::{self, Stamp};
 
 /// A request id: 10 characters of `[a-z0-9]`. Used in sudoers file names (`jit_<id>`), so it
@@ -255,6 +256,30 @@ pub struct Session {
     pub audit_session: Option<u32>,
     #[serde(with = "timestamp")]
     pub opened_at: DateTime<Utc>,
+    /// What the host learned of the session's process when it registered (absent in records
+    /// older than it): a restarted jitd acts on exactly that process and what it started.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub process: Option<SessionProcess>,
+}
+
+/// The facts that let jitd find a session's processes again after a restart, and nothing
+/// else: a pid alone may since name another process, an audit session holds the whole login.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionProcess {
+    /// The kernel's boot id (`/proc/sys/kernel/random/boot_id`). After a reboot, the pid, the
+    /// start time and the audit session id below name nothing of this session.
+    pub boot_id: Box<str>,
+    /// The process's start time, field 22 of `/proc/<pid>/stat` (clock ticks since boot):
+    /// with the pid it identifies the process; absent if it could not be read.
+    #[serde(default)]
+    pub start_ticks: Option<u64>,
+    /// Clock ticks since boot when the session registered. A member of its audit session that
+    /// started earlier was not started by the session.
+    pub registered_ticks: u64,
+    /// Whether the process was moved into the grant's cgroup (which then holds everything it
+    /// starts, and the audit session is not needed to find it).
+    #[serde(default)]
+    pub adopted: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -285,6 +310,11 @@ pub struct Request {
     /// Boxed: rare, and every request in memory would otherwise carry its size.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub break_glass: Option<Box<BreakGlass>>,
+    /// For an SSH grant, what its holder had scheduled (crontab, at jobs, lingering) when its
+    /// first session opened; set once, compared at the end. Absent until a session opens, and
+    /// in records older than it. Boxed: most records have none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jobs_at_start: Option<Box<UserJobs>>,
 }
 
 impl End {
@@ -483,6 +513,26 @@ mod tests {
             let err = serde_json::from_str::<Phase>(text).unwrap_err().to_string();
             assert!(err.contains(why), "{text}: {err}");
         }
+    }
+
+    #[test]
+    fn sessions_recorded_before_their_process_facts_still_read() {
+        let old = r#"{"pid":4242,"service":"sudo","user":"root","ruser":"alice","tty":"pts/3","rhost":null,"audit_session":7,"opened_at":"2026-11-29T04:00:00Z"}"#;
+        let s: Session = serde_json::from_str(old).unwrap();
+        assert_eq!(s.process, None);
+        assert!(!serde_json::to_string(&s).unwrap().contains("process"));
+
+        let with = Session {
+            process: Some(SessionProcess {
+                boot_id: "0d9e6a2c-4b1f-4f0e-9a57-2c1e8b7d6f10".into(),
+                start_ticks: Some(123_456),
+                registered_ticks: 123_470,
+                adopted: true,
+            }),
+            ..s
+        };
+        let text = serde_json::to_string(&with).unwrap();
+        assert_eq!(serde_json::from_str::<Session>(&text).unwrap(), with);
     }
 
     #[test]

@@ -13,6 +13,7 @@ use jit_proto::{
 use crate::config::config_file::Config;
 use crate::core::authz::{self, Actor};
 use crate::core::events::{Event, EventKind};
+use crate::core::left_behind;
 use crate::core::lifecycle::{Approval, By, Denial, Submission};
 use crate::core::model::{display_command, End, GrantId, Request, Session};
 use crate::core::policy::{Ask, Policy, Refusal, Requester, Route};
@@ -25,7 +26,7 @@ use crate::shell::daemon::identity;
 use crate::shell::daemon::store::Store;
 use crate::shell::daemon::submission;
 use crate::shell::daemon::view::{fit_to_frame, list_view, view};
-use crate::shell::host::enforcement_port::Enforcement;
+use crate::shell::host::enforcement_port::{Enforcement, Withdrawal};
 use crate::shell::host::sudo_command;
 
 mod extend;
@@ -267,19 +268,19 @@ impl Service {
             Err(reason) => return Ok(Response::Denied { reason }),
         };
         let now = self.clock.now();
-        let id = {
+        let found = {
             let reg = self.read_registry();
             let found = reg
                 .active_for(&holder, info.pam.kind, now)
                 .find(|r| Self::covers(r, invocation.as_ref()));
-            found.map(|r| r.id.clone())
+            found.cloned()
         };
-        let Some(id) = id else {
+        let Some(found) = found else {
             return Ok(Response::Denied {
                 reason: Self::no_grant(&holder, info.pam.kind, invocation.as_ref()),
             });
         };
-        let session = Session {
+        let mut session = Session {
             pid: info.pid,
             service: info.pam.service.clone(),
             user: info.pam.user.clone(),
@@ -288,7 +289,17 @@ impl Service {
             rhost: info.pam.rhost.clone(),
             audit_session: info.audit_session,
             opened_at: now,
+            process: None,
         };
+        // Into the grant's cgroup first, so the record can say whether it got there (a
+        // restarted jitd relies on it). If the grant ends meanwhile, the cgroup is ended with
+        // it and the registration below is refused.
+        let adopted = self.enforcement.adopt_session(&found, &mut session);
+        // What the holder has scheduled before anything of the grant runs: its end reports
+        // what was added since.
+        let jobs = (found.kind() == GrantKind::Ssh && found.jobs_at_start.is_none())
+            .then(|| self.enforcement.user_jobs(&found));
+        let id = found.id;
         let s = session.clone();
         let registered = self.transition(&id, move |r, _now| {
             if r.state() != State::Active {
@@ -299,6 +310,9 @@ impl Service {
             }
             r.sessions.retain(|old| old.pid != s.pid);
             r.sessions.push(s);
+            if r.jobs_at_start.is_none() {
+                r.jobs_at_start = jobs.map(Box::new);
+            }
             Ok(None)
         });
         // A grant that ended a moment ago is a refusal, not a failure of jitd: with
@@ -307,7 +321,7 @@ impl Service {
             Ok(g) => g,
             Err(f) => return Ok(Response::Denied { reason: f.message }),
         };
-        if let Err(e) = self.enforcement.adopt_session(&grant, &session) {
+        if let Err(e) = adopted {
             let mut ev = event_for(
                 EventKind::InternalError,
                 &grant,
@@ -316,9 +330,9 @@ impl Service {
             ev.extra.push(("PID", session.pid.to_string()));
             self.events.emit(&ev);
         }
-        // The grant may have ended between the registration and the move into its cgroup:
-        // then its processes were already ended and this one would outlive it. Refused, the
-        // session never runs (sudo exits without running the command).
+        // The grant may have ended right after the registration, its processes ended before
+        // this one started any. Refused, the session never runs (sudo exits without running
+        // the command).
         if !self.is_active(&grant.id) {
             return Ok(Response::Denied {
                 reason: format!("grant {} ended while the session opened", grant.id),
@@ -548,12 +562,31 @@ impl Service {
     ) -> Result<(), Failure> {
         if let Err(f) = self.persist(r) {
             if matches!(installed, Some(Ok(()))) {
-                self.enforcement.withdraw(r);
+                let how = Self::withdrawal(reg, r, self.clock.now());
+                self.enforcement.withdraw(r, how);
             }
             return Err(f);
         }
         reg.put(r.clone());
         Ok(())
+    }
+
+    /// Takes away what ended grant `r` gave ([`Enforcement::withdraw`]). Call it without
+    /// holding the registry lock.
+    fn withdraw(&self, r: &Request) {
+        let how = Self::withdrawal(&self.read_registry(), r, self.clock.now());
+        self.enforcement.withdraw(r, how);
+    }
+
+    /// How to withdraw `r`: an SSH grant that was its holder's last login also stops their
+    /// systemd user manager.
+    fn withdrawal(reg: &Registry, r: &Request, now: DateTime<Utc>) -> Withdrawal {
+        Withdrawal {
+            stop_user_manager: left_behind::stops_user_manager(
+                r,
+                reg.active_for(&r.user, GrantKind::Ssh, now),
+            ),
+        }
     }
 
     /// Logs a successful install (after the lock is released).
@@ -667,7 +700,7 @@ impl Service {
         }
         self.announce_install(&next, installed);
         if next.state() == State::Failed && before.state() != State::Failed {
-            self.enforcement.withdraw(&next);
+            self.withdraw(&next);
         }
         self.poke();
         Ok(next)
@@ -778,7 +811,7 @@ impl Service {
             ev.approver = Some(actor.name.clone());
             Ok(Some(ev))
         })?;
-        self.enforcement.withdraw(&r);
+        self.withdraw(&r);
         Ok(shown(&r))
     }
 
@@ -809,7 +842,7 @@ impl Service {
                 format!("{} finished; the grant ended early", actor.name),
             )))
         })?;
-        self.enforcement.withdraw(&r);
+        self.withdraw(&r);
         Ok(shown(&r))
     }
 
@@ -878,7 +911,7 @@ impl Service {
             reg.put(next.clone());
             drop(reg);
             if end == End::Expired {
-                self.enforcement.withdraw(&next);
+                self.withdraw(&next);
             }
             record(Ended { id, end, context });
         }
@@ -1037,7 +1070,7 @@ impl Service {
             reg.put(next.clone());
             next
         };
-        self.enforcement.withdraw(&failed);
+        self.withdraw(&failed);
         // As in `record_end`: the registry's current version, stored under the read lock.
         let persisted = {
             let reg = self.read_registry();

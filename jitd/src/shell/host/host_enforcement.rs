@@ -1,12 +1,16 @@
 //! The daemon's [`Enforcement`] port carried out on the real host by an [`Enforcer`]: sudoers
-//! drop-ins, cgroups, signals and terminal warnings. Slow work (waiting out `kill_grace`) runs
-//! on worker threads; its results are reported as events through `report`.
+//! drop-ins, cgroups, signals, terminal warnings, and at the end of an SSH grant its holder's
+//! systemd user manager and what they scheduled. Slow work (waiting out `kill_grace`) runs on
+//! worker threads; its results are reported as events through `report`.
 
+use super::boot::Boot;
 use super::drop_ins_and_cgroups::{Enforcer, GrantSpec, ReconcileAction};
-use super::enforcement_port::Enforcement;
+use super::enforcement_port::{Enforcement, Withdrawal};
 use super::program_trust;
 use super::sessions::{self, EndReport, SessionRef};
+use super::user_jobs::{Spools, UserManager};
 use crate::core::events::{Event, EventKind};
+use crate::core::left_behind::{Added, CrontabChange, UserJobs};
 use crate::core::model::{Request, Session};
 use jit_proto::message::GrantKind;
 use std::collections::{HashMap, HashSet};
@@ -15,21 +19,39 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 /// Where results of background work go (the daemon's event log).
 pub type Report = Arc<dyn Fn(Event) + Send + Sync>;
 
-/// What is known of a session beyond the daemon's record: its start time and whether it got
-/// into the grant's cgroup. Kept in memory; after a restart, sessions fall back to their cgroup
-/// (which survives) and audit session.
-#[derive(Debug, Clone, Copy)]
-struct Tracked {
-    start_ticks: Option<u64>,
-    adopted: bool,
+/// Where users' scheduling is read, and how their systemd user manager is stopped, at the end
+/// of an SSH grant.
+pub struct UserScheduling {
+    pub spools: Spools,
+    pub manager: UserManager,
+}
+
+impl UserScheduling {
+    /// This host's spools and systemd.
+    pub fn host() -> UserScheduling {
+        UserScheduling {
+            spools: Spools::debian(),
+            manager: UserManager::system(),
+        }
+    }
+}
+
+/// What is left to do once an SSH grant's processes are ended.
+struct SshEnd {
+    user: String,
+    uid: u32,
+    jobs_at_start: Option<UserJobs>,
+    stop_manager: bool,
 }
 
 pub struct HostEnforcement {
     enforcer: Arc<Enforcer>,
     report: Report,
-    tracked: Mutex<HashMap<(String, u32), Tracked>>,
-    /// Grants whose processes a worker thread is ending right now; reconcile leaves them be.
-    ending: Arc<Mutex<HashSet<String>>>,
+    scheduling: Arc<UserScheduling>,
+    /// Grants whose processes a worker thread is ending right now, with what is left to do
+    /// for an SSH grant once it has: a withdrawal that comes while a reconcile is ending the
+    /// same grant's leftovers hands its part to that worker.
+    ending: Arc<Mutex<HashMap<String, Option<SshEnd>>>>,
     /// Serialises drop-in changes: install, withdraw and reconcile's file phase. With the two
     /// sets below it keeps a reconcile working from an older snapshot of the records from
     /// removing a grant installed since, or restoring one withdrawn since.
@@ -67,43 +89,47 @@ impl HostEnforcement {
         HostEnforcement {
             enforcer: Arc::new(enforcer),
             report,
-            tracked: Mutex::new(HashMap::new()),
-            ending: Arc::new(Mutex::new(HashSet::new())),
+            scheduling: Arc::new(UserScheduling::host()),
+            ending: Arc::new(Mutex::new(HashMap::new())),
             ops: Mutex::new(Changes::default()),
         }
     }
 
+    /// Reads and stops users' scheduling through `scheduling` instead of this host's.
+    #[cfg(test)]
+    pub fn with_user_scheduling(mut self, scheduling: UserScheduling) -> HostEnforcement {
+        self.scheduling = Arc::new(scheduling);
+        self
+    }
+
+    /// How to find the processes of `grant`'s sessions, from what its record holds (which a
+    /// restart keeps).
     fn session_refs(&self, grant: &Request) -> Vec<SessionRef> {
-        let tracked = lock(&self.tracked);
+        let boot = Boot::current();
+        let elevated_only = grant.kind() == GrantKind::Sudo;
         grant
             .sessions
             .iter()
-            .map(|s| {
-                let t = tracked
-                    .get(&(grant.id.as_str().to_owned(), s.pid))
-                    .copied()
-                    .unwrap_or(Tracked {
-                        start_ticks: None,
-                        adopted: false,
-                    });
-                SessionRef {
-                    pid: s.pid,
-                    start_ticks: t.start_ticks,
-                    audit_session: s.audit_session,
-                    tty: s.tty.clone(),
-                    adopted: t.adopted,
-                    elevated_only: grant.kind() == GrantKind::Sudo,
-                }
-            })
+            .map(|s| sessions::session_ref(s, elevated_only, &boot))
             .collect()
     }
 
-    /// Ends grant `id`'s processes on a worker thread and reports the outcome.
-    fn end_in_background(&self, id: String, sessions: Vec<SessionRef>) {
-        if !lock(&self.ending).insert(id.clone()) {
-            return; // already being ended
+    /// Ends grant `id`'s processes on a worker thread and reports the outcome; then, for an
+    /// SSH grant, does what `ssh` says.
+    fn end_in_background(&self, id: String, sessions: Vec<SessionRef>, ssh: Option<SshEnd>) {
+        {
+            let mut ending = lock(&self.ending);
+            if let Some(pending) = ending.get_mut(&id) {
+                // Already being ended: that worker does the rest.
+                if ssh.is_some() {
+                    *pending = ssh;
+                }
+                return;
+            }
+            ending.insert(id.clone(), ssh);
         }
         let enforcer = Arc::clone(&self.enforcer);
+        let scheduling = Arc::clone(&self.scheduling);
         let report = Arc::clone(&self.report);
         let ending = Arc::clone(&self.ending);
         let worker_id = id.clone();
@@ -114,8 +140,37 @@ impl HostEnforcement {
                     enforcer
                         .sessions
                         .end_grant(&worker_id, &sessions, enforcer.kill_grace);
-                report(end_event(&worker_id, &outcome));
-                lock(&ending).remove(&worker_id);
+                let mut event = end_event(&worker_id, &outcome);
+                let mut left = None;
+                let ssh = lock(&ending).remove(&worker_id).flatten();
+                if let Some(ssh) = ssh {
+                    if ssh.stop_manager {
+                        let stopped = scheduling.manager.stop(ssh.uid);
+                        event.message.push_str(&format!("; {stopped}"));
+                        event
+                            .extra
+                            .push(("USER_MANAGER", stopped.field().to_owned()));
+                    }
+                    // Read once the processes are gone: nothing of the grant adds more.
+                    if let Some(start) = &ssh.jobs_at_start {
+                        let added = scheduling
+                            .spools
+                            .read(&ssh.user, ssh.uid)
+                            .added_since(start);
+                        if !added.is_empty() {
+                            left = Some(left_behind_event(
+                                &worker_id,
+                                &ssh.user,
+                                &scheduling.spools,
+                                &added,
+                            ));
+                        }
+                    }
+                }
+                report(event);
+                if let Some(left) = left {
+                    report(left);
+                }
             });
         if let Err(e) = spawned {
             lock(&self.ending).remove(&id);
@@ -125,6 +180,57 @@ impl HostEnforcement {
             ));
         }
     }
+}
+
+/// The `left_behind` event: what `user` scheduled during SSH grant `id` that runs without a
+/// session, each named so it can be found and reviewed.
+fn left_behind_event(id: &str, user: &str, spools: &Spools, added: &Added) -> Event {
+    let mut parts = Vec::new();
+    let mut extra = Vec::new();
+    if let Some(change) = added.crontab {
+        let path = spools
+            .crontab_of(user)
+            .map(|p| p.display().to_string())
+            .unwrap_or_default();
+        let what = match change {
+            CrontabChange::Created => "a new crontab",
+            CrontabChange::Changed => "a changed crontab",
+        };
+        parts.push(format!("{what} ({path}; `crontab -u {user} -l`)"));
+        extra.push(("CRONTAB", path));
+    }
+    if !added.at_jobs.is_empty() {
+        let jobs = added.at_jobs.join(", ");
+        let unsure = if added.at_jobs_unsure {
+            " (the at jobs at the start are not known: some may be older)"
+        } else {
+            ""
+        };
+        parts.push(format!("at jobs {jobs}{unsure} (`atq`)"));
+        extra.push(("AT_JOBS", jobs));
+    }
+    if added.linger {
+        let path = spools
+            .linger_of(user)
+            .map(|p| p.display().to_string())
+            .unwrap_or_default();
+        parts.push(format!(
+            "lingering ({path}; `loginctl disable-linger {user}`)"
+        ));
+        extra.push(("LINGER", path));
+    }
+    let mut event = Event::new(
+        EventKind::LeftBehind,
+        format!(
+            "{user} scheduled during SSH grant {id} what runs without a session, still there              after it ended: {}",
+            parts.join("; ")
+        ),
+    );
+    event.request_id = Some(id.to_owned());
+    event.user = Some(user.to_owned());
+    event.command = Some("ssh".to_owned());
+    event.extra = extra;
+    event
 }
 
 fn end_event(id: &str, outcome: &EndReport) -> Event {
@@ -184,9 +290,15 @@ impl Enforcement for HostEnforcement {
             .map_err(|e| format!("refused: {e}"))
     }
 
-    fn withdraw(&self, grant: &Request) {
+    fn withdraw(&self, grant: &Request, how: Withdrawal) {
         let id = grant.id.as_str().to_owned();
         let sessions = self.session_refs(grant);
+        let ssh = (grant.kind() == GrantKind::Ssh).then(|| SshEnd {
+            user: grant.user.to_string(),
+            uid: grant.uid,
+            jobs_at_start: grant.jobs_at_start.as_deref().cloned(),
+            stop_manager: how.stop_user_manager,
+        });
         let mut changes = lock(&self.ops);
         changes.live.remove(&id);
         changes.withdrawn.insert(id.clone());
@@ -207,28 +319,35 @@ impl Enforcement for HostEnforcement {
             }
         }
         drop(changes);
-        lock(&self.tracked).retain(|(g, _), _| *g != id);
-        self.end_in_background(id, sessions);
+        self.end_in_background(id, sessions, ssh);
     }
 
-    fn adopt_session(&self, grant: &Request, session: &Session) -> Result<(), String> {
-        let start_ticks = sessions::start_ticks(session.pid);
+    fn adopt_session(&self, grant: &Request, session: &mut Session) -> Result<(), String> {
         let mut changes = lock(&self.ops);
         changes.live.insert(grant.id.as_str().to_owned());
         drop(changes);
         let adopted = self.enforcer.sessions.adopt(grant.id.as_str(), session.pid);
-        lock(&self.tracked).insert(
-            (grant.id.as_str().to_owned(), session.pid),
-            Tracked {
-                start_ticks,
-                adopted: adopted.is_ok(),
-            },
-        );
+        session.process = sessions::process_facts(session.pid, adopted.is_ok());
         adopted.map_err(|e| e.to_string())
     }
 
+    fn user_jobs(&self, grant: &Request) -> UserJobs {
+        self.scheduling
+            .spools
+            .read(&grant.user, grant.uid)
+            .for_record()
+    }
+
     fn warn(&self, grant: &Request, message: &str) {
-        let outcome = sessions::warn(&self.session_refs(grant), message);
+        let outcome = sessions::warn(&self.session_refs(grant), grant.uid, message);
+        for (tty, why) in outcome.skipped {
+            let mut ev = Event::new(
+                EventKind::InternalError,
+                format!("did not write the expiry warning to {tty}: {why}"),
+            );
+            ev.request_id = Some(grant.id.as_str().to_owned());
+            (self.report)(ev);
+        }
         for (tty, error) in outcome.failed {
             let mut ev = Event::new(
                 EventKind::InternalError,
@@ -280,7 +399,7 @@ impl Enforcement for HostEnforcement {
                     lines.push(format!(
                         "ending the leftover processes of grant {id}, which is not active"
                     ));
-                    self.end_in_background(id, sessions);
+                    self.end_in_background(id, sessions, None);
                 }
             }
             Err(e) => lines.push(format!("cannot list grant cgroups: {e}")),

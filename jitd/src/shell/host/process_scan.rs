@@ -80,14 +80,25 @@ pub fn tree(procs: &[ProcInfo], root: u32, start_ticks: u64) -> Vec<ProcInfo> {
     out
 }
 
-/// Members of audit session `session`; only root-owned ones when `elevated_only`.
-pub fn audit_members(procs: &[ProcInfo], session: u32, elevated_only: bool) -> Vec<ProcInfo> {
+/// Members of audit session `session` that started at or after `since_ticks` (clock ticks
+/// since boot); only root-owned ones when `elevated_only`. An older member (the login's own
+/// shell, a root process started before the grant) is never among them.
+pub fn audit_members(
+    procs: &[ProcInfo],
+    session: u32,
+    since_ticks: u64,
+    elevated_only: bool,
+) -> Vec<ProcInfo> {
     if session == AUDIT_SESSION_UNSET {
         return Vec::new();
     }
     procs
         .iter()
-        .filter(|p| p.audit_session == session && (p.is_root || !elevated_only))
+        .filter(|p| {
+            p.audit_session == session
+                && p.stat.start_ticks >= since_ticks
+                && (p.is_root || !elevated_only)
+        })
         .copied()
         .collect()
 }

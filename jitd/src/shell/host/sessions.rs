@@ -5,14 +5,18 @@
 //! does to detach. At the end, [`Sessions::end_grant`] sends SIGTERM to the leaf's members,
 //! waits up to the grace period, then `cgroup.kill`s the rest and removes the leaf.
 //! Fallback, for sessions that could not be adopted (no cgroup2, or the write failed): the
-//! session's process tree and its audit session (`/proc/<pid>/sessionid`), signalled through
-//! pidfds so a reused pid is never hit.
+//! session's process tree and the members of its audit session (`/proc/<pid>/sessionid`) that
+//! started after it registered, signalled through pidfds so a reused pid is never hit. What
+//! identifies them (start time, boot, adoption) is kept in the record ([`process_facts`]), so
+//! a restarted jitd acts on the same processes and no others.
 
+use super::boot::{self, Boot};
 use super::cgroup::{self, GrantCgroups};
 use super::pidfd::{self, PidFd};
 use super::process_scan::{self, ProcInfo};
 use super::sudoers_rule::{GrantFileId, RuleError};
-use super::terminal;
+use super::terminal::{self, Notice};
+use crate::core::model::{Session, SessionProcess};
 use std::collections::HashMap;
 use std::fmt;
 use std::io;
@@ -34,6 +38,10 @@ pub struct SessionRef {
     pub start_ticks: Option<u64>,
     /// The audit session id (`/proc/<pid>/sessionid`), if pam_loginuid set one.
     pub audit_session: Option<u32>,
+    /// When the session registered, in clock ticks since boot: members of the audit session
+    /// that started earlier were not started by it and are never ended with it. Without it
+    /// the audit session is not used.
+    pub since_ticks: Option<u64>,
     /// PAM_TTY as registered (`pts/3`, `/dev/pts/3`, `ssh`, ...).
     pub tty: Option<String>,
     /// Whether [`Sessions::adopt`] succeeded for this session. If not, the fallbacks apply.
@@ -47,6 +55,39 @@ pub struct SessionRef {
 /// The start time of `pid`, to record in [`SessionRef::start_ticks`] at registration.
 pub fn start_ticks(pid: u32) -> Option<u64> {
     pidfd::start_ticks(pid)
+}
+
+/// What to record of session process `pid` as it registers, `adopted` saying whether
+/// [`Sessions::adopt`] succeeded. `None` if this boot's id cannot be read (then nothing
+/// recorded could later be told apart from a previous boot's).
+pub fn process_facts(pid: u32, adopted: bool) -> Option<SessionProcess> {
+    Some(SessionProcess {
+        boot_id: boot::boot_id()?.into(),
+        start_ticks: start_ticks(pid),
+        registered_ticks: boot::ticks_now(),
+        adopted,
+    })
+}
+
+/// How to find the processes of recorded session `s` in `boot`. Facts recorded in another
+/// boot name nothing now: neither its pid nor its audit session id (both are reused after a
+/// reboot) is acted on. A record older than [`SessionProcess`] has no start time (so no
+/// process tree) and is bounded in its audit session by the wall-clock time it opened.
+pub fn session_ref(s: &Session, elevated_only: bool, boot: &Boot) -> SessionRef {
+    let (start_ticks, since_ticks, adopted) = match &s.process {
+        Some(p) if boot.is(&p.boot_id) => (p.start_ticks, Some(p.registered_ticks), p.adopted),
+        Some(_) => (None, None, false),
+        None => (None, boot.ticks_at(s.opened_at), false),
+    };
+    SessionRef {
+        pid: s.pid,
+        start_ticks,
+        audit_session: s.audit_session.filter(|_| since_ticks.is_some()),
+        since_ticks,
+        tty: s.tty.clone(),
+        adopted,
+        elevated_only,
+    }
 }
 
 #[derive(Debug)]
@@ -235,8 +276,13 @@ impl Sessions {
                 None => Vec::new(),
             };
             if !s.adopted {
-                if let Some(sid) = s.audit_session {
-                    found.extend(process_scan::audit_members(&procs, sid, s.elevated_only));
+                if let (Some(sid), Some(since)) = (s.audit_session, s.since_ticks) {
+                    found.extend(process_scan::audit_members(
+                        &procs,
+                        sid,
+                        since,
+                        s.elevated_only,
+                    ));
                 }
             }
             for p in found {
@@ -300,12 +346,16 @@ fn open_verified(p: &ProcInfo) -> Option<PidFd> {
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct WarnReport {
     pub written: usize,
+    /// Terminals that belong to someone else now (tty, why): not written to.
+    pub skipped: Vec<(String, String)>,
     pub failed: Vec<(String, String)>,
 }
 
-/// Writes `message` on its own line to each distinct terminal of `sessions`. Sessions without
-/// a terminal device (`ssh`, none) are skipped silently; never blocks.
-pub fn warn(sessions: &[SessionRef], message: &str) -> WarnReport {
+/// Writes `message` on its own line to each distinct terminal of `sessions` that uid `holder`
+/// (the grant's holder) still owns: a session's terminal may have gone to another user's
+/// login since. Sessions without a terminal device (`ssh`, none) are skipped silently; never
+/// blocks.
+pub fn warn(sessions: &[SessionRef], holder: u32, message: &str) -> WarnReport {
     let mut report = WarnReport::default();
     let mut done = Vec::new();
     for tty in sessions.iter().filter_map(|s| s.tty.as_deref()) {
@@ -315,8 +365,15 @@ pub fn warn(sessions: &[SessionRef], message: &str) -> WarnReport {
         if done.contains(&device) {
             continue;
         }
-        match terminal::write_notice(tty, message) {
-            Ok(()) => report.written += 1,
+        match terminal::write_notice(tty, holder, message) {
+            Ok(Notice::Written) => report.written += 1,
+            Ok(Notice::NotOwned { owner }) => report.skipped.push((
+                tty.to_owned(),
+                format!(
+                    "{} belongs to uid {owner} now, not to the grant's holder (uid {holder})",
+                    device.display()
+                ),
+            )),
             Err(e) => report.failed.push((tty.to_owned(), e.to_string())),
         }
         done.push(device);

@@ -2,7 +2,7 @@
 
 use std::fs::OpenOptions;
 use std::io::{self, Write};
-use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
+use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt};
 use std::path::PathBuf;
 
 /// The device for a PAM_TTY-style name (`pts/3`, `/dev/pts/3`, `tty1`), or `None` for anything
@@ -19,8 +19,22 @@ pub fn tty_device(tty: &str) -> Option<PathBuf> {
     ok.then(|| PathBuf::from("/dev").join(name))
 }
 
-/// Writes `message` (control characters replaced) on its own line to the terminal `tty`.
-pub fn write_notice(tty: &str, message: &str) -> io::Result<()> {
+/// What [`write_notice`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Notice {
+    Written,
+    /// The terminal belongs to `owner` now, not to whom the notice is for: nothing was
+    /// written (its user logged out and the device went to someone else's login).
+    NotOwned {
+        owner: u32,
+    },
+}
+
+/// Writes `message` (control characters replaced) on its own line to the terminal `tty`, if
+/// the device is owned by uid `owner` (as login and sshd hand a terminal to the user logged in
+/// on it). The owner is checked on the opened descriptor, so the device checked is the one
+/// written to.
+pub fn write_notice(tty: &str, owner: u32, message: &str) -> io::Result<Notice> {
     let path = tty_device(tty)
         .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "not a terminal name"))?;
     // O_NOCTTY: never become jitd's controlling terminal; O_NONBLOCK: a stalled terminal must
@@ -29,16 +43,21 @@ pub fn write_notice(tty: &str, message: &str) -> io::Result<()> {
         .write(true)
         .custom_flags(libc::O_NOCTTY | libc::O_NONBLOCK | libc::O_NOFOLLOW | libc::O_CLOEXEC)
         .open(&path)?;
-    if !file.metadata()?.file_type().is_char_device() {
+    let meta = file.metadata()?;
+    if !meta.file_type().is_char_device() {
         return Err(io::Error::new(
             io::ErrorKind::InvalidInput,
             "not a character device",
         ));
+    }
+    if meta.uid() != owner {
+        return Ok(Notice::NotOwned { owner: meta.uid() });
     }
     let clean: String = message
         .chars()
         .take(512)
         .map(|c| if c.is_control() { '?' } else { c })
         .collect();
-    file.write_all(format!("\r\n[jit] {clean}\r\n").as_bytes())
+    file.write_all(format!("\r\n[jit] {clean}\r\n").as_bytes())?;
+    Ok(Notice::Written)
 }

@@ -6,14 +6,13 @@
 use std::ffi::CString;
 use std::io;
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use nix::unistd::{getgrouplist, Group, User};
 
 use crate::core::events::{Event, EventKind, EventSink};
-use crate::shell::host::terminal::{tty_device, write_notice};
+use crate::shell::host::terminal::{write_notice, Notice};
 use crate::shell::notify::payload::terminal_line;
 use crate::shell::notify::queue::{self, Attempt, Backoff, Queue, Report};
 
@@ -114,14 +113,11 @@ fn notify_approvers(utmp: &Path, event: &Event) -> io::Result<usize> {
             continue;
         }
         // A stale utmp entry may name a terminal someone else now uses: only the approver's
-        // own terminal gets the notice.
-        let Some(device) = tty_device(&login.line) else {
+        // own terminal gets the notice (write_notice checks the owner of what it opened).
+        let Some(owner) = User::from_name(&login.user).ok().flatten().map(|u| u.uid) else {
             continue;
         };
-        let owner = User::from_name(&login.user).ok().flatten().map(|u| u.uid);
-        let owned = std::fs::metadata(&device)
-            .is_ok_and(|m| owner.is_some_and(|uid| m.uid() == uid.as_raw()));
-        if owned && write_notice(&login.line, &line).is_ok() {
+        if let Ok(Notice::Written) = write_notice(&login.line, owner.as_raw(), &line) {
             told += 1;
         }
     }

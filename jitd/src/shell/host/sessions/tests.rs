@@ -53,6 +53,8 @@ fn processes_of(uid: u32) -> Vec<u32> {
 struct Session {
     child: Child,
     user_uid: u32,
+    /// When it was let go (as PAM registers a session before it starts anything).
+    registered_ticks: u64,
 }
 
 impl Session {
@@ -70,11 +72,13 @@ impl Session {
         Session {
             child,
             user_uid: user.uid,
+            registered_ticks: u64::MAX,
         }
     }
 
     /// Lets the script start its processes and waits until it has.
     fn go(&mut self) {
+        self.registered_ticks = boot::ticks_now();
         writeln!(self.child.stdin.as_mut().unwrap(), "go").unwrap();
         let mut line = String::new();
         BufReader::new(self.child.stdout.as_mut().unwrap())
@@ -92,6 +96,7 @@ impl Session {
             audit_session: fs::read_to_string(format!("/proc/{pid}/sessionid"))
                 .ok()
                 .and_then(|s| s.trim().parse().ok()),
+            since_ticks: Some(self.registered_ticks),
             tty: None,
             adopted,
             elevated_only: false,
@@ -226,6 +231,7 @@ fn ending_a_grant_with_nothing_left_is_quick_and_complete() {
         pid: u32::MAX - 1,
         start_ticks: Some(1),
         audit_session: None,
+        since_ticks: None,
         tty: None,
         adopted: false,
         elevated_only: false,
@@ -249,6 +255,7 @@ fn the_expiry_warning_reaches_the_sessions_terminal_once() {
         pid: 1,
         start_ticks: None,
         audit_session: None,
+        since_ticks: None,
         tty: Some(tty.to_owned()),
         adopted: false,
         elevated_only: false,
@@ -259,6 +266,7 @@ fn the_expiry_warning_reaches_the_sessions_terminal_once() {
             tty_session(&device),
             tty_session("ssh"),
         ],
+        0,
         "grant abc ends in 5m\x1b[2J",
     );
     assert_eq!(report.written, 1, "{report:?}");
@@ -322,6 +330,7 @@ fn the_fallbacks_never_end_a_process_that_belongs_to_another_grants_cgroup() {
         pid: a.id(),
         start_ticks: start_ticks(a.id()),
         audit_session: None,
+        since_ticks: None,
         tty: None,
         adopted: false,
         elevated_only: false,
@@ -339,4 +348,198 @@ fn the_fallbacks_never_end_a_process_that_belongs_to_another_grants_cgroup() {
     let report = sessions.end_grant("b1", &[], Duration::from_secs(1));
     assert!(report.complete(), "{report:?}");
     assert_eq!(processes_of(user.uid), Vec::<u32>::new());
+}
+
+/// Whether `pid` is alive and still the process that started at `ticks`.
+fn still_running(pid: u32, ticks: u64) -> bool {
+    pidfd::proc_stat(pid).is_some_and(|s| s.start_ticks == ticks)
+        && !fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| s.contains(") Z "))
+}
+
+#[test]
+fn the_audit_session_fallback_spares_members_that_started_before_the_session_registered() {
+    let user = TestUser::create(&unique_id("jte"));
+    let sessions = Sessions::without_cgroups();
+    // A login (a new audit session, as pam_loginuid makes it) in which a root process was
+    // started long before any grant; then a session of the grant opens in it and detaches.
+    let mut login = Command::new("/bin/sh")
+        .args([
+            "-c",
+            &format!(
+                "echo {} > /proc/self/loginuid || exit 1\n\
+                 setsid sleep 1000 </dev/null >/dev/null 2>&1 &\n\
+                 echo $!\n\
+                 read go && exec runuser -u {} -- /bin/sh -c \"$0\"",
+                user.uid, user.name
+            ),
+            &detaching_script(false),
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(login.stdout.take().unwrap());
+    let mut line = String::new();
+    out.read_line(&mut line).unwrap();
+    let older: u32 = line.trim().parse().unwrap();
+    let older_ticks = start_ticks(older).unwrap();
+    struct Reap(u32);
+    impl Drop for Reap {
+        fn drop(&mut self) {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(self.0 as i32),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
+    }
+    let _reap = Reap(older);
+    let login_pid = login.id();
+    let audit_session: u32 = fs::read_to_string(format!("/proc/{login_pid}/sessionid"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert_eq!(
+        fs::read_to_string(format!("/proc/{older}/sessionid")).unwrap(),
+        audit_session.to_string()
+    );
+    // The session registers later (start times count in clock ticks: at least one later),
+    // then starts its processes.
+    while boot::ticks_now() <= older_ticks {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let registered = boot::ticks_now();
+    writeln!(login.stdin.as_mut().unwrap(), "go").unwrap();
+    line.clear();
+    out.read_line(&mut line).unwrap();
+    assert_eq!(line, "ready\n");
+    assert!(processes_of(user.uid).len() >= 5);
+
+    let session = SessionRef {
+        pid: login_pid,
+        // As after a restart that lost the pid's start time: only the audit session finds
+        // the detached processes.
+        start_ticks: None,
+        audit_session: Some(audit_session),
+        since_ticks: Some(registered),
+        tty: None,
+        adopted: false,
+        elevated_only: false,
+    };
+    let report = sessions.end_grant("g5", &[session], Duration::from_secs(1));
+    assert!(report.complete(), "{report:?}");
+    let _ = login.wait();
+    assert_eq!(processes_of(user.uid), Vec::<u32>::new());
+    assert!(
+        still_running(older, older_ticks),
+        "a member of the audit session older than the session was ended: {report:?}"
+    );
+}
+
+#[test]
+fn a_recorded_pid_whose_start_time_differs_is_left_alone() {
+    let mut other = Command::new("sleep").arg("1000").spawn().unwrap();
+    let pid = other.id();
+    let ticks = start_ticks(pid).unwrap();
+    // The record names this pid with another start time: the session's process is gone and
+    // the number was reused.
+    let reused = SessionRef {
+        pid,
+        start_ticks: Some(ticks + 1),
+        audit_session: None,
+        since_ticks: None,
+        tty: None,
+        adopted: false,
+        elevated_only: false,
+    };
+    let report = Sessions::without_cgroups().end_grant("g6", &[reused], Duration::from_secs(1));
+    let survived = still_running(pid, ticks);
+    let _ = other.kill();
+    let _ = other.wait();
+    assert_eq!(report, EndReport::default());
+    assert!(survived, "a process with a reused pid was ended");
+}
+
+fn recorded(process: Option<SessionProcess>, opened_at: &str) -> crate::core::model::Session {
+    crate::core::model::Session {
+        pid: 4242,
+        service: "sshd".into(),
+        user: "alice".into(),
+        ruser: None,
+        tty: Some("pts/3".into()),
+        rhost: None,
+        audit_session: Some(7),
+        opened_at: opened_at.parse().unwrap(),
+        process,
+    }
+}
+
+fn this_boot() -> Boot {
+    Boot {
+        id: Some("this-boot".into()),
+        now_ticks: 100 * 3600,
+        now: "2026-11-29T10:00:00Z".parse().unwrap(),
+        ticks_per_second: 100,
+    }
+}
+
+#[test]
+fn a_session_recorded_in_this_boot_is_found_by_what_was_recorded() {
+    let facts = SessionProcess {
+        boot_id: "this-boot".into(),
+        start_ticks: Some(1234),
+        registered_ticks: 1300,
+        adopted: true,
+    };
+    let r = session_ref(
+        &recorded(Some(facts), "2026-11-29T09:00:00Z"),
+        true,
+        &this_boot(),
+    );
+    assert_eq!(
+        r,
+        SessionRef {
+            pid: 4242,
+            start_ticks: Some(1234),
+            audit_session: Some(7),
+            since_ticks: Some(1300),
+            tty: Some("pts/3".into()),
+            adopted: true,
+            elevated_only: true,
+        }
+    );
+}
+
+#[test]
+fn a_session_recorded_before_a_reboot_names_no_process_and_no_audit_session() {
+    let facts = SessionProcess {
+        boot_id: "previous-boot".into(),
+        start_ticks: Some(1234),
+        registered_ticks: 1300,
+        adopted: false,
+    };
+    let r = session_ref(
+        &recorded(Some(facts), "2026-11-29T09:59:00Z"),
+        false,
+        &this_boot(),
+    );
+    assert_eq!(
+        (r.start_ticks, r.audit_session, r.since_ticks),
+        (None, None, None)
+    );
+    // The same without facts (a record older than them), opened before this boot.
+    let r = session_ref(&recorded(None, "2026-11-29T08:00:00Z"), false, &this_boot());
+    assert_eq!(
+        (r.start_ticks, r.audit_session, r.since_ticks),
+        (None, None, None)
+    );
+}
+
+#[test]
+fn a_record_older_than_process_facts_is_bounded_by_when_it_opened() {
+    let r = session_ref(&recorded(None, "2026-11-29T09:30:00Z"), false, &this_boot());
+    assert_eq!(r.start_ticks, None, "no start time: no process tree");
+    assert_eq!(r.audit_session, Some(7));
+    assert_eq!(r.since_ticks, Some(100 * 1800), "half an hour after boot");
+    assert!(!r.adopted);
 }
