@@ -11,3 +11,4 @@ pub mod registry;
 pub mod sudo_invocation;
 pub mod time_window;
 pub mod timestamp;
+pub mod user_manager;

@@ -13,13 +13,13 @@ use jit_proto::{
 use crate::config::config_file::Config;
 use crate::core::authz::{self, Actor};
 use crate::core::events::{Event, EventKind};
-use crate::core::left_behind;
 use crate::core::lifecycle::{Approval, By, Denial, Submission};
 use crate::core::model::{display_command, End, GrantId, Request, Session};
 use crate::core::policy::{Ask, Policy, Refusal, Requester, Route};
 use crate::core::registry::Registry;
 use crate::core::sudo_invocation::Invocation;
 use crate::core::timestamp::rfc3339;
+use crate::core::user_manager;
 use crate::shell::audit::event_log::{event_for, EventLog};
 use crate::shell::daemon::clock::Clock;
 use crate::shell::daemon::identity;
@@ -582,7 +582,7 @@ impl Service {
     /// systemd user manager.
     fn withdrawal(reg: &Registry, r: &Request, now: DateTime<Utc>) -> Withdrawal {
         Withdrawal {
-            stop_user_manager: left_behind::stops_user_manager(
+            stop_user_manager: user_manager::stops_user_manager(
                 r,
                 reg.active_for(&r.user, GrantKind::Ssh, now),
             ),

@@ -8,7 +8,7 @@ use crate::core::model::{Request, Session};
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Withdrawal {
     /// Stop the holder's systemd user manager too: this SSH grant was their last way in
-    /// ([`crate::core::left_behind::stops_user_manager`]).
+    /// ([`crate::core::user_manager::stops_user_manager`]).
     pub stop_user_manager: bool,
 }
 
