@@ -2,6 +2,7 @@
 //! told as the attacker would try it, against real sudo, real libpam (Debian's own
 //! common-account included) and a real jitd. The users here hold standing sudoers rules
 //! (`NOPASSWD: ALL`), as many real users do: pam_jit alone stands between them and root.
+//! jitd runs with the capabilities its systemd unit leaves it.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -166,7 +167,7 @@ fn expire_password(user: &TestUser) {
 
 #[test]
 fn an_expired_password_does_not_let_a_standing_rule_skip_the_gate() {
-    let jitd = Daemon::start();
+    let jitd = Daemon::start_as_unit("");
 
     // The hole, shown: wired after common-account, the expired password ends the account
     // stack (new_authtok_reqd=done) before pam_jit, and sudo ignores that for NOPASSWD. The
@@ -210,7 +211,7 @@ fn an_expired_password_does_not_let_a_standing_rule_skip_the_gate() {
 
 #[test]
 fn a_grant_for_one_command_does_not_open_the_users_standing_rules() {
-    let jitd = Daemon::start();
+    let jitd = Daemon::start_as_unit("");
     let alice = StandingUser::simple(&jitd.socket());
     grant(&jitd, &alice.user.name, "2m", &["--", "/usr/bin/id", "-u"]);
 
@@ -242,7 +243,7 @@ fn a_grant_for_one_command_does_not_open_the_users_standing_rules() {
 
 #[test]
 fn under_rootpw_the_invoking_user_needs_the_grant_and_an_exempt_root_exempts_nobody() {
-    let jitd = Daemon::start();
+    let jitd = Daemon::start_as_unit("");
     // root is a break-glass member, as docs/pam.md recommends.
     let breakglass = TestGroup::create("jitbg");
     let added = Command::new("gpasswd")
@@ -267,7 +268,7 @@ fn under_rootpw_the_invoking_user_needs_the_grant_and_an_exempt_root_exempts_nob
 
 #[test]
 fn skipping_the_account_check_gains_nothing_the_session_needs_a_grant_too() {
-    let jitd = Daemon::start();
+    let jitd = Daemon::start_as_unit("");
     let user = TestUser::create("jitnoacct");
     let name = user.name.clone();
     let eve = StandingUser::new(
@@ -286,7 +287,7 @@ fn skipping_the_account_check_gains_nothing_the_session_needs_a_grant_too() {
 /// sudo runs started around the deadline: whichever got in must be ended with the grant.
 #[test]
 fn a_sudo_racing_the_end_of_its_grant_never_outlives_it() {
-    let jitd = Daemon::start_with("kill_grace = \"1s\"");
+    let jitd = Daemon::start_as_unit("kill_grace = \"1s\"");
     let alice = StandingUser::simple(&jitd.socket());
     // A unique argument names this test's processes among everything on the machine.
     let seconds = format!("{}", 86_000 + (std::process::id() % 400));

@@ -317,6 +317,23 @@ impl Daemon {
         Self::launch(extra, None, wrapper, prepare)
     }
 
+    /// A daemon with only the capabilities packaging/jitd.service leaves it
+    /// (`CapabilityBoundingSet=CAP_KILL CAP_DAC_OVERRIDE CAP_CHOWN`): what works as root in a
+    /// test must also work in the hardened unit (reading a setuid sudo's /proc/PID/exe, for
+    /// one, does not).
+    pub fn start_as_unit(extra: &str) -> Daemon {
+        Self::start_custom(
+            extra,
+            &[
+                "setpriv",
+                "--bounding-set",
+                "-all,+kill,+dac_override,+chown",
+                "--",
+            ],
+            |_| {},
+        )
+    }
+
     /// A daemon that installs its drop-ins in the machine's real /etc/sudoers.d, so the real
     /// sudo obeys them. Such daemons run one at a time.
     pub fn start_enforcing(extra: &str) -> Daemon {

@@ -19,14 +19,18 @@ fn command_line(pid: u32) -> Option<Vec<String>> {
 /// What the sudo process `pid` will run. Refused when `pid` is not sudo at all: a sudo grant
 /// is bound to the command sudo runs, and another program with a `kind=sudo` PAM service (a
 /// misconfigured `su`, say) has no such command to bind to.
+///
+/// The program is told by the kernel's `comm`, the name of the file that was executed (not
+/// argv[0], which the caller chooses), which a user cannot change in a setuid process. It is
+/// readable without ptrace rights: `/proc/PID/exe` is not, for a setuid process, without
+/// CAP_SYS_PTRACE, which the hardened unit does not grant.
 pub fn invocation_of(pid: u32) -> Result<Invocation, Refusal> {
-    let exe = std::fs::read_link(format!("/proc/{pid}/exe"))
+    let comm = std::fs::read_to_string(format!("/proc/{pid}/comm"))
         .map_err(|e| Refusal(format!("cannot tell which program asked (pid {pid}): {e}")))?;
-    let name = exe.file_name().and_then(|n| n.to_str()).unwrap_or("");
-    if !matches!(name, "sudo" | "sudo-rs") {
+    let name = comm.trim_end_matches('\n');
+    if !matches!(name, "sudo" | "sudoedit" | "sudo-rs") {
         return Err(Refusal(format!(
-            "the check came from {}, not sudo: a sudo grant covers only the command sudo runs",
-            exe.display()
+            "the check came from {name:?}, not sudo: a sudo grant covers only the command sudo runs"
         )));
     }
     let argv = command_line(pid)
