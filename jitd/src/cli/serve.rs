@@ -13,7 +13,7 @@ use crate::shell::audit::pam_log_import::PamLogImport;
 use crate::shell::audit::syslog_sink::SyslogSink;
 use crate::shell::daemon::clock::SystemClock;
 use crate::shell::daemon::store::FileStore;
-use crate::shell::daemon::{server, service::Service, systemd_ready};
+use crate::shell::daemon::{server, service::Service, state_dir, systemd_ready};
 use crate::shell::host::drop_ins_and_cgroups::Enforcer;
 use crate::shell::host::host_enforcement::HostEnforcement;
 use crate::shell::host::sessions::Sessions;
@@ -52,6 +52,14 @@ fn start(config: Config) -> Result<(), String> {
         .thread_block()
         .map_err(|e| format!("cannot block SIGHUP: {e}"))?;
     let state_dir = config.state_dir.clone();
+    // Before anything in it is read: records and the audit trail count only if jitd's user
+    // alone could have written them.
+    state_dir::prepare(&state_dir).map_err(|e| {
+        format!(
+            "refusing to start: the state directory {} is not safe: {e}",
+            state_dir.display()
+        )
+    })?;
     let store = FileStore::open(&state_dir).map_err(|e| {
         format!(
             "cannot open the state directory {}: {e}",

@@ -23,6 +23,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::core::events::{Event, EventKind, EventSink};
+use crate::shell::atomic_file::{open_trusted, read_trusted};
 
 pub const LOG_FILE: &str = "audit.log";
 /// The `prev` of the first record: there is no previous line.
@@ -164,9 +165,10 @@ pub fn head_path(log_path: &Path) -> PathBuf {
     log_path.with_extension("head")
 }
 
-/// Reads `audit.head`; `Ok(None)` when it does not exist or is empty (never written).
+/// Reads `audit.head`; `Ok(None)` when it does not exist or is empty (never written). A link
+/// or a file that is not jitd's alone is refused.
 fn read_head(path: &Path) -> io::Result<Option<ChainHead>> {
-    let bytes = match std::fs::read(path) {
+    let bytes = match read_trusted(path) {
         Ok(b) => b,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(e),
@@ -220,13 +222,15 @@ impl AuditLog {
     pub fn open(state_dir: &Path) -> io::Result<AuditLog> {
         let path = state_dir.join(LOG_FILE);
         let head_path = head_path(&path);
-        let file = OpenOptions::new()
-            .read(true)
-            .append(true)
-            .create(true)
-            .mode(0o600)
-            .open(&path)
-            .map_err(|e| context(e.kind(), &path, format!("cannot open: {e}")))?;
+        let file = open_trusted(
+            &path,
+            OpenOptions::new()
+                .read(true)
+                .append(true)
+                .create(true)
+                .mode(0o600),
+        )
+        .map_err(|e| context(e.kind(), &path, format!("cannot open: {e}")))?;
         let mut log =
             Flock::lock(file, FlockArg::LockExclusiveNonblock).map_err(|(_, errno)| {
                 context(
@@ -275,14 +279,16 @@ impl AuditLog {
             }
         };
 
-        let head_file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .mode(0o600)
-            .open(&head_path)
-            .map_err(|e| context(e.kind(), &head_path, format!("cannot open: {e}")))?;
+        let head_file = open_trusted(
+            &head_path,
+            OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .mode(0o600),
+        )
+        .map_err(|e| context(e.kind(), &head_path, format!("cannot open: {e}")))?;
         let writer = Writer {
             log,
             head_file,
@@ -554,10 +560,13 @@ impl<R: BufRead> LineReader<R> {
     }
 }
 
-/// Opens a log for streaming reads (the CLI's queries and `verify`).
+/// Opens a log for streaming reads (the CLI's queries and `verify`), never through a link.
 pub fn open_reader(path: &Path) -> io::Result<LineReader<BufReader<File>>> {
-    let file =
-        File::open(path).map_err(|e| context(e.kind(), path, format!("cannot read: {e}")))?;
+    let file = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(path)
+        .map_err(|e| context(e.kind(), path, format!("cannot read: {e}")))?;
     Ok(LineReader::new(BufReader::with_capacity(1 << 16, file)))
 }
 

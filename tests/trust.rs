@@ -1,0 +1,105 @@
+//! Security round 2, as the attacks read: jitd trusts only state its own user wrote (no links,
+//! nothing others may write), does not enforce records the policy or the audit trail cannot
+//! account for, writes sudo rules for the uid that asked, and checks decisions again when they
+//! take effect.
+
+use std::fs;
+use std::os::unix::fs::{symlink, PermissionsExt};
+use std::path::Path;
+
+use jit_tests::{ok, text, Daemon, TestUser};
+
+/// All that a refused start said.
+fn said(out: &std::process::Output) -> String {
+    format!("{}{}", text(&out.stdout), text(&out.stderr))
+}
+
+/// A file outside the state directory that an attacker would like jitd to write to or read.
+fn victim(dir: &Path, content: &str) -> std::path::PathBuf {
+    let path = dir.join("victim");
+    fs::write(&path, content).unwrap();
+    fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).unwrap();
+    path
+}
+
+#[test]
+fn a_symlink_planted_as_audit_log_is_refused_not_followed() {
+    let (out, dir) = Daemon::start_refused("", |dir| {
+        let target = victim(dir, "precious\n");
+        symlink(&target, dir.join("state/audit.log")).unwrap();
+    });
+    assert!(!out.status.success());
+    let said = said(&out);
+    assert!(
+        said.contains("audit.log is a symbolic link") && said.contains("remove the link"),
+        "{said}"
+    );
+    assert_eq!(
+        fs::read_to_string(dir.path().join("victim")).unwrap(),
+        "precious\n",
+        "jitd wrote through the link"
+    );
+}
+
+#[test]
+fn a_symlink_planted_as_a_request_file_is_refused_not_followed() {
+    let mut d = Daemon::start();
+    let alice = TestUser::create("alice");
+    let id = ok(d.elevate_as(
+        &alice,
+        &["--no-wait", "--reason", "x", "--", "/usr/bin/id", "-u"],
+    ));
+    d.kill9();
+    // The record now lives where its owner cannot vouch for it: a link to elsewhere.
+    let file = d.state_dir().join(format!("requests/{id}.json"));
+    let elsewhere = d.dir().join("forged.json");
+    fs::rename(&file, &elsewhere).unwrap();
+    symlink(&elsewhere, &file).unwrap();
+    let out = d.restart_refused();
+    let said = said(&out);
+    assert!(!out.status.success(), "{said}");
+    assert!(
+        said.contains(&format!("{id}.json is a symbolic link")),
+        "{said}"
+    );
+    // Put back as jitd's own file, it loads again.
+    fs::remove_file(&file).unwrap();
+    fs::rename(&elsewhere, &file).unwrap();
+    d.restart();
+    assert_eq!(d.state_of(&id), "pending");
+}
+
+#[test]
+fn a_group_writable_state_dir_stops_jitd_and_it_says_why() {
+    let (out, dir) = Daemon::start_refused("", |dir| {
+        fs::set_permissions(dir.join("state"), fs::Permissions::from_mode(0o770)).unwrap();
+    });
+    assert!(!out.status.success());
+    let said = said(&out);
+    let state = dir.path().join("state").display().to_string();
+    assert!(
+        said.contains(&format!("{state} is writable by its group"))
+            && said.contains(&format!("chown root:root {state} && chmod go-w {state}")),
+        "{said}"
+    );
+}
+
+#[test]
+fn a_request_file_someone_else_owns_stops_jitd() {
+    let mut d = Daemon::start();
+    let alice = TestUser::create("alice");
+    let id = ok(d.elevate_as(
+        &alice,
+        &["--no-wait", "--reason", "x", "--", "/usr/bin/id", "-u"],
+    ));
+    let file = d.state_dir().join(format!("requests/{id}.json"));
+    d.kill9();
+    std::os::unix::fs::chown(&file, Some(alice.uid), None).unwrap();
+    let out = d.restart_refused();
+    let said = said(&out);
+    assert!(!out.status.success(), "{said}");
+    assert!(
+        said.contains(&format!("{id}.json is owned by uid {}", alice.uid)),
+        "{said}"
+    );
+}
