@@ -10,7 +10,7 @@ use std::path::Path;
 use std::process::Command;
 
 const CHILD_STORY: &str =
-    "shell::enforcer::tests::a_grant_is_installed_and_withdrawn_in_a_scratch_directory";
+    "shell::host::drop_ins_and_cgroups::tests::a_grant_is_installed_and_withdrawn_in_a_scratch_directory";
 
 fn spec(id: &str, command: Option<&[&str]>) -> GrantSpec {
     GrantSpec {
