@@ -7,7 +7,7 @@ use std::fs;
 use std::os::unix::fs::{symlink, PermissionsExt};
 use std::path::Path;
 
-use jit_tests::{ok, text, Daemon, TestUser};
+use jit_tests::{ok, text, Daemon, TestGroup, TestUser};
 
 /// All that a refused start said.
 fn said(out: &std::process::Output) -> String {
@@ -101,5 +101,45 @@ fn a_request_file_someone_else_owns_stops_jitd() {
     assert!(
         said.contains(&format!("{id}.json is owned by uid {}", alice.uid)),
         "{said}"
+    );
+}
+
+/// An approver (`bob`, in the approver group) on a fresh daemon.
+fn with_approver() -> (Daemon, TestUser, TestGroup) {
+    let approvers = TestGroup::create("appr");
+    let bob = TestUser::create("bob");
+    approvers.add(&bob);
+    let d = Daemon::start_with(&format!("approver_groups = [\"{}\"]", approvers.name));
+    (d, bob, approvers)
+}
+
+#[test]
+fn a_uid_renamed_between_request_and_approval_gets_no_sudo_rule_and_the_name_no_root() {
+    let (d, bob, _approvers) = with_approver();
+    let mut alice = TestUser::create("alice");
+    let id = ok(d.elevate_as(
+        &alice,
+        &["--no-wait", "--reason", "x", "--", "/usr/bin/id", "-u"],
+    ));
+    // alice's uid gets another name, and someone else takes the name she asked under.
+    let asked_as = alice.name.clone();
+    alice.rename(&format!("{asked_as}r"));
+    let impostor = TestUser::create_named(&asked_as);
+    let _ = d.jitd_as(&bob, &["approve", &id]);
+    let shown = d.show(&id);
+    assert_eq!(shown["state"], "failed", "{shown}");
+    let why = shown["failure"].as_str().unwrap_or_default();
+    assert!(
+        why.contains(&format!(
+            "the name of uid {} changed since the request",
+            alice.uid
+        )),
+        "{why}"
+    );
+    assert!(
+        !d.dir().join(format!("sudoers.d/jit_{id}")).exists(),
+        "a rule was written for {} (uid {})",
+        impostor.name,
+        impostor.uid
     );
 }

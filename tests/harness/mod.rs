@@ -144,6 +144,24 @@ impl TestUser {
         }
     }
 
+    /// Renames the user (`usermod -l`) and its primary group (`groupmod -n`): same uid, new
+    /// name, and the old name free for someone else. Dropping it deletes it by the new name.
+    pub fn rename(&mut self, new: &str) {
+        let _lock = USERDB.lock().unwrap_or_else(|e| e.into_inner());
+        assert!(
+            run_quiet(Command::new("usermod").args(["--badname", "-l", new, &self.name]))
+                || run_quiet(Command::new("usermod").args(["-l", new, &self.name])),
+            "usermod -l {new} {} failed",
+            self.name
+        );
+        assert!(
+            run_quiet(Command::new("groupmod").args(["-n", new, &self.name])),
+            "groupmod -n {new} {} failed",
+            self.name
+        );
+        self.name = new.to_string();
+    }
+
     /// `program` run as this user.
     pub fn command(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
         self.identity().command(program)
@@ -205,6 +223,17 @@ impl TestGroup {
             "groupadd {name} failed"
         );
         TestGroup { name }
+    }
+
+    /// Takes `user` out of the group (`gpasswd -d`).
+    pub fn remove(&self, user: &TestUser) {
+        let _lock = USERDB.lock().unwrap_or_else(|e| e.into_inner());
+        assert!(
+            run_quiet(Command::new("gpasswd").args(["-d", &user.name, &self.name])),
+            "gpasswd -d {} {} failed",
+            user.name,
+            self.name
+        );
     }
 
     pub fn add(&self, user: &TestUser) {
