@@ -143,3 +143,97 @@ fn a_uid_renamed_between_request_and_approval_gets_no_sudo_rule_and_the_name_no_
         impostor.uid
     );
 }
+
+/// `alice` in `ops` may ask for `/usr/bin/id -u` (role `restart`); `bob` and `carol` in
+/// `leads` approve, `approvals` of them needed.
+struct Team {
+    d: Daemon,
+    ops: TestGroup,
+    leads: TestGroup,
+    alice: TestUser,
+    bob: TestUser,
+    carol: TestUser,
+}
+
+fn team(approvals: u32) -> Team {
+    let (ops, leads) = (TestGroup::create("ops"), TestGroup::create("lead"));
+    let (alice, bob, carol) = (
+        TestUser::create("alice"),
+        TestUser::create("bob"),
+        TestUser::create("carol"),
+    );
+    ops.add(&alice);
+    leads.add(&bob);
+    leads.add(&carol);
+    let d = Daemon::start_with(&format!(
+        "[[role]]\nname = \"restart\"\ncommands = [\"/usr/bin/id -u\"]\n\
+         requester_groups = [\"{}\"]\napprover_groups = [\"{}\"]\napprovals = {approvals}\n",
+        ops.name, leads.name
+    ));
+    Team {
+        d,
+        ops,
+        leads,
+        alice,
+        bob,
+        carol,
+    }
+}
+
+impl Team {
+    fn ask(&self) -> String {
+        ok(self.d.elevate_as(
+            &self.alice,
+            &["--no-wait", "--reason", "x", "--", "/usr/bin/id", "-u"],
+        ))
+    }
+}
+
+#[test]
+fn a_requester_taken_out_of_the_roles_group_is_refused_at_approval() {
+    let t = team(1);
+    let id = t.ask();
+    t.ops.remove(&t.alice);
+    let out = t.d.jitd_as(&t.bob, &["approve", &id]);
+    let said = text(&out.stderr);
+    assert!(!out.status.success(), "approved: {}", text(&out.stdout));
+    assert!(
+        said.contains(&format!(
+            "{} may no longer have what request {id} asks for",
+            t.alice.name
+        )) && said.contains(&format!(
+            "only members of {} may request role restart",
+            t.ops.name
+        )),
+        "{said}"
+    );
+    assert_eq!(t.d.state_of(&id), "pending");
+    assert!(!t.d.dir().join(format!("sudoers.d/jit_{id}")).exists());
+}
+
+#[test]
+fn after_a_reload_an_approval_by_someone_no_longer_an_approver_does_not_count() {
+    let t = team(2);
+    let id = t.ask();
+    ok(t.d.jitd_as(&t.bob, &["approve", &id]));
+    assert_eq!(t.d.show(&id)["approvals_missing"], 1);
+    t.leads.remove(&t.bob);
+    let said = ok(t.d.jitd(&["reload"]));
+    assert!(said.contains("1 updated"), "{said}");
+    ok(t.d.jitd_as(&t.carol, &["approve", &id]));
+    let shown = t.d.show(&id);
+    assert_eq!(shown["state"], "pending", "{shown}");
+    assert_eq!(shown["approvals_missing"], 1, "{shown}");
+    assert_eq!(shown["decisions"][0]["by"], t.bob.name.as_str());
+    assert_eq!(shown["decisions"][0]["voided"], true, "{shown}");
+    let audit = fs::read_to_string(t.d.state_dir().join("audit.log")).unwrap();
+    assert!(
+        audit.contains(&format!("{}'s approval no longer counts", t.bob.name)),
+        "{audit}"
+    );
+    // A second approver who still is one completes it.
+    let dave = TestUser::create("dave");
+    t.leads.add(&dave);
+    ok(t.d.jitd_as(&dave, &["approve", &id]));
+    assert_eq!(t.d.state_of(&id), "active");
+}

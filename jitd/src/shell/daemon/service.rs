@@ -28,6 +28,7 @@ use crate::shell::host::enforcement_port::Enforcement;
 use crate::shell::host::sudo_command;
 
 mod extend;
+mod recheck;
 mod reload;
 mod review;
 
@@ -630,9 +631,18 @@ impl Service {
         let policy = self.policy();
         let by = By::user(&actor.name, actor.uid);
         let approver = actor.name.clone();
+        // The requester and the earlier approvers as they are now: looked up before the lock.
+        let people = self.people_now(&id);
         let mut done = None;
         let r = self.transition(&id, |r, now| {
-            authz::may_decide(actor, r, policy.self_approval(r.role.as_deref()))?;
+            let self_approval = policy.self_approval(r.role.as_deref());
+            authz::may_decide(actor, r, self_approval)?;
+            recheck::requester_still_allowed(&policy, r, &people, now)?;
+            let stale = authz::stale_approvals(r, &r.approver_groups, self_approval, |d| {
+                people.approver(d)
+            });
+            let voided: Vec<usize> = stale.iter().map(|(i, _)| *i).collect();
+            r.void_approvals(&voided);
             let outcome = r.approve(&by, comment, now)?;
             done = Some(outcome);
             let mut ev = event_for(EventKind::Approved, r, "");
@@ -647,8 +657,15 @@ impl Service {
                     ev.extra.push(("EXTENSION", "granted".into()));
                     format!("{approver} approved the extension; the grant now lasts longer")
                 }
-                Approval::AlreadyCounted { .. } => return Ok(None),
+                Approval::AlreadyCounted { .. } if stale.is_empty() => return Ok(None),
+                Approval::AlreadyCounted { missing } => {
+                    format!("{approver} had approved already; {missing} more approval(s) needed")
+                }
             };
+            if !stale.is_empty() {
+                let why: Vec<&str> = stale.iter().map(|(_, w)| w.as_str()).collect();
+                ev.message.push_str(&format!(" ({})", why.join("; ")));
+            }
             Ok(Some(ev))
         })?;
         if let Some(Approval::Extended) = done {
