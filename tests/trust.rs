@@ -237,3 +237,121 @@ fn after_a_reload_an_approval_by_someone_no_longer_an_approver_does_not_count() 
     ok(t.d.jitd_as(&dave, &["approve", &id]));
     assert_eq!(t.d.state_of(&id), "active");
 }
+
+/// RFC 3339 UTC, whole seconds, `secs` from now.
+fn stamp(secs: i64) -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    ok(std::process::Command::new("date")
+        .args([
+            "-u",
+            "-d",
+            &format!("@{}", now + secs),
+            "+%Y-%m-%dT%H:%M:%SZ",
+        ])
+        .output()
+        .unwrap())
+}
+
+/// Rewrites request `id`'s record in a stopped daemon's state directory.
+fn forge(d: &Daemon, id: &str, change: impl FnOnce(&mut serde_json::Value)) {
+    let file = d.state_dir().join(format!("requests/{id}.json"));
+    let mut record: serde_json::Value = serde_json::from_slice(&fs::read(&file).unwrap()).unwrap();
+    change(&mut record);
+    fs::write(&file, serde_json::to_vec_pretty(&record).unwrap()).unwrap();
+}
+
+/// Request `id` was set aside at startup: not loaded, no drop-in, its record in quarantine/,
+/// and a `quarantined` event saying `why` in the audit log and the daemon's log.
+fn assert_quarantined(d: &Daemon, id: &str, why: &str) {
+    let out = d.jitd(&["show", id]);
+    assert!(
+        !out.status.success(),
+        "{id} is loaded: {}",
+        text(&out.stdout)
+    );
+    assert!(
+        !d.dir().join(format!("sudoers.d/jit_{id}")).exists(),
+        "grant {id} is installed"
+    );
+    assert!(!d.state_dir().join(format!("requests/{id}.json")).exists());
+    let aside: Vec<String> = fs::read_dir(d.state_dir().join("quarantine"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(aside.iter().any(|n| n.starts_with(id)), "{aside:?}");
+    let audit = fs::read_to_string(d.state_dir().join("audit.log")).unwrap();
+    let event = audit
+        .lines()
+        .find(|l| l.contains("\"event\":\"quarantined\"") && l.contains(id))
+        .unwrap_or_else(|| panic!("no quarantined event for {id}:\n{audit}"));
+    assert!(event.contains(why), "{event}");
+    assert!(
+        d.log().contains("quarantined: ") && d.log().contains(why),
+        "{}",
+        d.log()
+    );
+}
+
+#[test]
+fn a_forged_active_grant_with_no_approval_in_the_audit_log_is_quarantined_not_installed() {
+    let (mut d, bob, _approvers) = with_approver();
+    let alice = TestUser::create("alice");
+    let id = ok(d.elevate_as(
+        &alice,
+        &["--no-wait", "--reason", "x", "--", "/usr/bin/id", "-u"],
+    ));
+    d.kill9();
+    // While jitd is down, the pending request becomes an active grant bob never approved.
+    forge(&d, &id, |r| {
+        r["phase"] = serde_json::json!({
+            "phase": "active",
+            "window": { "approved_at": stamp(0), "expires_at": stamp(3600) },
+        });
+        r["decisions"] = serde_json::json!([{
+            "action": "approve", "by": bob.name, "by_uid": bob.uid, "at": stamp(0), "note": null,
+        }]);
+    });
+    d.restart();
+    assert_quarantined(&d, &id, "no approval of it is in the audit log");
+    // Nothing else was held back: the daemon serves.
+    let next = ok(d.elevate_as(
+        &alice,
+        &["--no-wait", "--reason", "y", "--", "/usr/bin/id", "-u"],
+    ));
+    assert_eq!(d.state_of(&next), "pending");
+}
+
+#[test]
+fn a_grant_stretched_to_a_30_day_window_while_jitd_was_down_is_quarantined() {
+    let (mut d, bob, _approvers) = with_approver();
+    let alice = TestUser::create("alice");
+    let id = ok(d.elevate_as(
+        &alice,
+        &[
+            "--no-wait",
+            "--for",
+            "1h",
+            "--reason",
+            "x",
+            "--",
+            "/usr/bin/id",
+            "-u",
+        ],
+    ));
+    ok(d.jitd_as(&bob, &["approve", &id]));
+    assert!(d.dir().join(format!("sudoers.d/jit_{id}")).exists());
+    d.kill9();
+    // The approval is genuine; the window now starts 30 days before its end.
+    forge(&d, &id, |r| {
+        r["phase"]["window"]["approved_at"] = serde_json::json!(stamp(3600 - 30 * 86400));
+    });
+    d.restart();
+    assert_quarantined(
+        &d,
+        &id,
+        "its window of 30d is longer than the maximum of 4h",
+    );
+}

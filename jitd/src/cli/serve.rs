@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use crate::config::config_file::Config;
 use crate::core::events::{Event, EventSink};
-use crate::shell::audit::audit_log::AuditLog;
+use crate::core::model::GrantId;
+use crate::shell::audit::audit_log::{self, AuditLog};
 use crate::shell::audit::event_log::{EventLog, StderrSink};
 use crate::shell::audit::journald::JournaldSink;
 use crate::shell::audit::pam_log_import::PamLogImport;
@@ -92,6 +93,8 @@ fn start(config: Config) -> Result<(), String> {
             ),
         ));
     }
+    let log_file = state_dir.join(audit_log::LOG_FILE);
+    let trail = move |ids: &[GrantId], since| audit_log::approved_windows(&log_file, ids, since);
     let report_to = Arc::clone(&events);
     let import_to = Arc::clone(&events);
     let enforcement = HostEnforcement::new(
@@ -108,6 +111,7 @@ fn start(config: Config) -> Result<(), String> {
         Box::new(store),
         events,
         Box::new(enforcement),
+        &trail,
     )
     .map_err(|e| format!("cannot load state from {}: {e}", state_dir.display()))?;
     release_startup_memory();

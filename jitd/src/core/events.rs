@@ -30,6 +30,9 @@ pub enum EventKind {
     InternalError,
     /// An approver reviewed a break-glass grant.
     Reviewed,
+    /// A record loaded at startup that the policy or the audit trail cannot account for was
+    /// set aside instead of enforced.
+    Quarantined,
 }
 
 /// Syslog severities, as journald's PRIORITY field numbers them.
@@ -43,7 +46,7 @@ pub enum Priority {
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 21] = [
+    pub const ALL: [EventKind; 22] = [
         EventKind::Requested,
         EventKind::Approved,
         EventKind::Denied,
@@ -65,6 +68,7 @@ impl EventKind {
         EventKind::ConfigReloaded,
         EventKind::InternalError,
         EventKind::Reviewed,
+        EventKind::Quarantined,
     ];
 
     /// Stable snake_case name, used in the audit log and notifier configuration.
@@ -91,6 +95,7 @@ impl EventKind {
             EventKind::ConfigReloaded => "config_reloaded",
             EventKind::InternalError => "internal_error",
             EventKind::Reviewed => "reviewed",
+            EventKind::Quarantined => "quarantined",
         }
     }
 
@@ -124,12 +129,15 @@ impl EventKind {
             EventKind::ConfigReloaded => "6a1b0f2e8c7d4e31a9f05b3c2d1e0f13",
             EventKind::InternalError => "6a1b0f2e8c7d4e31a9f05b3c2d1e0f14",
             EventKind::Reviewed => "6a1b0f2e8c7d4e31a9f05b3c2d1e0f15",
+            EventKind::Quarantined => "6a1b0f2e8c7d4e31a9f05b3c2d1e0f16",
         }
     }
 
     pub fn priority(self) -> Priority {
         match self {
-            EventKind::BreakGlass | EventKind::FailOpen => Priority::Critical,
+            EventKind::BreakGlass | EventKind::FailOpen | EventKind::Quarantined => {
+                Priority::Critical
+            }
             EventKind::InternalError | EventKind::GrantFailed => Priority::Error,
             EventKind::Denied | EventKind::Revoked | EventKind::SessionEnded => Priority::Warning,
             EventKind::Requested

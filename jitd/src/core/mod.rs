@@ -9,3 +9,4 @@ pub mod policy;
 pub mod registry;
 pub mod time_window;
 pub mod timestamp;
+pub mod vetting;

@@ -9,7 +9,7 @@
 //! rewriting the whole file and recomputing every hash: for that, compare `jitd audit verify`'s
 //! final hash with a copy kept elsewhere (journald forwarding, a remote syslog).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::fs::{File, OpenOptions};
 use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom, Write};
@@ -23,6 +23,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::core::events::{Event, EventKind, EventSink};
+use crate::core::model::GrantId;
 use crate::shell::atomic_file::{open_trusted, read_trusted};
 
 pub const LOG_FILE: &str = "audit.log";
@@ -570,6 +571,114 @@ pub fn open_reader(path: &Path) -> io::Result<LineReader<BufReader<File>>> {
     Ok(LineReader::new(BufReader::with_capacity(1 << 16, file)))
 }
 
+/// The events whose `expires` is the end of a window an approval gave: a grant's approval,
+/// break-glass, and extensions. jitd writes them, with the new window's end, after the window
+/// opens or moves and before the grant's record is stored.
+const APPROVING: [&[u8]; 3] = [b"approved", b"extended", b"break_glass"];
+
+/// The value of `"key":"…"` in one audit line, found without parsing the JSON. Sound for the
+/// lines jitd writes: the keys before `request_id` are jitd's own, and a quote inside any
+/// value is escaped (`\"`), so text a user controls cannot contain `"key":"`.
+fn raw_field<'a>(line: &'a [u8], key: &str) -> Option<&'a [u8]> {
+    let key = key.as_bytes();
+    let mut from = 0;
+    while let Some(q) = line[from..].iter().position(|&b| b == b'"') {
+        let at = from + q + 1;
+        let rest = &line[at..];
+        if rest.starts_with(key) && rest[key.len()..].starts_with(b"\":\"") {
+            let value = &rest[key.len() + 3..];
+            let len = value.iter().position(|&b| b == b'"')?;
+            return Some(&value[..len]);
+        }
+        from = at;
+    }
+    None
+}
+
+fn parse_time(raw: &[u8]) -> Option<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(std::str::from_utf8(raw).ok()?)
+        .ok()
+        .map(|t| t.with_timezone(&Utc))
+}
+
+/// What the audit log at `path` approved for the grants `wanted`: the end of the newest window
+/// an approving record (`approved`, `extended`, `break_glass`) gave each, to the second. Read
+/// backwards from the end, and only back to the first record written before `since` (or until
+/// every grant was found), so a long log costs only its recent part. A grant missing from the
+/// answer has no approval in that part of the log.
+pub fn approved_windows(
+    path: &Path,
+    wanted: &[GrantId],
+    since: DateTime<Utc>,
+) -> io::Result<HashMap<GrantId, DateTime<Utc>>> {
+    const BLOCK: u64 = 1 << 16;
+    let wanted: HashMap<&str, &GrantId> = wanted.iter().map(|id| (id.as_str(), id)).collect();
+    let mut found = HashMap::new();
+    if wanted.is_empty() {
+        return Ok(found);
+    }
+    let file = open_trusted(path, OpenOptions::new().read(true))
+        .map_err(|e| context(e.kind(), path, format!("cannot read: {e}")))?;
+    // jitd writes every time in this one form, so comparing text is comparing times.
+    let since_text = since.to_rfc3339_opts(SecondsFormat::Millis, true);
+    let mut end = file.metadata()?.len();
+    // The start of the line that began before the block just read (complete at its end).
+    let mut carry: Vec<u8> = Vec::new();
+    while end > 0 {
+        let start = end.saturating_sub(BLOCK);
+        let mut buf = vec![0; (end - start) as usize];
+        file.read_exact_at(&mut buf, start)
+            .map_err(|e| context(e.kind(), path, format!("cannot read: {e}")))?;
+        buf.extend_from_slice(&carry);
+        end = start;
+        let mut lines: Vec<&[u8]> = buf.split(|&b| b == b'\n').collect();
+        // The first piece may have begun before this block: keep it for the next.
+        let first = if start > 0 {
+            Some(lines.remove(0))
+        } else {
+            None
+        };
+        for line in lines.into_iter().rev().filter(|l| !l.is_empty()) {
+            let Some(time) = raw_field(line, "time") else {
+                continue;
+            };
+            let older = if time.len() == since_text.len() {
+                time < since_text.as_bytes()
+            } else {
+                parse_time(time).is_some_and(|t| t < since)
+            };
+            if older {
+                return Ok(found);
+            }
+            if !raw_field(line, "event").is_some_and(|e| APPROVING.contains(&e)) {
+                continue;
+            }
+            let id = raw_field(line, "request_id").and_then(|id| std::str::from_utf8(id).ok());
+            let Some(&id) = id.and_then(|id| wanted.get(id)) else {
+                continue;
+            };
+            if found.contains_key(id) {
+                continue; // a newer record already said
+            }
+            if let Some(until) = raw_field(line, "expires").and_then(parse_time) {
+                found.insert(id.clone(), until);
+                if found.len() == wanted.len() {
+                    return Ok(found);
+                }
+            }
+        }
+        carry = first.map(<[u8]>::to_vec).unwrap_or_default();
+        if carry.len() > MAX_LINE {
+            return Err(context(
+                io::ErrorKind::InvalidData,
+                path,
+                format!("a line before byte {end} is longer than any record"),
+            ));
+        }
+    }
+    Ok(found)
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VerifyOk {
     /// Number of intact records.
@@ -985,6 +1094,67 @@ pub(crate) mod tests {
         std::fs::remove_file(&filler).unwrap();
         log.record(&big).unwrap();
         assert_eq!(verify(log.path()).unwrap().lines, 2);
+    }
+
+    #[test]
+    fn approved_windows_are_read_back_from_the_end_as_far_as_asked() {
+        let dir = TempDir::new("approved");
+        let at = |secs: i64| DateTime::from_timestamp(1_800_000_000 + secs, 0).unwrap();
+        let id = |s: &str| GrantId::try_from(s.to_string()).unwrap();
+        let approval = |kind: EventKind, rid: &str, until: i64| {
+            let mut e = Event::new(kind, "x");
+            e.request_id = Some(rid.into());
+            e.expires = Some(crate::core::timestamp::rfc3339(at(until)));
+            e
+        };
+        let mut events = vec![
+            // Approved long ago, before what is asked for.
+            (at(0), approval(EventKind::Approved, "oldoldoldo", 9000)),
+            (at(1000), approval(EventKind::Approved, "aaaaaaaaaa", 4000)),
+        ];
+        // Enough other records to span several read blocks, each trying to forge an approval
+        // through its reason.
+        for n in 0..3000 {
+            let mut e = approval(EventKind::SessionOpened, "aaaaaaaaaa", 1);
+            e.reason = Some(format!(
+                "{n} \",\"event\":\"approved\",\"request_id\":\"bbbbbbbbbb\",\"expires\":\"2099-01-01T00:00:00Z\""
+            ));
+            events.push((at(1001), e));
+        }
+        let mut stretched = approval(EventKind::Approved, "dddddddddd", 5000);
+        stretched.reason = Some("\",\"expires\":\"2099-01-01T00:00:00Z\",\"x\":\"".into());
+        events.push((at(1500), stretched));
+        events.push((at(2000), approval(EventKind::Extended, "aaaaaaaaaa", 7000)));
+        events.push((at(2001), approval(EventKind::Denied, "cccccccccc", 9999)));
+        let mut text = String::new();
+        let mut prev = GENESIS.to_string();
+        for (n, (time, e)) in events.iter().enumerate() {
+            let line = line_for(n as u64 + 1, *time, e, &prev);
+            prev = line_hash(line.as_bytes());
+            text.push_str(&line);
+            text.push('\n');
+        }
+        let path = dir.0.join(LOG_FILE);
+        std::fs::write(&path, text).unwrap();
+        assert!(std::fs::metadata(&path).unwrap().len() > 4 * 65536);
+        let wanted = [
+            id("aaaaaaaaaa"),
+            id("bbbbbbbbbb"),
+            id("cccccccccc"),
+            id("dddddddddd"),
+            id("oldoldoldo"),
+        ];
+        let found = approved_windows(&path, &wanted, at(500)).unwrap();
+        assert_eq!(found.len(), 2, "{found:?}");
+        assert_eq!(found[&id("dddddddddd")], at(5000), "not the reason's");
+        assert_eq!(
+            found[&id("aaaaaaaaaa")],
+            at(7000),
+            "the newest window counts"
+        );
+        let found = approved_windows(&path, &wanted, at(0)).unwrap();
+        assert_eq!(found[&id("oldoldoldo")], at(9000));
+        assert!(!found.contains_key(&id("bbbbbbbbbb")) && !found.contains_key(&id("cccccccccc")));
     }
 
     #[test]

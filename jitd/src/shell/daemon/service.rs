@@ -28,9 +28,12 @@ use crate::shell::host::enforcement_port::Enforcement;
 use crate::shell::host::sudo_command;
 
 mod extend;
+mod quarantine;
 mod recheck;
 mod reload;
 mod review;
+
+pub use quarantine::ApprovalTrail;
 
 /// Pending requests one user may have open at once: enough for real work, too few to flood
 /// approvers or the state directory.
@@ -103,16 +106,18 @@ pub struct Service {
 }
 
 impl Service {
-    /// Loads every stored request, ends what passed its deadline while jitd was down, and
-    /// reconciles the host with the result.
+    /// Loads every stored request, sets aside the active grants that the policy or the audit
+    /// trail (`trail`) cannot account for, ends what passed its deadline while jitd was down,
+    /// and reconciles the host with the result.
     pub fn start(
         config: Config,
         clock: Arc<dyn Clock>,
         store: Box<dyn Store>,
         events: Arc<EventLog>,
         enforcement: Box<dyn Enforcement>,
+        trail: ApprovalTrail,
     ) -> std::io::Result<Arc<Service>> {
-        let (requests, problems) = store.load_all()?;
+        let (mut requests, problems) = store.load_all()?;
         let service = Service {
             policy: RwLock::new(Arc::new(config.policy.clone())),
             config,
@@ -130,6 +135,7 @@ impl Service {
                 format!("state file {p}"),
             ));
         }
+        service.set_aside_unaccounted(&mut requests, trail)?;
         {
             let mut reg = service.write_registry();
             for r in requests {

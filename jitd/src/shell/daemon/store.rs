@@ -8,14 +8,20 @@ use std::io;
 use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 
-use crate::core::model::Request;
-use crate::shell::atomic_file::{check_trusted_dir, read_trusted, write_atomic};
+use crate::core::model::{GrantId, Request};
+use crate::shell::atomic_file::{check_trusted_dir, fsync_dir, read_trusted, write_atomic};
+
+/// Where records jitd would not enforce at startup are kept, next to `requests`.
+pub const QUARANTINE: &str = "quarantine";
 
 pub trait Store: Send + Sync {
     /// Every stored request, plus a note for each file that could not be read (set aside).
     fn load_all(&self) -> io::Result<(Vec<Request>, Vec<String>)>;
     /// Durably stores `request`; when this returns Ok the change survives a crash.
     fn put(&self, request: &Request) -> io::Result<()>;
+    /// Moves request `id`'s record out of what is loaded and enforced, keeping it as evidence;
+    /// returns where it is now.
+    fn quarantine(&self, id: &GrantId) -> io::Result<String>;
 }
 
 pub struct FileStore {
@@ -131,5 +137,26 @@ impl Store for FileStore {
         let bytes = serde_json::to_vec_pretty(request)
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
         write_atomic(&self.path(request.id.as_str()), &bytes, 0o600)
+    }
+
+    /// To `<state_dir>/quarantine/<id>.<when>.json` (root-only), so a later record of the same
+    /// id never replaces it.
+    fn quarantine(&self, id: &GrantId) -> io::Result<String> {
+        let aside = self
+            .dir
+            .parent()
+            .ok_or_else(|| io::Error::other("the requests directory has no parent"))?
+            .join(QUARANTINE);
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&aside)?;
+        check_trusted_dir(&aside)?;
+        let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%S%.6fZ");
+        let to = aside.join(format!("{id}.{stamp}.json"));
+        fs::rename(self.path(id.as_str()), &to)?;
+        fsync_dir(&self.dir)?;
+        fsync_dir(&aside)?;
+        Ok(to.display().to_string())
     }
 }
