@@ -24,6 +24,7 @@ use sha2::{Digest, Sha256};
 
 use crate::core::events::{Event, EventKind, EventSink};
 use crate::core::model::GrantId;
+use crate::core::timestamp;
 use crate::shell::atomic_file::{open_trusted, read_trusted};
 
 pub const LOG_FILE: &str = "audit.log";
@@ -576,29 +577,23 @@ pub fn open_reader(path: &Path) -> io::Result<LineReader<BufReader<File>>> {
 /// opens or moves and before the grant's record is stored.
 const APPROVING: [&[u8]; 3] = [b"approved", b"extended", b"break_glass"];
 
-/// The value of `"key":"…"` in one audit line, found without parsing the JSON. Sound for the
-/// lines jitd writes: the keys before `request_id` are jitd's own, and a quote inside any
-/// value is escaped (`\"`), so text a user controls cannot contain `"key":"`.
-fn raw_field<'a>(line: &'a [u8], key: &str) -> Option<&'a [u8]> {
+/// The value of `"key":"…"` in one audit line at or after byte `from`, and where it ends;
+/// found without parsing the JSON. Sound for the lines jitd writes: keys come in a fixed order,
+/// those before `request_id` are jitd's own, and a quote inside any value is escaped (`\"`),
+/// so text a user controls cannot contain `"key":"`.
+fn raw_field<'a>(line: &'a [u8], from: usize, key: &str) -> Option<(&'a [u8], usize)> {
     let key = key.as_bytes();
-    let mut from = 0;
-    while let Some(q) = line[from..].iter().position(|&b| b == b'"') {
-        let at = from + q + 1;
+    let mut at = from;
+    while let Some(q) = line.get(at..)?.iter().position(|&b| b == b'"') {
+        at += q + 1;
         let rest = &line[at..];
         if rest.starts_with(key) && rest[key.len()..].starts_with(b"\":\"") {
-            let value = &rest[key.len() + 3..];
-            let len = value.iter().position(|&b| b == b'"')?;
-            return Some(&value[..len]);
+            let start = at + key.len() + 3;
+            let len = line[start..].iter().position(|&b| b == b'"')?;
+            return Some((&line[start..start + len], start + len + 1));
         }
-        from = at;
     }
     None
-}
-
-fn parse_time(raw: &[u8]) -> Option<DateTime<Utc>> {
-    DateTime::parse_from_rfc3339(std::str::from_utf8(raw).ok()?)
-        .ok()
-        .map(|t| t.with_timezone(&Utc))
 }
 
 /// What the audit log at `path` approved for the grants `wanted`: the end of the newest window
@@ -613,7 +608,7 @@ pub fn approved_windows(
 ) -> io::Result<HashMap<GrantId, DateTime<Utc>>> {
     const BLOCK: u64 = 1 << 16;
     let wanted: HashMap<&str, &GrantId> = wanted.iter().map(|id| (id.as_str(), id)).collect();
-    let mut found = HashMap::new();
+    let mut found = HashMap::with_capacity(wanted.len());
     if wanted.is_empty() {
         return Ok(found);
     }
@@ -639,28 +634,37 @@ pub fn approved_windows(
             None
         };
         for line in lines.into_iter().rev().filter(|l| !l.is_empty()) {
-            let Some(time) = raw_field(line, "time") else {
+            // Keys in the order jitd writes them, each looked for after the one before.
+            let Some((time, at)) = raw_field(line, 0, "time") else {
                 continue;
             };
             let older = if time.len() == since_text.len() {
                 time < since_text.as_bytes()
             } else {
-                parse_time(time).is_some_and(|t| t < since)
+                timestamp::parse(time).is_some_and(|t| t < since)
             };
             if older {
                 return Ok(found);
             }
-            if !raw_field(line, "event").is_some_and(|e| APPROVING.contains(&e)) {
+            let Some((event, at)) = raw_field(line, at, "event") else {
+                continue;
+            };
+            if !APPROVING.contains(&event) {
                 continue;
             }
-            let id = raw_field(line, "request_id").and_then(|id| std::str::from_utf8(id).ok());
+            let Some((id, at)) = raw_field(line, at, "request_id") else {
+                continue;
+            };
+            let id = std::str::from_utf8(id).ok();
             let Some(&id) = id.and_then(|id| wanted.get(id)) else {
                 continue;
             };
             if found.contains_key(id) {
                 continue; // a newer record already said
             }
-            if let Some(until) = raw_field(line, "expires").and_then(parse_time) {
+            if let Some(until) =
+                raw_field(line, at, "expires").and_then(|(e, _)| timestamp::parse(e))
+            {
                 found.insert(id.clone(), until);
                 if found.len() == wanted.len() {
                     return Ok(found);
