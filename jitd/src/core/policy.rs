@@ -326,13 +326,13 @@ impl Policy {
             .is_some_and(|r| r.self_approval)
     }
 
-    /// The longest window a grant of `role` may have, and ` for role NAME` to say whose: the
-    /// role's maximum, or the global `max_duration` for a grant without a role or of a role no
-    /// longer configured.
-    pub fn max_duration_for(&self, role: Option<&str>) -> (Duration, String) {
+    /// The longest window a grant of `role` may have, and the role it is the maximum of: the
+    /// role's own, or the global `max_duration` (`None`) for a grant without a role or of a
+    /// role no longer configured.
+    pub fn max_duration_for(&self, role: Option<&str>) -> (Duration, Option<&str>) {
         match role.and_then(|r| self.role(r)) {
-            Some(r) => (r.max_duration, format!(" for role {}", r.name)),
-            None => (self.defaults.max_duration, String::new()),
+            Some(r) => (r.max_duration, Some(&r.name)),
+            None => (self.defaults.max_duration, None),
         }
     }
 

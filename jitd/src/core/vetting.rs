@@ -37,13 +37,15 @@ pub fn unaccounted(
     let Phase::Active { window, .. } = r.phase else {
         return None;
     };
-    let (max, whose) = policy.max_duration_for(r.role.as_deref());
+    let (max, role) = policy.max_duration_for(r.role.as_deref());
+    let max = Duration::from_std(max).unwrap_or(Duration::MAX);
     let length = window.expires_at - window.approved_at;
-    if length > Duration::from_std(max).unwrap_or(Duration::MAX) {
+    if length > max {
         return Some(format!(
-            "its window of {} is longer than the maximum of {}{whose}",
+            "its window of {} is longer than the maximum of {}{}",
             human(length),
-            human(Duration::from_std(max).unwrap_or(Duration::MAX))
+            human(max),
+            role.map(|r| format!(" for role {r}")).unwrap_or_default()
         ));
     }
     if window.expires_at <= now {

@@ -577,23 +577,44 @@ pub fn open_reader(path: &Path) -> io::Result<LineReader<BufReader<File>>> {
 /// opens or moves and before the grant's record is stored.
 const APPROVING: [&[u8]; 3] = [b"approved", b"extended", b"break_glass"];
 
-/// The value of `"key":"…"` in one audit line at or after byte `from`, and where it ends;
-/// found without parsing the JSON. Sound for the lines jitd writes: keys come in a fixed order,
-/// those before `request_id` are jitd's own, and a quote inside any value is escaped (`\"`),
-/// so text a user controls cannot contain `"key":"`.
-fn raw_field<'a>(line: &'a [u8], from: usize, key: &str) -> Option<(&'a [u8], usize)> {
-    let key = key.as_bytes();
-    let mut at = from;
-    while let Some(q) = line.get(at..)?.iter().position(|&b| b == b'"') {
+/// The values of `"key":"…"` for each of `keys` in one audit line (the first of each), found in
+/// one pass over its quotes without parsing the JSON, in whatever order the keys come. Sound for
+/// any line serde_json writes: inside a string value every quote is escaped (`\"`), so
+/// `"key":"` only occurs where a key starts, and the one nested object (`extra`) has jitd's own
+/// upper-case keys. Text a user controls cannot forge a field.
+fn raw_fields<'a, const N: usize>(line: &'a [u8], keys: [&str; N]) -> [Option<&'a [u8]>; N] {
+    let mut found = [None; N];
+    let mut left = N;
+    let mut at = 0;
+    while let Some(q) = line[at..].iter().position(|&b| b == b'"') {
         at += q + 1;
         let rest = &line[at..];
-        if rest.starts_with(key) && rest[key.len()..].starts_with(b"\":\"") {
-            let start = at + key.len() + 3;
-            let len = line[start..].iter().position(|&b| b == b'"')?;
-            return Some((&line[start..start + len], start + len + 1));
+        let Some(&first) = rest.first() else {
+            break;
+        };
+        for (k, key) in keys.iter().enumerate() {
+            let key = key.as_bytes();
+            // The first byte rules out most quotes without a comparison call.
+            if key.first() == Some(&first)
+                && found[k].is_none()
+                && rest.starts_with(key)
+                && rest[key.len()..].starts_with(b"\":\"")
+            {
+                let start = at + key.len() + 3;
+                let Some(len) = line[start..].iter().position(|&b| b == b'"') else {
+                    return found;
+                };
+                found[k] = Some(&line[start..start + len]);
+                at = start + len + 1;
+                left -= 1;
+                break;
+            }
+        }
+        if left == 0 || at >= line.len() {
+            break;
         }
     }
-    None
+    found
 }
 
 /// What the audit log at `path` approved for the grants `wanted`: the end of the newest window
@@ -634,8 +655,9 @@ pub fn approved_windows(
             None
         };
         for line in lines.into_iter().rev().filter(|l| !l.is_empty()) {
-            // Keys in the order jitd writes them, each looked for after the one before.
-            let Some((time, at)) = raw_field(line, 0, "time") else {
+            let [time, event, id, until] =
+                raw_fields(line, ["time", "event", "request_id", "expires"]);
+            let Some(time) = time else {
                 continue;
             };
             let older = if time.len() == since_text.len() {
@@ -646,25 +668,17 @@ pub fn approved_windows(
             if older {
                 return Ok(found);
             }
-            let Some((event, at)) = raw_field(line, at, "event") else {
-                continue;
-            };
-            if !APPROVING.contains(&event) {
+            if !event.is_some_and(|e| APPROVING.contains(&e)) {
                 continue;
             }
-            let Some((id, at)) = raw_field(line, at, "request_id") else {
-                continue;
-            };
-            let id = std::str::from_utf8(id).ok();
+            let id = id.and_then(|id| std::str::from_utf8(id).ok());
             let Some(&id) = id.and_then(|id| wanted.get(id)) else {
                 continue;
             };
             if found.contains_key(id) {
                 continue; // a newer record already said
             }
-            if let Some(until) =
-                raw_field(line, at, "expires").and_then(|(e, _)| timestamp::parse(e))
-            {
+            if let Some(until) = until.and_then(timestamp::parse) {
                 found.insert(id.clone(), until);
                 if found.len() == wanted.len() {
                     return Ok(found);
@@ -1138,9 +1152,22 @@ pub(crate) mod tests {
             text.push_str(&line);
             text.push('\n');
         }
+        // Keys in another order (as serde_json::json! sorts them) read the same.
+        let sorted = serde_json::json!({
+            "seq": events.len() + 1, "time": "2027-01-15T08:36:40.000Z", "event": "approved",
+            "message_id": "x", "request_id": "eeeeeeeeee", "expires": "2027-01-15T09:00:00Z",
+            "message": "x", "prev": prev,
+        });
+        text.push_str(&sorted.to_string());
+        text.push('\n');
         let path = dir.0.join(LOG_FILE);
         std::fs::write(&path, text).unwrap();
         assert!(std::fs::metadata(&path).unwrap().len() > 4 * 65536);
+        let found = approved_windows(&path, &[id("eeeeeeeeee")], at(500)).unwrap();
+        assert_eq!(
+            found[&id("eeeeeeeeee")],
+            DateTime::parse_from_rfc3339("2027-01-15T09:00:00Z").unwrap()
+        );
         let wanted = [
             id("aaaaaaaaaa"),
             id("bbbbbbbbbb"),
