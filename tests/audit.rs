@@ -116,7 +116,7 @@ fn a_full_disk_refuses_new_grants_while_a_running_grant_still_expires() {
     let d = Daemon::start_custom("", &[], |dir| {
         let state = dir.join("state");
         assert!(Command::new("mount")
-            .args(["-t", "tmpfs", "-o", "size=256k", "jit-test-full"])
+            .args(["-t", "tmpfs", "-o", "size=256k,mode=0700", "jit-test-full"])
             .arg(&state)
             .status()
             .unwrap()

@@ -39,14 +39,18 @@ pub fn measure(report: &mut Report, grants: usize, spread: Duration) {
     let (tx, rx) = mpsc::channel();
     let mut watcher = None;
     let jitd = BenchDaemon::start("", |state_dir, sudoers| {
-        let list = deadlines.iter().map(|(id, at)| Grant {
-            id: id.clone(),
-            user: user.name.clone(),
-            uid: user.uid,
-            command: Some(vec!["/usr/bin/true".into()]),
-            approved_at: Utc::now(),
-            expires_at: *at,
-        });
+        let list: Vec<Grant> = deadlines
+            .iter()
+            .map(|(id, at)| Grant {
+                id: id.clone(),
+                user: user.name.clone(),
+                uid: user.uid,
+                command: Some(vec!["/usr/bin/true".into()]),
+                approved_at: Utc::now(),
+                expires_at: *at,
+            })
+            .collect();
+        state::append_approvals(state_dir, &list).expect("write approvals");
         state::write_requests(state_dir, list).expect("write grants");
         for (id, at) in &deadlines {
             let path = sudoers.join(format!("jit_{id}"));

@@ -43,12 +43,13 @@ pub fn start(grants: usize, real: Option<(&str, u32)>, audit: Option<&Path>) -> 
         });
     }
     BenchDaemon::start("", move |state_dir, _| {
-        state::write_requests(state_dir, list).expect("write grants");
         if let Some(from) = audit {
             for f in ["audit.log", "audit.head"] {
                 std::fs::copy(from.join(f), state_dir.join(f)).expect("copy audit log");
             }
         }
+        state::append_approvals(state_dir, &list).expect("write approvals");
+        state::write_requests(state_dir, list).expect("write grants");
     })
 }
 

@@ -1,11 +1,14 @@
 //! Writes a jitd state directory directly: many active grants as `requests/<id>.json` (the
 //! serde JSON of jitd's `core::model::Request`) and an audit log with a valid hash chain plus
-//! its `audit.head`. Creating 100,000 grants through the CLI would take many minutes (each is
-//! fsync'ed and audited); jitd loads these files exactly as it loads its own.
+//! its `audit.head`, including the approval of every grant (jitd sets aside, at startup, an
+//! active grant the audit log has no approval for). Creating 100,000 grants through the CLI
+//! would take many minutes (each is fsync'ed and audited); jitd loads these files exactly as it
+//! loads its own.
 
 use std::fs;
 use std::io::{self, BufWriter, Write};
 use std::os::unix::fs::DirBuilderExt;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
 use chrono::{DateTime, SecondsFormat, Utc};
@@ -86,6 +89,68 @@ pub fn write_requests(state_dir: &Path, grants: impl IntoIterator<Item = Grant>)
     Ok(())
 }
 
+fn line_hash(line: &str) -> String {
+    Sha256::digest(line.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// Appends to the audit log in `state_dir` (a new one if there is none) the `approved` record
+/// jitd writes when it opens each grant's window, continuing the chain from `audit.head`.
+pub fn append_approvals<'a>(
+    state_dir: &Path,
+    grants: impl IntoIterator<Item = &'a Grant>,
+) -> io::Result<()> {
+    let head_path = state_dir.join("audit.head");
+    let (mut seq, mut prev) = match fs::read_to_string(&head_path) {
+        Ok(head) => {
+            let (seq, hash) = head
+                .trim_end()
+                .split_once(' ')
+                .ok_or_else(|| io::Error::other("audit.head is malformed"))?;
+            (
+                seq.parse::<u64>().map_err(io::Error::other)?,
+                hash.to_string(),
+            )
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => (0, "0".repeat(64)),
+        Err(e) => return Err(e),
+    };
+    let log = fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .open(state_dir.join("audit.log"))?;
+    let mut out = BufWriter::with_capacity(1 << 20, log);
+    for g in grants {
+        seq += 1;
+        let command = match &g.command {
+            Some(argv) => argv.join(" "),
+            None => "ssh".into(),
+        };
+        let line = serde_json::to_string(&json!({
+            "seq": seq,
+            "time": g.approved_at.to_rfc3339_opts(SecondsFormat::Millis, true),
+            "event": "approved",
+            "message_id": "6a1b0f2e8c7d4e31a9f05b3c2d1e0f02",
+            "request_id": g.id,
+            "user": g.user,
+            "approver": "root",
+            "command": command,
+            "reason": "benchmark",
+            "expires": g.expires_at.to_rfc3339_opts(SecondsFormat::Secs, true),
+            "message": format!("root granted {command} to {}", g.user),
+            "prev": prev,
+        }))?;
+        out.write_all(line.as_bytes())?;
+        out.write_all(b"\n")?;
+        prev = line_hash(&line);
+    }
+    out.flush()?;
+    fs::write(head_path, format!("{seq:020} {prev}\n"))
+}
+
 /// Writes `audit.log` with `records` chained records and the matching `audit.head`.
 pub fn write_audit_log(state_dir: &Path, records: u64) -> io::Result<()> {
     let mut out = BufWriter::with_capacity(1 << 20, fs::File::create(state_dir.join("audit.log"))?);
@@ -110,10 +175,7 @@ pub fn write_audit_log(state_dir: &Path, records: u64) -> io::Result<()> {
         }))?;
         out.write_all(line.as_bytes())?;
         out.write_all(b"\n")?;
-        prev = Sha256::digest(line.as_bytes())
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect();
+        prev = line_hash(&line);
     }
     out.flush()?;
     let head = format!("{records:020} {prev}\n");

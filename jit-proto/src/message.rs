@@ -269,6 +269,10 @@ pub struct DecisionView {
     pub at: String,
     #[serde(default)]
     pub note: Option<String>,
+    /// An approval that no longer counts: its approver could no longer decide on the request
+    /// when it was checked again (a policy reload, or a later approval).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub voided: bool,
 }
 
 /// A session registered by pam_jit under a grant.

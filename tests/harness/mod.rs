@@ -183,6 +183,24 @@ impl TestUser {
         }
     }
 
+    /// Renames the user (`usermod -l`) and its primary group (`groupmod -n`): same uid, new
+    /// name, and the old name free for someone else. Dropping it deletes it by the new name.
+    pub fn rename(&mut self, new: &str) {
+        let _lock = USERDB.lock().unwrap_or_else(|e| e.into_inner());
+        assert!(
+            run_quiet(Command::new("usermod").args(["--badname", "-l", new, &self.name]))
+                || run_quiet(Command::new("usermod").args(["-l", new, &self.name])),
+            "usermod -l {new} {} failed",
+            self.name
+        );
+        assert!(
+            run_quiet(Command::new("groupmod").args(["-n", new, &self.name])),
+            "groupmod -n {new} {} failed",
+            self.name
+        );
+        self.name = new.to_string();
+    }
+
     /// `program` run as this user.
     pub fn command(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
         self.identity().command(program)
@@ -244,6 +262,17 @@ impl TestGroup {
             "groupadd {name} failed"
         );
         TestGroup { name }
+    }
+
+    /// Takes `user` out of the group (`gpasswd -d`).
+    pub fn remove(&self, user: &TestUser) {
+        let _lock = USERDB.lock().unwrap_or_else(|e| e.into_inner());
+        assert!(
+            run_quiet(Command::new("gpasswd").args(["-d", &user.name, &self.name])),
+            "gpasswd -d {} {} failed",
+            user.name,
+            self.name
+        );
     }
 
     pub fn add(&self, user: &TestUser) {
@@ -341,16 +370,12 @@ impl Daemon {
         Self::launch(extra, Some(lock), &[], |_| {})
     }
 
-    fn launch(
-        extra: &str,
-        real_sudoers: Option<fs::File>,
-        wrapper: &[&str],
-        prepare: impl FnOnce(&Path),
-    ) -> Daemon {
+    /// A daemon's directory with its config and state directory, `prepare` run on it.
+    fn setup(extra: &str, real_sudoers: bool, prepare: impl FnOnce(&Path)) -> (TempDir, String) {
         let dir = TempDir::new("jitd");
         let sudoers = match real_sudoers {
-            Some(_) => PathBuf::from("/etc/sudoers.d"),
-            None => dir.path().join("sudoers.d"),
+            true => PathBuf::from("/etc/sudoers.d"),
+            false => dir.path().join("sudoers.d"),
         };
         // Each test daemon gets its own cgroup: a daemon ends the processes of every grant
         // cgroup it has no active grant for, which would include other tests'.
@@ -364,6 +389,31 @@ impl Daemon {
         fs::write(dir.path().join("jitd.toml"), config).expect("write config");
         fs::create_dir_all(dir.path().join("state")).expect("state dir");
         prepare(dir.path());
+        (dir, cgroup)
+    }
+
+    /// Runs `jitd serve` on a directory `prepare` set up, expecting it to refuse to start;
+    /// returns what it said and the directory.
+    pub fn start_refused(extra: &str, prepare: impl FnOnce(&Path)) -> (Output, TempDir) {
+        let (dir, cgroup) = Self::setup(extra, false, prepare);
+        let out = serve_refused(&dir.path().join("jitd.toml"), &cgroup);
+        (out, dir)
+    }
+
+    /// Stops jitd (SIGKILL) and starts it again on the same state, expecting it to refuse to
+    /// start; returns what it said. [`Daemon::restart`] starts it for real afterwards.
+    pub fn restart_refused(&mut self) -> Output {
+        self.kill9();
+        serve_refused(&self.config_path(), &self.cgroup)
+    }
+
+    fn launch(
+        extra: &str,
+        real_sudoers: Option<fs::File>,
+        wrapper: &[&str],
+        prepare: impl FnOnce(&Path),
+    ) -> Daemon {
+        let (dir, cgroup) = Self::setup(extra, real_sudoers.is_some(), prepare);
         let mut d = Daemon {
             dir,
             cgroup,
@@ -554,6 +604,37 @@ impl Daemon {
             std::thread::sleep(Duration::from_millis(50));
         }
     }
+}
+
+/// Runs `jitd serve --config CONFIG` and waits for it to exit, which it must do within 20 s
+/// (it refuses to start); returns its stdout and stderr.
+fn serve_refused(config: &Path, cgroup: &str) -> Output {
+    let mut child = Command::new(bin("jitd"))
+        .arg("serve")
+        .arg("--config")
+        .arg(config)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start jitd");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while child.try_wait().expect("wait for jitd").is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let out = child.wait_with_output().expect("jitd output");
+            remove_grant_cgroups(cgroup);
+            panic!(
+                "jitd started although it should have refused:\n{}{}",
+                text(&out.stdout),
+                text(&out.stderr)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let out = child.wait_with_output().expect("jitd output");
+    remove_grant_cgroups(cgroup);
+    out
 }
 
 /// Removes a stopped jitd's (by now empty) grant cgroups and their parent, `cgroup` being the

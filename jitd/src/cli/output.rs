@@ -74,7 +74,7 @@ pub fn detail(r: &RequestView) -> String {
     let approvers: Vec<&str> = r
         .decisions
         .iter()
-        .filter(|d| d.action == "approve")
+        .filter(|d| d.action == "approve" && !d.voided)
         .map(|d| d.by.as_str())
         .collect();
     if let Some(t) = &r.pending_until {

@@ -6,14 +6,15 @@ use std::time::Duration;
 
 use crate::config::config_file::Config;
 use crate::core::events::{Event, EventSink};
-use crate::shell::audit::audit_log::AuditLog;
+use crate::core::model::GrantId;
+use crate::shell::audit::audit_log::{self, AuditLog};
 use crate::shell::audit::event_log::{EventLog, StderrSink};
 use crate::shell::audit::journald::JournaldSink;
 use crate::shell::audit::pam_log_import::PamLogImport;
 use crate::shell::audit::syslog_sink::SyslogSink;
 use crate::shell::daemon::clock::SystemClock;
 use crate::shell::daemon::store::FileStore;
-use crate::shell::daemon::{server, service::Service, systemd_ready};
+use crate::shell::daemon::{server, service::Service, state_dir, systemd_ready};
 use crate::shell::host::drop_ins_and_cgroups::Enforcer;
 use crate::shell::host::host_enforcement::HostEnforcement;
 use crate::shell::host::sessions::Sessions;
@@ -52,6 +53,14 @@ fn start(config: Config) -> Result<(), String> {
         .thread_block()
         .map_err(|e| format!("cannot block SIGHUP: {e}"))?;
     let state_dir = config.state_dir.clone();
+    // Before anything in it is read: records and the audit trail count only if jitd's user
+    // alone could have written them.
+    state_dir::prepare(&state_dir).map_err(|e| {
+        format!(
+            "refusing to start: the state directory {} is not safe: {e}",
+            state_dir.display()
+        )
+    })?;
     let store = FileStore::open(&state_dir).map_err(|e| {
         format!(
             "cannot open the state directory {}: {e}",
@@ -84,6 +93,8 @@ fn start(config: Config) -> Result<(), String> {
             ),
         ));
     }
+    let log_file = state_dir.join(audit_log::LOG_FILE);
+    let trail = move |ids: &[GrantId], since| audit_log::approved_windows(&log_file, ids, since);
     let report_to = Arc::clone(&events);
     let import_to = Arc::clone(&events);
     let enforcement = HostEnforcement::new(
@@ -100,6 +111,7 @@ fn start(config: Config) -> Result<(), String> {
         Box::new(store),
         events,
         Box::new(enforcement),
+        &trail,
     )
     .map_err(|e| format!("cannot load state from {}: {e}", state_dir.display()))?;
     release_startup_memory();

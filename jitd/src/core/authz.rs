@@ -1,7 +1,7 @@
 //! Who may do what. The actor comes from peer credentials and the group database, never from
 //! the message.
 
-use super::model::Request;
+use super::model::{Action, Decision, Request};
 
 /// A caller as established by the socket server.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -56,15 +56,58 @@ impl std::fmt::Display for Denial {
 
 /// May `actor` approve, deny or revoke `request`?
 pub fn may_decide(actor: &Actor, request: &Request, self_approval: bool) -> Result<(), Denial> {
-    if !actor.is_root() && !actor.in_any(&request.approver_groups) {
+    may_decide_under(actor, request, &request.approver_groups, self_approval)
+}
+
+/// [`may_decide`] with these approver groups instead of the request's (a reloaded policy's).
+fn may_decide_under(
+    actor: &Actor,
+    request: &Request,
+    approver_groups: &[String],
+    self_approval: bool,
+) -> Result<(), Denial> {
+    if !actor.is_root() && !actor.in_any(approver_groups) {
         return Err(Denial::NotAnApprover {
-            groups: request.approver_groups.clone(),
+            groups: approver_groups.to_vec(),
         });
     }
     if actor.uid == request.uid && !self_approval {
         return Err(Denial::OwnRequest);
     }
     Ok(())
+}
+
+/// The approvals of a pending request that no longer count, as (index in `decisions`, why):
+/// each approver must still be one who may decide on it ([`may_decide`], with
+/// `approver_groups` and `self_approval` as they are now). `now_as` gives an approver as they
+/// are now, looked up by the caller: `None` when not looked up (the approval stands), an error
+/// when the user is gone. Approvals already voided, and those of rules, are not judged again.
+pub fn stale_approvals<'a>(
+    request: &Request,
+    approver_groups: &[String],
+    self_approval: bool,
+    now_as: impl Fn(&Decision) -> Option<&'a Result<Actor, String>>,
+) -> Vec<(usize, String)> {
+    if request.state() != jit_proto::State::Pending {
+        return Vec::new();
+    }
+    request
+        .decisions
+        .iter()
+        .enumerate()
+        .filter(|(_, d)| d.action == Action::Approve && !d.voided)
+        .filter_map(|(i, d)| {
+            let why = match now_as(d)? {
+                Err(gone) => format!("{}'s approval no longer counts: {gone}", d.by),
+                Ok(actor) => {
+                    let denial =
+                        may_decide_under(actor, request, approver_groups, self_approval).err()?;
+                    format!("{}'s approval no longer counts: {denial}", d.by)
+                }
+            };
+            Some((i, why))
+        })
+        .collect()
 }
 
 /// May `actor` grant access to `user` directly (`jitd grant`)?

@@ -33,6 +33,9 @@ pub enum EventKind {
     /// An SSH grant ended and its holder had scheduled, during it, what runs without a session
     /// (a crontab, at jobs, lingering).
     LeftBehind,
+    /// A record loaded at startup that the policy or the audit trail cannot account for was
+    /// set aside instead of enforced.
+    Quarantined,
 }
 
 /// Syslog severities, as journald's PRIORITY field numbers them.
@@ -46,7 +49,7 @@ pub enum Priority {
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 22] = [
+    pub const ALL: [EventKind; 23] = [
         EventKind::Requested,
         EventKind::Approved,
         EventKind::Denied,
@@ -69,6 +72,7 @@ impl EventKind {
         EventKind::InternalError,
         EventKind::Reviewed,
         EventKind::LeftBehind,
+        EventKind::Quarantined,
     ];
 
     /// Stable snake_case name, used in the audit log and notifier configuration.
@@ -96,6 +100,7 @@ impl EventKind {
             EventKind::InternalError => "internal_error",
             EventKind::Reviewed => "reviewed",
             EventKind::LeftBehind => "left_behind",
+            EventKind::Quarantined => "quarantined",
         }
     }
 
@@ -130,12 +135,15 @@ impl EventKind {
             EventKind::InternalError => "6a1b0f2e8c7d4e31a9f05b3c2d1e0f14",
             EventKind::Reviewed => "6a1b0f2e8c7d4e31a9f05b3c2d1e0f15",
             EventKind::LeftBehind => "6a1b0f2e8c7d4e31a9f05b3c2d1e0f16",
+            EventKind::Quarantined => "6a1b0f2e8c7d4e31a9f05b3c2d1e0f17",
         }
     }
 
     pub fn priority(self) -> Priority {
         match self {
-            EventKind::BreakGlass | EventKind::FailOpen => Priority::Critical,
+            EventKind::BreakGlass | EventKind::FailOpen | EventKind::Quarantined => {
+                Priority::Critical
+            }
             EventKind::InternalError | EventKind::GrantFailed => Priority::Error,
             EventKind::Denied
             | EventKind::Revoked

@@ -166,6 +166,7 @@ impl Request {
             by_uid: by.uid,
             at: now,
             note: note.map(Into::into),
+            voided: false,
         });
     }
 
@@ -251,6 +252,22 @@ impl Request {
             self.break_glass = Some(Box::default());
         }
         Ok(())
+    }
+
+    /// The approvals at these indices of `decisions` no longer count (see
+    /// [`crate::core::authz::stale_approvals`]). Only a pending request's approvals are voided:
+    /// an open window is ended by revoking it, not by recounting.
+    pub fn void_approvals(&mut self, indices: &[usize]) {
+        if !matches!(self.phase, Phase::Pending { .. }) {
+            return;
+        }
+        for &i in indices {
+            if let Some(d) = self.decisions.get_mut(i) {
+                if d.action == Action::Approve {
+                    d.voided = true;
+                }
+            }
+        }
     }
 
     /// The policy changed under a pending request (reload): new approvers and count. Returns
@@ -673,6 +690,56 @@ mod tests {
             plain.review(&bob(), "x".into(), t(1)),
             Err(LifecycleError::NotBreakGlass)
         );
+    }
+
+    #[test]
+    fn an_approver_who_left_the_approver_groups_no_longer_counts() {
+        use crate::core::authz::{stale_approvals, Actor};
+        let actor = |name: &str, uid: u32, groups: &[&str]| -> Result<Actor, String> {
+            Ok(Actor {
+                uid,
+                name: name.into(),
+                groups: groups.iter().map(|g| g.to_string()).collect(),
+            })
+        };
+        let mut r = request(3);
+        r.approve(&bob(), None, t(1)).unwrap();
+        r.approve(&By::user("alice", 1001), None, t(2)).unwrap();
+        // Bob left ops-leads; alice (the requester) may not count where self-approval is off.
+        let now = [
+            (1002, actor("bob", 1002, &["staff"])),
+            (1001, actor("alice", 1001, &["ops-leads"])),
+        ];
+        let lookup = |d: &Decision| {
+            now.iter()
+                .find(|(u, _)| Some(*u) == d.by_uid)
+                .map(|(_, a)| a)
+        };
+        let stale = stale_approvals(&r, &r.approver_groups, false, lookup);
+        assert_eq!(stale.len(), 2, "{stale:?}");
+        assert!(
+            stale[0].1.contains("bob's approval no longer counts"),
+            "{stale:?}"
+        );
+        assert!(stale[1].1.contains("their own request"), "{stale:?}");
+        // With self-approval allowed, only bob's goes.
+        assert_eq!(
+            stale_approvals(&r, &r.approver_groups, true, lookup).len(),
+            1
+        );
+        r.void_approvals(&[stale[0].0]);
+        assert_eq!(r.approvers(), vec!["alice"]);
+        assert_eq!(r.approvals_missing(), 2);
+        // Carol's approval then leaves one missing instead of opening the window.
+        assert_eq!(
+            r.approve(&By::user("carol", 1003), None, t(3)),
+            Ok(Approval::Recorded { missing: 1 })
+        );
+        // Voided approvals stay in the record, marked, and are not judged again; carol was not
+        // looked up (she approved just now), so hers stands.
+        assert!(r.decisions[0].voided);
+        let left = stale_approvals(&r, &r.approver_groups, false, lookup);
+        assert_eq!(left.iter().map(|(i, _)| *i).collect::<Vec<_>>(), vec![1]);
     }
 
     #[test]

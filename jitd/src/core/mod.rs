@@ -12,3 +12,4 @@ pub mod sudo_invocation;
 pub mod time_window;
 pub mod timestamp;
 pub mod user_manager;
+pub mod vetting;

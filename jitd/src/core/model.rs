@@ -227,6 +227,11 @@ pub struct Decision {
     pub at: DateTime<Utc>,
     #[serde(default)]
     pub note: Option<Box<str>>,
+    /// An approval that no longer counts: checked again (at a reload, or when a later approval
+    /// would have opened the window), its approver could no longer decide on the request.
+    /// Kept in the record as it happened; the audit log says why.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub voided: bool,
 }
 
 /// A grant taken through a break-glass role: loud, and on the review backlog until an
@@ -368,11 +373,11 @@ impl Request {
         }
     }
 
-    /// Distinct users who approved so far.
+    /// Distinct users whose approvals count so far (voided ones do not).
     pub fn approvers(&self) -> Vec<&str> {
         let mut seen: Vec<&str> = Vec::new();
         for d in &self.decisions {
-            if d.action == Action::Approve && !seen.contains(&&*d.by) {
+            if d.action == Action::Approve && !d.voided && !seen.contains(&&*d.by) {
                 seen.push(&d.by);
             }
         }

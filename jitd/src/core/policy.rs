@@ -14,7 +14,7 @@ use regex::Regex;
 use serde::Serialize;
 
 use super::command_pattern::{CommandPattern, Specificity};
-use super::model::display_command;
+use super::model::{display_command, Request};
 use super::time_window::Schedule;
 
 /// What applies when no role is configured, and to grants made before roles existed.
@@ -326,6 +326,16 @@ impl Policy {
             .is_some_and(|r| r.self_approval)
     }
 
+    /// The longest window a grant of `role` may have, and the role it is the maximum of: the
+    /// role's own, or the global `max_duration` (`None`) for a grant without a role or of a
+    /// role no longer configured.
+    pub fn max_duration_for(&self, role: Option<&str>) -> (Duration, Option<&str>) {
+        match role.and_then(|r| self.role(r)) {
+            Some(r) => (r.max_duration, Some(&r.name)),
+            None => (self.defaults.max_duration, None),
+        }
+    }
+
     pub fn deny_ends(&self, role: Option<&str>) -> bool {
         role.and_then(|r| self.role(r)).is_none_or(|r| r.deny_ends)
     }
@@ -534,6 +544,42 @@ impl Policy {
                 route: r.route(who, target, total, now),
             },
         })
+    }
+
+    /// Does this policy still let `who` (the requester as they are now) have what `r` asks for?
+    /// Asked again when an approval is about to count: for a pending request, as if it were
+    /// submitted now (role, groups, duration, reason, ticket); for an active grant's pending
+    /// extension, as if the extension were asked for now.
+    pub fn still_allows(
+        &self,
+        r: &Request,
+        who: Requester,
+        now: DateTime<Utc>,
+    ) -> Result<(), Refusal> {
+        match (r.window(), r.extension()) {
+            (Some(w), Some(ext)) if r.state() == jit_proto::State::Active => {
+                let current = (w.expires_at - w.approved_at).to_std().unwrap_or_default();
+                self.plan_extension(
+                    r.role.as_deref(),
+                    who,
+                    &r.target,
+                    current,
+                    Duration::from_secs(ext.secs),
+                    now,
+                )
+                .map(|_| ())
+            }
+            _ => {
+                let ask = Ask {
+                    who,
+                    target: &r.target,
+                    role: r.role.as_deref(),
+                    duration: Some(Duration::from_secs(r.duration_secs)),
+                };
+                self.decide(&ask, &r.reason, r.ticket.as_deref(), now)
+                    .map(|_| ())
+            }
+        }
     }
 
     /// Everything `jitd explain` says about a request, without refusing it.

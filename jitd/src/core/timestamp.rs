@@ -45,6 +45,15 @@ pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<DateTime<Utc>, D::
     Stamp::deserialize(d).map(|s| s.0)
 }
 
+/// A timestamp as jitd writes them (fast), or in any other RFC 3339 form (through chrono).
+pub fn parse(b: &[u8]) -> Option<DateTime<Utc>> {
+    fast(b).or_else(|| {
+        DateTime::parse_from_rfc3339(std::str::from_utf8(b).ok()?)
+            .ok()
+            .map(|t| t.with_timezone(&Utc))
+    })
+}
+
 /// `YYYY-MM-DDTHH:MM:SS[.f{1,9}]Z`, or `None` for any other form.
 fn fast(b: &[u8]) -> Option<DateTime<Utc>> {
     let num = |range: std::ops::Range<usize>| -> Option<u32> {

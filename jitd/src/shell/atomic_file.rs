@@ -1,10 +1,11 @@
-//! Durable file replacement, shared by the store and every other file jitd keeps (cursors):
-//! a temp file in the same directory, fsync, rename, fsync the directory — after a crash the
-//! file is its old or its new version, never torn.
+//! Files jitd keeps in its state directory, shared by the store, the audit log and the cursor
+//! files: durable replacement (a temp file in the same directory, fsync, rename, fsync the
+//! directory — after a crash the file is its old or its new version, never torn), and opening
+//! only what jitd's own user owns and nobody else can write, never through a symbolic link.
 
-use std::fs::{self, File, OpenOptions};
-use std::io::{self, Write};
-use std::os::unix::fs::OpenOptionsExt;
+use std::fs::{self, File, Metadata, OpenOptions};
+use std::io::{self, Read, Write};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::Path;
 
 /// Makes a rename or unlink in `dir` durable.
@@ -12,9 +13,133 @@ pub fn fsync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()
 }
 
+/// What makes `meta` (of a file or directory jitd reads or writes state in) untrustworthy, if
+/// anything: another owner than jitd's own user, or write permission for group or others.
+pub fn untrusted_owner_or_mode(meta: &Metadata) -> Option<String> {
+    let me = nix::unistd::geteuid().as_raw();
+    if meta.uid() != me {
+        return Some(format!(
+            "is owned by uid {}, not by jitd's uid {me}",
+            meta.uid()
+        ));
+    }
+    if meta.mode() & 0o022 != 0 {
+        return Some(format!(
+            "is writable by {} (mode {:04o})",
+            if meta.mode() & 0o002 != 0 {
+                "others"
+            } else {
+                "its group"
+            },
+            meta.mode() & 0o7777
+        ));
+    }
+    None
+}
+
+/// The refusal for a state file or directory that is not jitd's alone: which path, what is
+/// wrong, what to do.
+pub fn untrusted(path: &Path, problem: &str) -> io::Error {
+    let owner = if nix::unistd::geteuid().is_root() {
+        "root:root".to_string()
+    } else {
+        nix::unistd::geteuid().to_string()
+    };
+    io::Error::new(
+        io::ErrorKind::PermissionDenied,
+        format!(
+            "{p} {problem}: whoever can change it can change what jitd grants. If it is \
+             jitd's, fix it with `chown {owner} {p} && chmod go-w {p}`; otherwise remove it",
+            p = path.display()
+        ),
+    )
+}
+
+/// The refusal for a symbolic link where jitd keeps a file of its own.
+pub fn symlink_refused(path: &Path) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::PermissionDenied,
+        format!(
+            "{} is a symbolic link: jitd follows no links in its state directory (one could \
+             make it read or overwrite any file); remove the link and start jitd again",
+            path.display()
+        ),
+    )
+}
+
+/// Opens `path` with `options` plus O_NOFOLLOW, and checks that what was opened is a regular
+/// file that is jitd's alone (checked on the open descriptor, so nothing can be swapped in
+/// between). A symbolic link is refused, never followed.
+pub fn open_trusted(path: &Path, options: &mut OpenOptions) -> io::Result<File> {
+    open_checked(path, options).map(|(file, _)| file)
+}
+
+fn open_checked(path: &Path, options: &mut OpenOptions) -> io::Result<(File, Metadata)> {
+    let file = options
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(path)
+        .map_err(|e| {
+            if e.raw_os_error() == Some(libc::ELOOP) {
+                symlink_refused(path)
+            } else {
+                e
+            }
+        })?;
+    let meta = file.metadata()?;
+    if !meta.is_file() {
+        return Err(untrusted(path, "is not a regular file"));
+    }
+    if let Some(problem) = untrusted_owner_or_mode(&meta) {
+        return Err(untrusted(path, &problem));
+    }
+    Ok((file, meta))
+}
+
+/// The whole of a file jitd keeps (see [`open_trusted`]). Sized from the `fstat` that checked
+/// it, so a file takes two reads and no further `statx`/`lseek` (what `read_to_end` on a
+/// `File` adds): startup reads 100,000 of them.
+pub fn read_trusted(path: &Path) -> io::Result<Vec<u8>> {
+    let (mut file, meta) = open_checked(path, OpenOptions::new().read(true))?;
+    let mut bytes = vec![0; usize::try_from(meta.len()).unwrap_or(0) + 1];
+    let mut filled = 0;
+    loop {
+        match file.read(&mut bytes[filled..]) {
+            Ok(0) => break,
+            Ok(n) => {
+                filled += n;
+                if filled == bytes.len() {
+                    // Grew since the fstat.
+                    bytes.resize(filled * 2, 0);
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    bytes.truncate(filled);
+    Ok(bytes)
+}
+
+/// Checks a directory jitd keeps state in: a real directory (not a link to one), jitd's alone.
+pub fn check_trusted_dir(path: &Path) -> io::Result<()> {
+    let meta = fs::symlink_metadata(path)?;
+    if meta.file_type().is_symlink() {
+        return Err(symlink_refused(path));
+    }
+    if !meta.is_dir() {
+        return Err(untrusted(path, "is not a directory"));
+    }
+    match untrusted_owner_or_mode(&meta) {
+        Some(problem) => Err(untrusted(path, &problem)),
+        None => Ok(()),
+    }
+}
+
 /// Writes `bytes` to `path` atomically and durably, through a temporary file in the same
 /// directory whose name starts with a dot (so nothing that lists the directory mistakes it
-/// for a finished file).
+/// for a finished file). A stale temp file is removed first and the new one created with
+/// O_EXCL and O_NOFOLLOW, so nothing planted at its name is followed or written through; the
+/// rename replaces whatever is at `path` (a link included) without following it.
 pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> io::Result<()> {
     let dir = path
         .parent()
@@ -23,13 +148,17 @@ pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> io::Result<()> {
         .file_name()
         .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "path has no file name"))?;
     let tmp = dir.join(format!(".{}.tmp", name.to_string_lossy()));
+    match fs::remove_file(&tmp) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+        _ => {}
+    }
+    let mut f = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(mode)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(&tmp)?;
     let result = (|| {
-        let mut f = OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(mode)
-            .open(&tmp)?;
         f.write_all(bytes)?;
         f.sync_all()?;
         fs::rename(&tmp, path)?;
@@ -39,4 +168,76 @@ pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> io::Result<()> {
         let _ = fs::remove_file(&tmp);
     }
     result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::{symlink, PermissionsExt};
+
+    struct Scratch(std::path::PathBuf);
+    impl Scratch {
+        fn new(tag: &str) -> Scratch {
+            let p = std::env::temp_dir().join(format!(
+                "jitd-atomic-{tag}-{}-{:?}",
+                std::process::id(),
+                std::thread::current().id()
+            ));
+            let _ = fs::remove_dir_all(&p);
+            fs::create_dir_all(&p).unwrap();
+            Scratch(p)
+        }
+    }
+    impl Drop for Scratch {
+        fn drop(&mut self) {
+            let _ = fs::remove_dir_all(&self.0);
+        }
+    }
+
+    #[test]
+    fn a_symlink_planted_as_a_state_file_is_refused_not_followed() {
+        let s = Scratch::new("link");
+        let target = s.0.join("target");
+        fs::write(&target, b"secret").unwrap();
+        fs::set_permissions(&target, fs::Permissions::from_mode(0o600)).unwrap();
+        let link = s.0.join("audit.head");
+        symlink(&target, &link).unwrap();
+        let err = read_trusted(&link).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::PermissionDenied);
+        assert!(err.to_string().contains("symbolic link"), "{err}");
+        let err = open_trusted(&link, OpenOptions::new().write(true)).unwrap_err();
+        assert!(err.to_string().contains("symbolic link"), "{err}");
+        assert_eq!(fs::read(&target).unwrap(), b"secret");
+    }
+
+    #[test]
+    fn a_temp_file_planted_as_a_symlink_is_replaced_not_written_through() {
+        let s = Scratch::new("tmp");
+        let victim = s.0.join("victim");
+        fs::write(&victim, b"untouched").unwrap();
+        symlink(&victim, s.0.join(".cursor.tmp")).unwrap();
+        write_atomic(&s.0.join("cursor"), b"new", 0o600).unwrap();
+        assert_eq!(fs::read(&victim).unwrap(), b"untouched");
+        assert_eq!(read_trusted(&s.0.join("cursor")).unwrap(), b"new");
+    }
+
+    #[test]
+    fn files_others_may_write_or_do_not_own_are_refused_with_the_fix() {
+        let s = Scratch::new("mode");
+        let f = s.0.join("audit.log");
+        fs::write(&f, b"x").unwrap();
+        fs::set_permissions(&f, fs::Permissions::from_mode(0o620)).unwrap();
+        let err = read_trusted(&f).unwrap_err().to_string();
+        assert!(err.contains("writable by its group"), "{err}");
+        assert!(err.contains("chmod go-w"), "{err}");
+        fs::set_permissions(&f, fs::Permissions::from_mode(0o600)).unwrap();
+        std::os::unix::fs::chown(&f, Some(65534), None).unwrap();
+        let err = read_trusted(&f).unwrap_err().to_string();
+        assert!(err.contains("owned by uid 65534"), "{err}");
+        assert!(err.contains("chown root:root"), "{err}");
+
+        fs::set_permissions(&s.0, fs::Permissions::from_mode(0o775)).unwrap();
+        let err = check_trusted_dir(&s.0).unwrap_err().to_string();
+        assert!(err.contains("writable by its group"), "{err}");
+    }
 }

@@ -528,3 +528,47 @@ fn overlapping_roles_are_reported() {
         "{found:?}"
     );
 }
+
+#[test]
+fn a_requester_who_left_the_roles_groups_is_no_longer_allowed_what_they_asked_for() {
+    use crate::core::lifecycle::Submission;
+    use crate::core::model::{GrantId, Request};
+    let p = policy();
+    let r = Request::open(
+        GrantId::try_from("abcdefghij".to_string()).unwrap(),
+        Submission {
+            uid: 1001,
+            user: "alice".into(),
+            target: sudo("/usr/bin/systemctl restart nginx"),
+            duration: chrono::Duration::minutes(15),
+            reason: "INC-1".into(),
+            ticket: None,
+            role: Some("web-restart".into()),
+            approvals_required: 1,
+            approver_groups: strings(&["ops-leads"]),
+        },
+        night(),
+        chrono::Duration::hours(1),
+    );
+    let ops = strings(&["ops"]);
+    let still = Requester {
+        user: "alice",
+        groups: &ops,
+    };
+    assert_eq!(p.still_allows(&r, still, night()), Ok(()));
+    let left = Requester {
+        user: "alice",
+        groups: &[],
+    };
+    let refusal = p.still_allows(&r, left, night()).unwrap_err();
+    assert!(
+        refusal
+            .message()
+            .contains("only members of ops may request role web-restart"),
+        "{refusal:?}"
+    );
+    // A role that no longer exists allows nothing.
+    let mut gone = r.clone();
+    gone.role = Some("vanished".into());
+    assert!(p.still_allows(&gone, still, night()).is_err());
+}

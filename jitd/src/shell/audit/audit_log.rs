@@ -9,7 +9,7 @@
 //! rewriting the whole file and recomputing every hash: for that, compare `jitd audit verify`'s
 //! final hash with a copy kept elsewhere (journald forwarding, a remote syslog).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::fs::{File, OpenOptions};
 use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom, Write};
@@ -23,6 +23,9 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::core::events::{Event, EventKind, EventSink};
+use crate::core::model::GrantId;
+use crate::core::timestamp;
+use crate::shell::atomic_file::{open_trusted, read_trusted};
 
 pub const LOG_FILE: &str = "audit.log";
 /// The `prev` of the first record: there is no previous line.
@@ -164,9 +167,10 @@ pub fn head_path(log_path: &Path) -> PathBuf {
     log_path.with_extension("head")
 }
 
-/// Reads `audit.head`; `Ok(None)` when it does not exist or is empty (never written).
+/// Reads `audit.head`; `Ok(None)` when it does not exist or is empty (never written). A link
+/// or a file that is not jitd's alone is refused.
 fn read_head(path: &Path) -> io::Result<Option<ChainHead>> {
-    let bytes = match std::fs::read(path) {
+    let bytes = match read_trusted(path) {
         Ok(b) => b,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(e),
@@ -220,13 +224,15 @@ impl AuditLog {
     pub fn open(state_dir: &Path) -> io::Result<AuditLog> {
         let path = state_dir.join(LOG_FILE);
         let head_path = head_path(&path);
-        let file = OpenOptions::new()
-            .read(true)
-            .append(true)
-            .create(true)
-            .mode(0o600)
-            .open(&path)
-            .map_err(|e| context(e.kind(), &path, format!("cannot open: {e}")))?;
+        let file = open_trusted(
+            &path,
+            OpenOptions::new()
+                .read(true)
+                .append(true)
+                .create(true)
+                .mode(0o600),
+        )
+        .map_err(|e| context(e.kind(), &path, format!("cannot open: {e}")))?;
         let mut log =
             Flock::lock(file, FlockArg::LockExclusiveNonblock).map_err(|(_, errno)| {
                 context(
@@ -275,14 +281,16 @@ impl AuditLog {
             }
         };
 
-        let head_file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .mode(0o600)
-            .open(&head_path)
-            .map_err(|e| context(e.kind(), &head_path, format!("cannot open: {e}")))?;
+        let head_file = open_trusted(
+            &head_path,
+            OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .mode(0o600),
+        )
+        .map_err(|e| context(e.kind(), &head_path, format!("cannot open: {e}")))?;
         let writer = Writer {
             log,
             head_file,
@@ -554,11 +562,139 @@ impl<R: BufRead> LineReader<R> {
     }
 }
 
-/// Opens a log for streaming reads (the CLI's queries and `verify`).
+/// Opens a log for streaming reads (the CLI's queries and `verify`), never through a link.
 pub fn open_reader(path: &Path) -> io::Result<LineReader<BufReader<File>>> {
-    let file =
-        File::open(path).map_err(|e| context(e.kind(), path, format!("cannot read: {e}")))?;
+    let file = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(path)
+        .map_err(|e| context(e.kind(), path, format!("cannot read: {e}")))?;
     Ok(LineReader::new(BufReader::with_capacity(1 << 16, file)))
+}
+
+/// The events whose `expires` is the end of a window an approval gave: a grant's approval,
+/// break-glass, and extensions. jitd writes them, with the new window's end, after the window
+/// opens or moves and before the grant's record is stored.
+const APPROVING: [&[u8]; 3] = [b"approved", b"extended", b"break_glass"];
+
+/// The values of `"key":"…"` for each of `keys` in one audit line (the first of each), found in
+/// one pass over its quotes without parsing the JSON, in whatever order the keys come. Sound for
+/// any line serde_json writes: inside a string value every quote is escaped (`\"`), so
+/// `"key":"` only occurs where a key starts, and the one nested object (`extra`) has jitd's own
+/// upper-case keys. Text a user controls cannot forge a field.
+fn raw_fields<'a, const N: usize>(line: &'a [u8], keys: [&str; N]) -> [Option<&'a [u8]>; N] {
+    let mut found = [None; N];
+    let mut left = N;
+    let mut at = 0;
+    while let Some(q) = line[at..].iter().position(|&b| b == b'"') {
+        at += q + 1;
+        let rest = &line[at..];
+        let Some(&first) = rest.first() else {
+            break;
+        };
+        for (k, key) in keys.iter().enumerate() {
+            let key = key.as_bytes();
+            // The first byte rules out most quotes without a comparison call.
+            if key.first() == Some(&first)
+                && found[k].is_none()
+                && rest.starts_with(key)
+                && rest[key.len()..].starts_with(b"\":\"")
+            {
+                let start = at + key.len() + 3;
+                let Some(len) = line[start..].iter().position(|&b| b == b'"') else {
+                    return found;
+                };
+                found[k] = Some(&line[start..start + len]);
+                at = start + len + 1;
+                left -= 1;
+                break;
+            }
+        }
+        if left == 0 || at >= line.len() {
+            break;
+        }
+    }
+    found
+}
+
+/// What the audit log at `path` approved for the grants `wanted`: the end of the newest window
+/// an approving record (`approved`, `extended`, `break_glass`) gave each, to the second. Read
+/// backwards from the end, and only back to the first record written before `since` (or until
+/// every grant was found), so a long log costs only its recent part. A grant missing from the
+/// answer has no approval in that part of the log.
+pub fn approved_windows(
+    path: &Path,
+    wanted: &[GrantId],
+    since: DateTime<Utc>,
+) -> io::Result<HashMap<GrantId, DateTime<Utc>>> {
+    const BLOCK: u64 = 1 << 16;
+    let wanted: HashMap<&str, &GrantId> = wanted.iter().map(|id| (id.as_str(), id)).collect();
+    let mut found = HashMap::with_capacity(wanted.len());
+    if wanted.is_empty() {
+        return Ok(found);
+    }
+    let file = open_trusted(path, OpenOptions::new().read(true))
+        .map_err(|e| context(e.kind(), path, format!("cannot read: {e}")))?;
+    // jitd writes every time in this one form, so comparing text is comparing times.
+    let since_text = since.to_rfc3339_opts(SecondsFormat::Millis, true);
+    let mut end = file.metadata()?.len();
+    // The start of the line that began before the block just read (complete at its end).
+    let mut carry: Vec<u8> = Vec::new();
+    while end > 0 {
+        let start = end.saturating_sub(BLOCK);
+        let mut buf = vec![0; (end - start) as usize];
+        file.read_exact_at(&mut buf, start)
+            .map_err(|e| context(e.kind(), path, format!("cannot read: {e}")))?;
+        buf.extend_from_slice(&carry);
+        end = start;
+        let mut lines: Vec<&[u8]> = buf.split(|&b| b == b'\n').collect();
+        // The first piece may have begun before this block: keep it for the next.
+        let first = if start > 0 {
+            Some(lines.remove(0))
+        } else {
+            None
+        };
+        for line in lines.into_iter().rev().filter(|l| !l.is_empty()) {
+            let [time, event, id, until] =
+                raw_fields(line, ["time", "event", "request_id", "expires"]);
+            let Some(time) = time else {
+                continue;
+            };
+            let older = if time.len() == since_text.len() {
+                time < since_text.as_bytes()
+            } else {
+                timestamp::parse(time).is_some_and(|t| t < since)
+            };
+            if older {
+                return Ok(found);
+            }
+            if !event.is_some_and(|e| APPROVING.contains(&e)) {
+                continue;
+            }
+            let id = id.and_then(|id| std::str::from_utf8(id).ok());
+            let Some(&id) = id.and_then(|id| wanted.get(id)) else {
+                continue;
+            };
+            if found.contains_key(id) {
+                continue; // a newer record already said
+            }
+            if let Some(until) = until.and_then(timestamp::parse) {
+                found.insert(id.clone(), until);
+                if found.len() == wanted.len() {
+                    return Ok(found);
+                }
+            }
+        }
+        carry = first.map(<[u8]>::to_vec).unwrap_or_default();
+        if carry.len() > MAX_LINE {
+            return Err(context(
+                io::ErrorKind::InvalidData,
+                path,
+                format!("a line before byte {end} is longer than any record"),
+            ));
+        }
+    }
+    Ok(found)
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -976,6 +1112,80 @@ pub(crate) mod tests {
         std::fs::remove_file(&filler).unwrap();
         log.record(&big).unwrap();
         assert_eq!(verify(log.path()).unwrap().lines, 2);
+    }
+
+    #[test]
+    fn approved_windows_are_read_back_from_the_end_as_far_as_asked() {
+        let dir = TempDir::new("approved");
+        let at = |secs: i64| DateTime::from_timestamp(1_800_000_000 + secs, 0).unwrap();
+        let id = |s: &str| GrantId::try_from(s.to_string()).unwrap();
+        let approval = |kind: EventKind, rid: &str, until: i64| {
+            let mut e = Event::new(kind, "x");
+            e.request_id = Some(rid.into());
+            e.expires = Some(crate::core::timestamp::rfc3339(at(until)));
+            e
+        };
+        let mut events = vec![
+            // Approved long ago, before what is asked for.
+            (at(0), approval(EventKind::Approved, "oldoldoldo", 9000)),
+            (at(1000), approval(EventKind::Approved, "aaaaaaaaaa", 4000)),
+        ];
+        // Enough other records to span several read blocks, each trying to forge an approval
+        // through its reason.
+        for n in 0..3000 {
+            let mut e = approval(EventKind::SessionOpened, "aaaaaaaaaa", 1);
+            e.reason = Some(format!(
+                "{n} \",\"event\":\"approved\",\"request_id\":\"bbbbbbbbbb\",\"expires\":\"2099-01-01T00:00:00Z\""
+            ));
+            events.push((at(1001), e));
+        }
+        let mut stretched = approval(EventKind::Approved, "dddddddddd", 5000);
+        stretched.reason = Some("\",\"expires\":\"2099-01-01T00:00:00Z\",\"x\":\"".into());
+        events.push((at(1500), stretched));
+        events.push((at(2000), approval(EventKind::Extended, "aaaaaaaaaa", 7000)));
+        events.push((at(2001), approval(EventKind::Denied, "cccccccccc", 9999)));
+        let mut text = String::new();
+        let mut prev = GENESIS.to_string();
+        for (n, (time, e)) in events.iter().enumerate() {
+            let line = line_for(n as u64 + 1, *time, e, &prev);
+            prev = line_hash(line.as_bytes());
+            text.push_str(&line);
+            text.push('\n');
+        }
+        // Keys in another order (as serde_json::json! sorts them) read the same.
+        let sorted = serde_json::json!({
+            "seq": events.len() + 1, "time": "2027-01-15T08:36:40.000Z", "event": "approved",
+            "message_id": "x", "request_id": "eeeeeeeeee", "expires": "2027-01-15T09:00:00Z",
+            "message": "x", "prev": prev,
+        });
+        text.push_str(&sorted.to_string());
+        text.push('\n');
+        let path = dir.0.join(LOG_FILE);
+        std::fs::write(&path, text).unwrap();
+        assert!(std::fs::metadata(&path).unwrap().len() > 4 * 65536);
+        let found = approved_windows(&path, &[id("eeeeeeeeee")], at(500)).unwrap();
+        assert_eq!(
+            found[&id("eeeeeeeeee")],
+            DateTime::parse_from_rfc3339("2027-01-15T09:00:00Z").unwrap()
+        );
+        let wanted = [
+            id("aaaaaaaaaa"),
+            id("bbbbbbbbbb"),
+            id("cccccccccc"),
+            id("dddddddddd"),
+            id("oldoldoldo"),
+        ];
+        let found = approved_windows(&path, &wanted, at(500)).unwrap();
+        assert_eq!(found.len(), 2, "{found:?}");
+        assert_eq!(found[&id("dddddddddd")], at(5000), "not the reason's");
+        assert_eq!(
+            found[&id("aaaaaaaaaa")],
+            at(7000),
+            "the newest window counts"
+        );
+        let found = approved_windows(&path, &wanted, at(0)).unwrap();
+        assert_eq!(found[&id("oldoldoldo")], at(9000));
+        assert!(!found.contains_key(&id("bbbbbbbbbb")) && !found.contains_key(&id("cccccccccc")));
     }
 
     #[test]

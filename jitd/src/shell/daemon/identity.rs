@@ -19,6 +19,21 @@ pub fn actor_for_uid(uid: u32) -> Result<Actor, String> {
     })
 }
 
+/// The requester of a stored request as they are now: the uid that asked, with the groups its
+/// user database entry has today, under the name it asked as (whether that is still the uid's
+/// name is checked where it matters, when the sudo rule is written). An error when the uid has
+/// no entry any more.
+pub fn requester_now(uid: u32, asked_as: &str) -> Result<Actor, String> {
+    let user = User::from_uid(Uid::from_raw(uid))
+        .map_err(|e| format!("cannot look up uid {uid}: {e}"))?
+        .ok_or_else(|| format!("uid {uid} ({asked_as}) no longer exists on this host"))?;
+    Ok(Actor {
+        uid,
+        groups: group_names(&user.name, user.gid),
+        name: asked_as.to_string(),
+    })
+}
+
 /// The caller of a request authorised by its uid alone: PAM's check and session registration,
 /// which only root may make. The user and group databases are not read, because that would put
 /// NSS (files, LDAP, sssd) on the path of every login and every sudo; `name` is `#UID`.

@@ -1,6 +1,7 @@
 //! The daemon: the socket server and who is calling (peer credentials), the request service
 //! that applies `core`'s lifecycle and persists each change before answering, submission
-//! checks, the views CLIs see, the store, the clock and systemd readiness.
+//! checks, the views CLIs see, the store and the state directory's ownership checks, the clock
+//! and systemd readiness.
 //!
 //! It orchestrates the other shell folders (host, audit, notify) through their ports; it does
 //! not touch sudoers, processes or log sinks itself.
@@ -10,6 +11,7 @@ pub mod identity;
 pub mod rate_limit;
 pub mod server;
 pub mod service;
+pub mod state_dir;
 pub mod store;
 pub mod submission;
 pub mod systemd_ready;

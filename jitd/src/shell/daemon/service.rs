@@ -30,8 +30,12 @@ use crate::shell::host::enforcement_port::{Enforcement, Withdrawal};
 use crate::shell::host::sudo_command;
 
 mod extend;
+mod quarantine;
+mod recheck;
 mod reload;
 mod review;
+
+pub use quarantine::ApprovalTrail;
 
 /// Pending requests one user may have open at once: enough for real work, too few to flood
 /// approvers or the state directory.
@@ -104,16 +108,18 @@ pub struct Service {
 }
 
 impl Service {
-    /// Loads every stored request, ends what passed its deadline while jitd was down, and
-    /// reconciles the host with the result.
+    /// Loads every stored request, sets aside the active grants that the policy or the audit
+    /// trail (`trail`) cannot account for, ends what passed its deadline while jitd was down,
+    /// and reconciles the host with the result.
     pub fn start(
         config: Config,
         clock: Arc<dyn Clock>,
         store: Box<dyn Store>,
         events: Arc<EventLog>,
         enforcement: Box<dyn Enforcement>,
+        trail: ApprovalTrail,
     ) -> std::io::Result<Arc<Service>> {
-        let (requests, problems) = store.load_all()?;
+        let (mut requests, problems) = store.load_all()?;
         let service = Service {
             policy: RwLock::new(Arc::new(config.policy.clone())),
             config,
@@ -131,6 +137,7 @@ impl Service {
                 format!("state file {p}"),
             ));
         }
+        service.set_aside_unaccounted(&mut requests, trail)?;
         {
             let mut reg = service.write_registry();
             for r in requests {
@@ -746,9 +753,18 @@ impl Service {
         let policy = self.policy();
         let by = By::user(&actor.name, actor.uid);
         let approver = actor.name.clone();
+        // The requester and the earlier approvers as they are now: looked up before the lock.
+        let people = self.people_now(&id);
         let mut done = None;
         let r = self.transition(&id, |r, now| {
-            authz::may_decide(actor, r, policy.self_approval(r.role.as_deref()))?;
+            let self_approval = policy.self_approval(r.role.as_deref());
+            authz::may_decide(actor, r, self_approval)?;
+            recheck::requester_still_allowed(&policy, r, &people, now)?;
+            let stale = authz::stale_approvals(r, &r.approver_groups, self_approval, |d| {
+                people.approver(d)
+            });
+            let voided: Vec<usize> = stale.iter().map(|(i, _)| *i).collect();
+            r.void_approvals(&voided);
             let outcome = r.approve(&by, comment, now)?;
             done = Some(outcome);
             let mut ev = event_for(EventKind::Approved, r, "");
@@ -763,8 +779,15 @@ impl Service {
                     ev.extra.push(("EXTENSION", "granted".into()));
                     format!("{approver} approved the extension; the grant now lasts longer")
                 }
-                Approval::AlreadyCounted { .. } => return Ok(None),
+                Approval::AlreadyCounted { .. } if stale.is_empty() => return Ok(None),
+                Approval::AlreadyCounted { missing } => {
+                    format!("{approver} had approved already; {missing} more approval(s) needed")
+                }
             };
+            if !stale.is_empty() {
+                let why: Vec<&str> = stale.iter().map(|(_, w)| w.as_str()).collect();
+                ev.message.push_str(&format!(" ({})", why.join("; ")));
+            }
             Ok(Some(ev))
         })?;
         if let Some(Approval::Extended) = done {

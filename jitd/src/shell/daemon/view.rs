@@ -103,6 +103,7 @@ pub fn view(r: &Request) -> RequestView {
                 by: d.by.to_string(),
                 at: rfc3339(d.at),
                 note: d.note.as_deref().map(str::to_owned),
+                voided: d.voided,
             })
             .collect(),
         sessions: r

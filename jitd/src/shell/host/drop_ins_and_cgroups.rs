@@ -13,6 +13,8 @@ use std::time::Duration;
 pub struct GrantSpec {
     /// `[a-z0-9]+`.
     pub id: String,
+    /// The requester's uid (from peer credentials when it asked) and the name it asked under.
+    pub uid: u32,
     pub user: String,
     /// The exact command line (`[0]` absolute) of a sudo grant; `None` for an SSH grant, which
     /// has no drop-in.
@@ -73,7 +75,7 @@ impl Enforcer {
         match &grant.command {
             Some(command) => {
                 self.sudoers
-                    .install(&grant.id, &grant.user, command, grant.expires_at)
+                    .install(&grant.id, grant.uid, &grant.user, command, grant.expires_at)
             }
             None => Ok(()),
         }
@@ -121,9 +123,9 @@ impl Enforcer {
             let Some(command) = &grant.command else {
                 continue;
             };
-            let wanted = self
-                .sudoers
-                .render(&grant.id, &grant.user, command, grant.expires_at);
+            let wanted =
+                self.sudoers
+                    .render(&grant.id, grant.uid, &grant.user, command, grant.expires_at);
             let current = self.sudoers.installed_content(&grant.id);
             match (wanted, current) {
                 (Ok(wanted), Ok(Some(current))) if wanted == current => {}

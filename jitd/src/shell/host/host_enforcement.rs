@@ -265,6 +265,7 @@ fn end_event(id: &str, outcome: &EndReport) -> Event {
 fn spec(grant: &Request) -> Option<GrantSpec> {
     Some(GrantSpec {
         id: grant.id.as_str().to_owned(),
+        uid: grant.uid,
         user: grant.user.to_string(),
         command: grant.command().map(<[String]>::to_vec),
         expires_at: grant.window()?.expires_at,
@@ -312,7 +313,11 @@ impl Enforcement for HostEnforcement {
                 ev.request_id = Some(id.clone());
                 (self.report)(ev);
             }
-            if let Err(e) = self.enforcer.sudoers.clear_timestamps(&grant.user) {
+            if let Err(e) = self
+                .enforcer
+                .sudoers
+                .clear_timestamps(&grant.user, grant.uid)
+            {
                 let mut ev = Event::new(EventKind::InternalError, e.to_string());
                 ev.request_id = Some(id.clone());
                 (self.report)(ev);
@@ -380,7 +385,7 @@ impl Enforcement for HostEnforcement {
         for action in &actions {
             if let ReconcileAction::RemovedStaleDropIn(id) = action {
                 if let Some(r) = ended.iter().find(|r| r.id.as_str() == id) {
-                    if let Err(e) = self.enforcer.sudoers.clear_timestamps(&r.user) {
+                    if let Err(e) = self.enforcer.sudoers.clear_timestamps(&r.user, r.uid) {
                         lines.push(format!("grant {id}: {e}"));
                     }
                 }

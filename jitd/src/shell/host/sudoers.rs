@@ -80,7 +80,13 @@ pub enum SudoersError {
     Rule(RuleError),
     /// Someone other than root can change what the granted program path runs.
     UntrustedProgram(Untrusted),
-    UnknownUser(String),
+    /// The uid that asked no longer has the name it asked under (renamed, or deleted and its
+    /// number given to someone else): `now` is its name today, `None` if it has none.
+    HolderChanged {
+        uid: u32,
+        asked_as: String,
+        now: Option<String>,
+    },
     Io {
         what: String,
         source: io::Error,
@@ -107,10 +113,26 @@ impl fmt::Display for SudoersError {
         match self {
             SudoersError::Rule(e) => write!(f, "{e}"),
             SudoersError::UntrustedProgram(e) => write!(f, "refused: {e}"),
-            SudoersError::UnknownUser(u) => write!(
+            SudoersError::HolderChanged {
+                uid,
+                asked_as,
+                now: Some(now),
+            } => write!(
                 f,
-                "user {:?} does not exist on this host; no sudo rule was written",
-                u.escape_debug().to_string()
+                "the name of uid {uid} changed since the request: it asked as {:?} and is now \
+                 {:?}, so it may be someone else; no sudo rule was written",
+                asked_as.escape_debug().to_string(),
+                now.escape_debug().to_string()
+            ),
+            SudoersError::HolderChanged {
+                uid,
+                asked_as,
+                now: None,
+            } => write!(
+                f,
+                "uid {uid}, which asked as {:?}, no longer exists on this host; no sudo rule \
+                 was written",
+                asked_as.escape_debug().to_string()
             ),
             SudoersError::Io { what, source } => write!(f, "{what}: {source}"),
             SudoersError::DropInRejected { message } => write!(
@@ -245,17 +267,19 @@ impl SudoersDir {
         run_visudo(cmd).map_err(|message| SudoersError::ConfigInvalid { message })
     }
 
-    /// Installs (or replaces) the drop-in for grant `id`: `user` may run exactly `command`
-    /// (`command[0]` an absolute path) as root without a password until `expires_at`. Only a
-    /// program that only root can change is ever written into a rule ([`program_trust`]).
+    /// Installs (or replaces) the drop-in for grant `id`: `uid`, which asked as `user`, may
+    /// run exactly `command` (`command[0]` an absolute path) as root without a password until
+    /// `expires_at`. Only a program that only root can change is ever written into a rule
+    /// ([`program_trust`]).
     pub fn install(
         &self,
         id: &str,
+        uid: u32,
         user: &str,
         command: &[String],
         expires_at: DateTime<Utc>,
     ) -> Result<(), SudoersError> {
-        let content = self.render(id, user, command, expires_at)?;
+        let content = self.render(id, uid, user, command, expires_at)?;
         let id = GrantFileId::parse(id)?;
         if let Some(program) = command.first() {
             program_trust::check(program).map_err(SudoersError::UntrustedProgram)?;
@@ -272,21 +296,19 @@ impl SudoersDir {
     }
 
     /// The exact drop-in text `install` would write, e.g. to compare with what is installed.
+    /// The rule names `uid` (the requester's, from its peer credentials), never a uid looked up
+    /// by name; it is refused when that uid's name is no longer `user`.
     pub fn render(
         &self,
         id: &str,
+        uid: u32,
         user: &str,
         command: &[String],
         expires_at: DateTime<Utc>,
     ) -> Result<String, SudoersError> {
         let id = GrantFileId::parse(id)?;
         let command = ExactCommand::parse(command)?;
-        let uid = nix::unistd::User::from_name(user)
-            .ok()
-            .flatten()
-            .ok_or_else(|| SudoersError::UnknownUser(user.to_owned()))?
-            .uid
-            .as_raw();
+        let uid = holder_uid(uid, user)?;
         let not_after = self.flavour.supports_notafter().then_some(expires_at);
         Ok(sudoers_rule::render(&id, uid, &command, not_after))
     }
@@ -404,9 +426,9 @@ impl SudoersDir {
         Ok(ids)
     }
 
-    /// Forgets `user`'s cached sudo authentication. The rules are evaluated on every run anyway;
-    /// this only makes sure nothing cached outlives the grant.
-    pub fn clear_timestamps(&self, user: &str) -> Result<(), SudoersError> {
+    /// Forgets the cached sudo authentication of `user` (uid `uid`). The rules are evaluated on
+    /// every run anyway; this only makes sure nothing cached outlives the grant.
+    pub fn clear_timestamps(&self, user: &str, uid: u32) -> Result<(), SudoersError> {
         let plain_file_name = !user.is_empty()
             && user.len() <= 256
             && user != "."
@@ -417,14 +439,7 @@ impl SudoersDir {
         }
         let path = match self.flavour {
             // sudo-rs keys its records by uid.
-            SudoFlavour::SudoRs => {
-                let uid = nix::unistd::User::from_name(user)
-                    .ok()
-                    .flatten()
-                    .ok_or_else(|| SudoersError::UnknownUser(user.to_owned()))?
-                    .uid;
-                PathBuf::from("/run/sudo-rs/ts").join(uid.to_string())
-            }
+            SudoFlavour::SudoRs => PathBuf::from("/run/sudo-rs/ts").join(uid.to_string()),
             _ => self.timestamp_dir.join(OsStr::new(user)),
         };
         remove_if_exists(&path).map_err(io_err(format!("cannot remove {}", path.display())))?;
@@ -468,6 +483,24 @@ fn unsafe_owner_or_mode(meta: &fs::Metadata, is_dir: bool) -> Option<String> {
 }
 
 /// Runs visudo; on failure returns its message (stderr, else stdout), bounded.
+/// `uid` if its name is still `user`, else why not.
+fn holder_uid(uid: u32, user: &str) -> Result<u32, SudoersError> {
+    let changed = |now| SudoersError::HolderChanged {
+        uid,
+        asked_as: user.to_owned(),
+        now,
+    };
+    match nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid)) {
+        Ok(Some(u)) if u.name == user => Ok(uid),
+        Ok(Some(u)) => Err(changed(Some(u.name))),
+        Ok(None) => Err(changed(None)),
+        Err(e) => Err(SudoersError::Io {
+            what: format!("cannot look up uid {uid}"),
+            source: io::Error::from(e),
+        }),
+    }
+}
+
 fn run_visudo(mut cmd: Command) -> Result<(), String> {
     match cmd.output() {
         Ok(out) if out.status.success() => Ok(()),

@@ -2,7 +2,9 @@
 //! validated again; only a valid one replaces the policy, atomically, and either outcome is
 //! logged. Pending requests are then judged again under the new policy: denied when it no
 //! longer allows them, otherwise given the new approvers and approval count (and granted if
-//! the approvals already given now suffice). Rules do not approve on reload. Settings other
+//! the approvals already given now suffice). Only approvals by people who approve under the new
+//! policy (and are not the requester, unless the role allows self-approval) still count; the
+//! others are voided. Rules do not approve on reload. Settings other
 //! than the policy (socket, directories, limits, time-outs) need a restart.
 
 use std::sync::Arc;
@@ -17,7 +19,6 @@ use crate::core::lifecycle::By;
 use crate::core::model::GrantId;
 use crate::core::policy::{Ask, Requester};
 use crate::shell::audit::event_log::event_for;
-use crate::shell::daemon::identity;
 
 impl Service {
     pub(super) fn reload(&self, actor: &Actor) -> Result<Response, Failure> {
@@ -66,20 +67,20 @@ impl Service {
 
     /// Returns how many pending requests were denied and how many got new approvers.
     fn reevaluate_pending(&self) -> (usize, usize) {
-        let pending: Vec<(GrantId, u32)> = self
+        let pending: Vec<GrantId> = self
             .read_registry()
             .iter()
             .filter(|r| r.state() == State::Pending)
-            .map(|r| (r.id.clone(), r.uid))
+            .map(|r| r.id.clone())
             .collect();
         let policy = self.policy();
         let (mut denied, mut changed) = (0, 0);
-        for (id, uid) in pending {
+        for id in pending {
             // Looked up before taking the registry lock: the user database may be remote.
-            let requester = identity::actor_for_uid(uid);
+            let people = self.people_now(&id);
             let mut granted = false;
             let result = self.transition(&id, |r, now| {
-                let verdict = requester.as_ref().map_err(Clone::clone).and_then(|who| {
+                let verdict = people.requester.as_ref().map_err(Clone::clone).and_then(|who| {
                     let ask = Ask {
                         who: Requester {
                             user: &who.name,
@@ -101,33 +102,63 @@ impl Service {
                         Ok(Some(event_for(EventKind::Denied, r, why)))
                     }
                     Ok(plan) => {
-                        if (r.role.as_deref(), r.approvals_required, &r.approver_groups)
-                            == (plan.role.as_deref(), plan.approvals_required, &plan.approver_groups)
-                        {
+                        // Only approvals by people who approve under the new policy count.
+                        let stale = authz::stale_approvals(
+                            r,
+                            &plan.approver_groups,
+                            policy.self_approval(plan.role.as_deref()),
+                            |d| people.approver(d),
+                        );
+                        let approvers_changed = (
+                            r.role.as_deref(),
+                            r.approvals_required,
+                            &r.approver_groups,
+                        ) != (
+                            plan.role.as_deref(),
+                            plan.approvals_required,
+                            &plan.approver_groups,
+                        );
+                        if !approvers_changed && stale.is_empty() {
                             return Ok(None);
                         }
                         changed += 1;
+                        let voided: Vec<usize> = stale.iter().map(|(i, _)| *i).collect();
+                        r.void_approvals(&voided);
                         granted = r.reassign(
                             plan.role,
                             plan.approvals_required,
                             plan.approver_groups,
                             now,
                         );
-                        if granted {
+                        let mut ev = if granted {
                             let mut ev = event_for(
                                 EventKind::Approved,
                                 r,
                                 "the approvals given suffice under the reloaded policy; the grant is active",
                             );
                             ev.approver = Some("jitd".into());
-                            Ok(Some(ev))
-                        } else {
-                            Ok(Some(event_for(
+                            ev
+                        } else if approvers_changed {
+                            event_for(
                                 EventKind::ConfigReloaded,
                                 r,
                                 "the reloaded policy changed who approves this request",
-                            )))
+                            )
+                        } else {
+                            event_for(
+                                EventKind::ConfigReloaded,
+                                r,
+                                format!(
+                                    "after the reload, {} more approval(s) needed",
+                                    r.approvals_missing()
+                                ),
+                            )
+                        };
+                        if !stale.is_empty() {
+                            let why: Vec<&str> = stale.iter().map(|(_, w)| w.as_str()).collect();
+                            ev.message.push_str(&format!(" ({})", why.join("; ")));
                         }
+                        Ok(Some(ev))
                     }
                 }
             });

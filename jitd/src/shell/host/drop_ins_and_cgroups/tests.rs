@@ -20,6 +20,7 @@ fn child_story() -> String {
 fn spec(id: &str, command: Option<&[&str]>) -> GrantSpec {
     GrantSpec {
         id: id.to_owned(),
+        uid: 0,
         user: "root".to_owned(),
         command: command.map(|c| c.iter().map(|s| s.to_string()).collect()),
         // Whole seconds, so the rendering is stable within a test.
@@ -118,6 +119,7 @@ fn a_crash_at_any_step_of_installing_or_removing_converges_at_the_next_reconcile
                             .sudoers
                             .render(
                                 "crash1",
+                                0,
                                 "root",
                                 grant.command.as_ref().unwrap(),
                                 grant.expires_at

@@ -28,7 +28,13 @@ impl RealGrant {
         };
         grant
             .dir
-            .install(&grant.id, user, &argv, Utc::now() + expires_in)
+            .install(
+                &grant.id,
+                uid_of(user),
+                user,
+                &argv,
+                Utc::now() + expires_in,
+            )
             .expect("install grant");
         grant
     }
@@ -38,6 +44,14 @@ impl Drop for RealGrant {
     fn drop(&mut self) {
         let _ = self.dir.remove(&self.id);
     }
+}
+
+fn uid_of(user: &str) -> u32 {
+    nix::unistd::User::from_name(user)
+        .unwrap()
+        .expect("the test user exists")
+        .uid
+        .as_raw()
 }
 
 fn argv(items: &[&str]) -> Vec<String> {
@@ -167,12 +181,13 @@ fn clearing_timestamps_removes_the_users_sudo_records() {
         record.display()
     );
     let dir = SudoersDir::new(PathBuf::from("/etc/sudoers.d"));
-    dir.clear_timestamps(&user.name).unwrap();
+    dir.clear_timestamps(&user.name, user.uid).unwrap();
     assert!(!record.exists());
-    dir.clear_timestamps(&user.name).expect("idempotent");
+    dir.clear_timestamps(&user.name, user.uid)
+        .expect("idempotent");
     for bad in ["", "..", "a/b", "../../etc/passwd"] {
         assert!(matches!(
-            dir.clear_timestamps(bad),
+            dir.clear_timestamps(bad, 0),
             Err(SudoersError::BadUserName(_))
         ));
     }
@@ -189,15 +204,32 @@ fn relative_or_unnormalised_commands_and_unknown_users_are_refused_and_nothing_i
         argv(&["/usr/bin/../bin/id"]),
         argv(&[]),
     ] {
-        let err = dir.install("abc", "root", &cmd, later).unwrap_err();
+        let err = dir.install("abc", 0, "root", &cmd, later).unwrap_err();
         assert!(matches!(err, SudoersError::Rule(_)), "{cmd:?}: {err}");
     }
     let err = dir
-        .install("abc", "no-such-user-jit", &argv(&["/usr/bin/id"]), later)
+        .install(
+            "abc",
+            3_999_999_999,
+            "no-such-user-jit",
+            &argv(&["/usr/bin/id"]),
+            later,
+        )
         .unwrap_err();
-    assert!(matches!(err, SudoersError::UnknownUser(_)), "{err}");
+    assert!(
+        matches!(err, SudoersError::HolderChanged { now: None, .. }),
+        "{err}"
+    );
     let err = dir
-        .install("../abc", "root", &argv(&["/usr/bin/id"]), later)
+        .install("abc", 0, "not-root", &argv(&["/usr/bin/id"]), later)
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("the name of uid 0 changed since the request"),
+        "{err}"
+    );
+    let err = dir
+        .install("../abc", 0, "root", &argv(&["/usr/bin/id"]), later)
         .unwrap_err();
     assert!(
         matches!(err, SudoersError::Rule(RuleError::BadId(_))),
@@ -216,7 +248,13 @@ fn a_program_others_can_change_is_never_written_into_a_rule() {
     fs::set_permissions(&prog, fs::Permissions::from_mode(0o755)).unwrap();
     let later = Utc::now() + ChronoDuration::minutes(5);
     let err = dir
-        .install("u1", "root", &argv(&[&prog.display().to_string()]), later)
+        .install(
+            "u1",
+            0,
+            "root",
+            &argv(&[&prog.display().to_string()]),
+            later,
+        )
         .unwrap_err();
     assert!(matches!(err, SudoersError::UntrustedProgram(_)), "{err}");
     assert!(
@@ -233,7 +271,7 @@ fn an_installed_drop_in_is_root_owned_0440_and_matches_its_rendering() {
     let dir = scratch.sudoers();
     let cmd = argv(&["/usr/bin/id", "-u"]);
     let later = Utc::now() + ChronoDuration::minutes(5);
-    dir.install("g1", "root", &cmd, later).unwrap();
+    dir.install("g1", 0, "root", &cmd, later).unwrap();
     let meta = fs::metadata(scratch.dir().join("jit_g1")).unwrap();
     assert_eq!(
         (meta.uid(), meta.gid(), meta.mode() & 0o7777),
@@ -241,7 +279,7 @@ fn an_installed_drop_in_is_root_owned_0440_and_matches_its_rendering() {
     );
     assert_eq!(
         dir.installed_content("g1").unwrap().unwrap(),
-        dir.render("g1", "root", &cmd, later).unwrap()
+        dir.render("g1", 0, "root", &cmd, later).unwrap()
     );
     assert_eq!(dir.installed().unwrap(), vec!["g1".to_string()]);
     // Nothing but the final file is left behind.
@@ -262,7 +300,7 @@ fn a_broken_file_in_the_directory_blocks_installs_is_named_and_is_left_untouched
 
     let later = Utc::now() + ChronoDuration::minutes(5);
     let err = dir
-        .install("g2", "root", &argv(&["/usr/bin/id"]), later)
+        .install("g2", 0, "root", &argv(&["/usr/bin/id"]), later)
         .unwrap_err();
     assert!(err.to_string().contains("local_admins"), "{err}");
     assert_eq!(dir.installed().unwrap(), Vec::<String>::new());
@@ -287,7 +325,7 @@ fn a_world_writable_or_foreign_owned_file_blocks_installs_and_is_left_untouched(
     assert!(err.to_string().contains("world-writable"), "{err}");
     let later = Utc::now() + ChronoDuration::minutes(5);
     assert!(dir
-        .install("g3", "root", &argv(&["/usr/bin/id"]), later)
+        .install("g3", 0, "root", &argv(&["/usr/bin/id"]), later)
         .is_err());
     assert_eq!(
         fs::metadata(&loose).unwrap().mode() & 0o7777,
@@ -306,7 +344,7 @@ fn a_world_writable_or_foreign_owned_file_blocks_installs_and_is_left_untouched(
     fs::write(&ignored, "anything").unwrap();
     fs::set_permissions(&ignored, fs::Permissions::from_mode(0o666)).unwrap();
     dir.preflight().expect("a dotted file is not read by sudo");
-    dir.install("g3", "root", &argv(&["/usr/bin/id"]), later)
+    dir.install("g3", 0, "root", &argv(&["/usr/bin/id"]), later)
         .expect("installs work again once the directory is safe");
 }
 
