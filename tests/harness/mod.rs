@@ -509,9 +509,40 @@ impl Daemon {
     }
 
     /// Sends `sig` to the daemon.
+    /// Sends `sig`. For SIGSTOP, returns only once every thread of jitd is stopped: kill(2)
+    /// returns before the stop takes effect, and until the thread picked for the signal runs,
+    /// jitd's other threads keep answering (seen under load: a "stopped" jitd answered a check).
     pub fn signal(&self, sig: i32) {
         // SAFETY: kill(2) on our own child's pid.
         unsafe { libc::kill(self.pid() as i32, sig) };
+        if sig == libc::SIGSTOP {
+            self.wait_until_stopped();
+        }
+    }
+
+    fn wait_until_stopped(&self) {
+        let tasks = PathBuf::from(format!("/proc/{}/task", self.pid()));
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let states: Vec<String> = fs::read_dir(&tasks)
+                .map(|d| {
+                    d.filter_map(Result::ok)
+                        .filter_map(|t| fs::read_to_string(t.path().join("stat")).ok())
+                        // The state follows the parenthesised command name.
+                        .filter_map(|st| st.rsplit_once(") ").map(|(_, r)| r[..1].to_string()))
+                        .collect()
+                })
+                .unwrap_or_default();
+            if !states.is_empty() && states.iter().all(|s| s == "T") {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "jitd (pid {}) did not stop within 10 s after SIGSTOP: thread states {states:?}",
+                self.pid()
+            );
+            std::thread::sleep(Duration::from_millis(2));
+        }
     }
 
     /// SIGKILL and reap: the crash case.
