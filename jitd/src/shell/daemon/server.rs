@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 use std::fs;
 use std::io;
-use std::os::unix::fs::{DirBuilderExt, FileTypeExt, MetadataExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, FileTypeExt, PermissionsExt};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -17,6 +17,7 @@ use jit_proto::frame::{read_frame_bytes, write_frame, DeadlineReader, FrameError
 use jit_proto::peer::{peer_cred, PeerCred};
 use jit_proto::{ClientMessage, ErrorCode, Request, Response, MAX_FRAME_BYTES, PROTOCOL_VERSION};
 
+use crate::shell::atomic_file::untrusted_owner_or_mode;
 use crate::shell::daemon::identity;
 use crate::shell::daemon::rate_limit::{too_many, RateLimiter};
 use crate::shell::daemon::service::Service;
@@ -44,11 +45,11 @@ pub fn bind(path: &Path) -> io::Result<UnixListener> {
             fs::set_permissions(dir, fs::Permissions::from_mode(0o755))?;
         }
         let meta = fs::metadata(dir)?;
-        if meta.uid() != nix::unistd::geteuid().as_raw() || meta.mode() & 0o022 != 0 {
+        if let Some(problem) = untrusted_owner_or_mode(&meta) {
             return Err(io::Error::new(
                 io::ErrorKind::PermissionDenied,
                 format!(
-                    "{} must be owned by jitd's user and writable by nobody else, or anyone could replace the socket",
+                    "{} {problem}: it must be owned by jitd's user and writable by nobody else, or anyone could replace the socket",
                     dir.display()
                 ),
             ));
@@ -330,6 +331,30 @@ mod tests {
     use super::*;
     use std::collections::HashSet;
     use std::sync::{mpsc, Barrier};
+
+    /// Whoever can write the socket's directory can put their own socket in jitd's place and
+    /// answer pam_jit (which trusts only a root peer, but the CLIs' users would be misled):
+    /// such a directory is refused, as is one owned by someone else.
+    #[test]
+    fn a_socket_directory_others_can_write_or_own_is_refused() {
+        let dir = std::env::temp_dir().join(format!("jitd-sockdir-test-{}", std::process::id()));
+        for (mode, owner, says) in [
+            (0o777, 0, "writable by others"),
+            (0o775, 0, "writable by its group"),
+            (0o755, 65534, "owned by uid 65534"),
+        ] {
+            fs::create_dir_all(&dir).unwrap();
+            fs::set_permissions(&dir, fs::Permissions::from_mode(mode)).unwrap();
+            std::os::unix::fs::chown(&dir, Some(owner), None).unwrap();
+            let err = bind(&dir.join("s.sock")).unwrap_err();
+            fs::remove_dir_all(&dir).unwrap();
+            let text = err.to_string();
+            assert!(
+                text.contains(says) && text.contains("replace the socket"),
+                "{text}"
+            );
+        }
+    }
 
     /// Eight connections whose requests all wait for each other finish only if each got a
     /// thread of its own at once; a second batch is served by the threads of the first.
