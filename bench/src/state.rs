@@ -129,26 +129,52 @@ pub fn append_approvals<'a>(
             Some(argv) => argv.join(" "),
             None => "ssh".into(),
         };
-        let line = serde_json::to_string(&json!({
-            "seq": seq,
-            "time": g.approved_at.to_rfc3339_opts(SecondsFormat::Millis, true),
-            "event": "approved",
-            "message_id": "6a1b0f2e8c7d4e31a9f05b3c2d1e0f02",
-            "request_id": g.id,
-            "user": g.user,
-            "approver": "root",
-            "command": command,
-            "reason": "benchmark",
-            "expires": g.expires_at.to_rfc3339_opts(SecondsFormat::Secs, true),
-            "message": format!("root granted {command} to {}", g.user),
-            "prev": prev,
-        }))?;
-        out.write_all(line.as_bytes())?;
-        out.write_all(b"\n")?;
-        prev = line_hash(&line);
+        write_approval(
+            &mut out,
+            seq,
+            &mut prev,
+            g.approved_at,
+            &g.id,
+            &g.user,
+            &command,
+            g.expires_at,
+        )?;
     }
     out.flush()?;
     fs::write(head_path, format!("{seq:020} {prev}\n"))
+}
+
+/// One `approved` record in jitd's audit-log form, chained to `prev`: writes the line and
+/// moves `prev` to its hash.
+#[allow(clippy::too_many_arguments)]
+fn write_approval(
+    out: &mut impl Write,
+    seq: u64,
+    prev: &mut String,
+    at: DateTime<Utc>,
+    id: &str,
+    user: &str,
+    command: &str,
+    expires: DateTime<Utc>,
+) -> io::Result<()> {
+    let line = serde_json::to_string(&json!({
+        "seq": seq,
+        "time": at.to_rfc3339_opts(SecondsFormat::Millis, true),
+        "event": "approved",
+        "message_id": "6a1b0f2e8c7d4e31a9f05b3c2d1e0f02",
+        "request_id": id,
+        "user": user,
+        "approver": "root",
+        "command": command,
+        "reason": "benchmark",
+        "expires": expires.to_rfc3339_opts(SecondsFormat::Secs, true),
+        "message": format!("root granted {command} to {user}"),
+        "prev": prev,
+    }))?;
+    out.write_all(line.as_bytes())?;
+    out.write_all(b"\n")?;
+    *prev = line_hash(&line);
+    Ok(())
 }
 
 /// Writes `audit.log` with `records` chained records and the matching `audit.head`.
@@ -159,23 +185,16 @@ pub fn write_audit_log(state_dir: &Path, records: u64) -> io::Result<()> {
     for seq in 1..=records {
         let at = start + chrono::Duration::milliseconds(seq as i64 * 20);
         let id = id('a', seq as usize);
-        let line = serde_json::to_string(&json!({
-            "seq": seq,
-            "time": at.to_rfc3339_opts(SecondsFormat::Millis, true),
-            "event": "approved",
-            "message_id": "6a1b0f2e8c7d4e31a9f05b3c2d1e0f02",
-            "request_id": id,
-            "user": format!("user{}", seq % 5000),
-            "approver": "root",
-            "command": "/usr/bin/systemctl restart nginx",
-            "reason": "benchmark",
-            "expires": (at + chrono::Duration::minutes(15)).to_rfc3339_opts(SecondsFormat::Secs, true),
-            "message": "root granted /usr/bin/systemctl restart nginx",
-            "prev": prev,
-        }))?;
-        out.write_all(line.as_bytes())?;
-        out.write_all(b"\n")?;
-        prev = line_hash(&line);
+        write_approval(
+            &mut out,
+            seq,
+            &mut prev,
+            at,
+            &id,
+            &format!("user{}", seq % 5000),
+            "/usr/bin/systemctl restart nginx",
+            at + chrono::Duration::minutes(15),
+        )?;
     }
     out.flush()?;
     let head = format!("{records:020} {prev}\n");
