@@ -1,8 +1,12 @@
-//! One user cannot blind the approvers: requests are bounded as a whole, and a list of many
-//! large requests still answers within one frame, saying what it left out.
+//! One user cannot blind the approvers or starve anyone's login: requests are bounded as a
+//! whole, a list of many large requests still answers within one frame, saying what it left
+//! out, and PAM checks keep answering while someone floods jitd.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+use std::process::Stdio;
+
+use jit_tests::pam::{grant, Pam, ServiceDir, PAM_PERM_DENIED, PAM_SUCCESS};
 use jit_tests::{ok, text, Daemon, TestUser};
 
 #[test]
@@ -111,4 +115,83 @@ fn one_user_looping_submit_and_cancel_is_rate_limited_and_nobody_else_is() {
         "root is not limited",
         "--ssh",
     ]));
+}
+
+/// The review's reproduction: one unprivileged user loops submit+cancel over 8 connections
+/// while other users log in. Every check of theirs is answered, and answered right: the user
+/// with a grant gets in every time, and the user without one never does, not even through
+/// `fail=open` (which once turned "jitd not answering" under the flood into a pass).
+#[test]
+fn a_submit_flood_by_one_user_fails_no_login_of_anyone_else() {
+    let d = Daemon::start();
+    let mallory = TestUser::create("jitflood");
+    let bob = TestUser::create("jitflood");
+    let carol = TestUser::create("jitflood");
+    grant(&d, &bob.name, "10m", &["--ssh"]);
+    let service = format!("jit-test-{}", bob.name);
+    let conf = ServiceDir::new(
+        &service,
+        &format!("socket={} kind=ssh fail=open", d.socket().display()),
+    );
+    // Eight loops in mallory's own processes, each a fresh connection per request; they run
+    // until killed. Each loop says "refused" once it has been slowed down.
+    let flood = format!(
+        "for n in 1 2 3 4 5 6 7 8; do \
+           ( while :; do \
+               out=$({elevate} --no-wait --reason x -- /usr/bin/true 2>&1) || {{ echo refused; continue; }}; \
+               {elevate} cancel \"$out\" >/dev/null 2>&1; \
+             done ) & \
+         done; echo flooding; wait",
+        elevate = jit_tests::bin("jit-elevate").display()
+    );
+    let mut child = mallory
+        .command("/bin/sh")
+        .args(["-c", &flood])
+        .env(jit_proto::SOCKET_ENV, d.socket())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut first = String::new();
+    std::io::BufRead::read_line(&mut out, &mut first).unwrap();
+    assert_eq!(first.trim(), "flooding");
+    // Wait until the flood has hit the rate limit: from then on jitd is as busy as one user
+    // can make it.
+    let mut line = String::new();
+    while line.trim() != "refused" {
+        line.clear();
+        assert!(
+            std::io::BufRead::read_line(&mut out, &mut line).unwrap() > 0,
+            "the flood ended before it was ever refused"
+        );
+    }
+
+    let (mut bob_failed, mut carol_let_in) = (Vec::new(), Vec::new());
+    for i in 0..60 {
+        let code = Pam::start(conf.path(), &service, &bob.name).acct_mgmt();
+        if code != PAM_SUCCESS {
+            bob_failed.push((i, code));
+        }
+        let code = Pam::start(conf.path(), &service, &carol.name).acct_mgmt();
+        if code != PAM_PERM_DENIED {
+            carol_let_in.push((i, code));
+        }
+    }
+    let still_flooding = child.try_wait().unwrap().is_none();
+    let _ = std::process::Command::new("pkill")
+        .args(["-KILL", "-u", &mallory.name])
+        .status();
+    let _ = child.wait();
+    assert!(
+        still_flooding,
+        "the flood stopped before the checks were done"
+    );
+    assert!(
+        bob_failed.is_empty(),
+        "checks of a user with a grant failed during the flood: {bob_failed:?}"
+    );
+    assert!(
+        carol_let_in.is_empty(),
+        "checks of a user without a grant did not deny during the flood: {carol_let_in:?}"
+    );
 }

@@ -22,6 +22,9 @@ pub struct Registry {
     /// choose user names that collide.
     active: HashMap<u64, Ids>,
     hasher: RandomState,
+    /// How many pending requests each uid has: checked on every submission, which must not
+    /// walk a history of a million requests.
+    pending: HashMap<u32, usize>,
     deadlines: BTreeSet<(DateTime<Utc>, GrantId)>,
 }
 
@@ -95,6 +98,9 @@ impl Registry {
         if let Some(at) = r.next_deadline() {
             self.deadlines.insert((at, r.id.clone()));
         }
+        if r.state() == jit_proto::State::Pending {
+            *self.pending.entry(r.uid).or_default() += 1;
+        }
         if r.state() == jit_proto::State::Active {
             let key = self.key(&r.user, r.kind());
             match self.active.get_mut(&key) {
@@ -109,6 +115,14 @@ impl Registry {
     fn unindex(&mut self, r: &Request) {
         if let Some(at) = r.next_deadline() {
             self.deadlines.remove(&(at, r.id.clone()));
+        }
+        if r.state() == jit_proto::State::Pending {
+            if let Some(n) = self.pending.get_mut(&r.uid) {
+                *n -= 1;
+                if *n == 0 {
+                    self.pending.remove(&r.uid);
+                }
+            }
         }
         let key = self.key(&r.user, r.kind());
         if let Some(ids) = self.active.get_mut(&key) {
@@ -134,6 +148,11 @@ impl Registry {
             .map(|r| &**r)
             .filter(move |r| &*r.user == user && r.kind() == kind)
             .filter(move |r| r.window().is_some_and(|w| now < w.expires_at))
+    }
+
+    /// How many requests of `uid` await a decision.
+    pub fn pending_of(&self, uid: u32) -> usize {
+        self.pending.get(&uid).copied().unwrap_or(0)
     }
 
     /// The earliest pending deadline.
@@ -255,5 +274,55 @@ mod tests {
             reg.due(t(3600)).is_empty(),
             "ended requests have no deadline"
         );
+    }
+
+    #[test]
+    fn pending_requests_are_counted_per_user_as_they_come_and_go() {
+        let mut reg = Registry::default();
+        let open = |id: &str, uid: u32| {
+            let mut r = grant(id, "alice", GrantKind::Sudo);
+            r = Request::open(
+                r.id.clone(),
+                submission_of(&r, uid),
+                t(0),
+                Duration::hours(1),
+            );
+            r
+        };
+        reg.put(open("alice00001", 1001));
+        reg.put(open("alice00002", 1001));
+        reg.put(open("bobby00001", 1002));
+        assert_eq!((reg.pending_of(1001), reg.pending_of(1002)), (2, 1));
+        // Replacing a record with itself counts it once.
+        reg.put(open("alice00002", 1001));
+        assert_eq!(reg.pending_of(1001), 2);
+        let mut decided = reg
+            .get(&GrantId::try_from("alice00001".to_string()).unwrap())
+            .unwrap()
+            .clone();
+        decided.approve(&By::user("root", 0), None, t(1)).unwrap();
+        reg.put(decided);
+        assert_eq!(
+            reg.pending_of(1001),
+            1,
+            "an approved request is no longer pending"
+        );
+        assert_eq!(reg.pending_of(4242), 0);
+    }
+
+    fn submission_of(r: &Request, uid: u32) -> Submission {
+        Submission {
+            uid,
+            user: r.user.to_string(),
+            target: Target::Sudo {
+                command: vec!["/usr/bin/true".into()],
+            },
+            duration: Duration::minutes(15),
+            reason: "deploy".into(),
+            ticket: None,
+            role: None,
+            approvals_required: 1,
+            approver_groups: vec![],
+        }
     }
 }

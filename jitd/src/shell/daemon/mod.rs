@@ -9,6 +9,7 @@
 pub mod clock;
 pub mod identity;
 pub mod rate_limit;
+pub mod registry_lock;
 pub mod server;
 pub mod service;
 pub mod state_dir;

@@ -23,6 +23,7 @@ use crate::core::user_manager;
 use crate::shell::audit::event_log::{event_for, EventLog};
 use crate::shell::daemon::clock::Clock;
 use crate::shell::daemon::identity;
+use crate::shell::daemon::registry_lock::{SharedRegistry, WriterTurn};
 use crate::shell::daemon::store::Store;
 use crate::shell::daemon::submission;
 use crate::shell::daemon::view::{fit_to_frame, list_view, view};
@@ -98,7 +99,8 @@ pub struct Service {
     policy: RwLock<Arc<Policy>>,
     clock: Arc<dyn Clock>,
     store: Box<dyn Store>,
-    registry: RwLock<Registry>,
+    /// Read by checks without waiting on writers' disks; see [`SharedRegistry`].
+    registry: SharedRegistry,
     events: Arc<EventLog>,
     enforcement: Box<dyn Enforcement>,
     /// Bumped on every change that may move the next deadline; wakes the scheduler.
@@ -125,7 +127,7 @@ impl Service {
             config,
             clock,
             store,
-            registry: RwLock::new(Registry::default()),
+            registry: SharedRegistry::new(Registry::default()),
             events,
             enforcement,
             wake: (Mutex::new(0), Condvar::new()),
@@ -139,9 +141,9 @@ impl Service {
         }
         service.set_aside_unaccounted(&mut requests, trail)?;
         {
-            let mut reg = service.write_registry();
+            let turn = service.registry.turn();
             for r in requests {
-                reg.put(r);
+                turn.put(r);
             }
         }
         service.apply_deadlines(" while jitd was not running", &mut |e| {
@@ -161,13 +163,7 @@ impl Service {
     }
 
     fn read_registry(&self) -> std::sync::RwLockReadGuard<'_, Registry> {
-        // A panic while holding the lock cannot leave the registry half-updated (every
-        // mutation is a single `put`), so a poisoned lock is safe to keep using.
-        self.registry.read().unwrap_or_else(|e| e.into_inner())
-    }
-
-    fn write_registry(&self) -> std::sync::RwLockWriteGuard<'_, Registry> {
-        self.registry.write().unwrap_or_else(|e| e.into_inner())
+        self.registry.read()
     }
 
     /// Answers one request. `peer_pid` is the caller's process from SO_PEERCRED: for PAM's
@@ -456,18 +452,15 @@ impl Service {
         sub: Submission,
         decide: impl FnOnce(&mut Request, DateTime<Utc>) -> Result<(), Failure>,
     ) -> Result<Request, Failure> {
-        let mut reg = self.write_registry();
-        let pending = reg
-            .iter()
-            .filter(|r| r.uid == sub.uid && r.state() == State::Pending)
-            .count();
+        let turn = self.registry.turn();
+        let pending = turn.view(|reg| reg.pending_of(sub.uid));
         if pending >= MAX_PENDING_PER_USER {
             return Err(Failure::new(
                 ErrorCode::PolicyDenied,
                 format!("{} already has {pending} pending requests: cancel some first (jit-elevate list)", sub.user),
             ));
         }
-        let id = self.new_id(&reg)?;
+        let id = turn.view(|reg| self.new_id(reg))?;
         let now = self.clock.now();
         let pending_ttl = Duration::seconds(self.config.pending_ttl.as_secs() as i64);
         let mut r = Request::open(id, sub, now, pending_ttl);
@@ -516,8 +509,8 @@ impl Service {
             )
         })?;
         let installed = self.install_if_opened(None, &mut r, now);
-        self.commit(&mut reg, &r, installed.as_ref())?;
-        drop(reg);
+        self.commit(&turn, &r, installed.as_ref())?;
+        drop(turn);
         self.events.publish(&ev);
         self.announce_install(&r, installed);
         self.poke();
@@ -529,9 +522,9 @@ impl Service {
     /// so the drop-in must already be there. On failure the grant fails with the reason,
     /// recorded in the audit log. Returns the install's outcome, if one was made.
     ///
-    /// Runs under the registry's write lock: an install (visudo twice) holds PAM checks for
-    /// some milliseconds, once per approval. A crash after the install and before the record
-    /// is stored leaves a drop-in without an active grant, which startup reconciliation removes.
+    /// Runs in the writer's turn, which PAM checks do not wait on. A crash after the install
+    /// and before the record is stored leaves a drop-in without an active grant, which startup
+    /// reconciliation removes.
     fn install_if_opened(
         &self,
         before: Option<&Request>,
@@ -563,18 +556,18 @@ impl Service {
     /// for it is taken back at once rather than left to reconciliation.
     fn commit(
         &self,
-        reg: &mut Registry,
+        turn: &WriterTurn,
         r: &Request,
         installed: Option<&Result<(), String>>,
     ) -> Result<(), Failure> {
         if let Err(f) = self.persist(r) {
             if matches!(installed, Some(Ok(()))) {
-                let how = Self::withdrawal(reg, r, self.clock.now());
+                let how = turn.view(|reg| Self::withdrawal(reg, r, self.clock.now()));
                 self.enforcement.withdraw(r, how);
             }
             return Err(f);
         }
-        reg.put(r.clone());
+        turn.put(r.clone());
         Ok(())
     }
 
@@ -666,15 +659,15 @@ impl Service {
         Ok(shown(&r))
     }
 
-    /// Applies `step` to the current record under the write lock, records `event` (refusing if
+    /// Applies `step` to the current record in the writer's turn, records `event` (refusing if
     /// the audit log fails), persists, and only then publishes the new version.
     fn transition(
         &self,
         id: &GrantId,
         step: impl FnOnce(&mut Request, DateTime<Utc>) -> Result<Option<Event>, Failure>,
     ) -> Result<Request, Failure> {
-        let mut reg = self.write_registry();
-        let current = reg.get(id).ok_or_else(|| {
+        let turn = self.registry.turn();
+        let current = turn.get(id).ok_or_else(|| {
             Failure::new(
                 ErrorCode::NotFound,
                 format!("no request {id} (see `jitd list --all`)"),
@@ -687,8 +680,8 @@ impl Service {
                 format!("request {id} has reached its deadline and is being closed"),
             ));
         }
-        let before = current.clone();
         let mut next = current.clone();
+        let before = current;
         let event = step(&mut next, now)?;
         if let Some(event) = &event {
             self.events.audit(event).map_err(|e| {
@@ -699,8 +692,8 @@ impl Service {
             })?;
         }
         let installed = self.install_if_opened(Some(&before), &mut next, now);
-        self.commit(&mut reg, &next, installed.as_ref())?;
-        drop(reg);
+        self.commit(&turn, &next, installed.as_ref())?;
+        drop(turn);
         // journald and syslog hear of it outside the lock, so PAM checks never wait on them.
         if let Some(event) = &event {
             self.events.publish(event);
@@ -719,14 +712,13 @@ impl Service {
         id: &GrantId,
         step: impl FnOnce(&mut Request),
     ) -> Result<Request, Failure> {
-        let mut reg = self.write_registry();
-        let mut next = reg
+        let turn = self.registry.turn();
+        let mut next = turn
             .get(id)
-            .ok_or_else(|| Failure::new(ErrorCode::NotFound, format!("no request {id}")))?
-            .clone();
+            .ok_or_else(|| Failure::new(ErrorCode::NotFound, format!("no request {id}")))?;
         step(&mut next);
         self.persist(&next)?;
-        reg.put(next.clone());
+        turn.put(next.clone());
         Ok(next)
     }
 
@@ -925,14 +917,13 @@ impl Service {
         let now = self.clock.now();
         let due = self.read_registry().due(now);
         for id in due {
-            let mut reg = self.write_registry();
-            let Some(current) = reg.get(&id) else {
+            let turn = self.registry.turn();
+            let Some(mut next) = turn.get(&id) else {
                 continue;
             };
-            let mut next = current.clone();
             let Some(end) = next.tick(now) else { continue };
-            reg.put(next.clone());
-            drop(reg);
+            turn.put(next.clone());
+            drop(turn);
             if end == End::Expired {
                 self.withdraw(&next);
             }
@@ -940,15 +931,14 @@ impl Service {
         }
     }
 
-    /// Persists and logs an end [`Self::apply_deadlines`] applied. The registry's current
-    /// version is stored under the read lock, which keeps out writers (who persist under the
-    /// write lock) without holding up checks.
+    /// Persists and logs an end [`Self::apply_deadlines`] applied: the registry's current
+    /// version, stored in a writer's turn so that no other change of it is stored meanwhile.
     fn record_end(&self, ended: Ended) {
         let Ended { id, end, context } = ended;
         let (persisted, request) = {
-            let reg = self.read_registry();
-            let Some(current) = reg.get(&id) else { return };
-            (self.store.put(current), current.clone())
+            let turn = self.registry.turn();
+            let Some(current) = turn.get(&id) else { return };
+            (self.store.put(&current), current)
         };
         let (kind, what) = match end {
             End::TimedOut => (
@@ -1081,24 +1071,23 @@ impl Service {
         // Access first, as for an expiry: the registry stops answering for the grant and its
         // drop-in goes before anything is written.
         let failed = {
-            let mut reg = self.write_registry();
-            let Some(current) = reg.get(&r.id) else {
+            let turn = self.registry.turn();
+            let Some(mut next) = turn.get(&r.id) else {
                 return false;
             };
-            let mut next = current.clone();
             if next.fail(why.clone(), self.clock.now()).is_err() {
                 // It ended meanwhile; whatever ended it withdrew it.
                 return false;
             }
-            reg.put(next.clone());
+            turn.put(next.clone());
             next
         };
         self.withdraw(&failed);
-        // As in `record_end`: the registry's current version, stored under the read lock.
+        // As in `record_end`: the registry's current version, stored in a writer's turn.
         let persisted = {
-            let reg = self.read_registry();
-            reg.get(&failed.id)
-                .map_or(Ok(()), |current| self.store.put(current))
+            let turn = self.registry.turn();
+            turn.get(&failed.id)
+                .map_or(Ok(()), |current| self.store.put(&current))
         };
         self.events.emit(&event_for(
             EventKind::GrantFailed,
