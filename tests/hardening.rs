@@ -195,3 +195,83 @@ fn a_submit_flood_by_one_user_fails_no_login_of_anyone_else() {
         "checks of a user without a grant did not deny during the flood: {carol_let_in:?}"
     );
 }
+
+/// Where request `id`'s record is in the state directory, live or history.
+fn record_file(d: &Daemon, id: &str) -> Option<std::path::PathBuf> {
+    let requests = d.state_dir().join("requests");
+    let live = requests.join(format!("{id}.json"));
+    if live.exists() {
+        return Some(live);
+    }
+    std::fs::read_dir(requests.join("ended"))
+        .ok()?
+        .filter_map(|day| day.ok())
+        .map(|day| day.path().join(format!("{id}.json")))
+        .find(|f| f.exists())
+}
+
+/// History is bounded. A request that ended is filed as history; `retention` after it ended it
+/// leaves memory (`jitd show` says where its trail is) while the audit log keeps the trail; and
+/// history older than `retention` that is on disk at startup is not loaded and is removed.
+#[test]
+fn ended_requests_are_forgotten_after_retention_and_keep_their_trail() {
+    let mut d = Daemon::start_with("retention = \"2s\"\n");
+    let alice = TestUser::create("jithist");
+    let id = ok(d.elevate_as(
+        &alice,
+        &["--no-wait", "--reason", "x", "--", "/usr/bin/true"],
+    ));
+    let file = record_file(&d, &id).expect("the pending request is stored");
+    assert!(file.ends_with(format!("requests/{id}.json")), "{file:?}");
+    ok(d.elevate_as(&alice, &["cancel", &id]));
+    let file = record_file(&d, &id).expect("the ended request is stored");
+    assert!(
+        file.parent()
+            .unwrap()
+            .parent()
+            .unwrap()
+            .ends_with("requests/ended"),
+        "an ended request was not filed as history: {file:?}"
+    );
+
+    d.wait_for_log("forgot 1 request(s)", std::time::Duration::from_secs(60));
+    let out = d.jitd(&["show", &id]);
+    assert!(!out.status.success(), "still shown: {}", text(&out.stdout));
+    assert!(
+        text(&out.stderr).contains(&format!("jitd audit --id {id}")),
+        "{}",
+        text(&out.stderr)
+    );
+    let trail = ok(std::process::Command::new(jit_tests::bin("jitd"))
+        .args(["audit", "--config"])
+        .arg(d.config_path())
+        .args(["--id", &id])
+        .output()
+        .unwrap());
+    assert!(trail.contains("cancelled"), "the trail is gone: {trail}");
+
+    // Years-old history on disk (a host upgraded from a jit without retention, or jitd down
+    // for long): not loaded, and its day removed.
+    d.kill9();
+    let mut record: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
+    record["phase"]["at"] = "2020-01-01T12:00:00Z".into();
+    let old_day = d.state_dir().join("requests/ended/2020-01-01");
+    std::fs::create_dir(&old_day).unwrap();
+    std::fs::write(
+        old_day.join(format!("{id}.json")),
+        serde_json::to_vec(&record).unwrap(),
+    )
+    .unwrap();
+    std::fs::remove_file(&file).unwrap();
+    d.restart();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while old_day.exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "history from 2020 is still on disk"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert!(!d.jitd(&["show", &id]).status.success());
+}

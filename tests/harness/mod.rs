@@ -445,21 +445,25 @@ impl Daemon {
         fs::read_to_string(self.dir.path().join("jitd.log")).unwrap_or_default()
     }
 
-    /// Ids of every request in the state directory.
+    /// Ids of every request in the state directory: live ones and history
+    /// (`requests/ended/<day>/`).
     pub fn request_ids(&self) -> Vec<String> {
-        fs::read_dir(self.state_dir().join("requests"))
-            .map(|entries| {
-                entries
-                    .filter_map(|e| e.ok())
-                    .filter_map(|e| {
-                        e.file_name()
-                            .to_str()?
-                            .strip_suffix(".json")
-                            .map(String::from)
-                    })
-                    .collect()
+        let requests = self.state_dir().join("requests");
+        let mut dirs = vec![requests.clone()];
+        if let Ok(days) = fs::read_dir(requests.join("ended")) {
+            dirs.extend(days.filter_map(|d| d.ok()).map(|d| d.path()));
+        }
+        dirs.iter()
+            .filter_map(|dir| fs::read_dir(dir).ok())
+            .flatten()
+            .filter_map(|e| e.ok())
+            .filter_map(|e| {
+                e.file_name()
+                    .to_str()?
+                    .strip_suffix(".json")
+                    .map(String::from)
             })
-            .unwrap_or_default()
+            .collect()
     }
 
     pub fn pid(&self) -> u32 {

@@ -29,6 +29,10 @@ pub struct Config {
     /// How long a request may wait for a decision before it times out.
     #[serde(deserialize_with = "human_duration")]
     pub pending_ttl: Duration,
+    /// How long ended requests stay in memory and in the state directory (`jitd show`,
+    /// `jitd list --all`); the audit log keeps the trail for good.
+    #[serde(deserialize_with = "human_duration")]
+    pub retention: Duration,
     pub require_reason: bool,
     /// Between SIGTERM and SIGKILL when a grant's sessions are ended.
     #[serde(deserialize_with = "human_duration")]
@@ -76,6 +80,7 @@ impl Default for Config {
             default_duration: Duration::from_secs(15 * 60),
             max_duration: Duration::from_secs(4 * 3600),
             pending_ttl: Duration::from_secs(3600),
+            retention: Duration::from_secs(30 * 24 * 3600),
             require_reason: true,
             kill_grace: Duration::from_secs(10),
             warn_before: Duration::from_secs(5 * 60),
@@ -177,6 +182,7 @@ impl Config {
         differs("state_dir", self.state_dir != new.state_dir);
         differs("sudoers_dir", self.sudoers_dir != new.sudoers_dir);
         differs("pending_ttl", self.pending_ttl != new.pending_ttl);
+        differs("retention", self.retention != new.retention);
         differs("kill_grace", self.kill_grace != new.kill_grace);
         differs("warn_before", self.warn_before != new.warn_before);
         differs("cgroup", self.cgroup != new.cgroup);
@@ -215,6 +221,9 @@ impl Config {
             if !path.is_absolute() {
                 return Err(format!("key `{key}` must be an absolute path"));
             }
+        }
+        if self.retention.is_zero() || self.retention > Duration::from_secs(3650 * 86400) {
+            return Err("key `retention` must be between 1s and 3650d".into());
         }
         if self.max_connections < 8 || self.max_connections_per_uid == 0 {
             return Err(

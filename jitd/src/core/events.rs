@@ -36,6 +36,8 @@ pub enum EventKind {
     /// A record loaded at startup that the policy or the audit trail cannot account for was
     /// set aside instead of enforced.
     Quarantined,
+    /// Requests that ended more than `retention` ago left memory and the state directory.
+    HistoryForgotten,
 }
 
 /// Syslog severities, as journald's PRIORITY field numbers them.
@@ -49,7 +51,7 @@ pub enum Priority {
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 23] = [
+    pub const ALL: [EventKind; 24] = [
         EventKind::Requested,
         EventKind::Approved,
         EventKind::Denied,
@@ -73,6 +75,7 @@ impl EventKind {
         EventKind::Reviewed,
         EventKind::LeftBehind,
         EventKind::Quarantined,
+        EventKind::HistoryForgotten,
     ];
 
     /// Stable snake_case name, used in the audit log and notifier configuration.
@@ -101,6 +104,7 @@ impl EventKind {
             EventKind::Reviewed => "reviewed",
             EventKind::LeftBehind => "left_behind",
             EventKind::Quarantined => "quarantined",
+            EventKind::HistoryForgotten => "history_forgotten",
         }
     }
 
@@ -136,6 +140,7 @@ impl EventKind {
             EventKind::Reviewed => "6a1b0f2e8c7d4e31a9f05b3c2d1e0f15",
             EventKind::LeftBehind => "6a1b0f2e8c7d4e31a9f05b3c2d1e0f16",
             EventKind::Quarantined => "6a1b0f2e8c7d4e31a9f05b3c2d1e0f17",
+            EventKind::HistoryForgotten => "6a1b0f2e8c7d4e31a9f05b3c2d1e0f18",
         }
     }
 

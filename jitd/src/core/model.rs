@@ -400,6 +400,16 @@ impl Request {
         }
     }
 
+    /// When the request ended, if it is history: ended, and nothing left to do with it (a
+    /// break-glass grant nobody has reviewed yet is not). History is kept for `retention`
+    /// after this, then leaves memory and the state directory; the audit log keeps the trail.
+    pub fn history_since(&self) -> Option<DateTime<Utc>> {
+        match self.phase {
+            Phase::Ended { at, .. } if !self.awaits_review() => Some(at),
+            _ => None,
+        }
+    }
+
     /// A break-glass grant nobody has reviewed yet.
     pub fn awaits_review(&self) -> bool {
         self.break_glass

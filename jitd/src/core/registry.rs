@@ -1,5 +1,6 @@
 //! All requests in memory, with the indexes the hot paths need: the active grants of a user
-//! (every PAM check) and the next deadline (the expiry scheduler).
+//! (every PAM check), the next deadline (the expiry scheduler), and the oldest history (what
+//! `retention` forgets first).
 //!
 //! Sized for 100,000 active grants in well under 64 MiB: records are boxed (a hash table
 //! keeps spare buckets, which would each be a whole record wide), and the active index holds
@@ -26,6 +27,8 @@ pub struct Registry {
     /// walk a history of a million requests.
     pending: HashMap<u32, usize>,
     deadlines: BTreeSet<(DateTime<Utc>, GrantId)>,
+    /// Ended requests by when they ended ([`Request::history_since`]).
+    history: BTreeSet<(DateTime<Utc>, GrantId)>,
 }
 
 /// The ids under one index key: almost always exactly one, held without a heap allocation.
@@ -101,6 +104,9 @@ impl Registry {
         if r.state() == jit_proto::State::Pending {
             *self.pending.entry(r.uid).or_default() += 1;
         }
+        if let Some(at) = r.history_since() {
+            self.history.insert((at, r.id.clone()));
+        }
         if r.state() == jit_proto::State::Active {
             let key = self.key(&r.user, r.kind());
             match self.active.get_mut(&key) {
@@ -115,6 +121,9 @@ impl Registry {
     fn unindex(&mut self, r: &Request) {
         if let Some(at) = r.next_deadline() {
             self.deadlines.remove(&(at, r.id.clone()));
+        }
+        if let Some(at) = r.history_since() {
+            self.history.remove(&(at, r.id.clone()));
         }
         if r.state() == jit_proto::State::Pending {
             if let Some(n) = self.pending.get_mut(&r.uid) {
@@ -148,6 +157,23 @@ impl Registry {
             .map(|r| &**r)
             .filter(move |r| &*r.user == user && r.kind() == kind)
             .filter(move |r| r.window().is_some_and(|w| now < w.expires_at))
+    }
+
+    /// Takes a request out of memory altogether (history past `retention`).
+    pub fn forget(&mut self, id: &GrantId) -> Option<Request> {
+        let old = self.requests.remove(id)?;
+        self.unindex(&old);
+        Some(*old)
+    }
+
+    /// Up to `limit` ids of history that ended before `cutoff`, oldest first.
+    pub fn history_before(&self, cutoff: DateTime<Utc>, limit: usize) -> Vec<GrantId> {
+        self.history
+            .iter()
+            .take_while(|(at, _)| *at < cutoff)
+            .take(limit)
+            .map(|(_, id)| id.clone())
+            .collect()
     }
 
     /// How many requests of `uid` await a decision.
@@ -324,5 +350,33 @@ mod tests {
             approvals_required: 1,
             approver_groups: vec![],
         }
+    }
+
+    #[test]
+    fn history_is_forgotten_oldest_first_and_never_what_is_still_live() {
+        let mut reg = Registry::default();
+        for (id, ended) in [("alice00001", 10), ("alice00002", 20), ("alice00003", 30)] {
+            let mut r = grant(id, "alice", GrantKind::Sudo);
+            r.revoke(&By::user("root", 0), "done".into(), t(ended))
+                .unwrap();
+            reg.put(r);
+        }
+        reg.put(grant("alice00004", "alice", GrantKind::Sudo));
+        let ids = |v: Vec<GrantId>| v.iter().map(|i| i.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            ids(reg.history_before(t(25), 10)),
+            ["alice00001", "alice00002"]
+        );
+        assert_eq!(ids(reg.history_before(t(25), 1)), ["alice00001"]);
+        assert_eq!(
+            ids(reg.history_before(t(3600), 10)),
+            ["alice00001", "alice00002", "alice00003"],
+            "the active grant is not history"
+        );
+        let first = GrantId::try_from("alice00001".to_string()).unwrap();
+        assert!(reg.forget(&first).is_some());
+        assert!(reg.get(&first).is_none());
+        assert_eq!(ids(reg.history_before(t(25), 10)), ["alice00002"]);
+        assert_eq!(active(&reg, "alice", GrantKind::Sudo, 40), ["alice00004"]);
     }
 }

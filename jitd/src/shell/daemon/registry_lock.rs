@@ -68,6 +68,13 @@ impl WriterTurn<'_> {
         self.view(|reg| reg.get(id).cloned())
     }
 
+    /// Forgets these requests (history past retention) under one hold of the lock; returns how
+    /// many were there.
+    pub fn forget(&self, ids: &[crate::core::model::GrantId]) -> usize {
+        let mut reg = self.registry.write().unwrap_or_else(|e| e.into_inner());
+        ids.iter().filter(|id| reg.forget(id).is_some()).count()
+    }
+
     /// Publishes a finished record: the only moment checks wait, for an index update.
     pub fn put(&self, request: Request) {
         self.registry

@@ -34,6 +34,7 @@ mod extend;
 mod quarantine;
 mod recheck;
 mod reload;
+mod retention;
 mod review;
 
 pub use quarantine::ApprovalTrail;
@@ -121,7 +122,10 @@ impl Service {
         enforcement: Box<dyn Enforcement>,
         trail: ApprovalTrail,
     ) -> std::io::Result<Arc<Service>> {
-        let (mut requests, problems) = store.load_all()?;
+        let history_since = clock.now() - retention::as_chrono(config.retention);
+        let (mut requests, problems) = store.load_all(history_since)?;
+        // The first day read may hold history a little older than `retention`.
+        requests.retain(|r| r.history_since().is_none_or(|at| at >= history_since));
         let service = Service {
             policy: RwLock::new(Arc::new(config.policy.clone())),
             config,
@@ -667,12 +671,7 @@ impl Service {
         step: impl FnOnce(&mut Request, DateTime<Utc>) -> Result<Option<Event>, Failure>,
     ) -> Result<Request, Failure> {
         let turn = self.registry.turn();
-        let current = turn.get(id).ok_or_else(|| {
-            Failure::new(
-                ErrorCode::NotFound,
-                format!("no request {id} (see `jitd list --all`)"),
-            )
-        })?;
+        let current = turn.get(id).ok_or_else(|| self.not_found(id))?;
         let now = self.clock.now();
         if current.next_deadline().is_some_and(|d| d <= now) {
             return Err(Failure::new(
@@ -722,17 +721,26 @@ impl Service {
         Ok(next)
     }
 
+    /// What an unknown id gets: where else to look, since history leaves after `retention`.
+    fn not_found(&self, id: &GrantId) -> Failure {
+        Failure::new(
+            ErrorCode::NotFound,
+            format!(
+                "no request {id} (see `jitd list --all`; a request that ended more than {} ago is forgotten, and `jitd audit --id {id}` shows its trail)",
+                jit_proto::duration::format(self.config.retention)
+            ),
+        )
+    }
+
     fn parse_id(id: &str) -> Result<GrantId, Failure> {
         GrantId::try_from(id.to_string()).map_err(|m| Failure::new(ErrorCode::BadRequest, m))
     }
 
     fn lookup(&self, id: &GrantId) -> Result<Request, Failure> {
-        self.read_registry().get(id).cloned().ok_or_else(|| {
-            Failure::new(
-                ErrorCode::NotFound,
-                format!("no request {id} (see `jitd list --all`)"),
-            )
-        })
+        self.read_registry()
+            .get(id)
+            .cloned()
+            .ok_or_else(|| self.not_found(id))
     }
 
     fn approve(
@@ -1120,6 +1128,13 @@ impl Service {
                 });
             if let Err(e) = recorder {
                 eprintln!("jitd: cannot start the recorder thread, ends are recorded in line: {e}");
+            }
+            // Forgetting old history may remove many files: never in the scheduler's way.
+            let sweeper = std::thread::Builder::new()
+                .name("history".into())
+                .spawn_scoped(scope, || self.run_history_sweeper());
+            if let Err(e) = sweeper {
+                eprintln!("jitd: cannot start the history thread, history is kept: {e}");
             }
             let mut record = |e: Ended| {
                 // Only if the recorder is gone: then record here rather than not at all.

@@ -1,0 +1,62 @@
+//! Bounded history: a request that ended more than `retention` ago leaves memory and the
+//! state directory (the audit log keeps its trail). Without it, every request a host ever saw
+//! stayed in memory and was read at every start.
+
+use std::time::Duration as StdDuration;
+
+use chrono::Duration;
+
+use super::Service;
+use crate::core::events::{Event, EventKind};
+
+/// Forgotten per hold of the registry's write lock: checks wait at most for this many removals.
+const BATCH: usize = 1000;
+/// How often history is swept: often enough that memory tracks `retention` within the hour.
+const SWEEP_EVERY_AT_MOST: StdDuration = StdDuration::from_secs(3600);
+
+pub(super) fn as_chrono(d: StdDuration) -> Duration {
+    Duration::from_std(d).unwrap_or(Duration::MAX)
+}
+
+impl Service {
+    /// Sweeps now, then again every `retention` (at most hourly), forever.
+    pub(super) fn run_history_sweeper(&self) {
+        let every = self
+            .config
+            .retention
+            .clamp(StdDuration::from_secs(1), SWEEP_EVERY_AT_MOST);
+        loop {
+            self.sweep_history();
+            std::thread::sleep(every);
+        }
+    }
+
+    /// Forgets the history that ended before now − `retention`: out of memory first (in
+    /// batches, so checks never wait on more than one), then its files.
+    pub(super) fn sweep_history(&self) {
+        let cutoff = self.clock.now() - as_chrono(self.config.retention);
+        let mut forgotten = 0;
+        loop {
+            let turn = self.registry.turn();
+            let ids = turn.view(|reg| reg.history_before(cutoff, BATCH));
+            if ids.is_empty() {
+                break;
+            }
+            forgotten += turn.forget(&ids);
+        }
+        match self.store.forget_history_before(cutoff) {
+            Ok(files) if files > 0 || forgotten > 0 => self.events.emit(&Event::new(
+                EventKind::HistoryForgotten,
+                format!(
+                    "forgot {forgotten} request(s) that ended before {} and removed {files} stored record(s); the audit log keeps their trail",
+                    crate::core::timestamp::rfc3339(cutoff)
+                ),
+            )),
+            Ok(_) => {}
+            Err(e) => self.events.emit(&Event::new(
+                EventKind::InternalError,
+                format!("cannot remove stored history older than retention: {e}"),
+            )),
+        }
+    }
+}
