@@ -28,12 +28,14 @@ use std::time::{Duration, Instant};
 
 use jit_tests::{TempDir, TestUser};
 
-use report::Report;
+use report::{Goal, Report};
 
 struct Plan {
     grants: usize,
     small_grants: usize,
     audit_records: u64,
+    /// Ended requests past retention, beside the big run's grants.
+    history: usize,
     pam_iterations: usize,
     sudo_iterations: usize,
     throughput_for: Duration,
@@ -101,6 +103,7 @@ fn main() {
             grants: 10_000,
             small_grants: 1_000,
             audit_records: 100_000,
+            history: 100_000,
             pam_iterations: 2_000,
             sudo_iterations: 20,
             throughput_for: Duration::from_millis(500),
@@ -111,6 +114,7 @@ fn main() {
             grants: 100_000,
             small_grants: 10_000,
             audit_records: 1_000_000,
+            history: 1_000_000,
             pam_iterations: 20_000,
             sudo_iterations: 200,
             throughput_for: Duration::from_secs(3),
@@ -161,7 +165,30 @@ fn main() {
         Some((&user.name, user.uid)),
         Some(audit.path()),
     );
-    scale::record(&mut report, &big, "big", &jitd, true);
+    let without = scale::record(&mut report, &big, "big", &jitd, true);
+    if run("scale") {
+        step("scale: big + history past retention");
+        let label = format!("{big} + {}M ended requests", plan.history as f64 / 1e6);
+        let with = {
+            let jitd =
+                scale::start_with_history(plan.grants, None, Some(audit.path()), plan.history);
+            scale::record(&mut report, &label, "history", &jitd, false)
+        };
+        report.goal(
+            "scale.history.cold_start_ratio",
+            "cold start with that history / without",
+            with.cold_start_ms / without.cold_start_ms,
+            "×",
+            Goal::AtMost(1.10),
+        );
+        report.goal(
+            "scale.history.rss_ratio",
+            "resident memory with that history / without",
+            with.rss_mib / without.rss_mib,
+            "×",
+            Goal::AtMost(1.10),
+        );
+    }
     drop(audit);
 
     if run("pam") {

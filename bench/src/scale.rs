@@ -20,6 +20,17 @@ pub fn fake_user(n: usize) -> String {
 /// A jitd holding `grants` SSH grants of fake users, plus one of `real` (name, uid), with a
 /// copy of `audit` (log and head) as its audit log. Returns it with its memory use.
 pub fn start(grants: usize, real: Option<(&str, u32)>, audit: Option<&Path>) -> BenchDaemon {
+    start_with_history(grants, real, audit, 0)
+}
+
+/// As [`start`], plus `history` requests that ended 30 to 395 days ago (past the default
+/// `retention`), filed as jitd files them.
+pub fn start_with_history(
+    grants: usize,
+    real: Option<(&str, u32)>,
+    audit: Option<&Path>,
+    history: usize,
+) -> BenchDaemon {
     let now = Utc::now();
     let expires = now + chrono::Duration::hours(4);
     let mut list: Vec<Grant> = (0..grants)
@@ -50,10 +61,25 @@ pub fn start(grants: usize, real: Option<(&str, u32)>, audit: Option<&Path>) -> 
         }
         state::append_approvals(state_dir, &list).expect("write approvals");
         state::write_requests(state_dir, list).expect("write grants");
+        let day = chrono::Duration::days(1);
+        state::write_history(state_dir, history, now - day * 395, now - day * 31)
+            .expect("write history");
     })
 }
 
-pub fn record(report: &mut Report, label: &str, key: &str, jitd: &BenchDaemon, goals: bool) {
+/// What [`record`] measured.
+pub struct Measured {
+    pub cold_start_ms: f64,
+    pub rss_mib: f64,
+}
+
+pub fn record(
+    report: &mut Report,
+    label: &str,
+    key: &str,
+    jitd: &BenchDaemon,
+    goals: bool,
+) -> Measured {
     // Let the scheduler run a round with everything loaded before reading memory.
     std::thread::sleep(Duration::from_millis(1500));
     let (rss, _) = jitd.memory_mib();
@@ -96,5 +122,9 @@ pub fn record(report: &mut Report, label: &str, key: &str, jitd: &BenchDaemon, g
             rss,
             "MiB",
         );
+    }
+    Measured {
+        cold_start_ms: ms,
+        rss_mib: rss,
     }
 }

@@ -89,6 +89,52 @@ pub fn write_requests(state_dir: &Path, grants: impl IntoIterator<Item = Grant>)
     Ok(())
 }
 
+/// Writes `n` requests that expired long ago (between `oldest` and 30 days before `newest`) as
+/// jitd files its history, `requests/ended/<day>/<id>.json`: what a busy host accumulates over
+/// a year, all of it past the default `retention`.
+pub fn write_history(
+    state_dir: &Path,
+    n: usize,
+    oldest: DateTime<Utc>,
+    newest: DateTime<Utc>,
+) -> io::Result<()> {
+    let ended = state_dir.join("requests").join("ended");
+    let span = (newest - oldest).num_seconds().max(1);
+    let mut made = std::collections::HashSet::new();
+    for i in 0..n {
+        let at = oldest + chrono::Duration::seconds((i as i64 * 7919) % span);
+        let approved = at - chrono::Duration::minutes(15);
+        let mut record = request_json(&Grant {
+            id: id('h', i),
+            user: format!("bh{:05}", i % 50_000),
+            uid: 200_000 + (i % 50_000) as u32,
+            command: Some(vec![
+                "/usr/bin/systemctl".into(),
+                "restart".into(),
+                "nginx".into(),
+            ]),
+            approved_at: approved,
+            expires_at: at,
+        });
+        record["phase"] = json!({
+            "phase": "ended", "end": "expired", "at": time(at),
+            "window": { "approved_at": time(approved), "expires_at": time(at) }
+        });
+        let day = ended.join(at.format("%Y-%m-%d").to_string());
+        if made.insert(day.clone()) {
+            fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(&day)?;
+        }
+        fs::write(
+            day.join(format!("{}.json", id('h', i))),
+            serde_json::to_vec_pretty(&record)?,
+        )?;
+    }
+    Ok(())
+}
+
 fn line_hash(line: &str) -> String {
     Sha256::digest(line.as_bytes())
         .iter()
