@@ -488,7 +488,7 @@ timezone = "Europe/Berlin"
 
 [[role]]
 name = "anything"
-commands = ["/usr/bin/id *"]
+commands = ["/usr/bin/id -*"]
 requester_groups = ["{ops}"]
 approver_groups = ["{leads}"]
 "#,

@@ -4,8 +4,12 @@
 //! Deliberately stricter than sudoers, whose patterns are easy to get wrong:
 //! - a pattern without arguments allows none (sudoers: any); write `/usr/bin/id *` for any;
 //! - a lone `*` as the last argument matches any number of remaining arguments (also none);
-//! - wildcards never match `/`, and an argument with a `..` component never matches a
-//!   pattern with a wildcard, so `/var/log/*` cannot reach `/var/log/../../etc/shadow`.
+//! - wildcards never match `/`, and an argument matched by a wildcard never has an empty, `.`
+//!   or `..` path component, so `/var/log/*` cannot reach `/var/log/../../etc/shadow`, and
+//!   `/srv/cache/*` is not `/srv/cache/` or `/srv/cache/.` (the directory itself);
+//! - options are written literally: an argument starting with `-` is matched only by a
+//!   pattern word starting with `-`, so `systemctl restart *` does not cover
+//!   `systemctl restart -H user@host x` or `--root=/x`.
 //!
 //! The granted sudoers rule is always the exact requested command line, never the pattern.
 
@@ -79,7 +83,7 @@ impl CommandPattern {
         for (pattern, arg) in fixed.iter().zip(argv) {
             if has_wildcard(pattern) {
                 wild = true;
-                if arg.split('/').any(|c| c == "..") || !glob(pattern.as_bytes(), arg.as_bytes()) {
+                if !wildcard_may_match(pattern, arg) || !glob(pattern.as_bytes(), arg.as_bytes()) {
                     return None;
                 }
             } else if pattern != arg {
@@ -87,9 +91,9 @@ impl CommandPattern {
             }
         }
         if any_rest
-            && argv[fixed.len()..]
+            && !argv[fixed.len()..]
                 .iter()
-                .any(|a| a.split('/').any(|c| c == ".."))
+                .all(|a| wildcard_may_match("*", a))
         {
             return None;
         }
@@ -104,6 +108,63 @@ impl CommandPattern {
     }
 }
 
+impl CommandPattern {
+    /// Whether some command line matches both (for check-config's overlap warnings). Exact for
+    /// `ALL` and literal patterns; between two wildcard patterns it tries a sample command line
+    /// of each against the other, so it finds `restart *` against `restart postgresql` but may
+    /// miss `restart a*` against `restart *b`.
+    pub fn overlaps(&self, other: &CommandPattern) -> bool {
+        match (self, other) {
+            (CommandPattern::All, _) | (_, CommandPattern::All) => true,
+            (CommandPattern::Args(a), CommandPattern::Args(b)) => {
+                other.matches(&sample(a)).is_some() || self.matches(&sample(b)).is_some()
+            }
+        }
+    }
+}
+
+/// A command line the pattern words match: wildcards filled in with a plain letter, a class
+/// with its first member, and a trailing lone `*` with no arguments.
+fn sample(words: &[String]) -> Vec<String> {
+    let fixed = match words.split_last() {
+        Some((last, rest)) if words.len() > 1 && last == "*" => rest,
+        _ => words,
+    };
+    fixed
+        .iter()
+        .map(|w| {
+            let mut out = String::new();
+            let mut chars = w.chars().peekable();
+            while let Some(c) = chars.next() {
+                match c {
+                    '*' | '?' => out.push('x'),
+                    '[' => {
+                        let mut members: Vec<char> = Vec::new();
+                        for m in chars.by_ref() {
+                            if m == ']' && !members.is_empty() {
+                                break;
+                            }
+                            members.push(m);
+                        }
+                        let negated = matches!(members.first(), Some('!') | Some('^'));
+                        out.push(if negated {
+                            // Pick something the class leaves out.
+                            ['x', 'q', '0', 'Z']
+                                .into_iter()
+                                .find(|c| !members.contains(c))
+                                .unwrap_or('_')
+                        } else {
+                            members.first().copied().unwrap_or('x')
+                        });
+                    }
+                    c => out.push(c),
+                }
+            }
+            out
+        })
+        .collect()
+}
+
 impl fmt::Display for CommandPattern {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -115,6 +176,19 @@ impl fmt::Display for CommandPattern {
 
 fn has_wildcard(s: &str) -> bool {
     s.contains(['*', '?', '['])
+}
+
+/// What no wildcard word may match, whatever its glob says: an option unless the word is one
+/// (`-*`), and a path with an empty (`a//b`, `dir/`), `.` or `..` component (a leading `/`
+/// is not an empty component).
+fn wildcard_may_match(pattern: &str, arg: &str) -> bool {
+    if arg.starts_with('-') && !pattern.starts_with('-') {
+        return false;
+    }
+    let relative = arg.strip_prefix('/').unwrap_or(arg);
+    !relative
+        .split('/')
+        .any(|c| c.is_empty() || c == "." || c == "..")
 }
 
 fn check_brackets(word: &str) -> Result<(), String> {
@@ -234,7 +308,75 @@ mod tests {
             ),
             ("/usr/bin/id", "/usr/bin/id -u", false),
             ("/usr/bin/id *", "/usr/bin/id", true),
-            ("/usr/bin/id *", "/usr/bin/id -u -n", true),
+            ("/usr/bin/id *", "/usr/bin/id alice", true),
+            // Options are written literally.
+            ("/usr/bin/id *", "/usr/bin/id -u -n", false),
+            ("/usr/bin/id -*", "/usr/bin/id -u", true),
+            ("/usr/bin/id -u *", "/usr/bin/id -u alice", true),
+            (
+                "/usr/bin/systemctl restart *",
+                "/usr/bin/systemctl restart -H user@host",
+                false,
+            ),
+            (
+                "/usr/bin/systemctl restart *",
+                "/usr/bin/systemctl restart --root=/x nginx",
+                false,
+            ),
+            (
+                "/usr/bin/systemctl restart *",
+                "/usr/bin/systemctl restart nginx --no-block",
+                false,
+            ),
+            (
+                "/usr/bin/systemctl restart nginx*",
+                "/usr/bin/systemctl restart -nginx",
+                false,
+            ),
+            // No empty, `.` or `..` component: not the directory itself, not a way out.
+            (
+                "/usr/bin/rm -rf /srv/cache/*",
+                "/usr/bin/rm -rf /srv/cache/",
+                false,
+            ),
+            (
+                "/usr/bin/rm -rf /srv/cache/*",
+                "/usr/bin/rm -rf /srv/cache/.",
+                false,
+            ),
+            (
+                "/usr/bin/rm -rf /srv/cache/*",
+                "/usr/bin/rm -rf /srv/cache/..",
+                false,
+            ),
+            (
+                "/usr/bin/rm -rf /srv/cache/*",
+                "/usr/bin/rm -rf /srv/cache/a",
+                true,
+            ),
+            (
+                "/usr/bin/rm -rf /srv/*/tmp",
+                "/usr/bin/rm -rf /srv//tmp",
+                false,
+            ),
+            (
+                "/usr/bin/rm -rf /srv/*/tmp",
+                "/usr/bin/rm -rf /srv/./tmp",
+                false,
+            ),
+            (
+                "/usr/bin/rm -rf /srv/*/tmp",
+                "/usr/bin/rm -rf /srv/a/tmp",
+                true,
+            ),
+            ("/bin/ls *", "/bin/ls .", false),
+            ("/bin/ls *", "/bin/ls a//b", false),
+            // Exact words are compared as written: the rules are about wildcards.
+            (
+                "/usr/bin/rm -rf /srv/cache/",
+                "/usr/bin/rm -rf /srv/cache/",
+                true,
+            ),
             (
                 "/usr/bin/systemctl restart *",
                 "/usr/bin/systemctl restart nginx",
@@ -294,6 +436,34 @@ mod tests {
         assert!(score("/usr/bin/systemctl restart nginx") > score("/usr/bin/systemctl restart *"));
         assert!(score("/usr/bin/systemctl restart ngi*") > score("/usr/bin/systemctl restart *"));
         assert!(score("/usr/bin/systemctl *") > score("ALL"));
+    }
+
+    #[test]
+    fn overlapping_patterns_are_found_not_only_equal_ones() {
+        let p = |s: &str| CommandPattern::parse(s).unwrap();
+        for (a, b, overlap) in [
+            (
+                "/usr/bin/systemctl restart *",
+                "/usr/bin/systemctl restart postgresql",
+                true,
+            ),
+            (
+                "/usr/bin/systemctl restart postgres*",
+                "/usr/bin/systemctl restart [p]ostgresql",
+                true,
+            ),
+            ("/usr/bin/id *", "/usr/bin/id", true),
+            ("ALL", "/usr/bin/id", true),
+            (
+                "/usr/bin/systemctl restart nginx",
+                "/usr/bin/systemctl reload nginx",
+                false,
+            ),
+            ("/bin/cat /var/log/*", "/bin/cat /etc/*", false),
+        ] {
+            assert_eq!(p(a).overlaps(&p(b)), overlap, "{a:?} vs {b:?}");
+            assert_eq!(p(b).overlaps(&p(a)), overlap, "{b:?} vs {a:?}");
+        }
     }
 
     #[test]

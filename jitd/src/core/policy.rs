@@ -280,6 +280,44 @@ impl Role {
             .collect()
     }
 
+    /// How this role, routing a request `route`, asks less than `other` routing it `theirs`;
+    /// `None` when it asks at least as much. Not a total order: roles that differ in ways
+    /// neither covers (other approver groups) count as asking less, so the choice fails closed.
+    fn demands_less_than(&self, other: &Role, route: &Route, theirs: &Route) -> Option<String> {
+        let automatic = |r: &Route| !matches!(r, Route::Approvers);
+        if automatic(route) && !automatic(theirs) {
+            return Some(format!("{} approves it automatically", self.name));
+        }
+        if self.approvals < other.approvals {
+            return Some(format!(
+                "{} approval(s) instead of {}",
+                self.approvals, other.approvals
+            ));
+        }
+        if let Some(g) = self
+            .approver_groups
+            .iter()
+            .find(|g| !other.approver_groups.contains(g))
+        {
+            return Some(format!("members of {g} may approve under {}", self.name));
+        }
+        if self.self_approval && !other.self_approval {
+            return Some("the requester may approve their own".into());
+        }
+        if !self.deny_ends && other.deny_ends {
+            return Some("one deny does not end it".into());
+        }
+        if other.ticket_pattern.is_some() && self.ticket_pattern.is_none() {
+            return Some("no ticket needed".into());
+        }
+        if (other.require_reason || other.reason_pattern.is_some())
+            && !(self.require_reason || self.reason_pattern.is_some())
+        {
+            return Some("no reason needed".into());
+        }
+        None
+    }
+
     fn route(&self, who: Requester, target: &Target, total: Duration, now: DateTime<Utc>) -> Route {
         if self.break_glass {
             return Route::BreakGlass;
@@ -477,13 +515,51 @@ impl Policy {
                 )));
             }
         }
+        let route = role.route(ask.who, ask.target, duration, now);
+        self.refuse_weaker_named_role(ask, role, &route, duration, now)?;
         Ok(Plan {
             role: Some(role.name.clone()),
             duration,
             approver_groups: role.approver_groups.clone(),
             approvals_required: role.approvals,
-            route: role.route(ask.who, ask.target, duration, now),
+            route,
         })
+    }
+
+    /// `--role` picks among roles, never around the one that covers the request most
+    /// specifically: a named role that demands less than that one (fewer approvals, other
+    /// approvers, an automatic rule where it has none, no ticket where it wants one...) is
+    /// refused. Otherwise `--role restart-any -- systemctl restart postgresql` would be granted
+    /// at once although `restart-db` wants two approvals for exactly that. Break-glass roles
+    /// are named on purpose and stay exempt.
+    fn refuse_weaker_named_role(
+        &self,
+        ask: &Ask,
+        named: &Role,
+        route: &Route,
+        duration: Duration,
+        now: DateTime<Utc>,
+    ) -> Result<(), Refusal> {
+        if ask.role.is_none() || named.break_glass {
+            return Ok(());
+        }
+        let Ok(specific) = self.select(&Ask { role: None, ..*ask }) else {
+            return Ok(());
+        };
+        if specific.name == named.name {
+            return Ok(());
+        }
+        let specific_route = specific.route(ask.who, ask.target, duration, now);
+        let Some(gap) = named.demands_less_than(specific, route, &specific_route) else {
+            return Ok(());
+        };
+        Err(Refusal::NotCovered(format!(
+            "role {} demands less than role {}, which covers {} more specifically ({gap}): ask without --role, or with --role {}",
+            named.name,
+            specific.name,
+            describe_target(ask.target),
+            specific.name
+        )))
     }
 
     /// How a request to extend a grant by `extra` (to `current + extra` in all) is decided.
@@ -508,6 +584,15 @@ impl Policy {
         };
         if let Some(r) = found {
             r.eligible(who).map_err(Refusal::NotCovered)?;
+            // A reload may have taken the command out of the role: its rules must not keep
+            // extending a grant the role no longer covers.
+            if r.covers(target).is_none() {
+                return Err(Refusal::NotCovered(format!(
+                    "role {} no longer covers {}: the grant runs out as approved; ask for a new one if a role covers it",
+                    r.name,
+                    describe_target(target)
+                )));
+            }
         }
         let max = found.map_or(self.defaults.max_duration, |r| r.max_duration);
         let total = current + extra;
@@ -734,11 +819,7 @@ impl Policy {
                 let mut what: Vec<String> = a
                     .commands
                     .iter()
-                    .filter(|p| {
-                        b.commands.contains(p)
-                            || **p == CommandPattern::All
-                            || b.commands.contains(&CommandPattern::All)
-                    })
+                    .filter(|p| b.commands.iter().any(|q| p.overlaps(q)))
                     .map(|p| p.to_string())
                     .collect();
                 if a.ssh && b.ssh {

@@ -523,6 +523,14 @@ fn overlapping_roles_are_reported() {
             .any(|o| o.contains("web-restart and all-for-ops")),
         "{found:?}"
     );
+    // Not only equal patterns: `restart *` covers web-restart's `restart nginx`.
+    assert!(
+        found
+            .iter()
+            .any(|o| o
+                .contains("web-restart and systemctl both cover /usr/bin/systemctl restart nginx")),
+        "{found:?}"
+    );
     assert!(
         !found.iter().any(|o| o.contains("break-glass")),
         "{found:?}"
@@ -571,4 +579,108 @@ fn a_requester_who_left_the_roles_groups_is_no_longer_allowed_what_they_asked_fo
     let mut gone = r.clone();
     gone.role = Some("vanished".into());
     assert!(p.still_allows(&gone, still, night()).is_err());
+}
+
+/// The review's reproduction: `--role restart-any -- systemctl restart postgresql` was granted
+/// at once although restart-db, which names postgresql, wants two approvals.
+#[test]
+fn a_named_role_cannot_demand_less_than_the_most_specific_covering_role() {
+    let mut any = role("restart-any", &["/usr/bin/systemctl restart *"], &["ops"]);
+    let mut always = business_hours();
+    always.schedule.hours = None;
+    always.schedule.days = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+        .iter()
+        .map(|d| parse_day(d).unwrap())
+        .collect();
+    always.max_duration = None;
+    any.auto_approve.push(always);
+    let mut db = role(
+        "restart-db",
+        &["/usr/bin/systemctl restart postgresql"],
+        &["ops"],
+    );
+    db.approvals = 2;
+    // Longer, and stricter: a legitimate reason to name it.
+    let mut maintenance = role("maintenance", &["/usr/bin/systemctl restart *"], &["ops"]);
+    maintenance.approvals = 3;
+    maintenance.max_duration = mins(240);
+    let p = Policy {
+        defaults: policy().defaults,
+        roles: vec![any, db, maintenance],
+    };
+    let ops = strings(&["ops"]);
+    let ask = |target: &Target, role: Option<&'static str>| {
+        p.decide(
+            &Ask {
+                who: Requester {
+                    user: "alice",
+                    groups: &ops,
+                },
+                target,
+                role,
+                duration: None,
+            },
+            "x",
+            None,
+            night(),
+        )
+    };
+    let postgres = sudo("/usr/bin/systemctl restart postgresql");
+    let err = ask(&postgres, Some("restart-any")).unwrap_err();
+    assert!(
+        err.message()
+            .contains("role restart-any demands less than role restart-db")
+            && err.message().contains("approves it automatically"),
+        "{err:?}"
+    );
+    let plan = ask(&postgres, None).unwrap();
+    assert_eq!(
+        (plan.role.as_deref(), plan.approvals_required),
+        (Some("restart-db"), 2)
+    );
+    let plan = ask(&postgres, Some("maintenance")).unwrap();
+    assert_eq!(plan.approvals_required, 3, "a stricter role may be named");
+    // Where restart-any is itself the most specific, naming it changes nothing.
+    let nginx = sudo("/usr/bin/systemctl restart nginx");
+    assert!(matches!(
+        ask(&nginx, Some("restart-any")).unwrap().route,
+        Route::Rule(_)
+    ));
+}
+
+/// After a reload takes a command out of a role, the role's automatic rule must not keep
+/// extending a grant for it (extensions checked eligibility only).
+#[test]
+fn a_grant_for_a_command_its_role_no_longer_covers_is_not_extended() {
+    let mut p = policy();
+    let ops = strings(&["ops"]);
+    let who = Requester {
+        user: "alice",
+        groups: &ops,
+    };
+    let nginx = sudo("/usr/bin/systemctl reload nginx");
+    let monday_10 = utc(2026, 3, 30, 8, 0);
+    let plan = p
+        .plan_extension(
+            Some("web-restart"),
+            who,
+            &nginx,
+            mins(10),
+            mins(10),
+            monday_10,
+        )
+        .unwrap();
+    assert!(matches!(plan.route, Route::Rule(_)), "{plan:?}");
+    p.roles[0].commands = patterns(&["/usr/bin/systemctl restart nginx"]);
+    let err = p
+        .plan_extension(
+            Some("web-restart"),
+            who,
+            &nginx,
+            mins(10),
+            mins(10),
+            monday_10,
+        )
+        .unwrap_err();
+    assert!(err.message().contains("no longer covers"), "{err:?}");
 }
