@@ -682,3 +682,61 @@ requester_groups = ["{ops}"]
         text(&out.stderr)
     );
 }
+
+/// `jitd approve ID` approves what the approver saw. Carol looks at alice's request; bob
+/// approves it first, and alice asks for another hour on the grant. Carol's approval, sent with
+/// what she was shown, must not approve an extension she never saw; run again, her CLI says
+/// what it approves now.
+#[test]
+fn an_approval_counts_only_for_what_the_approver_was_shown() {
+    let t = team();
+    let d = t.daemon(
+        r#"
+[[role]]
+name = "ext"
+commands = ["/usr/bin/id -u"]
+requester_groups = ["{ops}"]
+approver_groups = ["{leads}"]
+max_duration = "2h"
+"#,
+    );
+    let id = ask(&d, &t.alice, &["--for", "10m", "--", "/usr/bin/id", "-u"]);
+    let seen = json(d.jitd_as(&t.carol, &["list", "--json"]));
+    let token = seen
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["id"] == id.as_str())
+        .unwrap()["approval_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    approve(&d, &t.bob, &id);
+    ok(d.elevate_as(&t.alice, &["extend", &id, "--for", "1h"]));
+
+    let out = d.jitd_as(&t.carol, &["approve", &id, "--expect", &token]);
+    assert!(!out.status.success(), "{}", text(&out.stdout));
+    assert!(
+        text(&out.stderr).contains("changed since it was shown to you"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(
+        d.show(&id)["extension"]["duration_secs"],
+        3600,
+        "approved anyway"
+    );
+
+    let out = d.jitd_as(&t.carol, &["approve", &id]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains(&format!("approving the extension of grant {id}"))
+            && text(&out.stderr).contains("by 1h"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(
+        d.show(&id)["extension"].is_null(),
+        "the extension was not approved"
+    );
+}

@@ -144,6 +144,10 @@ pub enum Request {
         id: String,
         #[serde(default)]
         comment: Option<String>,
+        /// The `approval_token` of what the approver was shown: refused if what is up for
+        /// decision has changed since (e.g. an extension was asked for meanwhile).
+        #[serde(default)]
+        expect: Option<String>,
     },
     Deny {
         id: String,
@@ -336,6 +340,10 @@ pub struct RequestView {
     /// one frame; `jitd show ID` has them whole.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub clipped: bool,
+    /// Names what is up for decision (the request as asked, or its pending extension); pass it
+    /// to `jitd approve --expect` to approve exactly that.
+    #[serde(default)]
+    pub approval_token: String,
 }
 
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]

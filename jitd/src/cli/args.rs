@@ -71,11 +71,16 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Approve a pending request.
+    /// Approve a pending request, or an active grant's pending extension. Says on stderr what
+    /// it approves, and approves only that: if it changed meanwhile, nothing is approved.
     Approve {
         id: String,
         #[arg(long)]
         comment: Option<String>,
+        /// Approve only if what is up for decision is still what this token (the
+        /// `approval_token` of `jitd list --json` or `show --json`) names.
+        #[arg(long, value_name = "TOKEN")]
+        expect: Option<String>,
         #[arg(long)]
         json: bool,
     },

@@ -27,8 +27,29 @@ pub fn run(socket: &std::path::Path, command: Command) -> ExitCode {
         }
         Command::Reload => (Request::Reload, false, Style::Detail),
         Command::Show { id, json } => (Request::Show { id }, json, Style::Detail),
-        Command::Approve { id, comment, json } => {
-            (Request::Approve { id, comment }, json, Style::Detail)
+        Command::Approve {
+            id,
+            comment,
+            expect,
+            json,
+        } => {
+            let expect = match expect {
+                Some(token) => token,
+                None => match shown_for_approval(&client, &id) {
+                    Ok(token) => token,
+                    Err(code) => return code,
+                },
+            };
+            let expect = Some(expect);
+            (
+                Request::Approve {
+                    id,
+                    comment,
+                    expect,
+                },
+                json,
+                Style::Detail,
+            )
         }
         Command::Deny { id, reason, json } => (Request::Deny { id, reason }, json, Style::Detail),
         Command::Revoke { id, reason, json } => {
@@ -57,6 +78,21 @@ pub fn run(socket: &std::path::Path, command: Command) -> ExitCode {
         }
     };
     print(response, json, style)
+}
+
+/// Shows the approver (on stderr) what `jitd approve ID` is about to approve, and returns its
+/// token, so that the approval counts only for that.
+fn shown_for_approval(client: &Client, id: &str) -> Result<String, ExitCode> {
+    let view = match client.call(Request::Show { id: id.to_string() }) {
+        Ok(Response::Request { request }) => request,
+        Ok(other) => return Err(print(other, false, Style::Detail)),
+        Err(e) => {
+            eprintln!("jitd: {e}");
+            return Err(ExitCode::from(EXIT_UNREACHABLE));
+        }
+    };
+    eprintln!("jitd: approving {}", output::up_for_decision(&view));
+    Ok(view.approval_token)
 }
 
 enum Style {

@@ -35,6 +35,29 @@ pub fn table(requests: &[RequestView]) -> String {
     out
 }
 
+/// One line naming what `jitd approve` would approve now, for the approver to read before it
+/// counts. Requester text is shown with control characters replaced.
+pub fn up_for_decision(r: &RequestView) -> String {
+    let dur = |secs: u64| jit_proto::duration::format(std::time::Duration::from_secs(secs));
+    let what = clip(&what(r), 200);
+    let user = clip(&r.user, 32);
+    match (&r.state, &r.extension) {
+        (State::Active, Some(ext)) => format!(
+            "the extension of grant {} ({user}: {what}) by {}, beyond its end at {}",
+            r.id,
+            dur(ext.duration_secs),
+            r.expires_at.as_deref().unwrap_or("?")
+        ),
+        (State::Pending, _) => format!(
+            "request {}: {user} asks for {what} for {} (reason: {})",
+            r.id,
+            dur(r.duration_secs),
+            clip(&r.reason, 200)
+        ),
+        (state, _) => format!("{} ({user}: {what}), which is {}", r.id, state.as_str()),
+    }
+}
+
 fn clip(s: &str, n: usize) -> String {
     let clean: String = s
         .chars()

@@ -1,5 +1,6 @@
 //! The pure core: lifecycle and policy, no I/O, clock injected.
 
+pub mod approval_token;
 pub mod authz;
 pub mod command_pattern;
 pub mod events;

@@ -11,6 +11,7 @@ use jit_proto::{
 };
 
 use crate::config::config_file::Config;
+use crate::core::approval_token::approval_token;
 use crate::core::authz::{self, Actor};
 use crate::core::events::{Event, EventKind};
 use crate::core::lifecycle::{Approval, By, Denial, Submission};
@@ -179,7 +180,11 @@ impl Service {
             Wire::CloseSession(info) => self.close_session(actor, &info),
             Wire::Submit(new) => self.submit(actor, &new),
             Wire::Grant { user, request } => self.grant(actor, &user, &request),
-            Wire::Approve { id, comment } => self.approve(actor, &id, comment),
+            Wire::Approve {
+                id,
+                comment,
+                expect,
+            } => self.approve(actor, &id, comment, expect.as_deref()),
             Wire::Deny { id, reason } => self.deny(actor, &id, reason),
             Wire::Revoke { id, reason } => self.revoke(actor, &id, reason),
             Wire::Cancel { id } => self.cancel(actor, &id),
@@ -748,6 +753,7 @@ impl Service {
         actor: &Actor,
         id: &str,
         comment: Option<String>,
+        expect: Option<&str>,
     ) -> Result<Response, Failure> {
         let id = Self::parse_id(id)?;
         let policy = self.policy();
@@ -759,6 +765,15 @@ impl Service {
         let r = self.transition(&id, |r, now| {
             let self_approval = policy.self_approval(r.role.as_deref());
             authz::may_decide(actor, r, self_approval)?;
+            if expect.is_some_and(|t| t != approval_token(r)) {
+                return Err(Failure::new(
+                    ErrorCode::InvalidState,
+                    format!(
+                        "{} changed since it was shown to you: nothing was approved; look again (jitd show {}) and approve again",
+                        r.id, r.id
+                    ),
+                ));
+            }
             recheck::requester_still_allowed(&policy, r, &people, now)?;
             let stale = authz::stale_approvals(r, &r.approver_groups, self_approval, |d| {
                 people.approver(d)

@@ -2,6 +2,7 @@
 
 use jit_proto::{DecisionView, ExtensionView, RequestView, ReviewView, SessionView, Target};
 
+use crate::core::approval_token::approval_token;
 use crate::core::model::{Phase, Request};
 use crate::core::timestamp::rfc3339;
 
@@ -69,6 +70,7 @@ fn prefix(s: &str, max: usize) -> &str {
 pub fn view(r: &Request) -> RequestView {
     let window = r.window();
     RequestView {
+        approval_token: approval_token(r),
         id: r.id.to_string(),
         user: r.user.to_string(),
         uid: r.uid,
@@ -148,6 +150,7 @@ mod tests {
 
     fn a_view(id: usize, reason: &str) -> RequestView {
         RequestView {
+            approval_token: "0123456789abcdef".into(),
             id: format!("r{id}"),
             user: "alice".into(),
             uid: 1000,
