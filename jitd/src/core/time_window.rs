@@ -5,12 +5,16 @@
 //!
 //! A window whose end is before its start crosses midnight: "22:00-06:00" on `fri` covers
 //! Friday 22:00 to Saturday 06:00; the morning part belongs to the day the window began.
-//! On the night clocks go forward the skipped local hour does not exist, so a window starting
-//! inside it starts when the clocks resume.
+//!
+//! On the nights clocks change, a window lasts its nominal length in real time, from the first
+//! occurrence of its local start: a one-hour window on the night the clocks go back is open one
+//! real hour (not two, as comparing wall-clock times would give), and a window starting in the
+//! hour skipped when clocks go forward opens when they resume, for its whole length (instead
+//! of never).
 
 use std::fmt;
 
-use chrono::{DateTime, Datelike, Timelike, Utc, Weekday};
+use chrono::{DateTime, Datelike, Duration, LocalResult, NaiveDate, TimeZone, Utc, Weekday};
 use chrono_tz::Tz;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -46,8 +50,27 @@ impl Hours {
         Ok(Hours { start, end })
     }
 
-    fn crosses_midnight(self) -> bool {
-        self.end < self.start
+    /// The window's length in minutes.
+    fn minutes(self) -> u32 {
+        if self.end > self.start {
+            self.end - self.start
+        } else {
+            24 * 60 - self.start + self.end
+        }
+    }
+
+    /// When the window of local day `day` opens: the first instant its start occurs, or, if
+    /// the clocks skip it, the instant they resume.
+    fn opens(self, day: NaiveDate, zone: Tz) -> Option<DateTime<Utc>> {
+        let start = day.and_hms_opt(self.start / 60, self.start % 60, 0)?;
+        // A gap is at most a few hours anywhere (most are one); look a day ahead at most.
+        (0..=24 * 60).find_map(|step| {
+            match zone.from_local_datetime(&(start + Duration::minutes(step))) {
+                LocalResult::Single(t) => Some(t.with_timezone(&Utc)),
+                LocalResult::Ambiguous(first, _) => Some(first.with_timezone(&Utc)),
+                LocalResult::None => None,
+            }
+        })
     }
 }
 
@@ -106,32 +129,28 @@ impl Schedule {
     /// Is `now` inside? Otherwise says why not, in the zone's local time.
     pub fn check(&self, now: DateTime<Utc>) -> Result<(), String> {
         let local = now.with_timezone(&self.zone);
-        let minute = local.hour() * 60 + local.minute();
-        let today = local.weekday();
         let shown = local.format("%a %H:%M %Z");
-        // Which day the window in force began on (for a window that crossed midnight, the
-        // morning part belongs to the day before).
+        // Which local day the window in force began on (for a window that crossed midnight,
+        // the morning part belongs to the day before).
         let day = match self.hours {
-            None => today,
-            Some(h) if !h.crosses_midnight() => {
-                if minute < h.start || minute >= h.end {
-                    return Err(format!(
-                        "it is {shown} in {}, outside {h}",
-                        self.zone.name()
-                    ));
-                }
-                today
-            }
+            None => local.weekday(),
             Some(h) => {
-                if minute >= h.start {
-                    today
-                } else if minute < h.end {
-                    today.pred()
-                } else {
-                    return Err(format!(
-                        "it is {shown} in {}, outside {h}",
-                        self.zone.name()
-                    ));
+                let today = local.date_naive();
+                let began = [today, today.pred_opt().unwrap_or(today)]
+                    .into_iter()
+                    .find(|d| {
+                        h.opens(*d, self.zone).is_some_and(|open| {
+                            open <= now && now < open + Duration::minutes(h.minutes().into())
+                        })
+                    });
+                match began {
+                    Some(d) => d.weekday(),
+                    None => {
+                        return Err(format!(
+                            "it is {shown} in {}, outside {h}",
+                            self.zone.name()
+                        ))
+                    }
                 }
             }
         };
@@ -221,14 +240,47 @@ mod tests {
         }
     }
 
+    /// How many minutes of the UTC day around `from` the schedule is open (checked minutely).
+    fn open_minutes(s: &Schedule, from: DateTime<Utc>, hours: i64) -> i64 {
+        (0..hours * 60)
+            .filter(|m| s.check(from + Duration::minutes(*m)).is_ok())
+            .count() as i64
+    }
+
     #[test]
-    fn the_skipped_hour_of_spring_forward_is_handled() {
-        // Berlin 2026-03-29: 02:00 CET jumps to 03:00 CEST (01:00 UTC).
+    fn a_window_in_the_skipped_hour_of_spring_forward_opens_when_clocks_resume() {
+        // Berlin 2026-03-29: 02:00 CET jumps to 03:00 CEST (01:00 UTC). 02:15-02:45 never
+        // happens on the wall clock; the window opens at 03:00 CEST for its 30 minutes.
+        let skipped = schedule(&[], "02:15-02:45", "Europe/Berlin");
+        assert!(skipped.check(utc(2026, 3, 29, 0, 59)).is_err()); // 01:59 CET
+        assert!(skipped.check(utc(2026, 3, 29, 1, 0)).is_ok()); // 03:00 CEST
+        assert!(skipped.check(utc(2026, 3, 29, 1, 29)).is_ok()); // 03:29 CEST
+        assert!(skipped.check(utc(2026, 3, 29, 1, 30)).is_err()); // 03:30 CEST
+        assert_eq!(open_minutes(&skipped, utc(2026, 3, 28, 12, 0), 24), 30);
+        // One starting in the gap and ending after it lasts its nominal 90 minutes too.
         let early = schedule(&[], "02:30-04:00", "Europe/Berlin");
-        assert!(early.check(utc(2026, 3, 29, 0, 59)).is_err()); // 01:59 CET
         assert!(early.check(utc(2026, 3, 29, 1, 0)).is_ok()); // 03:00 CEST
-        assert!(early.check(utc(2026, 3, 29, 1, 59)).is_ok()); // 03:59 CEST
-        assert!(early.check(utc(2026, 3, 29, 2, 0)).is_err()); // 04:00 CEST
+        assert!(early.check(utc(2026, 3, 29, 2, 29)).is_ok()); // 04:29 CEST
+        assert!(early.check(utc(2026, 3, 29, 2, 30)).is_err());
+        let shift = schedule(&["sat"], "22:00-06:00", "Europe/Berlin");
+        assert_eq!(open_minutes(&shift, utc(2026, 3, 28, 12, 0), 24), 8 * 60);
+        // The day before, an ordinary night: 90 minutes as well.
+        assert_eq!(open_minutes(&early, utc(2026, 3, 27, 12, 0), 24), 90);
+    }
+
+    #[test]
+    fn a_window_on_the_fall_back_night_is_open_its_length_once() {
+        // Berlin 2026-10-25: 03:00 CEST goes back to 02:00 CET (01:00 UTC), so 02:00-03:00
+        // happens twice. The window opens at the first 02:00 and lasts one real hour.
+        let night = schedule(&["sun"], "02:00-03:00", "Europe/Berlin");
+        assert!(night.check(utc(2026, 10, 24, 23, 59)).is_err()); // 01:59 CEST
+        assert!(night.check(utc(2026, 10, 25, 0, 0)).is_ok()); // 02:00 CEST
+        assert!(night.check(utc(2026, 10, 25, 0, 59)).is_ok()); // 02:59 CEST
+        assert!(night.check(utc(2026, 10, 25, 1, 0)).is_err()); // 02:00 CET, again
+        assert_eq!(open_minutes(&night, utc(2026, 10, 24, 12, 0), 24), 60);
+        // A window across midnight of that night lasts its nominal 8 hours, not 9.
+        let shift = schedule(&["sat"], "22:00-06:00", "Europe/Berlin");
+        assert_eq!(open_minutes(&shift, utc(2026, 10, 24, 12, 0), 24), 8 * 60);
     }
 
     #[test]
