@@ -187,3 +187,93 @@ fn a_break_glass_member_can_sudo_while_jitd_is_down() {
     assert!(!out.status.success(), "{out:?}");
     assert!(String::from_utf8_lossy(&out.stderr).contains("PAM account management error"));
 }
+
+/// The passes on the review backlog of `user`, waiting up to 10 s for `want` of them.
+fn passes_of(jitd: &Daemon, user: &str, want: usize) -> Vec<serde_json::Value> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let out = jitd.jitd(&["list", "--unreviewed", "--json"]);
+        let list: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap_or_default();
+        let found: Vec<serde_json::Value> = list
+            .into_iter()
+            .filter(|r| r["user"] == user && r["state"] == "passed")
+            .collect();
+        if found.len() >= want || std::time::Instant::now() > deadline {
+            return found;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// The review's hole: a break-glass sudo was never recorded (sudo's log line carries the
+/// user's uid and was dropped). pam_jit now tells jitd at once; the pass is a record on the
+/// review backlog, with sudo's command line, until an approver reviews it.
+#[test]
+fn a_break_glass_sudo_is_recorded_with_its_command_for_review() {
+    let jitd = Daemon::start();
+    let breakglass = TestGroup::create("jitbg");
+    let admin = TestUser::create("jitsu");
+    breakglass.add(&admin);
+    let admin = SudoUser::with_args(
+        admin,
+        &jitd.socket(),
+        &format!("exempt_group={}", breakglass.name),
+    );
+    assert_ran_as_root(&admin.sudo(&["/usr/bin/id"]));
+
+    let found = passes_of(&jitd, &admin.user.name, 1);
+    assert_eq!(found.len(), 1, "the pass is not on the review backlog");
+    let pass = &found[0];
+    assert_eq!(pass["break_glass"], true);
+    assert_eq!(
+        pass["command"],
+        serde_json::json!(["sudo", "-n", "/usr/bin/id"]),
+        "{pass}"
+    );
+    assert!(
+        pass["reason"]
+            .as_str()
+            .unwrap()
+            .contains("exempt (break-glass) group"),
+        "{pass}"
+    );
+    let id = pass["id"].as_str().unwrap();
+    assert!(
+        jitd.log().contains("BREAK-GLASS") && jitd.log().contains(id),
+        "{}",
+        jitd.log()
+    );
+    let reviewed = jitd.jitd(&["review", id, "--comment", "checked the outage ticket"]);
+    assert!(reviewed.status.success(), "{reviewed:?}");
+    assert!(passes_of(&jitd, &admin.user.name, 0).is_empty());
+}
+
+/// A user cannot put passes on the record (to flood the approvers' backlog, or to frame
+/// someone): only root — sudo, sshd — is heard.
+#[test]
+fn a_pass_report_from_a_user_is_refused() {
+    let jitd = Daemon::start();
+    let mallory = TestUser::create("jitsu");
+    let report = format!(
+        r#"{{"v":1,"op":"passed","user":"root","kind":"sudo","service":"sudo","ruser":"{}","how":"exempt","key":"forged"}}"#,
+        mallory.name
+    );
+    let out = mallory
+        .command("python3")
+        .arg("-c")
+        .arg(format!(
+            "import socket,struct,sys\ns=socket.socket(socket.AF_UNIX)\ns.connect({:?})\nb={:?}.encode()\ns.sendall(struct.pack('>I',len(b))+b)\nn=struct.unpack('>I',s.recv(4))[0]\nsys.stdout.write(s.recv(n).decode())",
+            jitd.socket().display().to_string(),
+            report
+        ))
+        .output()
+        .unwrap();
+    let answer: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|_| panic!("{}", String::from_utf8_lossy(&out.stderr)));
+    assert_eq!(answer["code"], "forbidden", "{answer}");
+    let list = jitd.jitd(&["list", "--unreviewed", "--json"]);
+    assert!(
+        !String::from_utf8_lossy(&list.stdout).contains(&mallory.name),
+        "a forged pass was recorded"
+    );
+}

@@ -89,6 +89,21 @@ impl Client {
         read_frame(&mut reader).map_err(|e| self.frame_err(e))
     }
 
+    /// Sends one request without waiting for its answer (a report nobody must wait on): the
+    /// connect and the write stay within the client's timeout, and the answer is never read.
+    pub fn send(&self, request: Request) -> Result<(), ClientError> {
+        let deadline = Instant::now() + self.timeout;
+        let mut stream = self.connect(deadline)?;
+        let cred = peer_cred(&stream).map_err(ClientError::Io)?;
+        if self.require_root_peer && cred.uid != 0 {
+            return Err(ClientError::UntrustedPeer(cred.uid));
+        }
+        stream
+            .set_write_timeout(Some(self.remaining(deadline)?))
+            .map_err(ClientError::Io)?;
+        write_frame(&mut stream, &ClientMessage::new(request)).map_err(|e| self.frame_err(e))
+    }
+
     fn remaining(&self, deadline: Instant) -> Result<Duration, ClientError> {
         let left = deadline.saturating_duration_since(Instant::now());
         if left.is_zero() {

@@ -57,6 +57,9 @@ pub enum State {
     TimedOut,
     /// Approved, but the host could not install the grant (for example visudo rejected it).
     Failed,
+    /// Not a request: pam_jit let a user through without a grant (a member of the exempt
+    /// group, or `fail=open` with jitd down). Recorded for review.
+    Passed,
 }
 
 impl State {
@@ -71,6 +74,7 @@ impl State {
             State::Cancelled => "cancelled",
             State::TimedOut => "timed_out",
             State::Failed => "failed",
+            State::Passed => "passed",
         }
     }
 
@@ -110,6 +114,30 @@ pub struct PamContext {
     pub rhost: Option<String>,
     #[serde(default)]
     pub ruser: Option<String>,
+}
+
+/// How pam_jit let a user through without asking jitd for a grant.
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum PassKind {
+    /// A member of `exempt_group` (break-glass).
+    Exempt,
+    /// `fail=open`, jitd unreachable.
+    FailOpen,
+}
+
+/// A pass pam_jit reports (at once when it can, else jitd reads its log line back later).
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct PassReport {
+    #[serde(flatten)]
+    pub pam: PamContext,
+    pub how: PassKind,
+    /// Random, also in the pass's log line, so the two reports of one pass are recorded once.
+    pub key: String,
+    /// Under sudo, sudo's own command line (argv, from /proc/self/cmdline of the process
+    /// pam_jit runs in), bounded; the record says what ran without a grant.
+    #[serde(default)]
+    pub command: Option<Vec<String>>,
 }
 
 /// A session the PAM module opened, registered so jitd can end it with its grant.
@@ -188,6 +216,8 @@ pub enum Request {
     },
     /// Root: reload the policy from the configuration file (as SIGHUP does).
     Reload,
+    /// Root (pam_jit): a user passed without a grant. Sent without waiting for the answer.
+    Passed(PassReport),
 }
 
 /// The envelope of every request.

@@ -7,7 +7,7 @@
 
 use std::ffi::CStr;
 
-use jit_proto::Request;
+use jit_proto::{PassKind, PassReport, Request};
 use pam::constants::PamResultCode;
 
 use crate::args::FailMode;
@@ -22,7 +22,7 @@ pub fn check<H: Host, D: Daemon>(host: &H, daemon: &D, raw_args: &[&CStr]) -> Pa
         host.tell_user(&deny_message::misconfigured());
         return PamResultCode::PAM_PERM_DENIED;
     };
-    if exempt(host, &cx) {
+    if exempt(host, daemon, &cx) {
         return PamResultCode::PAM_SUCCESS;
     }
     cx.log(host, Severity::Debug, "asking jitd");
@@ -66,17 +66,37 @@ pub fn check<H: Host, D: Daemon>(host: &H, daemon: &D, raw_args: &[&CStr]) -> Pa
 }
 
 /// Members of `exempt_group` pass without asking jitd, so break-glass works with jitd down.
-fn exempt<H: Host>(host: &H, cx: &Context) -> bool {
+/// jitd is told at once, without waiting (it records the pass for review and alerts); when it
+/// cannot be told, it reads the log line back later. The key in both lets it record one pass.
+fn exempt<H: Host, D: Daemon>(host: &H, daemon: &D, cx: &Context) -> bool {
     let Some(group) = &cx.args.exempt_group else {
         return false;
     };
     match host.user_in_group(cx.grant_holder(), group) {
         Ok(true) => {
+            let key = host.pass_key();
             cx.log(
                 host,
                 Severity::Notice,
-                &format!("allowed without a grant: member of exempt group {group}"),
+                &format!("pass={key} allowed without a grant: member of exempt group {group}"),
             );
+            let command = match cx.kind() {
+                jit_proto::GrantKind::Sudo => host.own_command_line(),
+                jit_proto::GrantKind::Ssh => None,
+            };
+            let report = Request::Passed(PassReport {
+                pam: cx.pam.clone(),
+                how: PassKind::Exempt,
+                key,
+                command,
+            });
+            if let Err(e) = daemon.report(&cx.args.socket, report) {
+                cx.log(
+                    host,
+                    Severity::Debug,
+                    &format!("jitd not told of the pass ({e}); it reads this log line later"),
+                );
+            }
             true
         }
         Ok(false) => false,
@@ -99,10 +119,14 @@ fn trouble<H: Host>(host: &H, cx: &Context, why: &str) -> PamResultCode {
             PamResultCode::PAM_PERM_DENIED
         }
         FailMode::Open => {
+            // jitd cannot be told now (that is why this opens): it reads this line back.
             cx.log(
                 host,
                 Severity::Alert,
-                &format!("ALLOWED WITHOUT A GRANT (fail=open): {why}"),
+                &format!(
+                    "pass={} ALLOWED WITHOUT A GRANT (fail=open): {why}",
+                    host.pass_key()
+                ),
             );
             PamResultCode::PAM_SUCCESS
         }
@@ -405,7 +429,47 @@ mod tests {
                     group: "breakglass",
                     answer: Ok(true),
                 },
-                Expect::Log(Severity::Notice, "member of exempt group breakglass"),
+                Expect::Log(
+                    Severity::Notice,
+                    "pass=k1 allowed without a grant: member of exempt group breakglass",
+                ),
+                Expect::Report(
+                    Request::Passed(PassReport {
+                        pam: alice_sudo(),
+                        how: PassKind::Exempt,
+                        key: "k1".into(),
+                        command: Some(vec!["sudo".into(), "/usr/bin/id".into()]),
+                    }),
+                    Ok(()),
+                ),
+            ],
+        );
+        let code = check(&script, &script, &[c"exempt_group=breakglass"]);
+        assert_eq!(code, PamResultCode::PAM_SUCCESS);
+    }
+
+    /// jitd down: the pass still goes through (break-glass is for exactly that), and its log
+    /// line, which jitd reads back later, carries the key.
+    #[test]
+    fn a_break_glass_member_passes_when_jitd_cannot_be_told() {
+        let script = Script::new(
+            &sudo_items(),
+            vec![
+                Expect::InGroup {
+                    user: "alice",
+                    group: "breakglass",
+                    answer: Ok(true),
+                },
+                Expect::Log(Severity::Notice, "pass=k1 allowed without a grant"),
+                Expect::Report(
+                    Request::Passed(PassReport {
+                        pam: alice_sudo(),
+                        how: PassKind::Exempt,
+                        key: "k1".into(),
+                        command: Some(vec!["sudo".into(), "/usr/bin/id".into()]),
+                    }),
+                    Err(not_running()),
+                ),
             ],
         );
         let code = check(&script, &script, &[c"exempt_group=breakglass"]);

@@ -5,6 +5,9 @@ use std::time::Duration;
 
 use jit_proto::{Client, ClientError, Request, Response};
 
+/// The longest a report may hold up a login or sudo: it is sent, never waited on.
+pub const REPORT_TIMEOUT: Duration = Duration::from_millis(100);
+
 pub trait Daemon {
     fn ask(
         &self,
@@ -12,6 +15,8 @@ pub trait Daemon {
         timeout: Duration,
         request: Request,
     ) -> Result<Response, ClientError>;
+    /// Tells jitd something without waiting for its answer; a failure is the caller's to log.
+    fn report(&self, socket: &Path, request: Request) -> Result<(), ClientError>;
 }
 
 /// The real daemon behind its Unix socket. [`Client`] refuses a peer that is not uid 0 and
@@ -26,6 +31,10 @@ impl Daemon for SocketDaemon {
         request: Request,
     ) -> Result<Response, ClientError> {
         Client::new(socket, timeout).call(request)
+    }
+
+    fn report(&self, socket: &Path, request: Request) -> Result<(), ClientError> {
+        Client::new(socket, REPORT_TIMEOUT).send(request)
     }
 }
 

@@ -62,4 +62,23 @@ impl Host for LibPam<'_> {
     fn log(&self, severity: Severity, line: &str) {
         syslog::log(severity, line);
     }
+
+    fn pass_key(&self) -> String {
+        let mut bytes = [0u8; 8];
+        // SAFETY: getrandom(2) writes at most `bytes.len()` bytes into the buffer it is given.
+        let got = unsafe { libc::getrandom(bytes.as_mut_ptr().cast(), bytes.len(), 0) };
+        if got != bytes.len() as isize {
+            // Only a duplicate record is at stake, never access: fall back to what is unique
+            // enough on this host (pid and time).
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos() as u64);
+            bytes = (now ^ (u64::from(std::process::id()) << 40)).to_le_bytes();
+        }
+        bytes.iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    fn own_command_line(&self) -> Option<Vec<String>> {
+        crate::process::own_command_line()
+    }
 }

@@ -52,4 +52,9 @@ pub trait Host {
     /// One line to syslog (authpriv). Callers escape user-supplied parts; the implementation
     /// still refuses to pass a control character through.
     fn log(&self, severity: Severity, line: &str);
+    /// A fresh random key naming one pass without a grant, in its log line and its report to
+    /// jitd, so that jitd records the pass once when it hears of it both ways.
+    fn pass_key(&self) -> String;
+    /// The command line of the process the module runs in (sudo's own argv).
+    fn own_command_line(&self) -> Option<Vec<String>>;
 }

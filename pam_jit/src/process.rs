@@ -22,6 +22,23 @@ impl Origin {
     }
 }
 
+/// Longest command line a pass report carries: the record names what ran, and the frame to
+/// jitd stays small.
+const MAX_COMMAND_LINE: u64 = 4096;
+
+/// This process's argv (sudo's, when loaded by sudo), cut at [`MAX_COMMAND_LINE`] bytes.
+pub fn own_command_line() -> Option<Vec<String>> {
+    let file = std::fs::File::open("/proc/self/cmdline").ok()?;
+    let mut raw = Vec::new();
+    file.take(MAX_COMMAND_LINE).read_to_end(&mut raw).ok()?;
+    let raw = raw.strip_suffix(&[0]).unwrap_or(&raw);
+    Some(
+        raw.split(|b| *b == 0)
+            .map(|a| String::from_utf8_lossy(a).into_owned())
+            .collect(),
+    )
+}
+
 fn audit_session() -> Option<u32> {
     let file = std::fs::File::open("/proc/self/sessionid").ok()?;
     // The file holds one decimal u32; read no more than that could need.
@@ -47,6 +64,13 @@ mod tests {
         assert_eq!(parse_session_id(""), None);
         assert_eq!(parse_session_id("12x"), None);
         assert_eq!(parse_session_id("42\n"), Some(42));
+    }
+
+    #[test]
+    fn the_own_command_line_is_this_processs_argv() {
+        let argv = own_command_line().unwrap();
+        let expected: Vec<String> = std::env::args().collect();
+        assert_eq!(argv, expected);
     }
 
     #[test]

@@ -25,6 +25,8 @@ pub enum Expect {
     Log(Severity, &'static str),
     /// Exactly this request, answered with `answer`.
     Ask(Request, Result<Response, ClientError>),
+    /// Exactly this report, sent with this outcome.
+    Report(Request, Result<(), ClientError>),
 }
 
 pub struct Script {
@@ -94,6 +96,16 @@ impl Host for Script {
             _ => panic!("unexpected log({severity:?}, {line:?})"),
         }
     }
+
+    /// Every pass in a script is named `k1`.
+    fn pass_key(&self) -> String {
+        "k1".into()
+    }
+
+    /// Every script runs in `sudo /usr/bin/id`.
+    fn own_command_line(&self) -> Option<Vec<String>> {
+        Some(vec!["sudo".into(), "/usr/bin/id".into()])
+    }
 }
 
 impl Daemon for Script {
@@ -114,6 +126,16 @@ impl Daemon for Script {
             _ => panic!("unexpected ask({request:?})"),
         }
     }
+
+    fn report(&self, _socket: &Path, request: Request) -> Result<(), ClientError> {
+        match self.next(&format!("report({request:?})")) {
+            Expect::Report(expected, outcome) => {
+                assert_eq!(request, expected);
+                outcome
+            }
+            _ => panic!("unexpected report({request:?})"),
+        }
+    }
 }
 
 impl Drop for Script {
@@ -128,6 +150,7 @@ impl Drop for Script {
                 Expect::InGroup { user, group, .. } => format!("user_in_group({user}, {group})"),
                 Expect::Log(s, t) => format!("log({s:?}) containing {t:?}"),
                 Expect::Ask(r, _) => format!("ask({r:?})"),
+                Expect::Report(r, _) => format!("report({r:?})"),
             };
             panic!(
                 "{} expected call(s) never happened, first: {what}",

@@ -13,6 +13,7 @@ use crate::shell::audit::journald::JournaldSink;
 use crate::shell::audit::pam_log_import::PamLogImport;
 use crate::shell::audit::syslog_sink::SyslogSink;
 use crate::shell::daemon::clock::SystemClock;
+use crate::shell::daemon::service::passes::HeardPass;
 use crate::shell::daemon::store::FileStore;
 use crate::shell::daemon::{server, service::Service, state_dir, systemd_ready};
 use crate::shell::host::drop_ins_and_cgroups::Enforcer;
@@ -96,7 +97,6 @@ fn start(config: Config) -> Result<(), String> {
     let log_file = state_dir.join(audit_log::LOG_FILE);
     let trail = move |ids: &[GrantId], since| audit_log::approved_windows(&log_file, ids, since);
     let report_to = Arc::clone(&events);
-    let import_to = Arc::clone(&events);
     let enforcement = HostEnforcement::new(
         Enforcer {
             sudoers,
@@ -126,14 +126,22 @@ fn start(config: Config) -> Result<(), String> {
         })
         .map_err(|e| format!("cannot start the reload thread: {e}"))?;
     let import = PamLogImport::new(&state_dir);
+    let importer = Arc::clone(&service);
     std::thread::Builder::new()
         .name("pam-log-import".into())
         .spawn(move || loop {
             let (found, cursor) = import.read();
-            for event in &found {
-                import_to.emit(event);
-            }
-            if let Some(cursor) = cursor {
+            // The cursor moves on only once every pass read is on record; one that could not
+            // be stored is read again next time (its key keeps it from being recorded twice).
+            let recorded = found.into_iter().all(|report| {
+                importer
+                    .record_pass(HeardPass {
+                        report,
+                        heard_from: "journal",
+                    })
+                    .is_ok()
+            });
+            if let (true, Some(cursor)) = (recorded, cursor) {
                 import.commit(&cursor);
             }
             std::thread::sleep(PAM_LOG_IMPORT_EVERY);

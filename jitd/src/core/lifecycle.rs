@@ -6,7 +6,9 @@ use std::fmt;
 use chrono::{DateTime, Duration, Utc};
 use jit_proto::{State, Target};
 
-use super::model::{Action, Decision, End, Extension, GrantId, Phase, Request, Review, Window};
+use super::model::{
+    Action, BreakGlass, Decision, End, Extension, GrantId, Pass, Phase, Request, Review, Window,
+};
 
 /// Who performs a step, as far as the record is concerned.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -157,6 +159,22 @@ impl Request {
             break_glass: None,
             jobs_at_start: None,
         }
+    }
+
+    /// The record of a pass pam_jit made without a grant: not a request (nothing was asked,
+    /// nothing installed), ended at once as `passed`, and on the review backlog.
+    pub fn passed(id: GrantId, s: Submission, pass: Pass, now: DateTime<Utc>) -> Request {
+        let mut r = Request::open(id, s, now, Duration::zero());
+        r.phase = Phase::Ended {
+            end: End::Passed,
+            at: now,
+            window: None,
+        };
+        r.break_glass = Some(Box::new(BreakGlass {
+            review: None,
+            pass: Some(Box::new(pass)),
+        }));
+        r
     }
 
     fn step(&mut self, action: Action, by: &By, note: Option<String>, now: DateTime<Utc>) {
@@ -334,11 +352,32 @@ impl Request {
         Ok(())
     }
 
+    /// Moves the window's end. A break-glass grant that was reviewed goes back on the review
+    /// backlog: the review covered the time it had, not the time added after it.
     fn lengthen(&mut self, secs: u64) {
         if let Phase::Active { window, extension } = &mut self.phase {
             window.expires_at += Duration::seconds(secs as i64);
             *extension = None;
             self.duration_secs += secs;
+            if let Some(bg) = self.break_glass.as_mut() {
+                if let Some(old) = bg.review.take() {
+                    // Kept on the record as a step, since the review itself is reopened.
+                    self.decisions.push(Decision {
+                        action: Action::Reviewed,
+                        by: old.by.as_str().into(),
+                        by_uid: None,
+                        at: old.at,
+                        note: Some(
+                            format!(
+                                "reviewed before this extension: {}; to be reviewed again",
+                                old.comment
+                            )
+                            .into(),
+                        ),
+                        voided: false,
+                    });
+                }
+            }
         }
     }
 

@@ -98,6 +98,8 @@ pub enum End {
     Cancelled,
     TimedOut,
     Failed,
+    /// Never a request: pam_jit let the user through without a grant ([`Pass`]).
+    Passed,
 }
 
 /// More time asked for on an active grant, waiting for its approvals. It exists only inside
@@ -198,6 +200,8 @@ pub enum Action {
     Fail,
     /// The requester asked for more time.
     Extend,
+    /// A break-glass review that an extension reopened (the review as it was, kept).
+    Reviewed,
 }
 
 impl Action {
@@ -212,6 +216,7 @@ impl Action {
             Action::TimeOut => "time_out",
             Action::Fail => "fail",
             Action::Extend => "extend",
+            Action::Reviewed => "reviewed",
         }
     }
 }
@@ -234,11 +239,27 @@ pub struct Decision {
     pub voided: bool,
 }
 
-/// A grant taken through a break-glass role: loud, and on the review backlog until an
-/// approver reviews it.
+/// A grant taken through a break-glass role, or a pass pam_jit made without any grant: loud,
+/// and on the review backlog until an approver reviews it.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BreakGlass {
     pub review: Option<Review>,
+    /// Set for a pass without a grant (the record is then of state `passed`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pass: Option<Box<Pass>>,
+}
+
+/// How pam_jit let a user through without a grant, and how jitd heard of it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Pass {
+    /// pam_jit's random key for the pass, in its log line and its report alike.
+    pub key: String,
+    pub how: jit_proto::PassKind,
+    pub service: String,
+    pub rhost: Option<String>,
+    pub tty: Option<String>,
+    /// `pam_jit` (told at once) or `journal` (read back from its log line).
+    pub heard_from: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -332,6 +353,7 @@ impl End {
             End::Cancelled => State::Cancelled,
             End::TimedOut => State::TimedOut,
             End::Failed => State::Failed,
+            End::Passed => State::Passed,
         }
     }
 }

@@ -294,9 +294,10 @@ fn answer(body: &[u8], cred: PeerCred, service: &Service, rate: &RateLimiter) ->
         }
     }
     let actor = match &msg.request {
-        Request::Check(_) | Request::OpenSession(_) | Request::CloseSession(_) => {
-            identity::uid_only(cred.uid)
-        }
+        Request::Check(_)
+        | Request::OpenSession(_)
+        | Request::CloseSession(_)
+        | Request::Passed(_) => identity::uid_only(cred.uid),
         _ => match identity::actor_for_uid(cred.uid) {
             Ok(a) => a,
             Err(e) => return error(ErrorCode::Forbidden, e),
@@ -317,6 +318,7 @@ fn changes_state(request: &Request) -> bool {
         | Request::Done { .. }
         | Request::Extend { .. }
         | Request::Review { .. }
+        | Request::Passed(_)
         | Request::Reload => true,
         Request::Check(_)
         | Request::OpenSession(_)

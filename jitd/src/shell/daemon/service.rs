@@ -32,6 +32,7 @@ use crate::shell::host::enforcement_port::{Enforcement, Withdrawal};
 use crate::shell::host::sudo_command;
 
 mod extend;
+pub mod passes;
 mod quarantine;
 mod recheck;
 mod reload;
@@ -109,6 +110,9 @@ pub struct Service {
     wake: (Mutex<u64>, Condvar),
     /// Grants whose expiry warning went out (in memory: after a restart a warning may repeat).
     warned: Mutex<HashSet<GrantId>>,
+    /// pam_jit's keys of the passes on record, so a pass reported at once and read back from
+    /// the log is recorded once.
+    pass_keys: Mutex<HashSet<String>>,
 }
 
 impl Service {
@@ -137,6 +141,7 @@ impl Service {
             enforcement,
             wake: (Mutex::new(0), Condvar::new()),
             warned: Mutex::new(HashSet::new()),
+            pass_keys: Mutex::new(HashSet::new()),
         };
         for p in problems {
             service.events.emit(&Event::new(
@@ -150,6 +155,8 @@ impl Service {
             for r in requests {
                 turn.put(r);
             }
+            *service.pass_keys.lock().unwrap_or_else(|e| e.into_inner()) =
+                turn.view(passes::known_keys);
         }
         service.apply_deadlines(" while jitd was not running", &mut |e| {
             service.record_end(e)
@@ -194,6 +201,7 @@ impl Service {
             Wire::Extend { id, duration_secs } => self.extend(actor, &id, duration_secs),
             Wire::Review { id, comment } => self.review(actor, &id, comment),
             Wire::Reload => self.reload(actor),
+            Wire::Passed(report) => self.passed(actor, report),
         };
         result.unwrap_or_else(|f| Response::Error {
             code: f.code,
