@@ -731,6 +731,23 @@ mod tests {
         );
     }
 
+    /// The review covered the time the grant had; time added after it is reviewed again.
+    #[test]
+    fn extending_a_reviewed_break_glass_grant_puts_it_back_on_the_review_backlog() {
+        let mut r = request(2);
+        r.grant_at_once(&By::daemon(), "break-glass".into(), true, t(0))
+            .unwrap();
+        r.review(&bob(), "ok, incident 7".into(), t(5)).unwrap();
+        r.extend_at_once(&By::user("alice", 1001), &By::break_glass(), 600, t(10))
+            .unwrap();
+        assert!(r.awaits_review(), "the extension went unreviewed");
+        let kept = r.decisions.last().unwrap();
+        assert_eq!((kept.action, &*kept.by), (Action::Reviewed, "bob"));
+        assert!(kept.note.as_deref().unwrap().contains("ok, incident 7"));
+        r.review(&bob(), "extension ok too".into(), t(20)).unwrap();
+        assert!(!r.awaits_review());
+    }
+
     #[test]
     fn an_approver_who_left_the_approver_groups_no_longer_counts() {
         use crate::core::authz::{stale_approvals, Actor};
