@@ -284,26 +284,18 @@ impl AuditLog {
     pub fn open(state_dir: &Path, rotation: Rotation) -> io::Result<AuditLog> {
         let path = state_dir.join(LOG_FILE);
         let head_path = head_path(&path);
-        // Created empty if missing, which reads as "no head", so what follows is unchanged.
-        let head_file = open_trusted(
-            &head_path,
-            OpenOptions::new()
-                .read(true)
-                .write(true)
-                .create(true)
-                .truncate(false)
-                .mode(0o600),
-        )
-        .map_err(|e| context(e.kind(), &head_path, format!("cannot open: {e}")))?;
-        let head_file =
-            Flock::lock(head_file, FlockArg::LockExclusiveNonblock).map_err(|(_, errno)| {
-                context(
-                    io::ErrorKind::WouldBlock,
-                    &path,
-                    format!("locked by another process ({errno}): is another jitd running?"),
-                )
-            })?;
-        let stored_head = read_head(&head_path)?;
+        // Locked before anything is read, so no other jitd appends meanwhile. A missing head
+        // is created only once the log is found to be new: a refusal leaves the files as
+        // they were, for evidence.
+        let head_file = match lock_head(&head_path, false) {
+            Ok(file) => Some(file),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => None,
+            Err(e) => return Err(e),
+        };
+        let stored_head = match head_file {
+            Some(_) => read_head(&head_path)?,
+            None => None,
+        };
         let mut log = open_trusted(
             &path,
             OpenOptions::new()
@@ -350,6 +342,10 @@ impl AuditLog {
                     ),
                 ));
             }
+        };
+        let head_file = match head_file {
+            Some(file) => file,
+            None => lock_head(&head_path, true)?,
         };
         let first = match tail.complete_len {
             0 => None,
@@ -616,6 +612,28 @@ impl From<ChainHead> for AuditPosition {
             hash: head.hash,
         }
     }
+}
+
+/// Opens `audit.head` (creating it empty if `create`) and takes its exclusive lock, which a
+/// running jitd holds for as long as it runs.
+fn lock_head(path: &Path, create: bool) -> io::Result<Flock<File>> {
+    let file = open_trusted(
+        path,
+        OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(create)
+            .truncate(false)
+            .mode(0o600),
+    )
+    .map_err(|e| context(e.kind(), path, format!("cannot open: {e}")))?;
+    Flock::lock(file, FlockArg::LockExclusiveNonblock).map_err(|(_, errno)| {
+        context(
+            io::ErrorKind::WouldBlock,
+            path,
+            format!("locked by another process ({errno}): is another jitd running?"),
+        )
+    })
 }
 
 /// The last record of the newest rotated file, when `audit.log` has none: where the chain
@@ -1091,6 +1109,10 @@ pub(crate) mod tests {
             .err()
             .expect("open must refuse");
         assert!(err.to_string().contains("audit.head is missing"), "{err}");
+        assert!(
+            !head_path(&path).exists(),
+            "the refusal changed the evidence"
+        );
     }
 
     #[test]
