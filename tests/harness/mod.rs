@@ -36,6 +36,8 @@ fn target_dir() -> PathBuf {
 
 /// Builds the workspace's binaries and the PAM module once per test process: `cargo test`
 /// alone does not build other packages' binaries or a cdylib that tests only load by path.
+/// jitd is built with its `failpoints` feature, so a test can crash it at a named step
+/// (`JITD_FAILPOINT`, see [`Daemon::restart_through`]); without that variable it does nothing.
 pub fn ensure_built() {
     BUILD.call_once(|| {
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
@@ -50,6 +52,8 @@ pub fn ensure_built() {
                 "jit-elevate",
                 "-p",
                 "pam_jit",
+                "--features",
+                "jitd/failpoints",
             ])
             .status()
             .expect("run cargo build");
@@ -561,6 +565,13 @@ impl Daemon {
     pub fn restart(&mut self) {
         self.kill9();
         self.spawn();
+    }
+
+    /// Starts jitd again on the same state through another wrapper, kept for later restarts:
+    /// `&["env", "JITD_FAILPOINT=name"]` makes it abort at that step, `&[]` runs it plainly.
+    pub fn restart_through(&mut self, wrapper: &[&str]) {
+        self.wrapper = wrapper.iter().map(|s| s.to_string()).collect();
+        self.restart();
     }
 
     fn cli(&self, program: &str, user: Option<&TestUser>, args: &[&str]) -> Output {

@@ -1,7 +1,7 @@
 //! `jitd audit` (history and `verify`) and `jitd report` (standing privileges and usage).
-//! They read files only — the audit log in the state dir, sudoers, groups, root's keys — so
-//! they work while the daemon is down, and stream the log so a million records need no more
-//! memory than one.
+//! They read files only — the audit log in the state dir (its rotated files, then
+//! `audit.log`), sudoers, groups, root's keys — so they work while the daemon is down, and
+//! stream the log so a million records need no more memory than one.
 
 use std::io::{self, Write};
 use std::path::Path;
@@ -12,14 +12,15 @@ use chrono::{DateTime, Utc};
 pub use crate::cli::audit_args::{AuditArgs, AuditCommand, ReportArgs};
 use crate::cli::usage::{UsageBuilder, UsageSummary};
 use crate::core::events::escape_text;
-use crate::shell::audit::audit_log::{self, AuditRecord, LOG_FILE};
+use crate::shell::audit::audit_log::{AuditRecord, LineReader, LOG_FILE};
+use crate::shell::audit::{audit_files, audit_verify};
 use crate::shell::host::standing::{HostFiles, StandingPrivileges};
 
 /// Exit status of `jitd audit verify` when the chain is broken (and of the other commands
 /// when the log cannot be read).
 const EXIT_BAD_LOG: u8 = 1;
 
-/// `jitd audit …`, reading `state_dir/audit.log`.
+/// `jitd audit …`, reading `state_dir/audit.log` and the rotated files before it.
 pub fn run_audit(args: &AuditArgs, state_dir: &Path) -> ExitCode {
     let path = state_dir.join(LOG_FILE);
     let stdout = io::stdout();
@@ -33,16 +34,31 @@ pub fn run_audit(args: &AuditArgs, state_dir: &Path) -> ExitCode {
 }
 
 fn verify(path: &Path, out: &mut impl Write) -> u8 {
-    match audit_log::verify(path) {
+    match audit_verify::verify(path) {
         Ok(ok) => {
+            let files = match ok.files {
+                1 => String::new(),
+                n => format!(" in {n} files"),
+            };
             let _ = writeln!(
                 out,
-                "{}: intact, {} records; last record {} has SHA-256 {}",
+                "{}: intact, {} records{files}; last record {} has SHA-256 {}",
                 path.display(),
                 ok.lines,
                 ok.head.seq,
                 ok.head.hash
             );
+            if ok.first_seq > 1 {
+                // Nothing here can vouch for what came before: say where the chain starts, and
+                // the hash an archive or a forwarded copy must show for the record before it.
+                let _ = writeln!(
+                    out,
+                    "the chain starts at record {first}: records 1..{before} are not here (older                      files moved away or deleted). Record {before} must have SHA-256 {prev}:                      check it in your archive or in a forwarded event's JIT_AUDIT_HASH",
+                    first = ok.first_seq,
+                    before = ok.first_seq - 1,
+                    prev = ok.first_prev
+                );
+            }
             0
         }
         Err(e) if e.line == 0 => {
@@ -51,9 +67,9 @@ fn verify(path: &Path, out: &mut impl Write) -> u8 {
         }
         Err(e) => {
             eprintln!(
-                "jitd: {} is NOT intact: line {}: {}\nKeep the file as evidence; later lines \
-                 were not checked.",
-                path.display(),
+                "jitd: the audit log is NOT intact: {} line {}: {}\nKeep the files as evidence; \
+                 later lines were not checked.",
+                e.file.display(),
                 e.line,
                 e.what
             );
@@ -126,28 +142,35 @@ fn history(args: &AuditArgs, path: &Path, out: &mut impl Write) -> u8 {
     code
 }
 
-/// Calls `f` with each record (raw line and parsed) in order; returns how many lines could
-/// not be read as records (reported on stderr with their line numbers).
+/// Calls `f` with each record (raw line and parsed) in chain order, across the rotated files
+/// and `audit.log`; returns how many lines could not be read as records (reported on stderr
+/// with their file and line numbers).
 fn for_each_record(
     path: &Path,
     mut f: impl FnMut(&[u8], &AuditRecord) -> io::Result<()>,
 ) -> io::Result<usize> {
-    let mut reader = audit_log::open_reader(path)?;
     let mut skipped = 0;
-    while let Some(raw) = reader.next_line()? {
-        if !raw.terminated {
-            eprintln!("jitd: line {}: incomplete final line, skipped", raw.number);
-            skipped += 1;
-            continue;
-        }
-        match serde_json::from_slice::<AuditRecord>(raw.bytes) {
-            Ok(record) => f(raw.bytes, &record)?,
-            Err(e) => {
+    for (file, handle) in audit_files::open_chain(path)? {
+        let name = file.path.display();
+        let mut reader = LineReader::new(io::BufReader::with_capacity(1 << 16, handle));
+        while let Some(raw) = reader.next_line()? {
+            if !raw.terminated {
                 eprintln!(
-                    "jitd: line {}: not an audit record ({e}), skipped",
+                    "jitd: {name} line {}: incomplete final line, skipped",
                     raw.number
                 );
                 skipped += 1;
+                continue;
+            }
+            match serde_json::from_slice::<AuditRecord>(raw.bytes) {
+                Ok(record) => f(raw.bytes, &record)?,
+                Err(e) => {
+                    eprintln!(
+                        "jitd: {name} line {}: not an audit record ({e}), skipped",
+                        raw.number
+                    );
+                    skipped += 1;
+                }
             }
         }
     }
@@ -372,7 +395,7 @@ mod tests {
     use crate::cli::audit_args::parse_time;
     use crate::core::events::{Event, EventKind};
     use crate::shell::audit::audit_log::tests::TempDir;
-    use crate::shell::audit::audit_log::AuditLog;
+    use crate::shell::audit::audit_log::{self, AuditLog, Rotation};
     use clap::{Parser, Subcommand};
 
     #[derive(Parser)]
@@ -408,7 +431,7 @@ mod tests {
     /// request is approved by a rule at once and she hands it back with `done`; dave's is
     /// denied.
     fn day(dir: &Path) {
-        let log = AuditLog::open(dir).unwrap();
+        let log = AuditLog::open(dir, Rotation::NEVER).unwrap();
         let add = |t: &str, e: Event| {
             log.append_at(&e, at(t)).unwrap();
         };
@@ -519,6 +542,39 @@ mod tests {
     }
 
     #[test]
+    fn history_and_verify_read_across_the_rotated_files() {
+        let (dir, path) = audit_log::tests::rotated_log_with(10, 3, "history-rotated");
+        let (code, all) = audit_output(&["audit", "--json"], &dir.0);
+        assert_eq!(code, 0);
+        let seqs: Vec<u64> = all
+            .lines()
+            .map(|l| serde_json::from_str::<AuditRecord>(l).unwrap().seq)
+            .collect();
+        assert_eq!(seqs, (1..=10).collect::<Vec<_>>(), "every file, in order");
+        // r2's record is in the oldest file.
+        let (_, r2) = audit_output(&["audit", "--id", "r2"], &dir.0);
+        assert_eq!(r2.lines().count(), 1, "{r2}");
+        let (code, out) = audit_output(&["audit", "verify"], &dir.0);
+        assert_eq!(code, 0);
+        assert!(out.contains("intact, 10 records in 4 files"), "{out}");
+        assert!(!out.contains("chain starts"), "{out}");
+        // The oldest file moved away: still intact, and verify says where the chain starts
+        // and what record 3's hash must be.
+        let oldest = crate::shell::audit::audit_files::rotated_path(&path, 1);
+        let last = std::fs::read_to_string(&oldest).unwrap();
+        let hash = audit_log::line_hash(last.lines().last().unwrap().as_bytes());
+        std::fs::remove_file(&oldest).unwrap();
+        let (code, out) = audit_output(&["audit", "verify"], &dir.0);
+        assert_eq!(code, 0);
+        assert!(out.contains("intact, 7 records in 3 files"), "{out}");
+        assert!(
+            out.contains("the chain starts at record 4: records 1..3 are not here")
+                && out.contains(&format!("Record 3 must have SHA-256 {hash}")),
+            "{out}"
+        );
+    }
+
+    #[test]
     fn the_config_option_works_before_and_after_verify() {
         let Top::Audit(a) = parse(&["audit", "verify", "--config", "/tmp/x.toml"]) else {
             unreachable!()
@@ -619,7 +675,7 @@ mod tests {
         let size = std::fs::metadata(&path).unwrap().len();
         let before = max_rss_kib();
         let started = std::time::Instant::now();
-        assert_eq!(audit_log::verify(&path).unwrap().lines as u64, RECORDS);
+        assert_eq!(audit_verify::verify(&path).unwrap().lines as u64, RECORDS);
         let verified = started.elapsed();
         let mut out = Vec::new();
         let host = HostFiles::system(&dir.0);

@@ -68,8 +68,12 @@ fn start(config: Config) -> Result<(), String> {
             state_dir.display()
         )
     })?;
-    let audit =
-        AuditLog::open(&state_dir).map_err(|e| format!("cannot open the audit log: {e}"))?;
+    let rotation = audit_log::Rotation {
+        max_bytes: config.audit_rotate_size,
+        max_age: config.audit_rotate_age,
+    };
+    let audit = AuditLog::open(&state_dir, rotation)
+        .map_err(|e| format!("cannot open the audit log: {e}"))?;
     let repair = audit.repair_notice().cloned();
     let mut sinks = system_sinks();
     // Notifiers report their own failures to the system log only, never to a notifier.
@@ -77,8 +81,9 @@ fn start(config: Config) -> Result<(), String> {
     let report: queue::Report = Arc::new(move |event: Event| system_log.emit(&event));
     sinks.extend(webhook::sinks(&config, report)?);
     let events = Arc::new(EventLog::new(Some(Box::new(audit)), sinks));
+    // Already in the audit log (open wrote it): the other sinks only, with its position.
     if let Some(notice) = repair {
-        events.emit(&notice);
+        events.publish(&notice);
     }
     let socket = config.socket.clone();
     let listener =

@@ -68,7 +68,20 @@ pub struct Config {
     pub notify_terminals: bool,
     /// The login records (utmp) that say who is logged in on which terminal.
     pub utmp_file: PathBuf,
+    /// `audit.log` is rotated before an append would make it larger than this many bytes
+    /// (`"off"`: never by size). Written like `64MiB`.
+    #[serde(deserialize_with = "rotate_size")]
+    pub audit_rotate_size: Option<u64>,
+    /// `audit.log` is rotated once its first record is this old (`"off"`, the default: never
+    /// by age).
+    #[serde(deserialize_with = "rotate_age")]
+    pub audit_rotate_age: Option<Duration>,
 }
+
+/// Default of `audit_rotate_size`: a few hundred thousand records per file.
+pub const DEFAULT_AUDIT_ROTATE_SIZE: u64 = 64 << 20;
+/// Smallest `audit_rotate_size`: a file holds at least a few records.
+const MIN_AUDIT_ROTATE_SIZE: u64 = 4 << 10;
 
 impl Default for Config {
     fn default() -> Self {
@@ -99,6 +112,8 @@ impl Default for Config {
             notifiers: Vec::new(),
             notify_terminals: true,
             utmp_file: PathBuf::from("/var/run/utmp"),
+            audit_rotate_size: Some(DEFAULT_AUDIT_ROTATE_SIZE),
+            audit_rotate_age: None,
         }
     }
 }
@@ -106,6 +121,50 @@ impl Default for Config {
 fn human_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
     let text = String::deserialize(d)?;
     jit_proto::duration::parse(&text).map_err(serde::de::Error::custom)
+}
+
+fn rotate_age<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+    let text = String::deserialize(d)?;
+    if text == "off" {
+        return Ok(None);
+    }
+    jit_proto::duration::parse(&text)
+        .map(Some)
+        .map_err(serde::de::Error::custom)
+}
+
+fn rotate_size<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+    let text = String::deserialize(d)?;
+    if text == "off" {
+        return Ok(None);
+    }
+    parse_size(&text)
+        .map(Some)
+        .map_err(serde::de::Error::custom)
+}
+
+/// `512KiB`, `64MiB`, `1GiB` or a number of bytes with `B`; at least
+/// [`MIN_AUDIT_ROTATE_SIZE`]. Binary units only, spelled out, so `64M` cannot be read two ways.
+fn parse_size(text: &str) -> Result<u64, String> {
+    let bad = |why: &str| {
+        format!("invalid size {text:?}: {why} (write e.g. 64MiB, 512KiB, 1GiB or \"off\")")
+    };
+    let digits = text.bytes().take_while(u8::is_ascii_digit).count();
+    let (number, unit) = text.split_at(digits);
+    let scale: u64 = match unit {
+        "B" => 1,
+        "KiB" => 1 << 10,
+        "MiB" => 1 << 20,
+        "GiB" => 1 << 30,
+        "" => return Err(bad("a number without a unit")),
+        _ => return Err(bad(&format!("unknown unit {unit:?}"))),
+    };
+    let number: u64 = number.parse().map_err(|_| bad("no number"))?;
+    let bytes = number.checked_mul(scale).ok_or_else(|| bad("too large"))?;
+    if bytes < MIN_AUDIT_ROTATE_SIZE {
+        return Err(bad("smaller than 4KiB"));
+    }
+    Ok(bytes)
 }
 
 impl Config {
@@ -201,6 +260,14 @@ impl Config {
             self.notify_terminals != new.notify_terminals,
         );
         differs("utmp_file", self.utmp_file != new.utmp_file);
+        differs(
+            "audit_rotate_size",
+            self.audit_rotate_size != new.audit_rotate_size,
+        );
+        differs(
+            "audit_rotate_age",
+            self.audit_rotate_age != new.audit_rotate_age,
+        );
         out
     }
 
@@ -275,5 +342,32 @@ mod tests {
         assert!(e.contains("default_duration"), "{e}");
         let e = Config::parse("state_dir = \"relative\"").unwrap_err();
         assert!(e.contains("state_dir"), "{e}");
+    }
+
+    #[test]
+    fn audit_rotation_is_by_size_by_default_and_by_age_when_asked() {
+        let c = Config::parse("").unwrap();
+        assert_eq!(c.audit_rotate_size, Some(64 << 20));
+        assert_eq!(c.audit_rotate_age, None);
+        let c = Config::parse("audit_rotate_size = \"512KiB\"\naudit_rotate_age = \"7d\"").unwrap();
+        assert_eq!(c.audit_rotate_size, Some(512 << 10));
+        assert_eq!(c.audit_rotate_age, Some(Duration::from_secs(7 * 86400)));
+        let c = Config::parse("audit_rotate_size = \"off\"\naudit_rotate_age = \"off\"").unwrap();
+        assert_eq!((c.audit_rotate_size, c.audit_rotate_age), (None, None));
+        assert_eq!(parse_size("1GiB"), Ok(1 << 30));
+        assert_eq!(parse_size("4096B"), Ok(4096));
+        for bad in [
+            "64M",
+            "64",
+            "MiB",
+            "1KiB",
+            "-1MiB",
+            "99999999999999GiB",
+            "64 MiB",
+        ] {
+            assert!(parse_size(bad).is_err(), "{bad} was accepted");
+        }
+        let e = Config::parse("\naudit_rotate_size = \"64MB\"\n").unwrap_err();
+        assert!(e.contains("line 2") && e.contains("64MB"), "{e}");
     }
 }

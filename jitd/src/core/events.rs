@@ -189,6 +189,18 @@ pub struct Event {
     pub extra: Vec<(&'static str, String)>,
     /// One human sentence.
     pub message: String,
+    /// Where the audit log wrote this event, set by the audit log itself; `None` on an event
+    /// that is in no audit record (the audit log could not be written, or it never goes there).
+    /// journald and syslog carry it so a copy kept off the host can show a rewritten chain.
+    pub audit: Option<AuditPosition>,
+}
+
+/// An audit record's place in the chain: its `seq` and the hex SHA-256 of its line (what the
+/// next record's `prev` and `audit.head` hold).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditPosition {
+    pub seq: u64,
+    pub hash: String,
 }
 
 impl Event {
@@ -209,6 +221,12 @@ impl Event {
 /// hold before an action is acknowledged (the audit log).
 pub trait EventSink: Send + Sync {
     fn record(&self, event: &Event) -> std::io::Result<()>;
+}
+
+/// The trail that must hold before an action is acknowledged: `append` returns once the event
+/// is on disk, saying where it landed.
+pub trait AuditTrail: Send + Sync {
+    fn append(&self, event: &Event) -> std::io::Result<AuditPosition>;
 }
 
 /// Escapes text a user controls for a one-line log: control characters (newline, ESC, DEL and

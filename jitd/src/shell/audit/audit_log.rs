@@ -1,31 +1,38 @@
 //! The tamper-evident audit log: `audit.log` in the state dir, one JSON object per line, each
 //! carrying `prev`, the SHA-256 of the previous line's bytes (a hash chain), and `seq`, its
-//! position. A record is appended with O_APPEND and fdatasync'ed before [`AuditLog::record`]
+//! position. A record is appended with O_APPEND and fdatasync'ed before [`AuditLog::append_event`]
 //! returns, so the daemon acknowledges an action only once it is on disk.
 //!
 //! Next to it, `audit.head` holds the seq and hash of the last record (rewritten in place after
 //! every append). The chain alone cannot show that whole trailing lines were cut off; the head
 //! can, unless whoever cut them also rewrote the head. Neither can stop someone with root from
 //! rewriting the whole file and recomputing every hash: for that, compare `jitd audit verify`'s
-//! final hash with a copy kept elsewhere (journald forwarding, a remote syslog).
+//! final hash with a copy kept elsewhere (journald forwarding, a remote syslog; every event
+//! there carries its record's seq and hash).
+//!
+//! The log rotates ([`Rotation`]): `audit.log` is renamed `audit-<first seq>.log` and a new
+//! one continues the same chain (audit_files.rs names and lists the files; audit_verify.rs
+//! checks the chain across them).
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::fs::{File, OpenOptions};
-use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom, Write};
+use std::io::{self, BufRead, Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use chrono::{DateTime, SecondsFormat, Utc};
-use nix::fcntl::{Flock, FlockArg};
+use nix::fcntl::{renameat2, Flock, FlockArg, RenameFlags};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::core::events::{Event, EventKind, EventSink};
+use crate::core::events::{AuditPosition, AuditTrail, Event, EventKind, EventSink};
 use crate::core::model::GrantId;
 use crate::core::timestamp;
-use crate::shell::atomic_file::{open_trusted, read_trusted};
+use crate::shell::atomic_file::{fsync_dir, open_trusted, read_trusted};
+use crate::shell::audit::audit_files;
+use crate::shell::failpoint;
 
 pub const LOG_FILE: &str = "audit.log";
 /// The `prev` of the first record: there is no previous line.
@@ -107,7 +114,7 @@ impl AuditRecord {
 
     /// The line as written: compact JSON in field order, with DEL and C1 controls (which JSON
     /// would leave raw) escaped too, so `cat audit.log` never feeds a terminal an escape.
-    fn to_line(&self) -> String {
+    pub(crate) fn to_line(&self) -> String {
         let json = serde_json::to_string(self).expect("a struct of strings serializes");
         let mut out = String::with_capacity(json.len());
         for c in json.chars() {
@@ -139,7 +146,7 @@ pub struct ChainHead {
 }
 
 impl ChainHead {
-    fn genesis() -> Self {
+    pub(crate) fn genesis() -> Self {
         ChainHead {
             seq: 0,
             hash: GENESIS.to_string(),
@@ -169,7 +176,7 @@ pub fn head_path(log_path: &Path) -> PathBuf {
 
 /// Reads `audit.head`; `Ok(None)` when it does not exist or is empty (never written). A link
 /// or a file that is not jitd's alone is refused.
-fn read_head(path: &Path) -> io::Result<Option<ChainHead>> {
+pub(crate) fn read_head(path: &Path) -> io::Result<Option<ChainHead>> {
     let bytes = match read_trusted(path) {
         Ok(b) => b,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
@@ -186,24 +193,69 @@ fn read_head(path: &Path) -> io::Result<Option<ChainHead>> {
     })
 }
 
-/// The append side, owned by the daemon. Thread-safe; holds an exclusive flock on the log so a
-/// second daemon cannot interleave its own chain.
+/// When `audit.log` is rotated: checked before each append, so a file is never rotated while
+/// it is empty and a record is never split across files.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rotation {
+    /// Rotate before an append would make the file longer than this many bytes.
+    pub max_bytes: Option<u64>,
+    /// Rotate once the file's first record is this old (by the records' own times).
+    pub max_age: Option<std::time::Duration>,
+}
+
+impl Rotation {
+    #[cfg(test)]
+    pub const NEVER: Rotation = Rotation {
+        max_bytes: None,
+        max_age: None,
+    };
+
+    fn due(&self, len: u64, record_len: u64, first: &FirstRecord, now: DateTime<Utc>) -> bool {
+        let too_big = self
+            .max_bytes
+            .is_some_and(|max| len.saturating_add(record_len) > max);
+        let too_old = match (self.max_age, first.time) {
+            (Some(age), Some(t)) => (now - t).to_std().is_ok_and(|elapsed| elapsed >= age),
+            _ => false,
+        };
+        too_big || too_old
+    }
+}
+
+/// The append side, owned by the daemon. Thread-safe; holds an exclusive flock on `audit.head`
+/// so a second daemon cannot interleave its own chain.
 pub struct AuditLog {
     path: PathBuf,
     head_path: PathBuf,
+    rotation: Rotation,
     inner: Mutex<Writer>,
     /// The `reconciled` record written when `open` cut a torn line, for the other sinks.
     repair: Option<Event>,
 }
 
 struct Writer {
-    log: Flock<File>,
-    head_file: File,
+    /// `audit.head`, overwritten in place. Its lock keeps out a second jitd: unlike `audit.log`
+    /// it is never renamed, so the lock holds across rotations.
+    head_file: Flock<File>,
+    /// The active `audit.log`, opened for appending.
+    log: File,
     head: ChainHead,
     /// Length of the log up to the last acknowledged record: a failed append is cut back to it.
     len: u64,
+    /// The active file's first record, once it has one: names the file when it is rotated,
+    /// and dates it for [`Rotation::max_age`].
+    first: Option<FirstRecord>,
+    /// A rotation renamed `audit.log` away but could not create its successor: the next
+    /// append creates it before writing.
+    renamed: bool,
     /// Set when the log may no longer match `head`/`len`; every later append fails with it.
     broken: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct FirstRecord {
+    seq: u64,
+    time: Option<DateTime<Utc>>,
 }
 
 /// An error naming the file and what the operator can do, keeping the original kind (e.g.
@@ -212,19 +264,39 @@ fn context(kind: io::ErrorKind, path: &Path, what: impl fmt::Display) -> io::Err
     io::Error::new(kind, format!("audit log {}: {what}", path.display()))
 }
 
+/// What to do with a log that does not match its head, for every refusal below.
+const START_A_NEW_CHAIN: &str = "Run `jitd audit verify`; to start a new chain, move audit.log, \
+     audit.head and the rotated audit-*.log files aside (keep them as evidence) and start jitd \
+     again";
+
 impl AuditLog {
-    /// Opens (or creates) `state_dir/audit.log` and continues its chain.
+    /// Opens (or creates) `state_dir/audit.log` and continues its chain, rotating it as
+    /// `rotation` says.
     ///
     /// Crash recovery: a final line without its newline can only be a record whose write was
     /// torn before it was fsync'ed — hence never acknowledged — *if* `audit.head` still names
     /// the line before it. Then the torn bytes are cut off and a `reconciled` record says so
-    /// (with their length and hash). Any other mismatch between the log's end and the head
-    /// (missing lines, an edited last line, a missing head) means tampering or a lost file:
-    /// `open` refuses, so the daemon grants nothing until a person has looked.
-    pub fn open(state_dir: &Path) -> io::Result<AuditLog> {
+    /// (with their length and hash). An empty or missing `audit.log` continues from the last
+    /// record of the newest rotated file (a crash in the middle of a rotation). Any other
+    /// mismatch between the chain's end and the head (missing lines, an edited last line, a
+    /// missing head) means tampering or a lost file: `open` refuses, so the daemon grants
+    /// nothing until a person has looked.
+    pub fn open(state_dir: &Path, rotation: Rotation) -> io::Result<AuditLog> {
         let path = state_dir.join(LOG_FILE);
         let head_path = head_path(&path);
-        let file = open_trusted(
+        // Locked before anything is read, so no other jitd appends meanwhile. A missing head
+        // is created only once the log is found to be new: a refusal leaves the files as
+        // they were, for evidence.
+        let head_file = match lock_head(&head_path, false) {
+            Ok(file) => Some(file),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => None,
+            Err(e) => return Err(e),
+        };
+        let stored_head = match head_file {
+            Some(_) => read_head(&head_path)?,
+            None => None,
+        };
+        let mut log = open_trusted(
             &path,
             OpenOptions::new()
                 .read(true)
@@ -233,18 +305,13 @@ impl AuditLog {
                 .mode(0o600),
         )
         .map_err(|e| context(e.kind(), &path, format!("cannot open: {e}")))?;
-        let mut log =
-            Flock::lock(file, FlockArg::LockExclusiveNonblock).map_err(|(_, errno)| {
-                context(
-                    io::ErrorKind::WouldBlock,
-                    &path,
-                    format!("locked by another process ({errno}): is another jitd running?"),
-                )
-            })?;
-        let stored_head = read_head(&head_path)?;
         let tail = read_tail(&mut log, &path)?;
+        let last = match tail.last {
+            Some(last) => Some(last),
+            None => last_rotated_record(&path)?,
+        };
 
-        let head = match (&tail.last, &stored_head) {
+        let head = match (&last, &stored_head) {
             (None, None) => ChainHead::genesis(),
             (None, Some(h)) if *h == ChainHead::genesis() => h.clone(),
             (Some(last), Some(h)) if *h == last.head => h.clone(),
@@ -257,9 +324,7 @@ impl AuditLog {
                     io::ErrorKind::InvalidData,
                     &path,
                     format!(
-                        "{} is missing, so truncation cannot be ruled out. Run `jitd audit \
-                         verify`; to start a new chain, move audit.log aside (keep it as \
-                         evidence) and start jitd again",
+                        "{} is missing, so truncation cannot be ruled out. {START_A_NEW_CHAIN}",
                         head_path.display()
                     ),
                 ))
@@ -271,36 +336,34 @@ impl AuditLog {
                     &path,
                     format!(
                         "the log ends at record {end} but {} names record {} with another \
-                         hash: records were removed or edited. Run `jitd audit verify`; to \
-                         start a new chain, move audit.log and audit.head aside (keep them as \
-                         evidence) and start jitd again",
+                         hash: records were removed or edited. {START_A_NEW_CHAIN}",
                         head_path.display(),
                         h.seq
                     ),
                 ));
             }
         };
-
-        let head_file = open_trusted(
-            &head_path,
-            OpenOptions::new()
-                .read(true)
-                .write(true)
-                .create(true)
-                .truncate(false)
-                .mode(0o600),
-        )
-        .map_err(|e| context(e.kind(), &head_path, format!("cannot open: {e}")))?;
+        let head_file = match head_file {
+            Some(file) => file,
+            None => lock_head(&head_path, true)?,
+        };
+        let first = match tail.complete_len {
+            0 => None,
+            _ => Some(first_record(&log, &path)?),
+        };
         let writer = Writer {
-            log,
             head_file,
+            log,
             head,
             len: tail.complete_len,
+            first,
+            renamed: false,
             broken: None,
         };
         let mut audit = AuditLog {
             path,
             head_path,
+            rotation,
             inner: Mutex::new(writer),
             repair: None,
         };
@@ -323,7 +386,8 @@ impl AuditLog {
                     ("TORN_BYTES", torn.len().to_string()),
                     ("TORN_SHA256", line_hash(torn)),
                 ];
-                audit.append(&mut w, &event, Utc::now())?;
+                let at = audit.append(&mut w, &event, Utc::now())?;
+                event.audit = Some(at.into());
                 Some(event)
             } else {
                 audit.write_head(&mut w)?;
@@ -332,14 +396,14 @@ impl AuditLog {
         };
         audit.repair = repair;
         // A newly created log or head must survive a crash as a directory entry too.
-        File::open(state_dir)
-            .and_then(|d| d.sync_all())
+        fsync_dir(state_dir)
             .map_err(|e| context(e.kind(), state_dir, format!("cannot sync: {e}")))?;
         Ok(audit)
     }
 
-    /// The event `open` recorded after cutting a torn final line, if it did: send it to
-    /// journald/syslog too so the repair is seen outside the log.
+    /// The event `open` recorded after cutting a torn final line, if it did, with its audit
+    /// position: publish it to journald/syslog so the repair is seen outside the log (it is in
+    /// the log already).
     pub fn repair_notice(&self) -> Option<&Event> {
         self.repair.as_ref()
     }
@@ -381,6 +445,7 @@ impl AuditLog {
         let mut bytes = line.into_bytes();
         let hash = line_hash(&bytes);
         bytes.push(b'\n');
+        let rotated = self.rotate_if_due(w, bytes.len() as u64, time)?;
         let written = w.log.write_all(&bytes).and_then(|()| w.log.sync_data());
         if let Err(e) = written {
             // Cut a partial line (ENOSPC can write part of it) so the next append, once there
@@ -401,7 +466,14 @@ impl AuditLog {
                 ),
             ));
         }
+        if rotated {
+            failpoint::hit("audit_rotate_before_head");
+        }
         w.len += bytes.len() as u64;
+        w.first.get_or_insert(FirstRecord {
+            seq: record.seq,
+            time: Some(time),
+        });
         w.head = ChainHead {
             seq: record.seq,
             hash,
@@ -412,6 +484,90 @@ impl AuditLog {
             w.broken = Some(e.to_string());
         }
         Ok(w.head.clone())
+    }
+
+    /// Before a record of `record_len` bytes is appended at `now`: if [`Rotation`] says it
+    /// should not go into the current file, renames `audit.log` to `audit-<first seq>.log` and
+    /// starts a new one. Returns whether the record will be the new file's first.
+    ///
+    /// Every step leaves a chain that `open` continues after a crash: before the rename,
+    /// nothing changed; after it, `audit.log` is missing or empty and the chain ends in the
+    /// rotated file, where `audit.head` says; and the record itself is written as any other.
+    /// A failure refuses the append (nothing is acknowledged without its record); the next
+    /// append tries again from the step that failed.
+    fn rotate_if_due(
+        &self,
+        w: &mut Writer,
+        record_len: u64,
+        now: DateTime<Utc>,
+    ) -> io::Result<bool> {
+        if w.renamed {
+            self.start_new_file(w)?;
+            return Ok(true);
+        }
+        let Some(first) = w.first else {
+            return Ok(false);
+        };
+        if !self.rotation.due(w.len, record_len, &first, now) {
+            return Ok(false);
+        }
+        let rotated = audit_files::rotated_path(&self.path, first.seq);
+        failpoint::hit("audit_rotate_before_rename");
+        // Never over another file: a name taken (by hand) would lose that file's records.
+        renameat2(
+            None,
+            &self.path,
+            None,
+            &rotated,
+            RenameFlags::RENAME_NOREPLACE,
+        )
+        .map_err(|errno| {
+            context(
+                io::Error::from(errno).kind(),
+                &self.path,
+                format!(
+                    "cannot rotate to {}: {errno}. jitd refuses new requests and grants until \
+                     it can (a file of that name is not jitd's: move it away)",
+                    rotated.display()
+                ),
+            )
+        })?;
+        w.renamed = true;
+        failpoint::hit("audit_rotate_after_rename");
+        self.start_new_file(w)?;
+        Ok(true)
+    }
+
+    /// Creates the `audit.log` that follows a rotated one. Its directory entry, and the rename
+    /// before it, are made durable before a record in it can be acknowledged.
+    fn start_new_file(&self, w: &mut Writer) -> io::Result<()> {
+        let log = open_trusted(
+            &self.path,
+            OpenOptions::new()
+                .read(true)
+                .append(true)
+                .create(true)
+                .mode(0o600),
+        )
+        .map_err(|e| context(e.kind(), &self.path, format!("cannot create: {e}")))?;
+        // Only an earlier attempt of this same step creates it; with records in it, someone
+        // else did, and the chain would not continue where the head says.
+        let len = log.metadata()?.len();
+        if len != 0 {
+            return Err(context(
+                io::ErrorKind::InvalidData,
+                &self.path,
+                format!("appeared with {len} bytes in it while jitd rotated the log: not jitd's"),
+            ));
+        }
+        failpoint::hit("audit_rotate_after_create");
+        let dir = self.path.parent().unwrap_or(Path::new("."));
+        fsync_dir(dir).map_err(|e| context(e.kind(), dir, format!("cannot sync: {e}")))?;
+        w.log = log;
+        w.len = 0;
+        w.first = None;
+        w.renamed = false;
+        Ok(())
     }
 
     fn write_head(&self, w: &mut Writer) -> io::Result<()> {
@@ -441,6 +597,101 @@ impl EventSink for AuditLog {
     fn record(&self, event: &Event) -> io::Result<()> {
         self.append_event(event).map(|_| ())
     }
+}
+
+impl AuditTrail for AuditLog {
+    fn append(&self, event: &Event) -> io::Result<AuditPosition> {
+        self.append_event(event).map(AuditPosition::from)
+    }
+}
+
+impl From<ChainHead> for AuditPosition {
+    fn from(head: ChainHead) -> Self {
+        AuditPosition {
+            seq: head.seq,
+            hash: head.hash,
+        }
+    }
+}
+
+/// Opens `audit.head` (creating it empty if `create`) and takes its exclusive lock, which a
+/// running jitd holds for as long as it runs.
+fn lock_head(path: &Path, create: bool) -> io::Result<Flock<File>> {
+    let file = open_trusted(
+        path,
+        OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(create)
+            .truncate(false)
+            .mode(0o600),
+    )
+    .map_err(|e| context(e.kind(), path, format!("cannot open: {e}")))?;
+    Flock::lock(file, FlockArg::LockExclusiveNonblock).map_err(|(_, errno)| {
+        context(
+            io::ErrorKind::WouldBlock,
+            path,
+            format!("locked by another process ({errno}): is another jitd running?"),
+        )
+    })
+}
+
+/// The last record of the newest rotated file, when `audit.log` has none: where the chain
+/// ends after a crash between renaming `audit.log` and writing to its successor. jitd never
+/// rotates an empty file or leaves a torn line in one, so either is refused.
+fn last_rotated_record(log: &Path) -> io::Result<Option<LastRecord>> {
+    let rotated = audit_files::rotated_files(log)
+        .map_err(|e| context(e.kind(), log, format!("cannot list the rotated files: {e}")))?;
+    let Some(newest) = rotated.last() else {
+        return Ok(None);
+    };
+    let mut file = open_trusted(&newest.path, OpenOptions::new().read(true))
+        .map_err(|e| context(e.kind(), &newest.path, format!("cannot open: {e}")))?;
+    let tail = read_tail(&mut file, &newest.path)?;
+    let problem = match (&tail.torn, tail.last) {
+        (None, Some(last)) => return Ok(Some(last)),
+        (Some(_), _) => "ends in an incomplete line, which no crash leaves in a rotated file",
+        (None, None) => "holds no records, which no rotation leaves",
+    };
+    Err(context(
+        io::ErrorKind::InvalidData,
+        &newest.path,
+        format!("{problem}: it was changed. {START_A_NEW_CHAIN}"),
+    ))
+}
+
+/// The seq and time of the log's first record (which `open` found complete).
+fn first_record(log: &File, path: &Path) -> io::Result<FirstRecord> {
+    let mut line = Vec::new();
+    let mut chunk = vec![0; 1 << 12];
+    loop {
+        let n = log
+            .read_at(&mut chunk, line.len() as u64)
+            .map_err(|e| context(e.kind(), path, format!("cannot read: {e}")))?;
+        if let Some(end) = chunk[..n].iter().position(|&b| b == b'\n') {
+            line.extend_from_slice(&chunk[..end]);
+            break;
+        }
+        line.extend_from_slice(&chunk[..n]);
+        if n == 0 || line.len() > MAX_LINE {
+            return Err(context(
+                io::ErrorKind::InvalidData,
+                path,
+                "the first line is not a complete record",
+            ));
+        }
+    }
+    let record: AuditRecord = serde_json::from_slice(&line).map_err(|e| {
+        context(
+            io::ErrorKind::InvalidData,
+            path,
+            format!("the first record is not valid ({e}). {START_A_NEW_CHAIN}"),
+        )
+    })?;
+    Ok(FirstRecord {
+        seq: record.seq,
+        time: record.time(),
+    })
 }
 
 /// The end of an existing log, read backwards from its last bytes.
@@ -562,16 +813,6 @@ impl<R: BufRead> LineReader<R> {
     }
 }
 
-/// Opens a log for streaming reads (the CLI's queries and `verify`), never through a link.
-pub fn open_reader(path: &Path) -> io::Result<LineReader<BufReader<File>>> {
-    let file = OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
-        .open(path)
-        .map_err(|e| context(e.kind(), path, format!("cannot read: {e}")))?;
-    Ok(LineReader::new(BufReader::with_capacity(1 << 16, file)))
-}
-
 /// The events whose `expires` is the end of a window an approval gave: a grant's approval,
 /// break-glass, and extensions. jitd writes them, with the new window's end, after the window
 /// opens or moves and before the grant's record is stored.
@@ -619,221 +860,131 @@ fn raw_fields<'a, const N: usize>(line: &'a [u8], keys: [&str; N]) -> [Option<&'
 
 /// What the audit log at `path` approved for the grants `wanted`: the end of the newest window
 /// an approving record (`approved`, `extended`, `break_glass`) gave each, to the second. Read
-/// backwards from the end, and only back to the first record written before `since` (or until
-/// every grant was found), so a long log costs only its recent part. A grant missing from the
-/// answer has no approval in that part of the log.
+/// backwards from the end — `audit.log`, then the rotated files, newest first — and only back
+/// to the first record written before `since` (or until every grant was found), so a long
+/// history costs only its recent part. A grant missing from the answer has no approval in that
+/// part of the log.
 pub fn approved_windows(
     path: &Path,
     wanted: &[GrantId],
     since: DateTime<Utc>,
 ) -> io::Result<HashMap<GrantId, DateTime<Utc>>> {
-    const BLOCK: u64 = 1 << 16;
     let wanted: HashMap<&str, &GrantId> = wanted.iter().map(|id| (id.as_str(), id)).collect();
     let mut found = HashMap::with_capacity(wanted.len());
     if wanted.is_empty() {
         return Ok(found);
     }
-    let file = open_trusted(path, OpenOptions::new().read(true))
-        .map_err(|e| context(e.kind(), path, format!("cannot read: {e}")))?;
-    // jitd writes every time in this one form, so comparing text is comparing times.
-    let since_text = since.to_rfc3339_opts(SecondsFormat::Millis, true);
-    let mut end = file.metadata()?.len();
-    // The start of the line that began before the block just read (complete at its end).
-    let mut carry: Vec<u8> = Vec::new();
-    while end > 0 {
-        let start = end.saturating_sub(BLOCK);
-        let mut buf = vec![0; (end - start) as usize];
-        file.read_exact_at(&mut buf, start)
-            .map_err(|e| context(e.kind(), path, format!("cannot read: {e}")))?;
-        buf.extend_from_slice(&carry);
-        end = start;
-        let mut lines: Vec<&[u8]> = buf.split(|&b| b == b'\n').collect();
-        // The first piece may have begun before this block: keep it for the next.
-        let first = if start > 0 {
-            Some(lines.remove(0))
-        } else {
-            None
-        };
-        for line in lines.into_iter().rev().filter(|l| !l.is_empty()) {
-            let [time, event, id, until] =
-                raw_fields(line, ["time", "event", "request_id", "expires"]);
-            let Some(time) = time else {
-                continue;
-            };
-            let older = if time.len() == since_text.len() {
-                time < since_text.as_bytes()
-            } else {
-                timestamp::parse(time).is_some_and(|t| t < since)
-            };
-            if older {
-                return Ok(found);
-            }
-            if !event.is_some_and(|e| APPROVING.contains(&e)) {
-                continue;
-            }
-            let id = id.and_then(|id| std::str::from_utf8(id).ok());
-            let Some(&id) = id.and_then(|id| wanted.get(id)) else {
-                continue;
-            };
-            if found.contains_key(id) {
-                continue; // a newer record already said
-            }
-            if let Some(until) = until.and_then(timestamp::parse) {
-                found.insert(id.clone(), until);
-                if found.len() == wanted.len() {
-                    return Ok(found);
-                }
-            }
-        }
-        carry = first.map(<[u8]>::to_vec).unwrap_or_default();
-        if carry.len() > MAX_LINE {
-            return Err(context(
-                io::ErrorKind::InvalidData,
-                path,
-                format!("a line before byte {end} is longer than any record"),
-            ));
+    let files = audit_files::chain_files(path)
+        .map_err(|e| context(e.kind(), path, format!("cannot list the audit files: {e}")))?;
+    let scan = Scan {
+        wanted: &wanted,
+        since,
+        // jitd writes every time in this one form, so comparing text is comparing times.
+        since_text: since.to_rfc3339_opts(SecondsFormat::Millis, true),
+    };
+    for file in files.iter().rev() {
+        if scan.file(&file.path, &mut found)? == Scanned::Done {
+            break;
         }
     }
     Ok(found)
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct VerifyOk {
-    /// Number of intact records.
-    pub lines: usize,
-    /// The chain's end: keep a copy elsewhere to detect a wholesale rewrite later.
-    pub head: ChainHead,
+struct Scan<'a> {
+    wanted: &'a HashMap<&'a str, &'a GrantId>,
+    since: DateTime<Utc>,
+    since_text: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct VerifyError {
-    /// First line (from 1) where the chain breaks; for a log cut short, the first missing one.
-    pub line: usize,
-    pub what: String,
+#[derive(Debug, PartialEq, Eq)]
+enum Scanned {
+    /// A record older than `since` was reached, or every grant found: older files can wait.
+    Done,
+    /// The whole file was read: go on with the one before.
+    Continue,
 }
 
-impl fmt::Display for VerifyError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "line {}: {}", self.line, self.what)
+impl Scan<'_> {
+    /// One file of the chain, read backwards in blocks.
+    fn file(
+        &self,
+        path: &Path,
+        found: &mut HashMap<GrantId, DateTime<Utc>>,
+    ) -> io::Result<Scanned> {
+        const BLOCK: u64 = 1 << 16;
+        let file = open_trusted(path, OpenOptions::new().read(true))
+            .map_err(|e| context(e.kind(), path, format!("cannot read: {e}")))?;
+        let mut end = file.metadata()?.len();
+        // The start of the line that began before the block just read (complete at its end).
+        let mut carry: Vec<u8> = Vec::new();
+        while end > 0 {
+            let start = end.saturating_sub(BLOCK);
+            let mut buf = vec![0; (end - start) as usize];
+            file.read_exact_at(&mut buf, start)
+                .map_err(|e| context(e.kind(), path, format!("cannot read: {e}")))?;
+            buf.extend_from_slice(&carry);
+            end = start;
+            let mut lines: Vec<&[u8]> = buf.split(|&b| b == b'\n').collect();
+            // The first piece may have begun before this block: keep it for the next.
+            let first = if start > 0 {
+                Some(lines.remove(0))
+            } else {
+                None
+            };
+            for line in lines.into_iter().rev().filter(|l| !l.is_empty()) {
+                if self.line(line, found) == Scanned::Done {
+                    return Ok(Scanned::Done);
+                }
+            }
+            carry = first.map(<[u8]>::to_vec).unwrap_or_default();
+            if carry.len() > MAX_LINE {
+                return Err(context(
+                    io::ErrorKind::InvalidData,
+                    path,
+                    format!("a line before byte {end} is longer than any record"),
+                ));
+            }
+        }
+        Ok(Scanned::Continue)
     }
-}
 
-/// Walks the whole chain in one streaming pass and checks it against `audit.head`. Detects an
-/// edited, deleted, inserted, reordered or duplicated record, a torn final line and (through
-/// the head) whole lines cut from the end. Cannot detect a log rewritten from scratch with the
-/// head rewritten to match: compare [`VerifyOk::head`] with a copy kept elsewhere for that.
-pub fn verify(path: &Path) -> Result<VerifyOk, VerifyError> {
-    let fail = |line: usize, what: String| VerifyError { line, what };
-    let mut reader = open_reader(path).map_err(|e| fail(0, e.to_string()))?;
-    let mut head = ChainHead::genesis();
-    let mut before_last = ChainHead::genesis();
-    loop {
-        let raw = match reader.next_line() {
-            Ok(Some(raw)) => raw,
-            Ok(None) => break,
-            Err(e) => return Err(fail(reader.line_no, e.to_string())),
+    fn line(&self, line: &[u8], found: &mut HashMap<GrantId, DateTime<Utc>>) -> Scanned {
+        let [time, event, id, until] = raw_fields(line, ["time", "event", "request_id", "expires"]);
+        let Some(time) = time else {
+            return Scanned::Continue;
         };
-        let n = raw.number;
-        if !raw.terminated {
-            return Err(fail(
-                n,
-                "incomplete final line (no newline): the log was cut or a write was torn".into(),
-            ));
+        let older = if time.len() == self.since_text.len() {
+            time < self.since_text.as_bytes()
+        } else {
+            timestamp::parse(time).is_some_and(|t| t < self.since)
+        };
+        if older {
+            return Scanned::Done;
         }
-        let record: AuditRecord = serde_json::from_slice(raw.bytes)
-            .map_err(|e| fail(n, format!("not a valid audit record: {e}")))?;
-        let expected = head.seq + 1;
-        if record.seq > expected {
-            return Err(fail(
-                n,
-                format!(
-                    "seq {} where {expected} was expected: record(s) {expected}..{} were deleted",
-                    record.seq,
-                    record.seq - 1
-                ),
-            ));
+        if !event.is_some_and(|e| APPROVING.contains(&e)) {
+            return Scanned::Continue;
         }
-        if record.seq < expected {
-            return Err(fail(
-                n,
-                format!(
-                    "seq {} where {expected} was expected: a record was inserted, duplicated or \
-                     moved",
-                    record.seq
-                ),
-            ));
+        let id = id.and_then(|id| std::str::from_utf8(id).ok());
+        let Some(&id) = id.and_then(|id| self.wanted.get(id)) else {
+            return Scanned::Continue;
+        };
+        if found.contains_key(id) {
+            return Scanned::Continue; // a newer record already said
         }
-        if record.prev != head.hash {
-            return Err(fail(
-                n,
-                match n {
-                    1 => "the first record does not start the chain: records before it were \
-                          deleted, or it was edited"
-                        .to_string(),
-                    _ => format!(
-                        "prev does not match the hash of line {}: line {} was edited, or this \
-                         line was inserted or edited",
-                        n - 1,
-                        n - 1
-                    ),
-                },
-            ));
+        if let Some(until) = until.and_then(timestamp::parse) {
+            found.insert(id.clone(), until);
+            if found.len() == self.wanted.len() {
+                return Scanned::Done;
+            }
         }
-        before_last = std::mem::replace(
-            &mut head,
-            ChainHead {
-                seq: record.seq,
-                hash: line_hash(raw.bytes),
-            },
-        );
-    }
-    let lines = usize::try_from(head.seq).unwrap_or(usize::MAX);
-    let hpath = head_path(path);
-    let stored = read_head(&hpath).map_err(|e| fail(lines + 1, e.to_string()))?;
-    match stored {
-        Some(h) if h == head => Ok(VerifyOk { lines, head }),
-        // The daemon stopped between writing the last record and updating the head.
-        Some(h) if h == before_last && h.seq + 1 == head.seq => Ok(VerifyOk { lines, head }),
-        None if head.seq == 0 => Ok(VerifyOk { lines, head }),
-        None => Err(fail(
-            lines + 1,
-            format!(
-                "{} is missing: cannot tell whether records were cut from the end",
-                hpath.display()
-            ),
-        )),
-        Some(h) if h.seq > head.seq => Err(fail(
-            lines + 1,
-            format!(
-                "the log ends at record {} but {} says record {} was written: records were cut \
-                 from the end",
-                head.seq,
-                hpath.display(),
-                h.seq
-            ),
-        )),
-        Some(h) if h.seq == head.seq => Err(fail(
-            lines,
-            format!(
-                "the last record's hash differs from {}: it was edited",
-                hpath.display()
-            ),
-        )),
-        Some(h) => Err(fail(
-            usize::try_from(h.seq + 1).unwrap_or(usize::MAX),
-            format!(
-                "{} ends at record {}: later records were not written by jitd (or the head was \
-                 edited)",
-                hpath.display(),
-                h.seq
-            ),
-        )),
+        Scanned::Continue
     }
 }
 
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+    use crate::shell::audit::audit_verify::verify;
 
     pub(crate) struct TempDir(pub PathBuf);
 
@@ -860,7 +1011,7 @@ pub(crate) mod tests {
         AuditRecord::from_event(seq, time, event, prev).to_line()
     }
 
-    fn approved(n: usize) -> Event {
+    pub(crate) fn approved(n: usize) -> Event {
         let mut e = Event::new(EventKind::Approved, format!("request {n} approved"));
         e.request_id = Some(format!("r{n}"));
         e.user = Some("alice".into());
@@ -869,9 +1020,9 @@ pub(crate) mod tests {
     }
 
     /// A log of `n` records in a fresh dir.
-    fn log_with(n: usize, name: &str) -> (TempDir, PathBuf) {
+    pub(crate) fn log_with(n: usize, name: &str) -> (TempDir, PathBuf) {
         let dir = TempDir::new(name);
-        let log = AuditLog::open(&dir.0).unwrap();
+        let log = AuditLog::open(&dir.0, Rotation::NEVER).unwrap();
         for i in 1..=n {
             log.record(&approved(i)).unwrap();
         }
@@ -879,7 +1030,7 @@ pub(crate) mod tests {
         (dir, path)
     }
 
-    fn lines(path: &Path) -> Vec<String> {
+    pub(crate) fn lines(path: &Path) -> Vec<String> {
         std::fs::read_to_string(path)
             .unwrap()
             .lines()
@@ -887,13 +1038,13 @@ pub(crate) mod tests {
             .collect()
     }
 
-    fn write_lines(path: &Path, lines: &[String]) {
+    pub(crate) fn write_lines(path: &Path, lines: &[String]) {
         let mut text = lines.join("\n");
         text.push('\n');
         std::fs::write(path, text).unwrap();
     }
 
-    fn bad_line(path: &Path) -> usize {
+    pub(crate) fn bad_line(path: &Path) -> usize {
         match verify(path) {
             Ok(ok) => panic!("tampering went unnoticed: {ok:?}"),
             Err(e) => {
@@ -903,11 +1054,41 @@ pub(crate) mod tests {
         }
     }
 
+    /// The rotation that puts `per_file` records like [`approved`]'s in each file.
+    pub(crate) fn every(per_file: u64) -> Rotation {
+        let typical = line_for(10, Utc::now(), &approved(10), GENESIS).len() as u64 + 1;
+        Rotation {
+            max_bytes: Some(per_file * typical + typical / 2),
+            max_age: None,
+        }
+    }
+
+    /// A log of `n` records in a fresh dir, rotated every `per_file` records: for 10 and 3,
+    /// `audit-…1.log` (records 1..3), `audit-…4.log`, `audit-…7.log` and `audit.log` (10).
+    pub(crate) fn rotated_log_with(n: usize, per_file: u64, name: &str) -> (TempDir, PathBuf) {
+        let dir = TempDir::new(name);
+        let log = AuditLog::open(&dir.0, every(per_file)).unwrap();
+        for i in 1..=n {
+            log.record(&approved(i)).unwrap();
+        }
+        let path = log.path().to_path_buf();
+        (dir, path)
+    }
+
+    /// The chain's files, by name.
+    pub(crate) fn file_names(path: &Path) -> Vec<String> {
+        audit_files::chain_files(path)
+            .unwrap()
+            .iter()
+            .map(|f| f.path.file_name().unwrap().to_string_lossy().into_owned())
+            .collect()
+    }
+
     #[test]
     fn an_untouched_log_verifies_and_reopening_continues_the_chain() {
         let (dir, path) = log_with(3, "intact");
         assert_eq!(verify(&path).unwrap().lines, 3);
-        let log = AuditLog::open(&dir.0).unwrap();
+        let log = AuditLog::open(&dir.0, Rotation::NEVER).unwrap();
         assert!(log.repair_notice().is_none());
         log.record(&approved(4)).unwrap();
         let ok = verify(&path).unwrap();
@@ -920,79 +1101,18 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn an_edited_record_breaks_the_chain_at_the_next_line() {
-        let (_dir, path) = log_with(5, "edit");
-        let mut l = lines(&path);
-        l[2] = l[2].replace("\"bob\"", "\"mallory\"");
-        write_lines(&path, &l);
-        assert_eq!(bad_line(&path), 4);
-    }
-
-    #[test]
-    fn an_edited_last_record_is_caught_by_the_head() {
-        let (_dir, path) = log_with(3, "edit-last");
-        let mut l = lines(&path);
-        l[2] = l[2].replace("\"bob\"", "\"mallory\"");
-        write_lines(&path, &l);
-        assert_eq!(bad_line(&path), 3);
-    }
-
-    #[test]
-    fn a_deleted_record_is_named() {
-        let (_dir, path) = log_with(5, "delete");
-        let mut l = lines(&path);
-        l.remove(1);
-        write_lines(&path, &l);
-        assert_eq!(bad_line(&path), 2);
-    }
-
-    #[test]
-    fn an_inserted_record_is_named() {
-        let (_dir, path) = log_with(4, "insert");
-        let mut l = lines(&path);
-        // A forger who even gets prev and seq right still shifts every later seq.
-        let mut forged: AuditRecord = serde_json::from_str(&l[1]).unwrap();
-        forged.seq = 3;
-        forged.prev = line_hash(l[1].as_bytes());
-        forged.approver = Some("mallory".into());
-        l.insert(2, forged.to_line());
-        write_lines(&path, &l);
-        assert_eq!(bad_line(&path), 4);
-    }
-
-    #[test]
-    fn reordered_records_are_named() {
-        let (_dir, path) = log_with(5, "reorder");
-        let mut l = lines(&path);
-        l.swap(1, 2);
-        write_lines(&path, &l);
-        assert_eq!(bad_line(&path), 2);
-    }
-
-    #[test]
-    fn whole_lines_cut_from_the_end_are_caught_by_the_head() {
-        let (_dir, path) = log_with(5, "truncate");
-        let mut l = lines(&path);
-        l.truncate(3);
-        write_lines(&path, &l);
-        assert_eq!(bad_line(&path), 4);
-    }
-
-    #[test]
-    fn a_torn_last_line_is_named() {
-        let (_dir, path) = log_with(3, "torn");
-        let text = std::fs::read(&path).unwrap();
-        std::fs::write(&path, &text[..text.len() - 10]).unwrap();
-        assert_eq!(bad_line(&path), 3);
-    }
-
-    #[test]
     fn a_missing_head_is_reported_and_refused_at_open() {
         let (dir, path) = log_with(2, "nohead");
         std::fs::remove_file(head_path(&path)).unwrap();
         assert_eq!(bad_line(&path), 3);
-        let err = AuditLog::open(&dir.0).err().expect("open must refuse");
+        let err = AuditLog::open(&dir.0, Rotation::NEVER)
+            .err()
+            .expect("open must refuse");
         assert!(err.to_string().contains("audit.head is missing"), "{err}");
+        assert!(
+            !head_path(&path).exists(),
+            "the refusal changed the evidence"
+        );
     }
 
     #[test]
@@ -1001,7 +1121,9 @@ pub(crate) mod tests {
         let mut l = lines(&path);
         l.truncate(2);
         write_lines(&path, &l);
-        let err = AuditLog::open(&dir.0).err().expect("open must refuse");
+        let err = AuditLog::open(&dir.0, Rotation::NEVER)
+            .err()
+            .expect("open must refuse");
         assert_eq!(err.kind(), io::ErrorKind::InvalidData);
         assert!(
             err.to_string().contains("records were removed or edited"),
@@ -1017,7 +1139,7 @@ pub(crate) mod tests {
         let torn = b"{\"seq\":3,\"time\":\"2026";
         f.write_all(torn).unwrap();
         drop(f);
-        let log = AuditLog::open(&dir.0).unwrap();
+        let log = AuditLog::open(&dir.0, Rotation::NEVER).unwrap();
         let notice = log.repair_notice().expect("the repair is announced");
         assert_eq!(notice.kind(), EventKind::Reconciled);
         log.record(&approved(4)).unwrap();
@@ -1032,13 +1154,13 @@ pub(crate) mod tests {
     fn a_crash_before_the_head_update_is_accepted() {
         let (dir, path) = log_with(3, "headlag");
         let hp = head_path(&path);
-        let log = AuditLog::open(&dir.0).unwrap();
+        let log = AuditLog::open(&dir.0, Rotation::NEVER).unwrap();
         let old_head = std::fs::read(&hp).unwrap();
         log.record(&approved(4)).unwrap();
         drop(log);
         std::fs::write(&hp, old_head).unwrap();
         assert_eq!(verify(&path).unwrap().lines, 4);
-        AuditLog::open(&dir.0)
+        AuditLog::open(&dir.0, Rotation::NEVER)
             .unwrap()
             .record(&approved(5))
             .unwrap();
@@ -1048,15 +1170,17 @@ pub(crate) mod tests {
     #[test]
     fn a_second_writer_is_refused() {
         let dir = TempDir::new("lock");
-        let _first = AuditLog::open(&dir.0).unwrap();
-        let err = AuditLog::open(&dir.0).err().expect("second open must fail");
+        let _first = AuditLog::open(&dir.0, Rotation::NEVER).unwrap();
+        let err = AuditLog::open(&dir.0, Rotation::NEVER)
+            .err()
+            .expect("second open must fail");
         assert!(err.to_string().contains("another jitd"), "{err}");
     }
 
     #[test]
     fn user_text_is_stored_exactly_but_never_as_raw_controls() {
         let dir = TempDir::new("controls");
-        let log = AuditLog::open(&dir.0).unwrap();
+        let log = AuditLog::open(&dir.0, Rotation::NEVER).unwrap();
         let mut e = approved(1);
         e.reason = Some("x\nMESSAGE_ID=forged\x1b[31m\u{9b}31m\x7f".into());
         log.record(&e).unwrap();
@@ -1087,7 +1211,7 @@ pub(crate) mod tests {
         }
         let _unmount = Unmount(mnt.0.clone());
 
-        let log = AuditLog::open(&mnt.0).unwrap();
+        let log = AuditLog::open(&mnt.0, Rotation::NEVER).unwrap();
         log.record(&approved(1)).unwrap();
         // Fill the file system up to the last byte.
         let filler = mnt.0.join("filler");
@@ -1189,9 +1313,241 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn rotation_continues_one_chain_across_files_and_reopening_continues_it() {
+        let (dir, path) = rotated_log_with(10, 3, "rotate");
+        let rotated = |seq| audit_files::rotated_path(&path, seq);
+        assert_eq!(
+            file_names(&path),
+            [
+                "audit-00000000000000000001.log",
+                "audit-00000000000000000004.log",
+                "audit-00000000000000000007.log",
+                "audit.log"
+            ]
+        );
+        for seq in [1, 4, 7] {
+            assert_eq!(lines(&rotated(seq)).len(), 3);
+        }
+        // Each file starts where the one before ended: seq goes on, prev links the files.
+        let first_of_next: AuditRecord = serde_json::from_str(&lines(&rotated(4))[0]).unwrap();
+        assert_eq!(first_of_next.seq, 4);
+        assert_eq!(
+            first_of_next.prev,
+            line_hash(lines(&rotated(1))[2].as_bytes())
+        );
+        let ok = verify(&path).unwrap();
+        assert_eq!((ok.lines, ok.files), (10, 4));
+        // After a restart the active file's first record (10) still names it.
+        let log = AuditLog::open(&dir.0, every(1)).unwrap();
+        log.record(&approved(11)).unwrap();
+        assert_eq!(lines(&rotated(10)).len(), 1);
+        assert_eq!(lines(&path).len(), 1);
+        assert_eq!(verify(&path).unwrap().lines, 11);
+    }
+
+    #[test]
+    fn rotation_by_age_starts_a_new_file_once_the_first_record_is_old_enough() {
+        let dir = TempDir::new("rotate-age");
+        let rotation = Rotation {
+            max_bytes: None,
+            max_age: Some(std::time::Duration::from_secs(3600)),
+        };
+        let t0 = DateTime::from_timestamp(1_800_000_000, 0).unwrap();
+        let minutes = |m: i64| t0 + chrono::Duration::minutes(m);
+        let log = AuditLog::open(&dir.0, rotation).unwrap();
+        for m in [0, 30, 59] {
+            log.append_at(&approved(1), minutes(m)).unwrap();
+        }
+        assert_eq!(file_names(log.path()), ["audit.log"]);
+        log.append_at(&approved(4), minutes(60)).unwrap();
+        assert_eq!(
+            file_names(log.path()),
+            ["audit-00000000000000000001.log", "audit.log"]
+        );
+        drop(log);
+        // The age of the active file's first record (4, at 60 min) is read back at open.
+        let log = AuditLog::open(&dir.0, rotation).unwrap();
+        log.append_at(&approved(5), minutes(119)).unwrap();
+        assert_eq!(file_names(log.path()).len(), 2);
+        log.append_at(&approved(6), minutes(120)).unwrap();
+        assert_eq!(
+            file_names(log.path()),
+            [
+                "audit-00000000000000000001.log",
+                "audit-00000000000000000004.log",
+                "audit.log"
+            ]
+        );
+        assert_eq!(verify(log.path()).unwrap().lines, 6);
+    }
+
+    #[test]
+    fn a_record_larger_than_the_limit_still_goes_in_a_file_of_its_own() {
+        let dir = TempDir::new("rotate-big");
+        let log = AuditLog::open(&dir.0, every(1)).unwrap();
+        let mut big = approved(1);
+        big.reason = Some("r".repeat(10_000));
+        log.record(&big).unwrap();
+        log.record(&big).unwrap();
+        log.record(&approved(3)).unwrap();
+        assert_eq!(file_names(log.path()).len(), 3);
+        assert_eq!(verify(log.path()).unwrap().lines, 3);
+    }
+
+    #[test]
+    fn approvals_in_rotated_files_are_found_at_startup() {
+        let dir = TempDir::new("rotate-approved");
+        let at = |secs: i64| DateTime::from_timestamp(1_800_000_000 + secs, 0).unwrap();
+        let id = |s: &str| GrantId::try_from(s.to_string()).unwrap();
+        let log = AuditLog::open(&dir.0, every(2)).unwrap();
+        let approval = |rid: &str, until: i64| {
+            let mut e = approved(1);
+            e.request_id = Some(rid.into());
+            e.expires = Some(crate::core::timestamp::rfc3339(at(until)));
+            e
+        };
+        log.append_at(&approval("oldoldoldo", 9000), at(0)).unwrap();
+        log.append_at(&approval("aaaaaaaaaa", 5000), at(100))
+            .unwrap();
+        for n in 0..7 {
+            log.append_at(&approved(n), at(200 + n as i64)).unwrap();
+        }
+        log.append_at(&approval("bbbbbbbbbb", 6000), at(300))
+            .unwrap();
+        let path = log.path().to_path_buf();
+        assert!(file_names(&path).len() >= 5, "{:?}", file_names(&path));
+        let wanted = [id("aaaaaaaaaa"), id("bbbbbbbbbb"), id("oldoldoldo")];
+        let found = approved_windows(&path, &wanted, at(50)).unwrap();
+        assert_eq!(found[&id("aaaaaaaaaa")], at(5000), "read in an older file");
+        assert_eq!(found[&id("bbbbbbbbbb")], at(6000));
+        assert!(
+            !found.contains_key(&id("oldoldoldo")),
+            "read back further than asked"
+        );
+        let found = approved_windows(&path, &wanted, at(0)).unwrap();
+        assert_eq!(found[&id("oldoldoldo")], at(9000));
+    }
+
+    /// The crash child: writes 10 records rotated every 3 in `JITD_TEST_SCRATCH` (its own
+    /// directory when run alone), where `JITD_FAILPOINT` aborts it in the first rotation.
+    #[test]
+    fn rotation_crash_child() {
+        let own;
+        let dir = match std::env::var_os("JITD_TEST_SCRATCH") {
+            Some(parents) => PathBuf::from(parents),
+            None => {
+                own = TempDir::new("rotate-child");
+                own.0.clone()
+            }
+        };
+        let log = AuditLog::open(&dir, every(3)).unwrap();
+        for i in 1..=10 {
+            log.record(&approved(i)).unwrap();
+        }
+    }
+
+    /// Every step of a rotation where a crash can stop it.
+    const ROTATION_FAILPOINTS: [&str; 4] = [
+        "audit_rotate_before_rename",
+        "audit_rotate_after_rename",
+        "audit_rotate_after_create",
+        "audit_rotate_before_head",
+    ];
+
+    #[test]
+    fn a_crash_at_any_step_of_a_rotation_leaves_a_chain_that_open_continues() {
+        let module = module_path!();
+        let module = module.split_once("::").map_or(module, |(_, rest)| rest);
+        for failpoint in ROTATION_FAILPOINTS {
+            let dir = TempDir::new("rotate-crash");
+            let out = std::process::Command::new(std::env::current_exe().unwrap())
+                .args([
+                    "--exact",
+                    &format!("{module}::rotation_crash_child"),
+                    "--nocapture",
+                    "--test-threads=1",
+                ])
+                .env("JITD_FAILPOINT", failpoint)
+                .env("JITD_TEST_SCRATCH", &dir.0)
+                .output()
+                .unwrap();
+            let said = String::from_utf8_lossy(&out.stderr);
+            assert!(
+                !out.status.success() && said.contains(&format!("failpoint {failpoint} hit")),
+                "the child must have crashed at {failpoint}: {said}"
+            );
+            let path = dir.0.join(LOG_FILE);
+            // Records 1..3 were acknowledged; the 4th was being written.
+            let written = verify(&path)
+                .unwrap_or_else(|e| panic!("after a crash at {failpoint}: {e}"))
+                .lines;
+            assert!(written == 3 || written == 4, "{failpoint}: {written}");
+            let log = AuditLog::open(&dir.0, every(3))
+                .unwrap_or_else(|e| panic!("open after a crash at {failpoint}: {e}"));
+            for i in 0..4 {
+                log.record(&approved(100 + i)).unwrap();
+            }
+            drop(log);
+            let ok = verify(&path).unwrap_or_else(|e| panic!("after {failpoint}: {e}"));
+            assert_eq!(ok.lines, written + 4, "{failpoint}");
+            assert_eq!(ok.first_seq, 1, "{failpoint}");
+            assert!(
+                file_names(&path).contains(&"audit-00000000000000000001.log".to_string()),
+                "{failpoint}: {:?}",
+                file_names(&path)
+            );
+        }
+    }
+
+    #[test]
+    fn a_file_in_the_way_of_a_rotation_is_never_overwritten() {
+        let dir = TempDir::new("rotate-planted");
+        let log = AuditLog::open(&dir.0, every(1)).unwrap();
+        log.record(&approved(1)).unwrap();
+        let planted = audit_files::rotated_path(log.path(), 1);
+        std::fs::write(&planted, "evidence\n").unwrap();
+        let err = log
+            .record(&approved(2))
+            .expect_err("rotating over a file must fail");
+        assert!(
+            err.to_string().contains("audit-00000000000000000001.log"),
+            "{err}"
+        );
+        assert_eq!(std::fs::read_to_string(&planted).unwrap(), "evidence\n");
+        // Once it is moved away, the next append rotates and the chain is whole.
+        std::fs::remove_file(&planted).unwrap();
+        log.record(&approved(2)).unwrap();
+        assert_eq!(verify(log.path()).unwrap().lines, 2);
+    }
+
+    #[test]
+    fn open_refuses_a_rotated_file_cut_short_when_it_holds_the_chain_s_end() {
+        let (dir, path) = rotated_log_with(8, 3, "rotate-cut-newest");
+        // A crash right after a rotation's rename: audit.log gone, the end in audit-…7.log.
+        let newest = audit_files::rotated_path(&path, 7);
+        std::fs::rename(&path, &newest).unwrap();
+        let mut l = lines(&newest);
+        l.pop();
+        write_lines(&newest, &l);
+        let err = AuditLog::open(&dir.0, every(3))
+            .err()
+            .expect("open must refuse");
+        assert!(
+            err.to_string().contains("the log ends at record 7"),
+            "{err}"
+        );
+        // Emptied entirely: refused as well, naming the file.
+        std::fs::write(&newest, "").unwrap();
+        let err = AuditLog::open(&dir.0, every(3))
+            .err()
+            .expect("open must refuse");
+        assert!(err.to_string().contains("holds no records"), "{err}");
+    }
+
+    #[test]
     fn records_carry_the_time_they_were_written() {
         let dir = TempDir::new("time");
-        let log = AuditLog::open(&dir.0).unwrap();
+        let log = AuditLog::open(&dir.0, Rotation::NEVER).unwrap();
         let t = DateTime::parse_from_rfc3339("2026-01-02T03:04:05Z")
             .unwrap()
             .with_timezone(&Utc);

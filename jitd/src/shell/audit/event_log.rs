@@ -1,51 +1,51 @@
 //! Fans events out to every sink. The audit log is special: a change that must be on the
-//! record is refused when it cannot be written ([`EventLog::record`]); everything else is
-//! best effort ([`EventLog::emit`]).
+//! record is refused when it cannot be written ([`EventLog::audit`], then
+//! [`EventLog::publish`]); everything else is best effort ([`EventLog::emit`]). Every event
+//! published after its audit record carries that record's position.
 
 use std::io;
 
-use crate::core::events::{Event, EventKind, EventSink};
+use crate::core::events::{AuditTrail, Event, EventKind, EventSink};
 use crate::core::model::Request;
 use crate::core::timestamp::rfc3339;
 
 pub struct EventLog {
-    audit: Option<Box<dyn EventSink>>,
+    audit: Option<Box<dyn AuditTrail>>,
     sinks: Vec<Box<dyn EventSink>>,
 }
 
 impl EventLog {
-    pub fn new(audit: Option<Box<dyn EventSink>>, sinks: Vec<Box<dyn EventSink>>) -> Self {
+    pub fn new(audit: Option<Box<dyn AuditTrail>>, sinks: Vec<Box<dyn EventSink>>) -> Self {
         EventLog { audit, sinks }
     }
 
-    /// Writes the event to the audit log first; on failure nothing else is told and the
-    /// caller must not go ahead.
-    pub fn record(&self, event: &Event) -> io::Result<()> {
-        self.audit(event)?;
-        self.publish(event);
+    /// The audit log alone: what must hold before a change is acknowledged. Sets the event's
+    /// [`Event::audit`] position, so the sinks [`EventLog::publish`] tells (once any lock the
+    /// caller holds is released) carry it; on failure the event stays without one.
+    pub fn audit(&self, event: &mut Event) -> io::Result<()> {
+        event.audit = None;
+        if let Some(audit) = &self.audit {
+            event.audit = Some(audit.append(event)?);
+        }
         Ok(())
     }
 
-    /// The audit log alone: what must hold before a change is acknowledged. Follow it with
-    /// [`EventLog::publish`] once any lock the caller holds is released.
-    pub fn audit(&self, event: &Event) -> io::Result<()> {
-        match &self.audit {
-            Some(audit) => audit.record(event),
-            None => Ok(()),
-        }
-    }
-
     /// For steps that happen whether or not they can be logged (expiry must never wait on
-    /// a full disk): an audit failure is reported to the other sinks.
+    /// a full disk): an audit failure is reported to the other sinks, and the event goes to
+    /// them without an audit position.
     pub fn emit(&self, event: &Event) {
-        if let Err(e) = self.record(event) {
-            self.publish(event);
-            let mut err = Event::new(
-                EventKind::InternalError,
-                format!("cannot write the audit log: {e}"),
-            );
-            err.request_id = event.request_id.clone();
-            self.publish(&err);
+        let mut event = event.clone();
+        match self.audit(&mut event) {
+            Ok(()) => self.publish(&event),
+            Err(e) => {
+                self.publish(&event);
+                let mut err = Event::new(
+                    EventKind::InternalError,
+                    format!("cannot write the audit log: {e}"),
+                );
+                err.request_id = event.request_id.clone();
+                self.publish(&err);
+            }
         }
     }
 

@@ -95,6 +95,13 @@ pub fn encode(event: &Event) -> Vec<u8> {
     for (name, value) in &event.extra {
         push_field(&mut out, &extra_name(name), &bounded(escape_text(value)));
     }
+    // The audit record's place in the chain, so a journal forwarded off the host shows a
+    // rewritten audit.log: record JIT_AUDIT_SEQ must still hash to JIT_AUDIT_HASH. Events in
+    // no audit record have neither field.
+    if let Some(at) = &event.audit {
+        push_field(&mut out, "JIT_AUDIT_SEQ", &at.seq.to_string());
+        push_field(&mut out, "JIT_AUDIT_HASH", &escape_text(&at.hash));
+    }
     out
 }
 
@@ -166,6 +173,20 @@ mod tests {
         assert!(f.contains(&"JIT__UID_0_X=1".to_string()));
         assert_eq!(f.iter().filter(|l| l.starts_with("MESSAGE_ID=")).count(), 1);
         assert!(!f.iter().any(|l| l.starts_with('_')));
+    }
+
+    #[test]
+    fn an_audited_event_carries_its_audit_position_and_others_none() {
+        let mut e = Event::new(EventKind::Approved, "request r1 approved");
+        let f = fields(&encode(&e));
+        assert!(!f.iter().any(|l| l.starts_with("JIT_AUDIT_")), "{f:?}");
+        e.audit = Some(crate::core::events::AuditPosition {
+            seq: 42,
+            hash: "ab".repeat(32),
+        });
+        let f = fields(&encode(&e));
+        assert!(f.contains(&"JIT_AUDIT_SEQ=42".to_string()), "{f:?}");
+        assert!(f.contains(&format!("JIT_AUDIT_HASH={}", "ab".repeat(32))));
     }
 
     #[test]

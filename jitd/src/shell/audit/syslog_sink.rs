@@ -3,7 +3,8 @@
 //! daemon parses; the message is the event's one-line `Display` form, whose user-controlled
 //! values are already escaped, followed by `event="name"`. RFC 5424 structured data is not
 //! used: rsyslog's and syslog-ng's local sockets expect 3164 by default, and the fields are
-//! already in the message as key="value".
+//! already in the message as key="value". An event written to the audit log ends with its
+//! record's place in the chain: `audit_seq="N" audit_hash="…"`.
 //!
 //! Severity follows the event's priority: break-glass and fail-open are `crit`.
 
@@ -14,7 +15,7 @@ use std::time::Duration;
 
 use syslog::{Facility, Formatter3164, Logger, LoggerBackend};
 
-use crate::core::events::{Event, EventSink, Priority};
+use crate::core::events::{escape_text, Event, EventSink, Priority};
 
 type SyslogLogger = Logger<LoggerBackend, Formatter3164>;
 
@@ -101,7 +102,16 @@ fn peer_gone(e: &syslog::Error) -> bool {
 impl EventSink for SyslogSink {
     fn record(&self, event: &Event) -> io::Result<()> {
         let kind = event.kind();
-        let line = format!("{event} event=\"{}\"", kind.name());
+        let mut line = format!("{event} event=\"{}\"", kind.name());
+        // The audit record's place in the chain (see journald.rs): absent for events in no
+        // audit record.
+        if let Some(at) = &event.audit {
+            line.push_str(&format!(
+                " audit_seq=\"{}\" audit_hash=\"{}\"",
+                at.seq,
+                escape_text(&at.hash)
+            ));
+        }
         let mut logger = self.logger.lock().unwrap_or_else(|p| p.into_inner());
         let failed = match send(&mut logger, kind.priority(), &line) {
             Ok(()) => return Ok(()),
@@ -226,6 +236,10 @@ mod tests {
         sink.record(&requested).unwrap();
         let mut glass = Event::new(EventKind::BreakGlass, "break-glass used");
         glass.user = Some("alice".into());
+        glass.audit = Some(crate::core::events::AuditPosition {
+            seq: 7,
+            hash: "cd".repeat(32),
+        });
         sink.record(&glass).unwrap();
         sink.record(&Event::new(EventKind::FailOpen, "pam_jit failed open"))
             .unwrap();
@@ -241,6 +255,14 @@ mod tests {
             )
         );
         assert!(lines[1].starts_with(&format!("authpriv.crit jitd[{pid}]: break-glass used")));
+        assert!(
+            lines[1].ends_with(&format!(
+                "event=\"break_glass\" audit_seq=\"7\" audit_hash=\"{}\"",
+                "cd".repeat(32)
+            )),
+            "{}",
+            lines[1]
+        );
         assert!(lines[2].starts_with(&format!("authpriv.crit jitd[{pid}]: pam_jit failed open")));
         // rsyslog would have shown a raw ESC as #033: none arrived.
         assert!(!lines.iter().any(|l| l.contains("#033")));

@@ -519,7 +519,7 @@ impl Service {
             );
             ev.kind = Some(EventKind::BreakGlass);
         }
-        self.events.audit(&ev).map_err(|e| {
+        self.events.audit(&mut ev).map_err(|e| {
             Failure::new(
                 ErrorCode::Unavailable,
                 format!("refused: the audit log cannot be written ({e}); nothing was recorded"),
@@ -694,8 +694,8 @@ impl Service {
         }
         let mut next = current.clone();
         let before = current;
-        let event = step(&mut next, now)?;
-        if let Some(event) = &event {
+        let mut event = step(&mut next, now)?;
+        if let Some(event) = &mut event {
             self.events.audit(event).map_err(|e| {
                 Failure::new(
                     ErrorCode::Unavailable,
