@@ -5,7 +5,7 @@
 use std::process::Stdio;
 use std::time::Duration;
 
-use jit_tests::{json, Daemon, TestGroup, TestUser};
+use jit_tests::{json, ok, Daemon, TestGroup, TestUser};
 
 /// Ctrl-C while the request is being made, with a rule that approves it at once: before,
 /// the command ran anyway (the answer was already "active"). Now nothing runs and no grant is
@@ -97,5 +97,42 @@ fn wait_for_a_waiting_connection(socket: &std::path::Path) {
             "no connection reached jitd's backlog within 10 s (ss said: {line:?})"
         );
         std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// The live status line fits an 80-column terminal: a line longer than the terminal wraps, and
+/// every redraw (`\r`, erase line) then leaves a copy of it behind, filling the screen.
+#[test]
+fn the_live_status_fits_an_80_column_terminal() {
+    let d = Daemon::start();
+    let alice = TestUser::create("alice");
+    let term = jit_tests::pty::Terminal::open(80, 24).owned_by(alice.uid);
+    let mut elevate = alice
+        .command(jit_tests::bin("jit-elevate"))
+        .arg("--socket")
+        .arg(d.socket())
+        .args(["--reason", "a reason", "--", "/usr/bin/id", "-u"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(term.stdio())
+        .spawn()
+        .unwrap();
+    // Three redraws at least (one per half second).
+    let seen = term.read(Duration::from_secs(20), "(2s)");
+    let id = d.wait_for_pending();
+    ok(d.jitd(&["deny", &id, "--reason", "not now"]));
+    let _ = elevate.wait();
+    assert!(seen.contains("(2s)"), "no live status: {seen:?}");
+    // The line said once, before the live one, names who approves and how.
+    assert!(seen.contains(&format!("jitd approve {id}")), "{seen:?}");
+    let redraws: Vec<&str> = seen.split("\r\x1b[K").skip(1).collect();
+    assert!(redraws.len() >= 3, "{seen:?}");
+    for line in redraws {
+        let shown = line.trim_end_matches(['\r', '\n']);
+        assert!(
+            shown.chars().count() < 80,
+            "a {}-column status line on an 80-column terminal: {shown:?}",
+            shown.chars().count()
+        );
     }
 }

@@ -3,7 +3,6 @@
 //! up nothing, the bearer token stays secret, and approvers logged in on the host see a notice
 //! on their own terminals.
 
-use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -11,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use jit_tests::http::{HttpServer, Reply};
 use jit_tests::journal::PrivateJournald;
+use jit_tests::pty::Terminal;
 use jit_tests::{ok, text, Daemon, TempDir, TestGroup, TestUser};
 
 const TOKEN: &str = "tok-9f2c41d7e0a8-notify-secret";
@@ -312,47 +312,9 @@ fn an_unprotected_token_file_stops_jitd_from_starting() {
     assert!(!said.contains(TOKEN), "{said}");
 }
 
-/// One end of a pseudo-terminal, as a logged-in user's session would have it.
-struct Pty {
-    master: OwnedFd,
-    _slave: OwnedFd,
-    /// `pts/N`, as utmp names it.
-    line: String,
-}
-
-impl Pty {
-    fn owned_by(user: &TestUser) -> Pty {
-        let (master, slave, path) = jit_tests::pty::open_pty();
-        std::os::unix::fs::chown(&path, Some(user.uid), None).unwrap();
-        // SAFETY: fcntl on our own descriptor.
-        unsafe { libc::fcntl(master.as_raw_fd(), libc::F_SETFL, libc::O_NONBLOCK) };
-        Pty {
-            master,
-            _slave: slave,
-            line: path.trim_start_matches("/dev/").to_string(),
-        }
-    }
-
-    /// What reached the terminal within `within`, stopping early once `until` shows up.
-    fn read(&self, within: Duration, until: &str) -> String {
-        let deadline = Instant::now() + within;
-        let mut seen = Vec::new();
-        while Instant::now() < deadline {
-            let mut buf = [0u8; 1024];
-            // SAFETY: reading into our own buffer from our own descriptor.
-            let n =
-                unsafe { libc::read(self.master.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
-            if n > 0 {
-                seen.extend_from_slice(&buf[..n as usize]);
-                if !until.is_empty() && String::from_utf8_lossy(&seen).contains(until) {
-                    break;
-                }
-            } else {
-                std::thread::sleep(Duration::from_millis(20));
-            }
-        }
-        String::from_utf8_lossy(&seen).into_owned()
-    }
+/// A logged-in user's terminal.
+fn tty_of(user: &TestUser) -> Terminal {
+    Terminal::open(80, 24).owned_by(user.uid)
 }
 
 /// A utmp login record, as login(1) or sshd writes it.
@@ -386,9 +348,9 @@ fn approvers_logged_in_on_the_host_see_the_request_on_their_terminal() {
     approvers.add(&approver);
     let bystander = TestUser::create("by");
     let op = TestUser::create("op");
-    let approver_tty = Pty::owned_by(&approver);
-    let bystander_tty = Pty::owned_by(&bystander);
-    let requester_tty = Pty::owned_by(&op);
+    let approver_tty = tty_of(&approver);
+    let bystander_tty = tty_of(&bystander);
+    let requester_tty = tty_of(&op);
     let records = TempDir::new("utmp");
     let utmp = records.path().join("utmp");
     let mut logins = utmp_login(&approver, &approver_tty.line);
@@ -447,7 +409,7 @@ fn terminal_notices_can_be_turned_off() {
     let approver = TestUser::create("ap");
     approvers.add(&approver);
     let op = TestUser::create("op");
-    let tty = Pty::owned_by(&approver);
+    let tty = tty_of(&approver);
     let records = TempDir::new("utmp");
     let utmp = records.path().join("utmp");
     std::fs::write(&utmp, utmp_login(&approver, &tty.line)).unwrap();

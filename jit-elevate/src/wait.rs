@@ -39,6 +39,45 @@ fn status_line(r: &RequestView, waited: Duration) -> String {
     )
 }
 
+/// The live line on a terminal: the gist first, so that cutting it to the terminal's width
+/// keeps what changes (the time, the approvals). The rest was said once, on a line of its own.
+fn live_line(r: &RequestView, waited: Duration) -> String {
+    let required = r.approvals_required.max(r.approvals_missing);
+    format!(
+        "waiting for approval of {} ({}s): {} of {} approval(s) in; Ctrl-C cancels",
+        r.id,
+        waited.as_secs(),
+        required - r.approvals_missing,
+        required
+    )
+}
+
+/// `line` cut to fit `columns` (one column kept free: writing the last one makes some
+/// terminals wrap), marked with `…` where cut. A line that wraps is redrawn below itself on
+/// every tick and fills the screen.
+fn fit(line: &str, columns: usize) -> String {
+    let room = columns.saturating_sub(1).max(1);
+    if line.chars().count() <= room {
+        return line.to_string();
+    }
+    let mut cut: String = line.chars().take(room.saturating_sub(1)).collect();
+    cut.push('…');
+    cut
+}
+
+/// The width of the terminal on stderr, read again on every redraw (it may be resized).
+fn terminal_columns() -> usize {
+    // SAFETY: TIOCGWINSZ fills the winsize struct passed by pointer; it is plain old data.
+    let mut size: libc::winsize = unsafe { std::mem::zeroed() };
+    // SAFETY: ioctl on fd 2 with a valid pointer to a winsize; failure leaves it zeroed.
+    let rc = unsafe { libc::ioctl(2, libc::TIOCGWINSZ, &mut size) };
+    if rc == 0 && size.ws_col > 0 {
+        usize::from(size.ws_col)
+    } else {
+        80
+    }
+}
+
 /// Polls the request until it leaves `pending`; returns its final view.
 pub fn until_decided(
     client: &Client,
@@ -49,6 +88,15 @@ pub fn until_decided(
     let start = Instant::now();
     let mut current = first;
     let mut last_plain = String::new();
+    if tty && current.state == State::Pending {
+        eprintln!(
+            "jit-elevate: request {} needs {} more approval(s) from {}: approvers run `jitd approve {}`",
+            current.id,
+            current.approvals_missing,
+            who_approves(&current),
+            current.id
+        );
+    }
     loop {
         if current.state != State::Pending {
             if tty {
@@ -56,11 +104,12 @@ pub fn until_decided(
             }
             return Ok(current);
         }
-        let line = status_line(&current, start.elapsed());
         if tty {
+            let line = fit(&live_line(&current, start.elapsed()), terminal_columns());
             eprint!("\r\x1b[K{line}");
             let _ = std::io::stderr().flush();
         } else {
+            let line = status_line(&current, start.elapsed());
             // One line per change of what matters, not per tick.
             let gist = format!(
                 "{} {}",
@@ -96,5 +145,19 @@ pub fn until_decided(
             Ok(other) => return Err(Stopped::Daemon(format!("unexpected answer: {other:?}"))),
             Err(e) => return Err(Stopped::Daemon(e.to_string())),
         };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_line_is_cut_to_the_terminal_and_marked() {
+        assert_eq!(fit("abcdef", 80), "abcdef");
+        assert_eq!(fit("abcdef", 6), "abcd…");
+        assert_eq!(fit("abcdef", 6).chars().count(), 5);
+        assert_eq!(fit("äöüäöü", 5), "äöü…");
+        assert_eq!(fit("abc", 0), "…");
     }
 }

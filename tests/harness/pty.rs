@@ -23,3 +23,68 @@ pub fn open_pty() -> (OwnedFd, OwnedFd, String) {
         std::fs::read_link(format!("/proc/self/fd/{}", slave.as_raw_fd())).expect("pty name");
     (master, slave, name.to_string_lossy().into_owned())
 }
+
+/// A terminal as a logged-in user has it: a pty of a given size, its master read by the test
+/// (non-blocking), its slave handed to the program under test.
+pub struct Terminal {
+    master: OwnedFd,
+    slave: OwnedFd,
+    /// `pts/N`, as utmp names it.
+    pub line: String,
+}
+
+impl Terminal {
+    /// A `columns` × `rows` terminal.
+    pub fn open(columns: u16, rows: u16) -> Terminal {
+        let (master, slave, path) = open_pty();
+        let size = libc::winsize {
+            ws_row: rows,
+            ws_col: columns,
+            ws_xpixel: 0,
+            ws_ypixel: 0,
+        };
+        // SAFETY: TIOCSWINSZ reads a valid winsize through the pointer; the fd is ours.
+        let rc = unsafe { libc::ioctl(master.as_raw_fd(), libc::TIOCSWINSZ, &size) };
+        assert_eq!(rc, 0, "TIOCSWINSZ: {}", std::io::Error::last_os_error());
+        // SAFETY: fcntl on our own descriptor.
+        unsafe { libc::fcntl(master.as_raw_fd(), libc::F_SETFL, libc::O_NONBLOCK) };
+        Terminal {
+            master,
+            slave,
+            line: path.trim_start_matches("/dev/").to_string(),
+        }
+    }
+
+    /// The terminal's device becomes `uid`'s, as login makes it.
+    pub fn owned_by(self, uid: u32) -> Terminal {
+        std::os::unix::fs::chown(format!("/dev/{}", self.line), Some(uid), None)
+            .expect("chown the pty");
+        self
+    }
+
+    /// The slave side, for a child's stdin, stdout or stderr.
+    pub fn stdio(&self) -> std::process::Stdio {
+        std::process::Stdio::from(self.slave.try_clone().expect("dup the pty"))
+    }
+
+    /// What reached the terminal within `within`, stopping early once `until` shows up.
+    pub fn read(&self, within: std::time::Duration, until: &str) -> String {
+        let deadline = std::time::Instant::now() + within;
+        let mut seen = Vec::new();
+        while std::time::Instant::now() < deadline {
+            let mut buf = [0u8; 1024];
+            // SAFETY: reading into our own buffer from our own descriptor.
+            let n =
+                unsafe { libc::read(self.master.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
+            if n > 0 {
+                seen.extend_from_slice(&buf[..n as usize]);
+                if !until.is_empty() && String::from_utf8_lossy(&seen).contains(until) {
+                    break;
+                }
+            } else {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+        }
+        String::from_utf8_lossy(&seen).into_owned()
+    }
+}
