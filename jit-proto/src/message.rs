@@ -218,6 +218,8 @@ pub enum Request {
     Reload,
     /// Root (pam_jit): a user passed without a grant. Sent without waiting for the answer.
     Passed(PassReport),
+    /// Root or an approver: counters and gauges in Prometheus' text exposition format.
+    Metrics,
 }
 
 /// The envelope of every request.
@@ -286,6 +288,10 @@ pub enum Response {
     /// Reload: the new policy is in force.
     Reloaded {
         message: String,
+    },
+    /// Metrics: Prometheus text exposition format.
+    Metrics {
+        text: String,
     },
     Error {
         code: ErrorCode,

@@ -62,6 +62,9 @@ pub enum Command {
     },
     /// Reload the policy from the configuration file (as SIGHUP does; root only).
     Reload,
+    /// Print jit's metrics in Prometheus' text format (root or an approver). For
+    /// node_exporter's textfile collector, set `metrics_textfile` instead.
+    Metrics,
     /// Which role covers a request, who must approve, whether a rule approves it at once.
     /// Evaluated from the configuration file, so it works while the daemon is down.
     Explain(ExplainArgs),

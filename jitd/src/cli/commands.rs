@@ -26,6 +26,7 @@ pub fn run(socket: &std::path::Path, command: Command) -> ExitCode {
             (Request::Review { id, comment }, json, Style::Detail)
         }
         Command::Reload => (Request::Reload, false, Style::Detail),
+        Command::Metrics => (Request::Metrics, false, Style::Detail),
         Command::Show { id, json } => (Request::Show { id }, json, Style::Detail),
         Command::Approve {
             id,
@@ -142,6 +143,7 @@ fn print(response: Response, json: bool, style: Style) -> ExitCode {
             }
         }
         Response::Reloaded { message } => println!("{message}"),
+        Response::Metrics { text } => print!("{text}"),
         Response::Error { code, message } => {
             eprintln!("jitd: {message}");
             if json {

@@ -5,7 +5,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::config::config_file::Config;
-use crate::core::events::{Event, EventSink};
+use crate::core::events::{Event, EventKind, EventSink};
+use crate::core::metrics::Metrics;
 use crate::core::model::GrantId;
 use crate::shell::audit::audit_log::{self, AuditLog};
 use crate::shell::audit::event_log::{EventLog, StderrSink};
@@ -26,6 +27,8 @@ use crate::shell::notify::{queue, webhook};
 const RECONCILE_EVERY: Duration = Duration::from_secs(60);
 /// How often pam_jit's own passes (break-glass, fail-open) are read back from the journal.
 const PAM_LOG_IMPORT_EVERY: Duration = Duration::from_secs(30);
+/// How often `metrics_textfile` is rewritten (node_exporter scrapes every 15 s by default).
+const METRICS_EVERY: Duration = Duration::from_secs(15);
 
 pub fn run(config_path: &std::path::Path, explicit: bool) -> ExitCode {
     let config = match Config::load(config_path, explicit) {
@@ -75,10 +78,16 @@ fn start(config: Config) -> Result<(), String> {
     let audit = AuditLog::open(&state_dir, rotation)
         .map_err(|e| format!("cannot open the audit log: {e}"))?;
     let repair = audit.repair_notice().cloned();
+    let metrics = Arc::new(Metrics::default());
     let mut sinks = system_sinks();
+    sinks.push(Box::new(Arc::clone(&metrics)));
     // Notifiers report their own failures to the system log only, never to a notifier.
     let system_log = EventLog::new(None, system_sinks());
-    let report: queue::Report = Arc::new(move |event: Event| system_log.emit(&event));
+    let failures = Arc::clone(&metrics);
+    let report: queue::Report = Arc::new(move |event: Event| {
+        failures.count_notifier_failure();
+        system_log.emit(&event)
+    });
     sinks.extend(webhook::sinks(&config, report)?);
     let events = Arc::new(EventLog::new(Some(Box::new(audit)), sinks));
     // Already in the audit log (open wrote it): the other sinks only, with its position.
@@ -86,6 +95,7 @@ fn start(config: Config) -> Result<(), String> {
         events.publish(&notice);
     }
     let socket = config.socket.clone();
+    let metrics_textfile = config.metrics_textfile.clone();
     let listener =
         server::bind(&socket).map_err(|e| format!("cannot listen on {}: {e}", socket.display()))?;
     let sudoers = SudoersDir::new(config.sudoers_dir.clone());
@@ -117,6 +127,7 @@ fn start(config: Config) -> Result<(), String> {
         events,
         Box::new(enforcement),
         &trail,
+        metrics,
     )
     .map_err(|e| format!("cannot load state from {}: {e}", state_dir.display()))?;
     release_startup_memory();
@@ -152,6 +163,13 @@ fn start(config: Config) -> Result<(), String> {
             std::thread::sleep(PAM_LOG_IMPORT_EVERY);
         })
         .map_err(|e| format!("cannot start the PAM log import: {e}"))?;
+    if let Some(path) = metrics_textfile {
+        let exporter = Arc::clone(&service);
+        std::thread::Builder::new()
+            .name("metrics".into())
+            .spawn(move || write_metrics_textfile(&exporter, &path))
+            .map_err(|e| format!("cannot start the metrics writer: {e}"))?;
+    }
     let scheduler = Arc::clone(&service);
     std::thread::Builder::new()
         .name("scheduler".into())
@@ -160,6 +178,28 @@ fn start(config: Config) -> Result<(), String> {
     eprintln!("jitd: listening on {}", socket.display());
     systemd_ready::ready();
     server::serve(listener, service).map_err(|e| format!("socket server stopped: {e}"))
+}
+
+/// Rewrites `path` (for node_exporter's textfile collector) every [`METRICS_EVERY`], atomically
+/// so the collector never reads half a file; world-readable, as the collector runs unprivileged.
+/// A failure is reported once, and again only after the file could be written.
+fn write_metrics_textfile(service: &Service, path: &std::path::Path) {
+    let mut failing = false;
+    loop {
+        let text = service.metrics_text();
+        match crate::shell::atomic_file::write_atomic(path, text.as_bytes(), 0o644) {
+            Ok(()) => failing = false,
+            Err(e) if !failing => {
+                failing = true;
+                service.report(&Event::new(
+                    EventKind::InternalError,
+                    format!("cannot write metrics_textfile {}: {e}", path.display()),
+                ));
+            }
+            Err(_) => {}
+        }
+        std::thread::sleep(METRICS_EVERY);
+    }
 }
 
 /// Loading and reconciling allocate and free as much again as the records themselves (file

@@ -76,6 +76,9 @@ pub struct Config {
     /// by age).
     #[serde(deserialize_with = "rotate_age")]
     pub audit_rotate_age: Option<Duration>,
+    /// Where to rewrite Prometheus metrics every 15 s (node_exporter's textfile collector);
+    /// none by default (`jitd metrics` prints them on demand).
+    pub metrics_textfile: Option<PathBuf>,
 }
 
 /// Default of `audit_rotate_size`: a few hundred thousand records per file.
@@ -114,6 +117,7 @@ impl Default for Config {
             utmp_file: PathBuf::from("/var/run/utmp"),
             audit_rotate_size: Some(DEFAULT_AUDIT_ROTATE_SIZE),
             audit_rotate_age: None,
+            metrics_textfile: None,
         }
     }
 }
@@ -260,6 +264,7 @@ impl Config {
             self.notify_terminals != new.notify_terminals,
         );
         differs("utmp_file", self.utmp_file != new.utmp_file);
+        differs("metrics_textfile", self.metrics_textfile != new.metrics_textfile);
         differs(
             "audit_rotate_size",
             self.audit_rotate_size != new.audit_rotate_size,
@@ -284,7 +289,10 @@ impl Config {
             ("state_dir", &self.state_dir),
             ("sudoers_dir", &self.sudoers_dir),
             ("utmp_file", &self.utmp_file),
-        ] {
+        ]
+        .into_iter()
+        .chain(self.metrics_textfile.as_ref().map(|p| ("metrics_textfile", p)))
+        {
             if !path.is_absolute() {
                 return Err(format!("key `{key}` must be an absolute path"));
             }

@@ -223,6 +223,13 @@ pub trait EventSink: Send + Sync {
     fn record(&self, event: &Event) -> std::io::Result<()>;
 }
 
+/// A sink shared with whoever else reads it (the metrics).
+impl<T: EventSink + ?Sized> EventSink for std::sync::Arc<T> {
+    fn record(&self, event: &Event) -> std::io::Result<()> {
+        (**self).record(event)
+    }
+}
+
 /// The trail that must hold before an action is acknowledged: `append` returns once the event
 /// is on disk, saying where it landed.
 pub trait AuditTrail: Send + Sync {

@@ -6,6 +6,7 @@ pub mod command_pattern;
 pub mod events;
 pub mod left_behind;
 pub mod lifecycle;
+pub mod metrics;
 pub mod model;
 pub mod policy;
 pub mod registry;

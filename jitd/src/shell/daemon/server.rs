@@ -324,6 +324,7 @@ fn changes_state(request: &Request) -> bool {
         | Request::OpenSession(_)
         | Request::CloseSession(_)
         | Request::Show { .. }
+        | Request::Metrics
         | Request::List { .. } => false,
     }
 }

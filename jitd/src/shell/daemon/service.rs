@@ -15,6 +15,7 @@ use crate::core::approval_token::approval_token;
 use crate::core::authz::{self, Actor};
 use crate::core::events::{Event, EventKind};
 use crate::core::lifecycle::{Approval, By, Denial, Submission};
+use crate::core::metrics::{Gauges, Metrics};
 use crate::core::model::{display_command, End, GrantId, Request, Session};
 use crate::core::policy::{Ask, Policy, Refusal, Requester, Route};
 use crate::core::registry::Registry;
@@ -113,6 +114,8 @@ pub struct Service {
     /// pam_jit's keys of the passes on record, so a pass reported at once and read back from
     /// the log is recorded once.
     pass_keys: Mutex<HashSet<String>>,
+    /// Counters for Prometheus (`jitd metrics`); also an event sink, for audit records.
+    metrics: Arc<Metrics>,
 }
 
 impl Service {
@@ -126,6 +129,7 @@ impl Service {
         events: Arc<EventLog>,
         enforcement: Box<dyn Enforcement>,
         trail: ApprovalTrail,
+        metrics: Arc<Metrics>,
     ) -> std::io::Result<Arc<Service>> {
         let history_since = clock.now() - retention::as_chrono(config.retention);
         let (mut requests, problems) = store.load_all(history_since)?;
@@ -142,6 +146,7 @@ impl Service {
             wake: (Mutex::new(0), Condvar::new()),
             warned: Mutex::new(HashSet::new()),
             pass_keys: Mutex::new(HashSet::new()),
+            metrics,
         };
         for p in problems {
             service.events.emit(&Event::new(
@@ -202,6 +207,7 @@ impl Service {
             Wire::Review { id, comment } => self.review(actor, &id, comment),
             Wire::Reload => self.reload(actor),
             Wire::Passed(report) => self.passed(actor, report),
+            Wire::Metrics => self.metrics(actor),
         };
         result.unwrap_or_else(|f| Response::Error {
             code: f.code,
@@ -224,6 +230,7 @@ impl Service {
         let found = reg
             .active_for(holder, ctx.kind, now)
             .find(|r| Self::covers(r, invocation.as_ref()));
+        self.metrics.count_check(ctx.kind, found.is_some());
         Ok(match found {
             Some(r) => Response::Allowed {
                 grant_id: r.id.to_string(),
@@ -528,6 +535,10 @@ impl Service {
         let installed = self.install_if_opened(None, &mut r, now);
         self.commit(&turn, &r, installed.as_ref())?;
         drop(turn);
+        self.metrics.count_outcome(State::Pending);
+        if r.state() != State::Pending {
+            self.count_decided(&r, now);
+        }
         self.events.publish(&ev);
         self.announce_install(&r, installed);
         self.poke();
@@ -706,6 +717,13 @@ impl Service {
         let installed = self.install_if_opened(Some(&before), &mut next, now);
         self.commit(&turn, &next, installed.as_ref())?;
         drop(turn);
+        if next.state() != before.state() {
+            if before.state() == State::Pending {
+                self.count_decided(&next, now);
+            } else {
+                self.metrics.count_outcome(next.state());
+            }
+        }
         // journald and syslog hear of it outside the lock, so PAM checks never wait on them.
         if let Some(event) = &event {
             self.events.publish(event);
@@ -743,6 +761,57 @@ impl Service {
                 jit_proto::duration::format(self.config.retention)
             ),
         )
+    }
+
+    /// A pending request left `pending` (approved, denied, cancelled, timed out, failed to
+    /// install): counted by outcome, and when people or rules decided it, how long it waited.
+    fn count_decided(&self, r: &Request, now: DateTime<Utc>) {
+        self.metrics.count_outcome(r.state());
+        if matches!(r.state(), State::Active | State::Denied | State::Failed) {
+            let waited = (now - r.requested_at).num_milliseconds().max(0) as f64 / 1e3;
+            self.metrics.decision_seconds.observe(waited);
+        }
+    }
+
+    /// Counters and gauges for Prometheus; as global as `jitd list` of an approver, so for
+    /// root and approvers only.
+    fn metrics(&self, actor: &Actor) -> Result<Response, Failure> {
+        let approver_groups = self.policy().all_approver_groups();
+        if !authz::is_approver(actor, &approver_groups) {
+            return Err(authz::Denial::NotAnApprover {
+                groups: approver_groups,
+            }
+            .into());
+        }
+        Ok(Response::Metrics {
+            text: self.metrics_text(),
+        })
+    }
+
+    /// Logs an event of jitd's own (best effort, as [`EventLog::emit`]).
+    pub fn report(&self, event: &Event) {
+        self.events.emit(event);
+    }
+
+    /// The Prometheus exposition of jitd's counters and of the registry as it is now.
+    pub fn metrics_text(&self) -> String {
+        let mut gauges = Gauges::default();
+        {
+            let reg = self.read_registry();
+            for r in reg.iter() {
+                match r.state() {
+                    State::Active => {
+                        *gauges
+                            .active
+                            .entry((r.kind().as_str(), r.role.as_deref().unwrap_or("").into()))
+                            .or_default() += 1;
+                    }
+                    State::Pending => gauges.pending += 1,
+                    _ => {}
+                }
+            }
+        }
+        self.metrics.render(&gauges)
     }
 
     fn parse_id(id: &str) -> Result<GrantId, Failure> {
@@ -955,8 +1024,15 @@ impl Service {
             let Some(end) = next.tick(now) else { continue };
             turn.put(next.clone());
             drop(turn);
+            self.metrics.count_outcome(end.state());
             if end == End::Expired {
                 self.withdraw(&next);
+                if let Some(w) = next.window() {
+                    let late = (self.clock.now() - w.expires_at).num_microseconds();
+                    self.metrics
+                        .revocation_lateness_seconds
+                        .observe(late.unwrap_or(0).max(0) as f64 / 1e6);
+                }
             }
             record(Ended { id, end, context });
         }
@@ -1113,6 +1189,7 @@ impl Service {
             turn.put(next.clone());
             next
         };
+        self.metrics.count_outcome(State::Failed);
         self.withdraw(&failed);
         // As in `record_end`: the registry's current version, stored in a writer's turn.
         let persisted = {

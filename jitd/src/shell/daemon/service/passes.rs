@@ -137,6 +137,7 @@ impl Service {
             .unwrap_or_else(|e| e.into_inner())
             .insert(key);
         drop(turn);
+        self.metrics.count_outcome(jit_proto::State::Passed);
         if let Err(e) = audited {
             self.events.publish(&ev);
             let mut err = event_for(
