@@ -1,6 +1,7 @@
-//! Measurement 2: `sudo -n /usr/bin/true` wall time through the real sudo, with pam_jit in the account
-//! stack and without. Both services are this machine's stock sudo stack (common-auth,
-//! common-account, common-session-noninteractive); the first adds pam_jit to account.
+//! Measurement 2: `sudo -n /usr/bin/true` wall time through the real sudo: this machine's stock
+//! sudo stack (common-auth, common-account, common-session-noninteractive), the same with
+//! pam_jit wired as jit-pam-setup wires it (account first, session last: what users run), and
+//! with the account line alone (what the session phase costs on top).
 
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -19,13 +20,13 @@ struct SudoUser {
 }
 
 impl SudoUser {
-    fn new(prefix: &str, account_extra: &str) -> SudoUser {
+    fn new(prefix: &str, account: &str, session: &str) -> SudoUser {
         let user = TestUser::create(prefix);
         let service = format!("jit-test-{}", user.name);
         let pam = PlacedFile::write(
             format!("/etc/pam.d/{service}"),
             &format!(
-                "session required pam_limits.so\n@include common-auth\n@include common-account\n{account_extra}@include common-session-noninteractive\n"
+                "session required pam_limits.so\n@include common-auth\n{account}@include common-account\n@include common-session-noninteractive\n{session}"
             ),
             0o644,
         );
@@ -64,39 +65,58 @@ impl SudoUser {
 }
 
 pub fn measure(report: &mut Report, jitd: &BenchDaemon, iterations: usize) {
-    let with = SudoUser::new(
-        "bsj",
-        &format!(
-            "account required {} socket={} kind=sudo\n",
+    let line = |phase: &str| {
+        format!(
+            "{phase} required {} socket={} kind=sudo\n",
             release("libpam_jit.so").display(),
             jitd.socket().display()
-        ),
-    );
-    let without = SudoUser::new("bsp", "");
-    let out = jitd.jitd(&[
-        "grant",
-        &with.user.name,
-        "--for",
-        "1h",
-        "--reason",
-        "benchmark",
-        "--",
-        "/usr/bin/true",
-    ]);
-    assert!(out.status.success(), "jitd grant: {out:?}");
+        )
+    };
+    let deployed = SudoUser::new("bsd", &line("account"), &line("session"));
+    let with = SudoUser::new("bsj", &line("account"), "");
+    let without = SudoUser::new("bsp", "", "");
+    for holder in [&deployed, &with] {
+        let out = jitd.jitd(&[
+            "grant",
+            &holder.user.name,
+            "--for",
+            "1h",
+            "--reason",
+            "benchmark",
+            "--",
+            "/usr/bin/true",
+        ]);
+        assert!(out.status.success(), "jitd grant: {out:?}");
+    }
     let check = Command::new("visudo").arg("-c").output().expect("visudo");
     assert!(check.status.success(), "visudo -c: {check:?}");
     for _ in 0..10 {
+        deployed.sudo();
         with.sudo();
         without.sudo();
     }
-    let (mut a, mut b) = (Vec::new(), Vec::new());
+    let (mut a, mut b, mut d) = (Vec::new(), Vec::new(), Vec::new());
     for _ in 0..iterations {
+        d.push(deployed.sudo());
         a.push(with.sudo());
         b.push(without.sudo());
     }
+    let deployed = summarise(&mut d);
     let with = summarise(&mut a);
     let without = summarise(&mut b);
+    report.add(
+        "sudo.deployed.p50_us",
+        "sudo -n true, pam_jit in account and session (as deployed): p50",
+        deployed.p50,
+        "µs",
+    );
+    report.goal(
+        "sudo.deployed_ratio.p50",
+        "sudo -n true: as deployed / stock stack (p50)",
+        deployed.p50 / without.p50,
+        "×",
+        Goal::AtMost(1.02),
+    );
     report.add(
         "sudo.with_jit.p50_us",
         "sudo -n true, pam_jit in account: p50",

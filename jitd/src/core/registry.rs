@@ -29,6 +29,9 @@ pub struct Registry {
     deadlines: BTreeSet<(DateTime<Utc>, GrantId)>,
     /// Ended requests by when they ended ([`Request::history_since`]).
     history: BTreeSet<(DateTime<Utc>, GrantId)>,
+    /// Requests by the pids of their registered sessions: closing a session must not walk
+    /// every request.
+    sessions: HashMap<u32, Ids>,
 }
 
 /// The ids under one index key: almost always exactly one, held without a heap allocation.
@@ -107,6 +110,15 @@ impl Registry {
         if let Some(at) = r.history_since() {
             self.history.insert((at, r.id.clone()));
         }
+        for s in &r.sessions {
+            match self.sessions.get_mut(&s.pid) {
+                Some(ids) if !ids.as_slice().contains(&r.id) => ids.push(r.id.clone()),
+                Some(_) => {}
+                None => {
+                    self.sessions.insert(s.pid, Ids::One(r.id.clone()));
+                }
+            }
+        }
         if r.state() == jit_proto::State::Active {
             let key = self.key(&r.user, r.kind());
             match self.active.get_mut(&key) {
@@ -124,6 +136,13 @@ impl Registry {
         }
         if let Some(at) = r.history_since() {
             self.history.remove(&(at, r.id.clone()));
+        }
+        for s in &r.sessions {
+            if let Some(ids) = self.sessions.get_mut(&s.pid) {
+                if ids.remove(&r.id) {
+                    self.sessions.remove(&s.pid);
+                }
+            }
         }
         if r.state() == jit_proto::State::Pending {
             if let Some(n) = self.pending.get_mut(&r.uid) {
@@ -157,6 +176,17 @@ impl Registry {
             .map(|r| &**r)
             .filter(move |r| &*r.user == user && r.kind() == kind)
             .filter(move |r| r.window().is_some_and(|w| now < w.expires_at))
+    }
+
+    /// The requests that have a session of process `pid` registered.
+    pub fn with_session(&self, pid: u32) -> impl Iterator<Item = &Request> {
+        self.sessions
+            .get(&pid)
+            .map(Ids::as_slice)
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|id| self.requests.get(id))
+            .map(|r| &**r)
     }
 
     /// Takes a request out of memory altogether (history past `retention`).
@@ -378,5 +408,43 @@ mod tests {
         assert!(reg.get(&first).is_none());
         assert_eq!(ids(reg.history_before(t(25), 10)), ["alice00002"]);
         assert_eq!(active(&reg, "alice", GrantKind::Sudo, 40), ["alice00004"]);
+    }
+
+    #[test]
+    fn sessions_are_found_by_pid_and_leave_the_index_with_their_record() {
+        use crate::core::model::Session;
+        let session = |pid: u32| Session {
+            pid,
+            service: "sudo".into(),
+            user: "root".into(),
+            ruser: Some("alice".into()),
+            tty: None,
+            rhost: None,
+            audit_session: None,
+            opened_at: t(1),
+            process: None,
+        };
+        let mut reg = Registry::default();
+        let mut r = grant("alice00001", "alice", GrantKind::Sudo);
+        r.sessions = vec![session(100), session(101)];
+        reg.put(r.clone());
+        let mut other = grant("bobbb00001", "bob", GrantKind::Sudo);
+        other.sessions = vec![session(100)];
+        reg.put(other);
+        fn ids(reg: &Registry, pid: u32) -> Vec<String> {
+            let mut v: Vec<String> = reg.with_session(pid).map(|r| r.id.to_string()).collect();
+            v.sort();
+            v
+        }
+        assert_eq!(ids(&reg, 100), ["alice00001", "bobbb00001"]);
+        assert_eq!(ids(&reg, 101), ["alice00001"]);
+        r.sessions.retain(|s| s.pid != 101);
+        reg.put(r);
+        assert!(
+            ids(&reg, 101).is_empty(),
+            "a closed session stayed in the index"
+        );
+        assert_eq!(ids(&reg, 100), ["alice00001", "bobbb00001"]);
+        assert!(ids(&reg, 7).is_empty());
     }
 }

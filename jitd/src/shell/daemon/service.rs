@@ -397,7 +397,7 @@ impl Service {
         let id = {
             let reg = self.read_registry();
             let found = reg
-                .iter()
+                .with_session(info.pid)
                 .find(|r| *r.user == *holder && r.sessions.iter().any(|s| s.pid == info.pid));
             found.map(|r| r.id.clone())
         };
