@@ -15,10 +15,12 @@ use jit_tests::{ok, text, Daemon, TempDir, TestGroup, TestUser};
 
 const TOKEN: &str = "tok-9f2c41d7e0a8-notify-secret";
 
+/// A notifier as an administrator writes it: the URL (whose path stands for a secret) in a
+/// root-only `url_file`, since the test config, like /etc/jit/jitd.toml, is world-readable.
 fn notifier(server: &HttpServer, format: &str, more: &str) -> String {
     format!(
-        "[[notifier]]\nurl = \"{}\"\nformat = \"{format}\"\n{more}\n",
-        server.url()
+        "[[notifier]]\nurl_file = \"{}\"\nformat = \"{format}\"\n{more}\n",
+        server.url_file().display()
     )
 }
 
@@ -280,7 +282,7 @@ fn an_unprotected_token_file_stops_jitd_from_starting() {
         &config,
         format!(
             "socket = \"{0}/jitd.sock\"\nstate_dir = \"{0}/state\"\nsudoers_dir = \"{0}/sudoers.d\"\n\
-             [[notifier]]\nurl = \"http://127.0.0.1:9/x\"\nformat = \"json\"\ntoken_file = \"{1}\"\n",
+             [[notifier]]\nurl = \"http://127.0.0.1:9\"\nformat = \"json\"\ntoken_file = \"{1}\"\n",
             dir.path().display(),
             token.display()
         ),
@@ -310,6 +312,83 @@ fn an_unprotected_token_file_stops_jitd_from_starting() {
         "{said}"
     );
     assert!(!said.contains(TOKEN), "{said}");
+}
+
+/// The attack: jitd.toml is world-readable (approvers run `jitd explain` from it), so a Slack
+/// webhook URL written in it lets any local user post fake approvals into the approvers'
+/// channel. jitd and check-config refuse it and say to use `url_file`; a `url_file` others
+/// can read is refused too.
+#[test]
+fn a_secret_webhook_url_any_user_can_read_keeps_jitd_from_starting() {
+    let slack = "https://hooks.slack.com/services/T0/B0/path-secret";
+    let inline = format!("[[notifier]]\nurl = \"{slack}\"\nformat = \"slack\"\n");
+    let (out, dir) = Daemon::start_refused(&inline, |_| {});
+    let config = dir.path().join("jitd.toml");
+    // What the attacker sees: any user reads the URL.
+    let mallory = TestUser::create("mal");
+    let seen = mallory.command("cat").arg(&config).output().unwrap();
+    assert!(text(&seen.stdout).contains("path-secret"), "{seen:?}");
+    // What jitd says.
+    assert_eq!(out.status.code(), Some(4), "{out:?}");
+    let said = text(&out.stderr);
+    assert!(
+        said.contains("inline secret URL") && said.contains("url_file"),
+        "{said}"
+    );
+    assert!(
+        !said.contains("path-secret"),
+        "the refusal repeats no secret: {said}"
+    );
+    let check = Command::new(jit_tests::bin("jitd"))
+        .arg("check-config")
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert_eq!(check.status.code(), Some(4), "{check:?}");
+    assert!(
+        text(&check.stderr).contains("inline secret URL"),
+        "{check:?}"
+    );
+
+    // The same URL in a url_file only root can read: check-config passes.
+    let url_file = dir.path().join("slack.url");
+    std::fs::write(&url_file, format!("{slack}\n")).unwrap();
+    std::fs::set_permissions(&url_file, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let moved = std::fs::read_to_string(&config).unwrap().replace(
+        &format!("url = \"{slack}\""),
+        &format!("url_file = \"{}\"", url_file.display()),
+    );
+    std::fs::write(&config, moved).unwrap();
+    let check = Command::new(jit_tests::bin("jitd"))
+        .arg("check-config")
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert!(check.status.success(), "{check:?}");
+    // A url_file others can read is the same leak: refused, by check-config and by jitd.
+    std::fs::set_permissions(&url_file, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let check = Command::new(jit_tests::bin("jitd"))
+        .arg("check-config")
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert_eq!(check.status.code(), Some(4), "{check:?}");
+    let said = text(&check.stderr);
+    assert!(
+        said.contains("url_file") && said.contains("chmod 600"),
+        "{said}"
+    );
+    assert!(!said.contains("path-secret"), "{said}");
+    let extra = format!(
+        "[[notifier]]\nurl_file = \"{}\"\nformat = \"slack\"\n",
+        url_file.display()
+    );
+    let (out, _dir) = Daemon::start_refused(&extra, |_| {});
+    let said = text(&out.stderr);
+    assert!(
+        said.contains("url_file") && said.contains("chmod 600"),
+        "{said}"
+    );
 }
 
 /// A logged-in user's terminal.

@@ -150,3 +150,172 @@ fn disable_removes_exactly_the_lines_enable_added() {
     assert!(setup(&dir, &["disable", "sudo"]).status.success());
     assert_eq!(lines(&dir, "sudo"), before);
 }
+
+/// `/etc/pam.d/sudo` wired by hand as docs/pam.md used to show, plus a service of the
+/// administrator's own that uses the module by its full path.
+fn hand_wired(dir: &TempDir) {
+    let sudo = std::fs::read_to_string(dir.path().join("sudo"))
+        .unwrap()
+        .replacen(
+            "@include common-account",
+            "account  required  pam_jit.so exempt_group=jit-breakglass\n@include common-account",
+            1,
+        );
+    std::fs::write(dir.path().join("sudo"), sudo).unwrap();
+    std::fs::write(
+        dir.path().join("myapp"),
+        "# account required pam_jit.so (a comment: not a line)\n\
+         auth     required  pam_unix.so # pam_jit.so in a comment\n\
+         account  [success=ok default=bad]  /lib/x86_64-linux-gnu/security/pam_jit.so kind=ssh\n",
+    )
+    .unwrap();
+    // Backups no service is named after are not read by libpam.
+    std::fs::write(
+        dir.path().join("myapp.dpkg-old"),
+        "account required pam_jit.so\n",
+    )
+    .unwrap();
+}
+
+/// The attack (an accident here): lines wired by hand survive `apt remove`, after which every
+/// sudo fails, break-glass included. `status` must see them, wherever they are; comments and
+/// backups are not lines.
+#[test]
+fn status_and_hand_wired_name_every_pam_jit_line_jit_pam_setup_did_not_write() {
+    let dir = pam_dir();
+    hand_wired(&dir);
+    let status = setup(&dir, &["status"]);
+    assert!(status.status.success(), "{status:?}");
+    let text = String::from_utf8_lossy(&status.stdout);
+    let sudo = dir.path().join("sudo").display().to_string();
+    let myapp = dir.path().join("myapp").display().to_string();
+    assert!(
+        text.contains(&format!("{sudo}: wired BY HAND, line ")),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("{myapp}: wired BY HAND, line 3 ")),
+        "{text}"
+    );
+    assert!(!text.contains("dpkg-old"), "{text}");
+    assert!(!text.contains(&format!("{sudo}: not wired")), "{text}");
+
+    let listed = setup(&dir, &["hand-wired"]);
+    assert_eq!(listed.status.code(), Some(1), "{listed:?}");
+    let lines: Vec<String> = String::from_utf8_lossy(&listed.stdout)
+        .lines()
+        .map(str::to_string)
+        .collect();
+    assert_eq!(lines.len(), 2, "{lines:#?}");
+    assert!(lines.iter().any(|l| l.starts_with(&format!("{myapp}:3: "))));
+    assert!(lines
+        .iter()
+        .any(|l| l.starts_with(&format!("{sudo}:")) && l.ends_with("exempt_group=jit-breakglass")));
+
+    // Lines jit-pam-setup wrote itself are not "by hand".
+    let dir = pam_dir();
+    assert!(setup(&dir, &["enable", "sudo", "--force"]).status.success());
+    assert!(setup(&dir, &["enable", "sshd", "--force"]).status.success());
+    let listed = setup(&dir, &["hand-wired"]);
+    assert!(
+        listed.status.success() && listed.stdout.is_empty(),
+        "{listed:?}"
+    );
+}
+
+#[test]
+fn disable_comments_out_lines_wired_by_hand_and_enable_refuses_beside_them() {
+    let dir = pam_dir();
+    hand_wired(&dir);
+    let before = lines(&dir, "sudo");
+    let out = setup(&dir, &["enable", "sudo", "--force"]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("jit-pam-setup disable sudo"),
+        "{out:?}"
+    );
+    assert_eq!(
+        lines(&dir, "sudo"),
+        before,
+        "a refused enable changes nothing"
+    );
+
+    let out = setup(&dir, &["disable", "sudo"]);
+    assert!(out.status.success(), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("commented out"),
+        "{out:?}"
+    );
+    let after = lines(&dir, "sudo");
+    assert!(after.contains(
+        &"# disabled by jit-pam-setup: account  required  pam_jit.so exempt_group=jit-breakglass"
+            .to_string()
+    ));
+    assert_eq!(after.len(), before.len(), "commented out, not deleted");
+    // Now enable wires it the checked way.
+    assert!(setup(&dir, &["enable", "sudo", "--force"]).status.success());
+    let wired = lines(&dir, "sudo");
+    assert_eq!(
+        wired[first_account_line(&wired)],
+        "@include jit-account # jit-pam-setup"
+    );
+}
+
+/// Runs the package's prerm as dpkg would on `apt remove`, against the private PAM dir, with
+/// this checkout's jit-pam-setup first in PATH.
+fn prerm_remove(dir: &TempDir) -> Output {
+    let path = format!(
+        "{}:{}",
+        workspace_root().join("packaging").display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    Command::new("sh")
+        .arg(workspace_root().join("packaging/debian/prerm"))
+        .arg("remove")
+        .env("JIT_PAM_DIR", dir.path())
+        .env("PATH", path)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn package_removal_refuses_while_a_hand_wired_line_remains_and_changes_nothing() {
+    let dir = pam_dir();
+    assert!(setup(&dir, &["enable", "sshd", "--force"]).status.success());
+    hand_wired(&dir);
+    let before = (
+        lines(&dir, "sudo"),
+        lines(&dir, "sshd"),
+        lines(&dir, "myapp"),
+    );
+    let out = prerm_remove(&dir);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        said.contains("NOT removing jit")
+            && said.contains(&format!("{}:3:", dir.path().join("myapp").display()))
+            && said.contains("jit-pam-setup disable"),
+        "{said}"
+    );
+    assert_eq!(
+        (
+            lines(&dir, "sudo"),
+            lines(&dir, "sshd"),
+            lines(&dir, "myapp")
+        ),
+        before,
+        "a refused removal changes nothing, not even the lines jit-pam-setup wrote"
+    );
+
+    // Once only jit-pam-setup's own lines are left, removal takes them out and goes ahead.
+    std::fs::remove_file(dir.path().join("myapp")).unwrap();
+    assert!(setup(&dir, &["disable", "sudo"]).status.success());
+    let out = prerm_remove(&dir);
+    assert!(out.status.success(), "{out:?}");
+    let listed = setup(&dir, &["status"]);
+    let text = String::from_utf8_lossy(&listed.stdout);
+    assert!(
+        text.contains("/sshd: not wired") && !text.contains("BY HAND"),
+        "{text}"
+    );
+}

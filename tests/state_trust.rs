@@ -355,3 +355,65 @@ fn a_grant_stretched_to_a_30_day_window_while_jitd_was_down_is_quarantined() {
         "its window of 30d is longer than the maximum of 4h",
     );
 }
+
+/// Security round 3, the attack: alice leaves `JITD_CONFIG` in her environment, naming her own
+/// configuration whose `state_dir` holds a trail she wrote; an administrator who became root
+/// with `su` (not `su -`) keeps that environment. Root's `jitd audit verify`, `jitd audit`,
+/// `jitd report` and `check-config` must not read her files: they refuse, name the file and
+/// say what to do.
+#[test]
+fn root_refuses_a_configuration_from_another_users_environment() {
+    let alice = TestUser::create("envcfg");
+    let home = format!("/home/{}", alice.name);
+    let config = format!("{home}/jitd.toml");
+    let forged = alice
+        .command("sh")
+        .arg("-c")
+        .arg(format!(
+            "mkdir -m 700 {home}/state && : > {home}/state/audit.log && \
+             printf 'state_dir = \"%s/state\"\\n' {home} > {config}"
+        ))
+        .output()
+        .unwrap();
+    assert!(forged.status.success(), "{forged:?}");
+    for args in [
+        &["audit", "verify"][..],
+        &["audit"][..],
+        &["report"][..],
+        &["check-config"][..],
+    ] {
+        let out = std::process::Command::new(jit_tests::bin("jitd"))
+            .args(args)
+            .env("JITD_CONFIG", &config)
+            .output()
+            .unwrap();
+        let said = said(&out);
+        assert_eq!(out.status.code(), Some(4), "{args:?}: {said}");
+        assert!(
+            said.contains(&config)
+                && said.contains(&format!("owned by uid {}", alice.uid))
+                && said.contains("su -")
+                && said.contains("unset JITD_CONFIG"),
+            "{args:?}: {said}"
+        );
+    }
+
+    // A root-owned configuration naming her state directory: the state directory is refused.
+    let dir = jit_tests::TempDir::new("envcfg");
+    let root_config = dir.path().join("jitd.toml");
+    fs::write(&root_config, format!("state_dir = \"{home}/state\"\n")).unwrap();
+    for args in [&["audit", "verify"][..], &["report"][..]] {
+        let out = std::process::Command::new(jit_tests::bin("jitd"))
+            .args(args)
+            .arg("--config")
+            .arg(&root_config)
+            .output()
+            .unwrap();
+        let said = said(&out);
+        assert_eq!(out.status.code(), Some(4), "{args:?}: {said}");
+        assert!(
+            said.contains("state_dir") && said.contains(&format!("owned by uid {}", alice.uid)),
+            "{args:?}: {said}"
+        );
+    }
+}

@@ -28,11 +28,13 @@ fn main() -> ExitCode {
         }
         Command::CheckConfig { file } => check_config::run(&file),
         Command::Explain(args) => explain_cmd::run(args),
-        Command::Audit(args) => match config_file::Config::load(&args.config, false) {
+        // As root these read the trail only from a state dir root alone controls (see
+        // config::root_only): JITD_CONFIG may come from another user's environment.
+        Command::Audit(args) => match load_with_state_dir(&args.config) {
             Ok(c) => audit_cmd::run_audit(&args, &c.state_dir),
             Err(e) => config_error(e),
         },
-        Command::Report(args) => match config_file::Config::load(&args.config, false) {
+        Command::Report(args) => match load_with_state_dir(&args.config) {
             Ok(c) => {
                 audit_cmd::run_report(&args, &c.state_dir, &c.sudoers_dir, &c.policy.role_names())
             }
@@ -40,6 +42,14 @@ fn main() -> ExitCode {
         },
         other => commands::run(&cli.socket, other),
     }
+}
+
+fn load_with_state_dir(
+    path: &std::path::Path,
+) -> Result<config_file::Config, config_file::ConfigError> {
+    let config = config_file::Config::load(path, false)?;
+    config.check_state_dir()?;
+    Ok(config)
 }
 
 fn config_error(e: config_file::ConfigError) -> ExitCode {

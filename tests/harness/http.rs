@@ -50,6 +50,8 @@ pub struct HttpServer {
     port: u16,
     shared: Arc<Shared>,
     acceptor: Option<JoinHandle<()>>,
+    /// Holds `url`, the file a notifier names with `url_file` (root's, mode 600).
+    secrets: crate::TempDir,
 }
 
 impl HttpServer {
@@ -75,11 +77,25 @@ impl HttpServer {
                 }
             }
         });
-        HttpServer {
+        let secrets = crate::TempDir::new("webhook-url");
+        let server = HttpServer {
             port,
             shared,
             acceptor: Some(acceptor),
-        }
+            secrets,
+        };
+        let file = server.url_file();
+        std::fs::write(&file, format!("{}\n", server.url())).expect("write url_file");
+        std::fs::set_permissions(&file, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+            .expect("chmod url_file");
+        server
+    }
+
+    /// A root-only file holding [`HttpServer::url`], as an administrator keeps a webhook URL
+    /// (`url_file`): its path stands for a secret, and jitd refuses it inline in a config
+    /// file others can read.
+    pub fn url_file(&self) -> std::path::PathBuf {
+        self.secrets.path().join("url")
     }
 
     /// The URL to configure, with a path that stands for a secret webhook path.

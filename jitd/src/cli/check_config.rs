@@ -1,6 +1,9 @@
 //! `jitd check-config`: validates the configuration and its policy (errors, exit 4), then
 //! warns about what only this host can tell: groups and users that do not exist, programs
-//! that are not installed, and roles that overlap.
+//! that are not installed, and roles that overlap. It refuses (exit 4) what `jitd serve` would
+//! refuse at startup: a secret-looking notifier URL inline in a file others can read, and (as
+//! root) a `url_file` or `token_file` that is not root's alone or holds no valid value. It
+//! runs as the unit's ExecStartPre, so what it refuses keeps jitd from starting.
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -9,6 +12,7 @@ use nix::unistd::{Group, User};
 
 use crate::config::config_file::Config;
 use crate::config::policy_file::{Mention, MentionKind};
+use crate::config::secret_file;
 
 pub fn run(file: &Path) -> ExitCode {
     let config = match Config::load(file, true) {
@@ -18,11 +22,23 @@ pub fn run(file: &Path) -> ExitCode {
             return ExitCode::from(4);
         }
     };
-    let mut warnings: Vec<String> = config
-        .mentions
-        .iter()
-        .filter_map(|m| missing(m).map(|what| located(m, file, &what)))
-        .collect();
+    if let Err(e) = config.check_inline_secrets() {
+        eprintln!("jitd: invalid configuration: {e}");
+        return ExitCode::from(4);
+    }
+    let (secret_errors, mut warnings) = secret_files(&config);
+    if !secret_errors.is_empty() {
+        for e in &secret_errors {
+            eprintln!("jitd: invalid configuration: {}: {e}", file.display());
+        }
+        return ExitCode::from(4);
+    }
+    warnings.extend(
+        config
+            .mentions
+            .iter()
+            .filter_map(|m| missing(m).map(|what| located(m, file, &what))),
+    );
     warnings.extend(config.policy.overlaps());
     for w in &warnings {
         eprintln!("warning: {w}");
@@ -34,6 +50,34 @@ pub fn run(file: &Path) -> ExitCode {
         warnings.len()
     );
     ExitCode::SUCCESS
+}
+
+/// Reads every notifier's `url_file` and `token_file` as `jitd serve` will. They are root's
+/// alone, so only root can: as anyone else they are warnings (not checked), not errors.
+fn secret_files(config: &Config) -> (Vec<String>, Vec<String>) {
+    let (mut errors, mut warnings) = (Vec::new(), Vec::new());
+    let root = nix::unistd::geteuid().is_root();
+    for (n, c) in config.notifiers.iter().enumerate() {
+        let which = format!("[[notifier]] {} ({})", n + 1, c.url.shown());
+        if !root {
+            for (key, path) in c.secret_files() {
+                warnings.push(format!(
+                    "{which}: {key} {} not checked: only root can read it (run check-config as root)",
+                    path.display()
+                ));
+            }
+            continue;
+        }
+        if let Err(e) = c.resolve_url() {
+            errors.push(format!("{which}: {e}"));
+        }
+        if let Some(path) = &c.token_file {
+            if let Err(e) = secret_file::read("token_file", "one token", path) {
+                errors.push(format!("{which}: {e}"));
+            }
+        }
+    }
+    (errors, warnings)
 }
 
 fn missing(m: &Mention) -> Option<String> {

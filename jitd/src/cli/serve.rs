@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::config::config_file::Config;
+use crate::config::root_only;
 use crate::core::events::{Event, EventKind, EventSink};
 use crate::core::metrics::Metrics;
 use crate::core::model::GrantId;
@@ -31,7 +32,12 @@ const PAM_LOG_IMPORT_EVERY: Duration = Duration::from_secs(30);
 const METRICS_EVERY: Duration = Duration::from_secs(15);
 
 pub fn run(config_path: &std::path::Path, explicit: bool) -> ExitCode {
-    let config = match Config::load(config_path, explicit) {
+    // An inline secret URL others can read is refused here as by check-config (the unit's
+    // ExecStartPre), so that jitd started by other means behaves the same: the channel
+    // approvers trust must not be one every local user can post to.
+    let config = match Config::load(config_path, explicit)
+        .and_then(|c| c.check_inline_secrets().map(|()| c))
+    {
         Ok(c) => c,
         Err(e) => {
             eprintln!("jitd: invalid configuration: {e}");
@@ -58,7 +64,16 @@ fn start(config: Config) -> Result<(), String> {
         .map_err(|e| format!("cannot block SIGHUP: {e}"))?;
     let state_dir = config.state_dir.clone();
     // Before anything in it is read: records and the audit trail count only if jitd's user
-    // alone could have written them.
+    // alone could have written them — and could not have swapped the directory itself, so as
+    // root the directories above it must be root's too.
+    root_only::check_above(&state_dir).map_err(|e| {
+        format!(
+            "refusing to start: the state directory {} is not safe: {e}, so someone other \
+             than root could replace it: make the directories above it root's and not \
+             writable by others (chown root:root, chmod go-w), or set `state_dir` elsewhere",
+            state_dir.display()
+        )
+    })?;
     state_dir::prepare(&state_dir).map_err(|e| {
         format!(
             "refusing to start: the state directory {} is not safe: {e}",

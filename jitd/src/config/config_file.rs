@@ -7,8 +7,9 @@ use std::time::Duration;
 use serde::{Deserialize, Deserializer};
 
 pub use crate::config::error::ConfigError;
-use crate::config::notifier_tables::NotifierConfig;
+use crate::config::notifier_tables::{NotifierConfig, UrlSource};
 use crate::config::policy_file::{self, Mention, RoleSpec, Source};
+use crate::config::root_only;
 use crate::core::policy::{Defaults, Policy};
 
 pub const DEFAULT_CONFIG: &str = "/etc/jit/jitd.toml";
@@ -185,11 +186,17 @@ impl Config {
     /// Reads and validates `path` and the role drop-ins beside it (`<path>.d/*.toml`). A
     /// missing file at the default location yields the defaults (plus any drop-ins), so a
     /// fresh install starts; a missing file named explicitly is an error.
+    ///
+    /// As root, the file must be root's alone, and so must every directory above it
+    /// ([`root_only`]): `JITD_CONFIG` may come from another user's environment (`su` without
+    /// `-`), and whoever writes the configuration decides what root's jitd grants and which
+    /// audit log `jitd audit verify` vouches for.
     pub fn load(path: &Path, explicit: bool) -> Result<Config, ConfigError> {
         let err = |message: String| ConfigError {
             file: path.to_path_buf(),
             message,
         };
+        root_only::check(path).map_err(|e| err(not_root_only(&e, path, "configuration")))?;
         let text = match std::fs::read_to_string(path) {
             Ok(t) => t,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound && !explicit => String::new(),
@@ -225,6 +232,77 @@ impl Config {
         .map_err(|e| e.message)?;
         config.policy = built.policy;
         Ok(config)
+    }
+
+    /// Refuses a notifier `url` that looks secret ([`WebhookUrl::looks_secret`]) written inline
+    /// in a configuration file that users other than root can read: any of them could post
+    /// fake requests and approvals into the approvers' channel. Such a URL goes in a
+    /// root-only `url_file`. `jitd check-config` and `jitd serve` apply it; `jitd explain`,
+    /// `audit` and `report` do not (they must keep working while this is being fixed).
+    ///
+    /// [`WebhookUrl::looks_secret`]: crate::config::notifier_tables::WebhookUrl::looks_secret
+    pub fn check_inline_secrets(&self) -> Result<(), ConfigError> {
+        let Some(file) = &self.source else {
+            return Ok(());
+        };
+        let exposed: Vec<String> = self
+            .notifiers
+            .iter()
+            .enumerate()
+            .filter_map(|(n, c)| match &c.url {
+                UrlSource::Inline(url) if url.looks_secret() => {
+                    Some(format!("[[notifier]] {} ({}/…)", n + 1, url.origin()))
+                }
+                _ => None,
+            })
+            .collect();
+        if exposed.is_empty() {
+            return Ok(());
+        }
+        let readable = match std::fs::metadata(file) {
+            Ok(meta) => {
+                use std::os::unix::fs::MetadataExt;
+                (meta.uid() != 0 || meta.mode() & 0o044 != 0).then(|| {
+                    format!(
+                        "mode {:04o}, owner uid {}",
+                        meta.mode() & 0o7777,
+                        meta.uid()
+                    )
+                })
+            }
+            Err(e) => Some(format!("who can read it cannot be checked: {e}")),
+        };
+        let Some(why) = readable else {
+            return Ok(());
+        };
+        Err(ConfigError {
+            file: file.clone(),
+            message: format!(
+                "inline secret URL: {} is written in this file, which users other than root \
+                 can read ({why}), and its path or query may be its secret: anyone here could \
+                 post fake requests and approvals to it. Move the URL into a root-only file \
+                 (`install -m 600 /dev/null /etc/jit/webhook.url`, then put the URL in it), name \
+                 that file with `url_file` instead of `url`, and have the webhook's URL replaced: \
+                 it has been readable. (Making this file root-only, chmod 600, also passes, but \
+                 then approvers cannot run `jitd explain`.)",
+                exposed.join(", ")
+            ),
+        })
+    }
+
+    /// As root, the state directory must be root's alone, and every directory above it
+    /// ([`root_only`]): `jitd audit`, `audit verify` and `report` read the trail from it, and
+    /// a directory a user controls could hold a forged one. `jitd serve` checks the directory
+    /// itself more closely when it opens it (`state_dir::prepare`); this adds the directories
+    /// above.
+    pub fn check_state_dir(&self) -> Result<(), ConfigError> {
+        root_only::check(&self.state_dir).map_err(|e| ConfigError {
+            file: self.source.clone().unwrap_or_default(),
+            message: format!(
+                "key `state_dir`: {}",
+                not_root_only(&e, &self.state_dir, "state directory")
+            ),
+        })
     }
 
     fn parse_globals(text: &str) -> Result<Config, String> {
@@ -327,6 +405,28 @@ impl Config {
     }
 }
 
+/// The refusal of a configuration file or state directory that is not root's alone, saying
+/// what to do: the usual cause is `JITD_CONFIG` from another user's environment.
+fn not_root_only(e: &root_only::NotRootOnly, path: &Path, what: &str) -> String {
+    let from_env = std::env::var_os(CONFIG_ENV).is_some();
+    let env_hint = if from_env {
+        format!(
+            "{CONFIG_ENV} is set in your environment (to {:?}); if it came from another user's \
+             environment (`su` without `-`), use `su -` or `unset {CONFIG_ENV}`. ",
+            std::env::var_os(CONFIG_ENV).unwrap_or_default()
+        )
+    } else {
+        String::new()
+    };
+    format!(
+        "{e}: as root, jitd uses only a {what} that root alone can change (whoever can change \
+         it can grant themselves root or forge the audit trail). {env_hint}If {} is the right \
+         one, make it and the directories above it root's and not writable by others \
+         (chown root:root, chmod go-w)",
+        path.display()
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -383,5 +483,84 @@ mod tests {
         }
         let e = Config::parse("\naudit_rotate_size = \"64MB\"\n").unwrap_err();
         assert!(e.contains("line 2") && e.contains("64MB"), "{e}");
+    }
+
+    fn scratch(tag: &str) -> PathBuf {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = std::env::temp_dir().join(format!("jitd-config-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+        dir
+    }
+
+    /// The attack: root runs `jitd audit verify` after `su` (not `su -`) from alice, whose
+    /// environment names her own configuration, whose state_dir holds her forged trail.
+    #[test]
+    fn as_root_a_configuration_or_state_dir_someone_else_owns_is_refused() {
+        if !nix::unistd::geteuid().is_root() {
+            return;
+        }
+        let dir = scratch("owner");
+        let file = dir.join("jitd.toml");
+        std::fs::write(&file, format!("state_dir = \"{}/state\"\n", dir.display())).unwrap();
+        std::fs::create_dir(dir.join("state")).unwrap();
+        let config = Config::load(&file, true).unwrap();
+        config.check_state_dir().unwrap();
+
+        std::os::unix::fs::chown(&file, Some(65534), None).unwrap();
+        let e = Config::load(&file, true).unwrap_err().to_string();
+        assert!(
+            e.contains("owned by uid 65534") && e.contains("chown root:root"),
+            "{e}"
+        );
+        std::os::unix::fs::chown(&file, Some(0), None).unwrap();
+
+        std::os::unix::fs::chown(dir.join("state"), Some(65534), None).unwrap();
+        let config = Config::load(&file, true).unwrap();
+        let e = config.check_state_dir().unwrap_err().to_string();
+        assert!(
+            e.contains("state_dir") && e.contains("owned by uid 65534"),
+            "{e}"
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn an_inline_secret_url_is_refused_in_a_file_others_can_read() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = scratch("inline");
+        let file = dir.join("jitd.toml");
+        let write = |url: &str, mode: u32| {
+            std::fs::write(
+                &file,
+                format!("[[notifier]]\nurl = \"{url}\"\nformat = \"slack\"\n"),
+            )
+            .unwrap();
+            std::fs::set_permissions(&file, std::fs::Permissions::from_mode(mode)).unwrap();
+            Config::load(&file, true).unwrap()
+        };
+        let slack = "https://hooks.slack.com/services/T0/B0/s3cr3t";
+        for mode in [0o644, 0o640, 0o604] {
+            let e = write(slack, mode)
+                .check_inline_secrets()
+                .unwrap_err()
+                .to_string();
+            assert!(
+                e.contains("inline secret URL") && e.contains("url_file"),
+                "{e}"
+            );
+            assert!(
+                e.contains("hooks.slack.com") && !e.contains("s3cr3t"),
+                "{e}"
+            );
+        }
+        // Root's alone: inline is allowed (approvers then cannot run `jitd explain`).
+        assert!(write(slack, 0o600).check_inline_secrets().is_ok());
+        // A bare origin carries no secret.
+        assert!(write("https://alerts.example.com/", 0o644)
+            .check_inline_secrets()
+            .is_ok());
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

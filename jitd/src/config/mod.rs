@@ -1,5 +1,6 @@
 //! The configuration: jitd.toml and its drop-ins, the roles and rules they hold (turned into
-//! `core::policy`), and the notifier tables.
+//! `core::policy`), and the notifier tables; for a root jitd, the check that what it reads is
+//! root's alone (`root_only`), and the root-only files that hold secrets (`secret_file`).
 //!
 //! Reading and validating only: nothing here starts threads, opens sockets or changes the host.
 
@@ -7,3 +8,5 @@ pub mod config_file;
 pub mod error;
 pub mod notifier_tables;
 pub mod policy_file;
+pub mod root_only;
+pub mod secret_file;

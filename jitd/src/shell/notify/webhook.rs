@@ -4,8 +4,7 @@
 //! when jitd stops is lost (docs/notifications.md says so).
 
 use std::fmt;
-use std::io::{self, Read};
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::io;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,6 +13,7 @@ use chrono::{DateTime, Utc};
 
 use crate::config::config_file::Config;
 use crate::config::notifier_tables::{Format, NotifierConfig, WebhookUrl};
+use crate::config::secret_file;
 use crate::core::events::{escape_text, Event, EventKind, EventSink};
 use crate::shell::notify::payload;
 use crate::shell::notify::queue::{self, Attempt, Backoff, Queue, Report};
@@ -28,7 +28,6 @@ const BACKOFF: Backoff = Backoff {
     first_wait: Duration::from_secs(1),
     give_up_after: Duration::from_secs(60),
 };
-const MAX_TOKEN_BYTES: u64 = 4096;
 
 /// A bearer token. Never printed: `Debug` shows nothing of it.
 #[derive(Clone)]
@@ -40,39 +39,10 @@ impl fmt::Debug for Token {
     }
 }
 
-/// Reads a token file, which must be root's and unreadable by others: a token anyone on the
+/// Reads a token file, which must be root's alone ([`secret_file`]): a token anyone on the
 /// host can read lets them post as jitd.
 pub fn read_token(path: &Path) -> Result<Token, String> {
-    let shown = path.display();
-    let mut file = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
-        .open(path)
-        .map_err(|e| format!("cannot read token_file {shown}: {e}"))?;
-    let meta = file
-        .metadata()
-        .map_err(|e| format!("cannot read token_file {shown}: {e}"))?;
-    if !meta.is_file() || meta.uid() != 0 || meta.mode() & 0o022 != 0 || meta.mode() & 0o004 != 0 {
-        return Err(format!(
-            "token_file {shown} must be a regular file owned by root, writable only by root and \
-             not readable by others (chown root:root {shown}; chmod 600 {shown})"
-        ));
-    }
-    let mut text = String::new();
-    (&mut file)
-        .take(MAX_TOKEN_BYTES + 1)
-        .read_to_string(&mut text)
-        .map_err(|e| format!("cannot read token_file {shown}: {e}"))?;
-    let token = text.trim();
-    if text.len() as u64 > MAX_TOKEN_BYTES
-        || token.is_empty()
-        || !token.bytes().all(|b| b.is_ascii_graphic())
-    {
-        return Err(format!(
-            "token_file {shown} must hold one token: 1 to {MAX_TOKEN_BYTES} printable characters without spaces"
-        ));
-    }
-    Ok(Token(token.to_string()))
+    secret_file::read("token_file", "one token", path).map(Token)
 }
 
 /// Which events a notifier hears of.
@@ -117,7 +87,9 @@ pub struct Notifier {
 impl Notifier {
     /// Starts the notifier's worker thread.
     pub fn start(config: &NotifierConfig, report: Report) -> Result<Notifier, String> {
+        let url = config.resolve_url()?;
         let token = config.token_file.as_deref().map(read_token).transpose()?;
+        let origin = url.origin().to_string();
         let webhook = Webhook {
             agent: ureq::AgentBuilder::new()
                 .timeout(REQUEST_TIMEOUT)
@@ -125,12 +97,11 @@ impl Notifier {
                 .redirects(0)
                 .user_agent(concat!("jitd/", env!("CARGO_PKG_VERSION")))
                 .build(),
-            url: config.url.clone(),
+            url,
             format: config.format,
             token,
         };
         let queue = Arc::new(Queue::new(QUEUE_CAPACITY));
-        let origin = config.url.origin().to_string();
         let failed = Arc::clone(&report);
         let to = origin.clone();
         queue::spawn_worker(
@@ -241,12 +212,13 @@ impl Webhook {
 }
 
 /// Every notification sink the configuration asks for: one per `[[notifier]]`, plus terminal
-/// notices for approvers when `notify_terminals` is on. Fails on an unusable token file.
+/// notices for approvers when `notify_terminals` is on. Fails on an unusable `url_file` or
+/// `token_file`.
 pub fn sinks(config: &Config, report: Report) -> Result<Vec<Box<dyn EventSink>>, String> {
     let mut sinks: Vec<Box<dyn EventSink>> = Vec::new();
     for (n, c) in config.notifiers.iter().enumerate() {
         let notifier = Notifier::start(c, Arc::clone(&report))
-            .map_err(|e| format!("notifier {} ({}): {e}", n + 1, c.url.origin()))?;
+            .map_err(|e| format!("notifier {} ({}): {e}", n + 1, c.url.shown()))?;
         sinks.push(Box::new(notifier));
     }
     if config.notify_terminals {
@@ -303,7 +275,13 @@ mod tests {
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
         let e = read_token(&path).unwrap_err();
         assert!(e.contains("chmod 600") && !e.contains("s3cr3t"), "{e}");
+        // Group read too: the group may be anyone's (and an ACL mask looks the same).
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o640)).unwrap();
+        assert!(read_token(&path).unwrap_err().contains("chmod 600"));
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let link = dir.join("link");
+        std::os::unix::fs::symlink(&path, &link).unwrap();
+        assert!(read_token(&link).unwrap_err().contains("symbolic link"));
         std::os::unix::fs::chown(&path, Some(65534), None).unwrap();
         assert!(read_token(&path).unwrap_err().contains("owned by root"));
         std::fs::write(&path, "two words").unwrap();
