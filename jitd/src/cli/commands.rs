@@ -35,13 +35,12 @@ pub fn run(socket: &std::path::Path, command: Command) -> ExitCode {
             json,
         } => {
             let expect = match expect {
-                Some(token) => token,
+                Some(token) => Some(token),
                 None => match shown_for_approval(&client, &id) {
                     Ok(token) => token,
                     Err(code) => return code,
                 },
             };
-            let expect = Some(expect);
             (
                 Request::Approve {
                     id,
@@ -82,10 +81,13 @@ pub fn run(socket: &std::path::Path, command: Command) -> ExitCode {
 }
 
 /// Shows the approver (on stderr) what `jitd approve ID` is about to approve, and returns its
-/// token, so that the approval counts only for that.
-fn shown_for_approval(client: &Client, id: &str) -> Result<String, ExitCode> {
+/// token, so that the approval counts only for that. When jitd will not show it (not the
+/// caller's to see, no such request), the approval goes without a token and jitd's refusal
+/// of it says why, as it would have without this look.
+fn shown_for_approval(client: &Client, id: &str) -> Result<Option<String>, ExitCode> {
     let view = match client.call(Request::Show { id: id.to_string() }) {
         Ok(Response::Request { request }) => request,
+        Ok(Response::Error { .. }) => return Ok(None),
         Ok(other) => return Err(print(other, false, Style::Detail)),
         Err(e) => {
             eprintln!("jitd: {e}");
@@ -93,7 +95,7 @@ fn shown_for_approval(client: &Client, id: &str) -> Result<String, ExitCode> {
         }
     };
     eprintln!("jitd: approving {}", output::up_for_decision(&view));
-    Ok(view.approval_token)
+    Ok(Some(view.approval_token))
 }
 
 enum Style {

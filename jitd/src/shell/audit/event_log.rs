@@ -79,7 +79,9 @@ pub struct StderrSink;
 
 impl EventSink for StderrSink {
     fn record(&self, event: &Event) -> io::Result<()> {
-        eprintln!("jitd: {}: {event}", event.kind().name());
-        Ok(())
+        // One write per line: stderr is unbuffered, so formatting straight into it wrote each
+        // field with a syscall of its own, and concurrent events interleaved their fields.
+        let line = format!("jitd: {}: {event}\n", event.kind().name());
+        std::io::Write::write_all(&mut std::io::stderr().lock(), line.as_bytes())
     }
 }

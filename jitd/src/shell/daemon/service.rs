@@ -90,6 +90,20 @@ struct Ended {
     context: &'static str,
 }
 
+/// What the recorder thread stores and logs after the caller has its answer.
+enum Deferred {
+    /// An end [`Service::apply_deadlines`] applied.
+    End(Ended),
+    /// A session closed: nothing depends on storing it before sudo or sshd goes on (a
+    /// restarted jitd that still lists the session finds its process gone), so sudo does not
+    /// wait for the disk to exit.
+    SessionClosed {
+        id: GrantId,
+        pid: u32,
+        service: String,
+    },
+}
+
 /// The answer that shows a request to its caller.
 pub(crate) fn shown(r: &Request) -> Response {
     Response::Request {
@@ -116,6 +130,8 @@ pub struct Service {
     pass_keys: Mutex<HashSet<String>>,
     /// Counters for Prometheus (`jitd metrics`); also an event sink, for audit records.
     metrics: Arc<Metrics>,
+    /// The recorder thread's queue, once the scheduler started it.
+    recorder: Mutex<Option<mpsc::Sender<Deferred>>>,
 }
 
 impl Service {
@@ -147,6 +163,7 @@ impl Service {
             warned: Mutex::new(HashSet::new()),
             pass_keys: Mutex::new(HashSet::new()),
             metrics,
+            recorder: Mutex::new(None),
         };
         for p in problems {
             service.events.emit(&Event::new(
@@ -405,18 +422,22 @@ impl Service {
             return Ok(Response::SessionRegistered { grant_id: None });
         };
         let pid = info.pid;
-        let grant = self.transition_any_state(&id, move |r| {
-            r.sessions.retain(|s| s.pid != pid);
-        })?;
-        let mut ev = event_for(
-            EventKind::SessionClosed,
-            &grant,
-            format!("{} session closed", info.pam.service),
-        );
-        ev.extra.push(("PID", pid.to_string()));
-        self.events.emit(&ev);
+        // In memory at once; stored and logged after the answer (see `Deferred`).
+        {
+            let turn = self.registry.turn();
+            let Some(mut next) = turn.get(&id) else {
+                return Ok(Response::SessionRegistered { grant_id: None });
+            };
+            next.sessions.retain(|s| s.pid != pid);
+            turn.put(next);
+        }
+        self.defer(Deferred::SessionClosed {
+            id: id.clone(),
+            pid,
+            service: info.pam.service.clone(),
+        });
         Ok(Response::SessionRegistered {
-            grant_id: Some(grant.id.to_string()),
+            grant_id: Some(id.to_string()),
         })
     }
 
@@ -736,22 +757,6 @@ impl Service {
         Ok(next)
     }
 
-    /// A bookkeeping change (session list) that is valid in any state.
-    fn transition_any_state(
-        &self,
-        id: &GrantId,
-        step: impl FnOnce(&mut Request),
-    ) -> Result<Request, Failure> {
-        let turn = self.registry.turn();
-        let mut next = turn
-            .get(id)
-            .ok_or_else(|| Failure::new(ErrorCode::NotFound, format!("no request {id}")))?;
-        step(&mut next);
-        self.persist(&next)?;
-        turn.put(next.clone());
-        Ok(next)
-    }
-
     /// What an unknown id gets: where else to look, since history leaves after `retention`.
     fn not_found(&self, id: &GrantId) -> Failure {
         Failure::new(
@@ -1038,6 +1043,56 @@ impl Service {
         }
     }
 
+    /// Hands `work` to the recorder thread, or does it now if there is none.
+    fn defer(&self, work: Deferred) {
+        let sender = self
+            .recorder
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        let work = match sender {
+            Some(s) => match s.send(work) {
+                Ok(()) => return,
+                Err(mpsc::SendError(work)) => work,
+            },
+            None => work,
+        };
+        self.record(work);
+    }
+
+    fn record(&self, work: Deferred) {
+        match work {
+            Deferred::End(e) => self.record_end(e),
+            Deferred::SessionClosed { id, pid, service } => {
+                self.record_session_closed(id, pid, &service)
+            }
+        }
+    }
+
+    /// Stores the grant's current version (its session list without `pid`) and logs the
+    /// close.
+    fn record_session_closed(&self, id: GrantId, pid: u32, service: &str) {
+        let (persisted, grant) = {
+            let turn = self.registry.turn();
+            let Some(current) = turn.get(&id) else { return };
+            (self.store.put(&current), current)
+        };
+        let mut ev = event_for(
+            EventKind::SessionClosed,
+            &grant,
+            format!("{service} session closed"),
+        );
+        ev.extra.push(("PID", pid.to_string()));
+        self.events.emit(&ev);
+        if let Err(e) = persisted {
+            self.events.emit(&event_for(
+                EventKind::InternalError,
+                &grant,
+                format!("cannot persist state: {e}"),
+            ));
+        }
+    }
+
     /// Persists and logs an end [`Self::apply_deadlines`] applied: the registry's current
     /// version, stored in a writer's turn so that no other change of it is stored meanwhile.
     fn record_end(&self, ended: Ended) {
@@ -1217,17 +1272,23 @@ impl Service {
     /// The sleep is capped at a second so a suspended host or a wall-clock jump is noticed
     /// promptly; deadlines themselves are exact.
     pub fn run_scheduler(&self, reconcile_every: StdDuration) {
-        let (to_recorder, ended) = mpsc::channel::<Ended>();
+        let (to_recorder, deferred) = mpsc::channel::<Deferred>();
         std::thread::scope(|scope| {
             let recorder = std::thread::Builder::new()
                 .name("recorder".into())
                 .spawn_scoped(scope, move || {
-                    for e in ended {
-                        self.record_end(e);
+                    for work in deferred {
+                        self.record(work);
                     }
                 });
-            if let Err(e) = recorder {
-                eprintln!("jitd: cannot start the recorder thread, ends are recorded in line: {e}");
+            match recorder {
+                Ok(_) => {
+                    *self.recorder.lock().unwrap_or_else(|e| e.into_inner()) =
+                        Some(to_recorder.clone())
+                }
+                Err(e) => eprintln!(
+                    "jitd: cannot start the recorder thread, ends are recorded in line: {e}"
+                ),
             }
             // Forgetting old history may remove many files: never in the scheduler's way.
             let sweeper = std::thread::Builder::new()
@@ -1238,8 +1299,8 @@ impl Service {
             }
             let mut record = |e: Ended| {
                 // Only if the recorder is gone: then record here rather than not at all.
-                if let Err(mpsc::SendError(e)) = to_recorder.send(e) {
-                    self.record_end(e);
+                if let Err(mpsc::SendError(work)) = to_recorder.send(Deferred::End(e)) {
+                    self.record(work);
                 }
             };
             self.schedule(reconcile_every, &mut record);
