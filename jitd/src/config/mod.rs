@@ -7,3 +7,6 @@ pub mod config_file;
 pub mod error;
 pub mod notifier_tables;
 pub mod policy_file;
+
+#[cfg(test)]
+mod documented_keys;
