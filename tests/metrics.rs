@@ -67,14 +67,23 @@ fn an_sre_reads_grants_requests_checks_and_decisions_in_prometheus_format() {
     let d = Daemon::start_custom("", &[], |dir| {
         let config = dir.join("jitd.toml");
         let mut text = std::fs::read_to_string(&config).unwrap();
-        text.push_str(&format!("metrics_textfile = \"{}/jit.prom\"\n", dir.display()));
+        text.push_str(&format!(
+            "metrics_textfile = \"{}/jit.prom\"\n",
+            dir.display()
+        ));
         std::fs::write(&config, text).unwrap();
     });
     let alice = TestUser::create("alice");
     let bob = TestUser::create("bob");
     let carol = TestUser::create("carol");
     ok(d.jitd(&[
-        "grant", &alice.name, "--for", "10m", "--reason", "x", "--ssh",
+        "grant",
+        &alice.name,
+        "--for",
+        "10m",
+        "--reason",
+        "x",
+        "--ssh",
     ]));
     let denied = ok(d.elevate_as(&bob, &["--no-wait", "--reason", "x", "--ssh"]));
     ok(d.jitd(&["deny", &denied, "--reason", "no"]));
@@ -84,14 +93,24 @@ fn an_sre_reads_grants_requests_checks_and_decisions_in_prometheus_format() {
     assert!(matches!(check(&d, &bob.name), Response::Denied { .. }));
 
     let m = parse(&ok(d.jitd(&["metrics"])));
-    let value = |k: &str| m.get(k).copied().unwrap_or_else(|| panic!("no {k} in {m:?}"));
+    let value = |k: &str| {
+        m.get(k)
+            .copied()
+            .unwrap_or_else(|| panic!("no {k} in {m:?}"))
+    };
     assert_eq!(value(r#"jit_grants_active{kind="ssh",role=""}"#), 1.0);
     assert_eq!(value("jit_requests_pending{}"), 1.0);
     assert_eq!(value(r#"jit_requests_total{outcome="requested"}"#), 3.0);
     assert_eq!(value(r#"jit_requests_total{outcome="approved"}"#), 1.0);
     assert_eq!(value(r#"jit_requests_total{outcome="denied"}"#), 1.0);
-    assert_eq!(value(r#"jit_pam_checks_total{kind="ssh",result="allowed"}"#), 1.0);
-    assert_eq!(value(r#"jit_pam_checks_total{kind="ssh",result="denied"}"#), 2.0);
+    assert_eq!(
+        value(r#"jit_pam_checks_total{kind="ssh",result="allowed"}"#),
+        1.0
+    );
+    assert_eq!(
+        value(r#"jit_pam_checks_total{kind="ssh",result="denied"}"#),
+        2.0
+    );
     assert_eq!(value("jit_decision_seconds_count{}"), 2.0);
     assert_eq!(value(r#"jit_decision_seconds_bucket{le="+Inf"}"#), 2.0);
     assert!(value("jit_audit_records_total{}") >= 4.0, "{m:?}");
@@ -113,5 +132,8 @@ fn an_sre_reads_grants_requests_checks_and_decisions_in_prometheus_format() {
         0o644
     );
     let from_file = parse(&std::fs::read_to_string(&file).unwrap());
-    assert!(from_file.contains_key("jit_requests_pending{}"), "{from_file:?}");
+    assert!(
+        from_file.contains_key("jit_requests_pending{}"),
+        "{from_file:?}"
+    );
 }

@@ -264,7 +264,10 @@ impl Config {
             self.notify_terminals != new.notify_terminals,
         );
         differs("utmp_file", self.utmp_file != new.utmp_file);
-        differs("metrics_textfile", self.metrics_textfile != new.metrics_textfile);
+        differs(
+            "metrics_textfile",
+            self.metrics_textfile != new.metrics_textfile,
+        );
         differs(
             "audit_rotate_size",
             self.audit_rotate_size != new.audit_rotate_size,
@@ -291,8 +294,11 @@ impl Config {
             ("utmp_file", &self.utmp_file),
         ]
         .into_iter()
-        .chain(self.metrics_textfile.as_ref().map(|p| ("metrics_textfile", p)))
-        {
+        .chain(
+            self.metrics_textfile
+                .as_ref()
+                .map(|p| ("metrics_textfile", p)),
+        ) {
             if !path.is_absolute() {
                 return Err(format!("key `{key}` must be an absolute path"));
             }

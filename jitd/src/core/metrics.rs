@@ -26,7 +26,9 @@ const OUTCOMES: [(State, &str); 10] = [
 ];
 
 /// Seconds from request to decision: people take minutes, rules milliseconds.
-const DECISION_BUCKETS: [f64; 10] = [1.0, 5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 900.0, 1800.0, 3600.0];
+const DECISION_BUCKETS: [f64; 10] = [
+    1.0, 5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 900.0, 1800.0, 3600.0,
+];
 /// Seconds from a window's end until its access was withdrawn.
 const LATENESS_BUCKETS: [f64; 9] = [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 30.0];
 
@@ -261,7 +263,10 @@ mod tests {
             "jit_revocation_lateness_seconds_bucket{le=\"0.005\"} 1",
             "jit_revocation_lateness_seconds_count 1",
         ] {
-            assert!(text.lines().any(|l| l == line), "missing {line:?} in:\n{text}");
+            assert!(
+                text.lines().any(|l| l == line),
+                "missing {line:?} in:\n{text}"
+            );
         }
     }
 }
