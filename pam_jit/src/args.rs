@@ -13,6 +13,17 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_millis(1500);
 /// Bounds for `timeout_ms=`: a zero deadline would always fail, and a login that waits more
 /// than half a minute on the daemon is broken anyway.
 pub const TIMEOUT_MS_RANGE: std::ops::RangeInclusive<u64> = 1..=30_000;
+/// Every argument the module takes, with the form of its value ("" for a flag). The parser
+/// refuses any other name, the error message lists these, and pam_jit(8) documents exactly
+/// these (pam_jit/src/man_page_tests.rs compares).
+pub const ARGUMENTS: &[(&str, &str)] = &[
+    ("socket", "/ABS/PATH"),
+    ("timeout_ms", "1..30000"),
+    ("fail", "closed|open"),
+    ("exempt_group", "GROUP"),
+    ("kind", "ssh|sudo"),
+    ("debug", ""),
+];
 /// Longest group name accepted for `exempt_group=` (far above any real one).
 const MAX_GROUP_LEN: usize = 256;
 
@@ -40,11 +51,14 @@ pub struct ArgError(String);
 
 impl fmt::Display for ArgError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{} (valid: socket=/ABS/PATH timeout_ms=1..30000 fail=closed|open exempt_group=GROUP kind=ssh|sudo debug)",
-            self.0
-        )
+        write!(f, "{} (valid:", self.0)?;
+        for (name, form) in ARGUMENTS {
+            match *form {
+                "" => write!(f, " {name}")?,
+                form => write!(f, " {name}={form}")?,
+            }
+        }
+        write!(f, ")")
     }
 }
 
@@ -71,6 +85,11 @@ pub fn parse(raw: &[&CStr]) -> Result<Args, ArgError> {
             return Err(ArgError(format!("argument {key:?} given twice")));
         }
         seen.push(key);
+        // Only the listed names: an argument parsed below but missing from ARGUMENTS would be
+        // missing from the error message and from pam_jit(8).
+        if !ARGUMENTS.iter().any(|(name, _)| *name == key) {
+            return Err(ArgError(format!("unknown argument {text:?}")));
+        }
         match (key, value) {
             ("socket", Some(v)) => args.socket = socket(v)?,
             ("timeout_ms", Some(v)) => args.timeout = timeout(v)?,
@@ -156,6 +175,33 @@ mod tests {
         assert_eq!(
             parse_strs(&["kind=sudo"]).unwrap().kind,
             Some(GrantKind::Sudo)
+        );
+    }
+
+    #[test]
+    fn the_listed_arguments_are_the_parsed_ones_and_the_message_names_them() {
+        // One example of each, in ARGUMENTS' order: each parses, so the list names nothing
+        // the parser refuses (and the parser refuses every name not listed, above).
+        let examples = [
+            "socket=/run/x/j.sock",
+            "timeout_ms=250",
+            "fail=open",
+            "exempt_group=breakglass",
+            "kind=ssh",
+            "debug",
+        ];
+        for example in examples {
+            assert!(parse_strs(&[example]).is_ok(), "{example}");
+        }
+        let names: Vec<&str> = examples
+            .iter()
+            .map(|e| e.split('=').next().unwrap())
+            .collect();
+        let listed: Vec<&str> = ARGUMENTS.iter().map(|(name, _)| *name).collect();
+        assert_eq!(names, listed);
+        assert_eq!(
+            parse_strs(&["nope"]).unwrap_err().to_string(),
+            "unknown argument \"nope\" (valid: socket=/ABS/PATH timeout_ms=1..30000 fail=closed|open exempt_group=GROUP kind=ssh|sudo debug)"
         );
     }
 

@@ -29,6 +29,8 @@ mod session;
 mod syslog;
 
 #[cfg(test)]
+mod man_page_tests;
+#[cfg(test)]
 mod script;
 
 use std::ffi::CStr;

@@ -10,3 +10,6 @@ pub mod notifier_tables;
 pub mod policy_file;
 pub mod root_only;
 pub mod secret_file;
+
+#[cfg(test)]
+mod documented_keys;

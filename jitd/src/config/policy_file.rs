@@ -85,7 +85,7 @@ struct RuleSpec {
 /// A drop-in file holds roles and nothing else.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct DropIn {
+pub(crate) struct DropIn {
     #[serde(default)]
     role: Vec<RoleSpec>,
 }
