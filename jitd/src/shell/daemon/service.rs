@@ -26,6 +26,7 @@ use crate::shell::daemon::identity;
 use crate::shell::daemon::store::Store;
 use crate::shell::daemon::submission;
 use crate::shell::daemon::view::{fit_to_frame, list_view, view};
+use crate::shell::failpoint;
 use crate::shell::host::enforcement_port::{Enforcement, Withdrawal};
 use crate::shell::host::sudo_command;
 
@@ -515,8 +516,11 @@ impl Service {
                 format!("refused: the audit log cannot be written ({e}); nothing was recorded"),
             )
         })?;
+        failpoint::hit("create_after_audit");
         let installed = self.install_if_opened(None, &mut r, now);
+        failpoint::hit("create_after_install");
         self.commit(&mut reg, &r, installed.as_ref())?;
+        failpoint::hit("create_after_persist");
         drop(reg);
         self.events.publish(&ev);
         self.announce_install(&r, installed);
@@ -698,8 +702,11 @@ impl Service {
                 )
             })?;
         }
+        failpoint::hit("transition_after_audit");
         let installed = self.install_if_opened(Some(&before), &mut next, now);
+        failpoint::hit("transition_after_install");
         self.commit(&mut reg, &next, installed.as_ref())?;
+        failpoint::hit("transition_after_persist");
         drop(reg);
         // journald and syslog hear of it outside the lock, so PAM checks never wait on them.
         if let Some(event) = &event {
@@ -936,6 +943,7 @@ impl Service {
             if end == End::Expired {
                 self.withdraw(&next);
             }
+            failpoint::hit("expiry_after_withdraw");
             record(Ended { id, end, context });
         }
     }
@@ -950,6 +958,7 @@ impl Service {
             let Some(current) = reg.get(&id) else { return };
             (self.store.put(current), current.clone())
         };
+        failpoint::hit("expiry_half_recorded");
         let (kind, what) = match end {
             End::TimedOut => (
                 EventKind::TimedOut,
