@@ -7,8 +7,9 @@
 use std::collections::BTreeSet;
 use std::fs;
 use std::os::unix::process::ExitStatusExt;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use std::time::Duration;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use jit_tests::{json, ok, text, Daemon, TestUser};
 
@@ -35,8 +36,8 @@ fn assert_audit_verifies(d: &Daemon, when: &str) {
     );
 }
 
-/// The events the audit log holds for request `id`, oldest first.
-fn audit_events(d: &Daemon, id: &str) -> Vec<String> {
+/// The audit log's records about request `id`, oldest first.
+fn audit_records(d: &Daemon, id: &str) -> Vec<serde_json::Value> {
     let out = audit(d, &["--id", id, "--json"]);
     assert!(
         out.status.success(),
@@ -46,11 +47,29 @@ fn audit_events(d: &Daemon, id: &str) -> Vec<String> {
     text(&out.stdout)
         .lines()
         .filter(|l| !l.trim().is_empty())
-        .map(|l| {
-            let v: serde_json::Value = serde_json::from_str(l).expect("audit --json line");
-            v["event"].as_str().unwrap_or_default().to_string()
-        })
+        .map(|l| serde_json::from_str(l).expect("audit --json line"))
         .collect()
+}
+
+/// The events the audit log holds for request `id`, oldest first.
+fn audit_events(d: &Daemon, id: &str) -> Vec<String> {
+    audit_records(d, id)
+        .iter()
+        .map(|v| v["event"].as_str().unwrap_or_default().to_string())
+        .collect()
+}
+
+/// Whether the last record of a change (one of `changes`) among `records` is followed by the
+/// record that says a change was refused and not made (the audit record of a change is
+/// written before the state directory refuses it).
+fn refused_changes_are_marked(records: &[serde_json::Value], changes: &[&str]) -> bool {
+    let last_change = records
+        .iter()
+        .rposition(|r| changes.contains(&r["event"].as_str().unwrap_or("")));
+    let undone = records.iter().rposition(|r| {
+        r["event"] == "internal_error" && r["message"].as_str().unwrap_or("").contains("not made")
+    });
+    last_change.is_none_or(|c| undone.is_some_and(|u| u > c))
 }
 
 /// What the daemon's sudoers directory holds: ids of `jit_<id>` drop-ins, and any other name.
@@ -251,4 +270,223 @@ fn kill9_at_every_step_of_an_expiry_leaves_the_host_matching_the_records() {
             "{failpoint}: the audit log lacks the expiry: {events:?}"
         );
     }
+}
+
+// ---- the state directory fills up -------------------------------------------------------
+
+/// A tmpfs mounted on a daemon's state directory before it starts; lazily unmounted on drop
+/// (declare it after the daemon, so it goes first).
+struct Tmpfs(PathBuf);
+
+impl Tmpfs {
+    fn mount(at: &Path, size: &str) -> Tmpfs {
+        let status = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size},mode=0700")])
+            .arg(jit_tests::unique("jit-test-full-"))
+            .arg(at)
+            .status()
+            .expect("mount");
+        assert!(status.success(), "mount tmpfs on {}", at.display());
+        Tmpfs(at.to_owned())
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
+
+/// Fills the file system of `dir` with `dir/filler` until it is full.
+fn fill(dir: &Path) -> PathBuf {
+    let filler = dir.join("filler");
+    let _ = Command::new("dd")
+        .arg("if=/dev/zero")
+        .arg(format!("of={}", filler.display()))
+        .args(["bs=4k", "count=100000"])
+        .output()
+        .expect("dd");
+    filler
+}
+
+/// The stored record of `id`, as the state directory has it (not as jitd's memory has it).
+fn stored_state(d: &Daemon, id: &str) -> String {
+    let path = d.state_dir().join("requests").join(format!("{id}.json"));
+    let v: serde_json::Value =
+        serde_json::from_slice(&fs::read(&path).expect("record")).expect("record is JSON");
+    match v["phase"]["phase"].as_str() {
+        Some("ended") => v["phase"]["end"].as_str().unwrap_or_default().to_string(),
+        other => other.unwrap_or_default().to_string(),
+    }
+}
+
+/// An RFC 3339 time as the system clock's time.
+fn parse_time(at: &str) -> SystemTime {
+    let out = Command::new("date")
+        .args(["-u", "-d", at, "+%s%N"])
+        .output()
+        .expect("date");
+    let nanos: u64 = text(&out.stdout).trim().parse().expect("date +%s%N");
+    UNIX_EPOCH + Duration::from_nanos(nanos)
+}
+
+/// A time field of `jitd show ID --json` (`expires_at`), to the second.
+fn time_of(d: &Daemon, id: &str, field: &str) -> SystemTime {
+    let shown = d.show(id);
+    parse_time(
+        shown[field]
+            .as_str()
+            .unwrap_or_else(|| panic!("{id} has no {field}")),
+    )
+}
+
+/// How long after its window's end the stored record of ended grant `id` says it ended
+/// (stored times are exact, shown ones are to the second).
+fn stored_lateness(d: &Daemon, id: &str) -> Duration {
+    let path = d.state_dir().join("requests").join(format!("{id}.json"));
+    let v: serde_json::Value =
+        serde_json::from_slice(&fs::read(path).expect("record")).expect("JSON");
+    let phase = &v["phase"];
+    let (Some(at), Some(end)) = (phase["at"].as_str(), phase["window"]["expires_at"].as_str())
+    else {
+        panic!("{id} is not stored as ended with a window: {phase}");
+    };
+    parse_time(at)
+        .duration_since(parse_time(end))
+        .unwrap_or_default()
+}
+
+fn millis(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+/// Disk full: every change is refused with a clear error while a grant that was running
+/// still ends on time; nothing acknowledged before is lost; once space returns jitd takes
+/// requests again and records what it could not, without a restart.
+#[test]
+fn a_full_state_directory_refuses_changes_keeps_expiring_and_recovers_by_itself() {
+    let op = TestUser::create("dfl");
+    let mut mounted = None;
+    let mut d = Daemon::start_custom("", &[], |dir| {
+        mounted = Some(Tmpfs::mount(&dir.join("state"), "1m"));
+    });
+    let _unmount = mounted;
+    // Acknowledged before the disk fills: a pending request, a long grant, a short one.
+    let pending = ok(d.elevate_as(&op, &["--no-wait", "--reason", "p", "--", "/usr/bin/id"]));
+    let long = ok(d.jitd(&["grant", &op.name, "--reason", "l", "--", "/usr/bin/true"]));
+    let short = ok(d.jitd(&[
+        "grant",
+        &op.name,
+        "--for",
+        "15s",
+        "--reason",
+        "s",
+        "--",
+        "/usr/bin/false",
+    ]));
+    let short_ends = time_of(&d, &short, "expires_at");
+
+    let filler = fill(&d.state_dir());
+    let full_at = Instant::now();
+    let mut refusals = 0;
+    for (what, out, code) in [
+        (
+            "submit",
+            d.elevate_as(&op, &["--no-wait", "--reason", "x", "--", "/usr/bin/id"]),
+            14,
+        ),
+        ("approve", d.jitd(&["approve", &pending]), 1),
+        (
+            "grant",
+            d.jitd(&["grant", &op.name, "--reason", "x", "--", "/usr/bin/id"]),
+            1,
+        ),
+        ("revoke", d.jitd(&["revoke", &long, "--reason", "x"]), 1),
+        ("cancel", d.elevate_as(&op, &["cancel", &pending]), 14),
+    ] {
+        let said = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(code), "{what} while full: {said}");
+        assert!(
+            said.contains("No space left on device") && said.contains("cannot be written"),
+            "{what}: the refusal says why: {said}"
+        );
+        refusals += 1;
+    }
+    assert!(
+        full_at.elapsed() < Duration::from_secs(10),
+        "the refusals took {:?}: the short grant may have ended before they ran",
+        full_at.elapsed()
+    );
+    assert_eq!(d.state_of(&pending), "pending");
+    assert_eq!(d.state_of(&long), "active");
+    assert_eq!(
+        sudoers_files(&d).0,
+        BTreeSet::from([long.clone(), short.clone()])
+    );
+    // The audit log does not claim what was refused as made.
+    let logged = audit_records(&d, &pending);
+    assert!(
+        refused_changes_are_marked(&logged, &["approved", "cancelled"]),
+        "{logged:#?}"
+    );
+    let logged = audit_records(&d, &long);
+    assert!(
+        refused_changes_are_marked(&logged[1..], &["revoked"]),
+        "{logged:#?}"
+    );
+
+    // The short grant ends on time all the same: state and drop-in.
+    d.wait_for_state(&short, "expired", Duration::from_secs(40));
+    let lateness = SystemTime::now()
+        .duration_since(short_ends)
+        .unwrap_or_default();
+    assert_eq!(sudoers_files(&d).0, BTreeSet::from([long.clone()]));
+    assert!(
+        lateness < Duration::from_secs(5),
+        "the grant ended {lateness:?} after its end"
+    );
+
+    // Space returns: jitd takes requests again and records the expiry it could not, by itself.
+    fs::remove_file(&filler).expect("remove filler");
+    let freed = Instant::now();
+    let deadline = freed + Duration::from_secs(30);
+    while stored_state(&d, &short) != "expired"
+        || !audit_events(&d, &short).contains(&"expired".to_string())
+    {
+        assert!(
+            Instant::now() < deadline,
+            "30 s after space returned, the expiry of {short} is not recorded: stored {}, logged {:?}",
+            stored_state(&d, &short),
+            audit_events(&d, &short)
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let recorded_after = freed.elapsed();
+    let ended_late = stored_lateness(&d, &short);
+    let again = ok(d.elevate_as(&op, &["--no-wait", "--reason", "y", "--", "/usr/bin/id"]));
+    ok(d.jitd(&["approve", &pending]));
+    eprintln!(
+        "disk full: {refusals} changes refused; the grant ended {:.1} ms after its end by \
+         jitd's record ({:.0} ms as `jitd show` saw it); its expiry was stored and logged {:.0} \
+         ms after space returned",
+        millis(ended_late),
+        millis(lateness),
+        millis(recorded_after)
+    );
+
+    // Nothing acknowledged is lost, also across a crash.
+    d.kill9();
+    assert_audit_verifies(&d, "after the disk was full");
+    d.restart();
+    assert_eq!(d.state_of(&pending), "active");
+    assert_eq!(d.state_of(&long), "active");
+    assert_eq!(d.state_of(&short), "expired");
+    assert_eq!(d.state_of(&again), "pending");
+    assert_host_matches_records(&d, "after the disk was full");
+    let short_events = audit_events(&d, &short);
+    assert_eq!(
+        short_events.iter().filter(|e| *e == "expired").count(),
+        1,
+        "{short_events:?}"
+    );
 }

@@ -35,6 +35,7 @@ mod quarantine;
 mod recheck;
 mod reload;
 mod review;
+mod unrecorded;
 
 pub use quarantine::ApprovalTrail;
 
@@ -106,6 +107,8 @@ pub struct Service {
     wake: (Mutex<u64>, Condvar),
     /// Grants whose expiry warning went out (in memory: after a restart a warning may repeat).
     warned: Mutex<HashSet<GrantId>>,
+    /// Ends applied but not yet stored (a full disk): stored again until it works.
+    unstored: Mutex<HashSet<GrantId>>,
 }
 
 impl Service {
@@ -131,6 +134,7 @@ impl Service {
             enforcement,
             wake: (Mutex::new(0), Condvar::new()),
             warned: Mutex::new(HashSet::new()),
+            unstored: Mutex::new(HashSet::new()),
         };
         for p in problems {
             service.events.emit(&Event::new(
@@ -613,7 +617,10 @@ impl Service {
             self.events.emit(&event_for(
                 EventKind::InternalError,
                 r,
-                format!("cannot persist state: {e}"),
+                format!(
+                    "cannot persist state: {e}. The change was refused and not made: an audit \
+                     record of it just before did not take effect"
+                ),
             ));
             Failure::new(
                 ErrorCode::Unavailable,
@@ -948,39 +955,6 @@ impl Service {
         }
     }
 
-    /// Persists and logs an end [`Self::apply_deadlines`] applied. The registry's current
-    /// version is stored under the read lock, which keeps out writers (who persist under the
-    /// write lock) without holding up checks.
-    fn record_end(&self, ended: Ended) {
-        let Ended { id, end, context } = ended;
-        let (persisted, request) = {
-            let reg = self.read_registry();
-            let Some(current) = reg.get(&id) else { return };
-            (self.store.put(current), current.clone())
-        };
-        failpoint::hit("expiry_half_recorded");
-        let (kind, what) = match end {
-            End::TimedOut => (
-                EventKind::TimedOut,
-                "no decision in time; the request timed out",
-            ),
-            _ => (EventKind::Expired, "the window closed; the grant expired"),
-        };
-        self.events
-            .emit(&event_for(kind, &request, format!("{what}{context}")));
-        if let Err(e) = persisted {
-            self.events.emit(&event_for(
-                EventKind::InternalError,
-                &request,
-                format!("cannot persist expiry: {e}"),
-            ));
-        }
-        self.warned
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(&id);
-    }
-
     /// Warns the sessions of grants that end within `warn_before`.
     fn send_warnings(&self) {
         let now = self.clock.now();
@@ -1156,6 +1130,7 @@ impl Service {
         loop {
             self.apply_deadlines("", record);
             self.send_warnings();
+            self.record_again();
             if last_reconcile.elapsed() >= reconcile_every {
                 self.reconcile();
                 last_reconcile = std::time::Instant::now();
