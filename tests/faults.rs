@@ -490,3 +490,197 @@ fn a_full_state_directory_refuses_changes_keeps_expiring_and_recovers_by_itself(
         "{short_events:?}"
     );
 }
+
+// ---- the wall clock steps ---------------------------------------------------------------
+
+/// The wall clock as a test jitd reads it: the real one plus an offset kept in a file
+/// (`JITD_TEST_WALL_OFFSET`, a hook of the failpoints build), so a test steps jitd's wall
+/// clock by hours without touching the machine's. CLOCK_BOOTTIME is not moved: like a real
+/// `date -s`.
+struct SteppedWall {
+    _dir: jit_tests::TempDir,
+    file: PathBuf,
+    offset: std::cell::Cell<i64>,
+}
+
+impl SteppedWall {
+    fn new() -> SteppedWall {
+        let dir = jit_tests::TempDir::new("wall");
+        let file = dir.path().join("offset");
+        fs::write(&file, "0\n").expect("offset file");
+        SteppedWall {
+            _dir: dir,
+            file,
+            offset: std::cell::Cell::new(0),
+        }
+    }
+
+    fn env(&self) -> [(&str, &str); 1] {
+        [(
+            "JITD_TEST_WALL_OFFSET",
+            self.file.to_str().expect("utf-8 path"),
+        )]
+    }
+
+    /// Steps the wall clock by `secs` (negative: back), atomically for the reader.
+    fn step(&self, secs: i64) {
+        self.offset.set(self.offset.get() + secs);
+        let tmp = self.file.with_extension("tmp");
+        fs::write(&tmp, format!("{}\n", self.offset.get())).expect("offset");
+        fs::rename(&tmp, &self.file).expect("offset");
+    }
+
+    /// The wall clock as jitd reads it now.
+    fn now(&self) -> SystemTime {
+        let real = SystemTime::now();
+        let off = Duration::from_secs(self.offset.get().unsigned_abs());
+        if self.offset.get() < 0 {
+            real - off
+        } else {
+            real + off
+        }
+    }
+}
+
+/// The `NOTAFTER` of grant `id`'s drop-in, as the system clock's time.
+fn not_after(d: &Daemon, id: &str) -> SystemTime {
+    let rule =
+        fs::read_to_string(d.dir().join("sudoers.d").join(format!("jit_{id}"))).expect("drop-in");
+    let at = rule
+        .split("NOTAFTER=")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no NOTAFTER in {rule}"));
+    // YYYYMMDDHHMMSSZ → what date(1) reads.
+    let b = at.as_bytes();
+    let s = |r: std::ops::Range<usize>| std::str::from_utf8(&b[r]).expect("digits");
+    parse_time(&format!(
+        "{}-{}-{}T{}:{}:{}Z",
+        s(0..4),
+        s(4..6),
+        s(6..8),
+        s(8..10),
+        s(10..12),
+        s(12..14)
+    ))
+}
+
+const HOURS_3: i64 = 3 * 3600;
+
+/// A wall clock set forward by three hours: the grant of one hour ends at once (early by less
+/// than the step), the grant of four hours does not (it loses the three hours, no more).
+#[test]
+fn a_wall_clock_set_forward_ends_grants_early_by_no_more_than_the_step() {
+    let wall = SteppedWall::new();
+    let op = TestUser::create("cfw");
+    let d = Daemon::start_with_env("", &wall.env());
+    let hour = ok(d.jitd(&[
+        "grant",
+        &op.name,
+        "--for",
+        "1h",
+        "--reason",
+        "x",
+        "--",
+        "/usr/bin/id",
+    ]));
+    let four = ok(d.jitd(&[
+        "grant",
+        &op.name,
+        "--for",
+        "4h",
+        "--reason",
+        "x",
+        "--",
+        "/usr/bin/true",
+    ]));
+    let four_ends = time_of(&d, &four, "expires_at");
+    let approved = Instant::now();
+    wall.step(HOURS_3);
+    d.wait_for_state(&hour, "expired", Duration::from_secs(10));
+    let ended_after = approved.elapsed();
+    assert_eq!(sudoers_files(&d).0, BTreeSet::from([four.clone()]));
+    // The scheduler sees a step within a second; give it three.
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(
+        d.state_of(&four),
+        "active",
+        "the 4 h grant lost more than the step"
+    );
+    assert_eq!(
+        time_of(&d, &four, "expires_at"),
+        four_ends,
+        "its end did not move"
+    );
+    eprintln!(
+        "clock +3 h: the 1 h grant ended {:.0} ms after the step; the 4 h grant stayed active",
+        millis(ended_after)
+    );
+    assert_audit_verifies(&d, "after a step forward");
+}
+
+/// A wall clock set back by three hours gives no grant any time: not while jitd runs, not
+/// after it restarts (same boot), and the drop-in's NOTAFTER is moved back by the step so
+/// that sudo's own backstop, which reads the wall clock, still ends it on time.
+#[test]
+fn a_wall_clock_set_back_gives_no_grant_more_time_even_across_a_restart() {
+    let wall = SteppedWall::new();
+    let op = TestUser::create("cbk");
+    let mut d = Daemon::start_with_env("", &wall.env());
+    let before = ok(d.jitd(&[
+        "grant",
+        &op.name,
+        "--for",
+        "20s",
+        "--reason",
+        "x",
+        "--",
+        "/usr/bin/id",
+    ]));
+    let before_ends = time_of(&d, &before, "expires_at");
+    wall.step(-HOURS_3);
+    // Approved after the step: jitd's time goes on from where it was, three hours ahead of
+    // the wall clock.
+    let after = ok(d.jitd(&[
+        "grant",
+        &op.name,
+        "--for",
+        "10s",
+        "--reason",
+        "x",
+        "--",
+        "/usr/bin/true",
+    ]));
+    let after_ends = time_of(&d, &after, "expires_at");
+    assert!(
+        after_ends > before_ends - Duration::from_secs(20),
+        "a grant approved after the step starts at jitd's time, not the wall clock's"
+    );
+    // A crash and a restart on the same boot: jitd must not start over from the wall clock.
+    d.kill9();
+    d.restart();
+    assert_eq!(d.state_of(&before), "active");
+    assert_eq!(d.state_of(&after), "active");
+    assert!(!d.log().contains("quarantined"), "{}", d.log());
+    // sudo reads the wall clock: each NOTAFTER is its grant's end as the wall clock will show it.
+    let step = Duration::from_secs(HOURS_3 as u64);
+    for (id, ends) in [(&before, before_ends), (&after, after_ends)] {
+        let notafter = not_after(&d, id);
+        assert!(
+            notafter <= ends - step + Duration::from_secs(1),
+            "{id}: NOTAFTER {notafter:?} lets sudo run it until {:?} past its end",
+            notafter.duration_since(ends - step).unwrap_or_default()
+        );
+    }
+    for (id, ends) in [(&after, after_ends), (&before, before_ends)] {
+        let left = ends.duration_since(SystemTime::now()).unwrap_or_default();
+        d.wait_for_state(id, "expired", left + Duration::from_secs(10));
+        let late = SystemTime::now().duration_since(ends).unwrap_or_default();
+        eprintln!(
+            "clock -3 h, restart: grant {id} ended {:.0} ms after its end (as seen)",
+            millis(late)
+        );
+    }
+    assert_host_matches_records(&d, "after a step back and a restart");
+    let _ = wall.now();
+}

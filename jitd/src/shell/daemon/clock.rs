@@ -7,6 +7,8 @@ use std::sync::atomic::{AtomicI64, Ordering};
 
 use chrono::{DateTime, Duration, Utc};
 
+use crate::shell::failpoint::wall_now;
+
 pub trait Clock: Send + Sync {
     fn now(&self) -> DateTime<Utc>;
 }
@@ -35,7 +37,7 @@ fn boottime() -> Duration {
 
 impl SystemClock {
     pub fn new() -> Self {
-        let now = Utc::now();
+        let now = wall_now();
         SystemClock {
             anchor_wall: now,
             anchor_boot: boottime(),
@@ -47,7 +49,7 @@ impl SystemClock {
 impl Clock for SystemClock {
     fn now(&self) -> DateTime<Utc> {
         let anchored = self.anchor_wall + (boottime() - self.anchor_boot);
-        let candidate = Utc::now().max(anchored).timestamp_micros();
+        let candidate = wall_now().max(anchored).timestamp_micros();
         let prev = self.last_micros.fetch_max(candidate, Ordering::AcqRel);
         DateTime::from_timestamp_micros(prev.max(candidate)).unwrap_or_else(Utc::now)
     }
