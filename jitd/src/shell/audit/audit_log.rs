@@ -186,10 +186,16 @@ fn read_head(path: &Path) -> io::Result<Option<ChainHead>> {
     })
 }
 
+/// Where a record's time comes from: the daemon's clock, which never goes backwards (so the
+/// log is in time order even when the wall clock is set back, and its times agree with the
+/// records' approval and expiry times).
+pub type Now = Box<dyn Fn() -> DateTime<Utc> + Send + Sync>;
+
 /// The append side, owned by the daemon. Thread-safe; holds an exclusive flock on the log so a
 /// second daemon cannot interleave its own chain.
 pub struct AuditLog {
     path: PathBuf,
+    now: Now,
     head_path: PathBuf,
     inner: Mutex<Writer>,
     /// The `reconciled` record written when `open` cut a torn line, for the other sinks.
@@ -221,7 +227,13 @@ impl AuditLog {
     /// (with their length and hash). Any other mismatch between the log's end and the head
     /// (missing lines, an edited last line, a missing head) means tampering or a lost file:
     /// `open` refuses, so the daemon grants nothing until a person has looked.
+    #[cfg(test)]
     pub fn open(state_dir: &Path) -> io::Result<AuditLog> {
+        Self::open_with_clock(state_dir, Box::new(Utc::now))
+    }
+
+    /// [`AuditLog::open`], with records timed by `now`.
+    pub fn open_with_clock(state_dir: &Path, now: Now) -> io::Result<AuditLog> {
         let path = state_dir.join(LOG_FILE);
         let head_path = head_path(&path);
         let file = open_trusted(
@@ -301,6 +313,7 @@ impl AuditLog {
         let mut audit = AuditLog {
             path,
             head_path,
+            now,
             inner: Mutex::new(writer),
             repair: None,
         };
@@ -323,7 +336,7 @@ impl AuditLog {
                     ("TORN_BYTES", torn.len().to_string()),
                     ("TORN_SHA256", line_hash(torn)),
                 ];
-                audit.append(&mut w, &event, Utc::now())?;
+                audit.append(&mut w, &event, (audit.now)())?;
                 Some(event)
             } else {
                 audit.write_head(&mut w)?;
@@ -427,7 +440,7 @@ impl AuditLog {
     /// Appends `event` with the current time; returns once it is on disk.
     pub fn append_event(&self, event: &Event) -> io::Result<ChainHead> {
         let mut w = self.lock();
-        self.append(&mut w, event, Utc::now())
+        self.append(&mut w, event, (self.now)())
     }
 
     #[cfg(test)]
