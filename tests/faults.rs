@@ -341,19 +341,30 @@ fn time_of(d: &Daemon, id: &str, field: &str) -> SystemTime {
 }
 
 /// How long after its window's end the stored record of ended grant `id` says it ended
-/// (stored times are exact, shown ones are to the second).
+/// (stored times are exact, shown ones are to the second). The record is stored a moment after
+/// the end is applied (and shown): waits for it, up to 10 s.
 fn stored_lateness(d: &Daemon, id: &str) -> Duration {
     let path = d.state_dir().join("requests").join(format!("{id}.json"));
-    let v: serde_json::Value =
-        serde_json::from_slice(&fs::read(path).expect("record")).expect("JSON");
-    let phase = &v["phase"];
-    let (Some(at), Some(end)) = (phase["at"].as_str(), phase["window"]["expires_at"].as_str())
-    else {
-        panic!("{id} is not stored as ended with a window: {phase}");
-    };
-    parse_time(at)
-        .duration_since(parse_time(end))
-        .unwrap_or_default()
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let v: serde_json::Value =
+            serde_json::from_slice(&fs::read(&path).expect("record")).expect("JSON");
+        let phase = &v["phase"];
+        if let (Some("ended"), Some(at), Some(end)) = (
+            phase["phase"].as_str(),
+            phase["at"].as_str(),
+            phase["window"]["expires_at"].as_str(),
+        ) {
+            return parse_time(at)
+                .duration_since(parse_time(end))
+                .unwrap_or_default();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{id} is not stored as ended with a window within 10 s: {phase}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
 
 fn millis(d: Duration) -> f64 {
