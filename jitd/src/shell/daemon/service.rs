@@ -618,8 +618,8 @@ impl Service {
                 EventKind::InternalError,
                 r,
                 format!(
-                    "cannot persist state: {e}. The change was refused and not made: an audit \
-                     record of it just before did not take effect"
+                    "cannot persist state: {e}. The change was refused and not made; if the \
+                     audit log recorded it just before, that record did not take effect"
                 ),
             ));
             Failure::new(
