@@ -15,6 +15,10 @@ use crate::core::timestamp::rfc3339;
 /// newest are not kept (they still reach journald/syslog) and the log says how many.
 const MAX_UNLOGGED: usize = 10_000;
 
+/// Records of the backlog written in line by a caller that may hold the registry's lock (each
+/// is an fdatasync); the rest is the scheduler's.
+const INLINE: usize = 8;
+
 /// What the audit log refused and must still get.
 #[derive(Default)]
 struct Unlogged {
@@ -49,10 +53,22 @@ impl EventLog {
     /// The audit log alone: what must hold before a change is acknowledged. Follow it with
     /// [`EventLog::publish`] once any lock the caller holds is released. Whatever the audit log
     /// refused earlier is written first; while that fails, this fails too, so the log's order
-    /// is the order things happened in.
+    /// is the order things happened in. Callers may hold the registry's lock, which PAM checks
+    /// wait on: a backlog longer than [`INLINE`] is left to the scheduler ([`EventLog::retry`])
+    /// and the change refused until it is written, rather than written under that lock.
     pub fn audit(&self, event: &Event) -> io::Result<()> {
+        let Some(audit) = &self.audit else {
+            return Ok(());
+        };
         let mut unlogged = self.unlogged();
-        self.audit_after_backlog(&mut unlogged, event)
+        if !Self::write_backlog(audit.as_ref(), &mut unlogged, INLINE)? {
+            return Err(io::Error::other(format!(
+                "still writing the {} records kept while it could not be written; try again \
+                 in a few seconds",
+                unlogged.events.len()
+            )));
+        }
+        audit.record(event)
     }
 
     fn unlogged(&self) -> MutexGuard<'_, Unlogged> {
@@ -60,21 +76,24 @@ impl EventLog {
         self.unlogged.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn audit_after_backlog(&self, unlogged: &mut Unlogged, event: &Event) -> io::Result<()> {
-        let Some(audit) = &self.audit else {
-            return Ok(());
-        };
-        Self::write_backlog(audit.as_ref(), unlogged)?;
-        audit.record(event)
-    }
-
-    /// Writes what the audit log refused before, oldest first, then a note that it did;
-    /// stops at the first failure.
-    fn write_backlog(audit: &dyn EventSink, unlogged: &mut Unlogged) -> io::Result<()> {
-        while let Some(event) = unlogged.events.front() {
+    /// Writes up to `limit` records the audit log refused before, oldest first, then (once
+    /// there are none left) a note that it did. Stops at the first failure; `Ok(false)` when
+    /// the limit left some.
+    fn write_backlog(
+        audit: &dyn EventSink,
+        unlogged: &mut Unlogged,
+        limit: usize,
+    ) -> io::Result<bool> {
+        for _ in 0..limit {
+            let Some(event) = unlogged.events.front() else {
+                break;
+            };
             audit.record(event)?;
             unlogged.events.pop_front();
             unlogged.written += 1;
+        }
+        if !unlogged.events.is_empty() {
+            return Ok(false);
         }
         if unlogged.dropped > 0 {
             let mut note = Event::new(
@@ -101,47 +120,65 @@ impl EventLog {
             audit.record(&note)?;
             unlogged.written = 0;
         }
-        Ok(())
+        Ok(true)
     }
 
     /// For steps that happen whether or not they can be logged (expiry must never wait on
     /// a full disk): an audit failure is reported to the other sinks, and the event is kept
-    /// for the audit log until it takes it ([`EventLog::retry`]).
+    /// for the audit log until it takes it ([`EventLog::retry`]), behind what it kept before.
     pub fn emit(&self, event: &Event) {
-        let mut unlogged = self.unlogged();
-        let Err(e) = self.audit_after_backlog(&mut unlogged, event) else {
-            drop(unlogged);
+        let Some(audit) = &self.audit else {
             self.publish(event);
             return;
         };
-        if unlogged.events.len() < MAX_UNLOGGED {
-            let mut late = event.clone();
-            late.message
-                .push_str(" (logged late: the audit log could not be written when it happened)");
-            late.extra.push(("LOGGED_LATE", "yes".into()));
-            unlogged.events.push_back(late);
+        let mut unlogged = self.unlogged();
+        let failed = match Self::write_backlog(audit.as_ref(), &mut unlogged, INLINE) {
+            Ok(true) => audit.record(event).err(),
+            // Behind a backlog the scheduler is writing: it goes after it, in a moment.
+            Ok(false) => {
+                Self::keep(&mut unlogged, event);
+                None
+            }
+            Err(e) => Some(e),
+        };
+        if let Some(e) = &failed {
+            Self::keep(&mut unlogged, event);
+            drop(unlogged);
+            let mut err = Event::new(
+                EventKind::InternalError,
+                format!("cannot write the audit log: {e}"),
+            );
+            err.request_id = event.request_id.clone();
+            self.publish(&err);
         } else {
-            unlogged.dropped += 1;
+            drop(unlogged);
         }
-        drop(unlogged);
         self.publish(event);
-        let mut err = Event::new(
-            EventKind::InternalError,
-            format!("cannot write the audit log: {e}"),
-        );
-        err.request_id = event.request_id.clone();
-        self.publish(&err);
     }
 
-    /// Writes what the audit log refused before, if it takes it now (called every second by
-    /// the scheduler, so the backlog does not wait for the next event).
+    /// Keeps `event` for the audit log, marked as logged late; past [`MAX_UNLOGGED`], counts it.
+    fn keep(unlogged: &mut Unlogged, event: &Event) {
+        if unlogged.events.len() >= MAX_UNLOGGED {
+            unlogged.dropped += 1;
+            return;
+        }
+        let mut late = event.clone();
+        late.message
+            .push_str(" (logged late: the audit log could not take it when it happened)");
+        late.extra.push(("LOGGED_LATE", "yes".into()));
+        unlogged.events.push_back(late);
+    }
+
+    /// Writes all that the audit log refused before, if it takes it now: the scheduler calls
+    /// it every second, holding no lock that checks wait on, so the backlog neither waits for
+    /// the next event nor is written under the registry's lock.
     pub fn retry(&self) {
         let Some(audit) = &self.audit else { return };
         let mut unlogged = self.unlogged();
         if unlogged.is_empty() {
             return;
         }
-        let _still_refused = Self::write_backlog(audit.as_ref(), &mut unlogged);
+        let _still_refused = Self::write_backlog(audit.as_ref(), &mut unlogged, usize::MAX);
     }
 
     /// Every sink but the audit log (journald or syslog, stderr, notifiers).
@@ -225,7 +262,7 @@ mod tests {
         disk.full.store(false, Ordering::SeqCst);
         log.audit(&Event::new(EventKind::Approved, "e")).unwrap();
         let lines = disk.lines.lock().unwrap().clone();
-        let late = " (logged late: the audit log could not be written when it happened)";
+        let late = " (logged late: the audit log could not take it when it happened)";
         assert_eq!(
             lines,
             [
@@ -248,6 +285,40 @@ mod tests {
         assert_eq!(disk.lines.lock().unwrap().len(), 2);
         log.retry();
         assert_eq!(disk.lines.lock().unwrap().len(), 2, "nothing twice");
+    }
+
+    #[test]
+    fn a_long_backlog_is_left_to_the_scheduler_not_written_under_a_callers_lock() {
+        let (log, disk) = log();
+        disk.full.store(true, Ordering::SeqCst);
+        for _ in 0..3 * INLINE {
+            log.emit(&Event::new(EventKind::Expired, "x"));
+        }
+        disk.full.store(false, Ordering::SeqCst);
+        let refused = log.audit(&Event::new(EventKind::Approved, "change"));
+        let err = refused.expect_err("refused while the backlog is written");
+        assert!(err.to_string().contains("still writing"), "{err}");
+        assert_eq!(
+            disk.lines.lock().unwrap().len(),
+            INLINE,
+            "only a few in line"
+        );
+        // A best-effort event writes a few more in line and queues behind the rest.
+        log.emit(&Event::new(EventKind::SessionOpened, "behind"));
+        assert_eq!(disk.lines.lock().unwrap().len(), 2 * INLINE);
+        log.retry();
+        let lines = disk.lines.lock().unwrap().clone();
+        assert_eq!(lines.len(), 3 * INLINE + 2, "{lines:?}");
+        assert!(lines[3 * INLINE].starts_with("behind"), "{lines:?}");
+        assert_eq!(
+            lines[3 * INLINE + 1],
+            format!(
+                "the audit log takes records again: {} written late, each marked LOGGED_LATE",
+                3 * INLINE + 1
+            )
+        );
+        log.audit(&Event::new(EventKind::Approved, "change"))
+            .unwrap();
     }
 
     #[test]
