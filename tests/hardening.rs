@@ -196,20 +196,6 @@ fn a_submit_flood_by_one_user_fails_no_login_of_anyone_else() {
     );
 }
 
-/// Where request `id`'s record is in the state directory, live or history.
-fn record_file(d: &Daemon, id: &str) -> Option<std::path::PathBuf> {
-    let requests = d.state_dir().join("requests");
-    let live = requests.join(format!("{id}.json"));
-    if live.exists() {
-        return Some(live);
-    }
-    std::fs::read_dir(requests.join("ended"))
-        .ok()?
-        .filter_map(|day| day.ok())
-        .map(|day| day.path().join(format!("{id}.json")))
-        .find(|f| f.exists())
-}
-
 /// History is bounded. A request that ended is filed as history; `retention` after it ended it
 /// leaves memory (`jitd show` says where its trail is) while the audit log keeps the trail; and
 /// history older than `retention` that is on disk at startup is not loaded and is removed.
@@ -221,10 +207,11 @@ fn ended_requests_are_forgotten_after_retention_and_keep_their_trail() {
         &alice,
         &["--no-wait", "--reason", "x", "--", "/usr/bin/true"],
     ));
-    let file = record_file(&d, &id).expect("the pending request is stored");
+    let file = d.record_file(&id);
     assert!(file.ends_with(format!("requests/{id}.json")), "{file:?}");
     ok(d.elevate_as(&alice, &["cancel", &id]));
-    let file = record_file(&d, &id).expect("the ended request is stored");
+    let file = d.record_file(&id);
+    assert!(file.exists(), "the ended request is not stored");
     assert!(
         file.parent()
             .unwrap()

@@ -344,9 +344,23 @@ fn a_grant_stretched_to_a_30_day_window_while_jitd_was_down_is_quarantined() {
     ok(d.jitd_as(&bob, &["approve", &id]));
     assert!(d.dir().join(format!("sudoers.d/jit_{id}")).exists());
     d.kill9();
-    // The approval is genuine; the window now starts 30 days before its end.
+    // The approval is genuine; the window now starts 30 days before its end. From the end as
+    // stored (not from the time now, which may be a second later than the approval).
     forge(&d, &id, |r| {
-        r["phase"]["window"]["approved_at"] = serde_json::json!(stamp(3600 - 30 * 86400));
+        let end = r["phase"]["window"]["expires_at"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let start = ok(std::process::Command::new("date")
+            .args([
+                "-u",
+                "-d",
+                &format!("{end} - 30 days"),
+                "+%Y-%m-%dT%H:%M:%S.%NZ",
+            ])
+            .output()
+            .unwrap());
+        r["phase"]["window"]["approved_at"] = serde_json::json!(start);
     });
     d.restart();
     assert_quarantined(

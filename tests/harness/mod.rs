@@ -41,6 +41,9 @@ fn target_dir() -> PathBuf {
 pub fn ensure_built() {
     BUILD.call_once(|| {
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        // jitd with its test hooks (`JITD_FAILPOINT`, `JITD_TEST_WALL_OFFSET`), which do
+        // nothing unless their variable is set: one build serves every test, so no test
+        // process relinks the binary another one runs (tests/run builds the same).
         let status = Command::new(cargo)
             .current_dir(workspace_root())
             .args([
@@ -304,6 +307,8 @@ pub struct Daemon {
     child: Option<Child>,
     /// Runs jitd through this (e.g. `nsenter -t PID -m --` to share a test journald's mounts).
     wrapper: Vec<String>,
+    /// Environment of the next start ([`Daemon::restart_with_env`]): failpoints, the test clock.
+    env: Vec<(String, String)>,
     /// Held while this daemon owns the machine's /etc/sudoers.d (see `start_enforcing`).
     _sudoers_lock: Option<fs::File>,
 }
@@ -348,6 +353,14 @@ impl Daemon {
     /// a tiny tmpfs on `state`).
     pub fn start_custom(extra: &str, wrapper: &[&str], prepare: impl FnOnce(&Path)) -> Daemon {
         Self::launch(extra, None, wrapper, prepare)
+    }
+
+    /// A daemon whose process has `env` in its environment from its first start (a failpoint,
+    /// the test clock); [`Daemon::restart_with_env`] changes it.
+    pub fn start_with_env(extra: &str, env: &[(&str, &str)]) -> Daemon {
+        let mut d = Self::launch_with(extra, None, &[], env, |_| {});
+        d.spawn();
+        d
     }
 
     /// A daemon with only the capabilities packaging/jitd.service leaves it
@@ -417,16 +430,31 @@ impl Daemon {
         wrapper: &[&str],
         prepare: impl FnOnce(&Path),
     ) -> Daemon {
+        let mut d = Self::launch_with(extra, real_sudoers, wrapper, &[], prepare);
+        d.spawn();
+        d
+    }
+
+    /// A daemon set up but not started yet.
+    fn launch_with(
+        extra: &str,
+        real_sudoers: Option<fs::File>,
+        wrapper: &[&str],
+        env: &[(&str, &str)],
+        prepare: impl FnOnce(&Path),
+    ) -> Daemon {
         let (dir, cgroup) = Self::setup(extra, real_sudoers.is_some(), prepare);
-        let mut d = Daemon {
+        Daemon {
             dir,
             cgroup,
             child: None,
             wrapper: wrapper.iter().map(|s| s.to_string()).collect(),
+            env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
             _sudoers_lock: real_sudoers,
-        };
-        d.spawn();
-        d
+        }
     }
 
     pub fn dir(&self) -> &Path {
@@ -447,6 +475,23 @@ impl Daemon {
 
     pub fn log(&self) -> String {
         fs::read_to_string(self.dir.path().join("jitd.log")).unwrap_or_default()
+    }
+
+    /// Where request `id`'s record is stored: `requests/<id>.json` while live, else (history)
+    /// `requests/ended/<day>/<id>.json`; the live path when there is neither.
+    pub fn record_file(&self, id: &str) -> PathBuf {
+        let requests = self.state_dir().join("requests");
+        let live = requests.join(format!("{id}.json"));
+        if live.exists() {
+            return live;
+        }
+        fs::read_dir(requests.join("ended"))
+            .into_iter()
+            .flatten()
+            .filter_map(|day| day.ok())
+            .map(|day| day.path().join(format!("{id}.json")))
+            .find(|f| f.exists())
+            .unwrap_or(live)
     }
 
     /// Ids of every request in the state directory: live ones and history
@@ -491,6 +536,7 @@ impl Daemon {
             None => Command::new(bin("jitd")),
         };
         let child = cmd
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .arg("serve")
             .arg("--config")
             .arg(self.config_path())
@@ -572,6 +618,35 @@ impl Daemon {
     pub fn restart_through(&mut self, wrapper: &[&str]) {
         self.wrapper = wrapper.iter().map(|s| s.to_string()).collect();
         self.restart();
+    }
+
+    /// Starts jitd again on the same state with exactly `env` added to its environment (and
+    /// whatever an earlier call added, gone): `JITD_FAILPOINT`, `JITD_TEST_WALL_OFFSET`.
+    pub fn restart_with_env(&mut self, env: &[(&str, &str)]) {
+        self.env = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        self.restart();
+    }
+
+    /// Waits for jitd to exit by itself (a failpoint aborted it) and reaps it; panics if it
+    /// is still running after `within`. Returns how it ended.
+    pub fn wait_for_exit(&mut self, within: Duration) -> std::process::ExitStatus {
+        let deadline = Instant::now() + within;
+        let child = self.child.as_mut().expect("jitd was started");
+        loop {
+            if let Some(status) = child.try_wait().expect("wait for jitd") {
+                self.child = None;
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "jitd did not exit within {within:?}:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     fn cli(&self, program: &str, user: Option<&TestUser>, args: &[&str]) -> Output {

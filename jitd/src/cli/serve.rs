@@ -14,7 +14,7 @@ use crate::shell::audit::event_log::{EventLog, StderrSink};
 use crate::shell::audit::journald::JournaldSink;
 use crate::shell::audit::pam_log_import::PamLogImport;
 use crate::shell::audit::syslog_sink::SyslogSink;
-use crate::shell::daemon::clock::SystemClock;
+use crate::shell::daemon::clock::{Clock, SystemClock};
 use crate::shell::daemon::service::passes::HeardPass;
 use crate::shell::daemon::store::FileStore;
 use crate::shell::daemon::{server, service::Service, state_dir, systemd_ready};
@@ -86,12 +86,19 @@ fn start(config: Config) -> Result<(), String> {
             state_dir.display()
         )
     })?;
+    // The clock before anything is timed: the audit log's records, the records' deadlines.
+    let clock = Arc::new(
+        SystemClock::kept_in(&state_dir)
+            .map_err(|e| format!("cannot read the kept clock in {}: {e}", state_dir.display()))?,
+    );
+    let audit_clock = Arc::clone(&clock);
     let rotation = audit_log::Rotation {
         max_bytes: config.audit_rotate_size,
         max_age: config.audit_rotate_age,
     };
-    let audit = AuditLog::open(&state_dir, rotation)
-        .map_err(|e| format!("cannot open the audit log: {e}"))?;
+    let audit =
+        AuditLog::open_with_clock(&state_dir, rotation, Box::new(move || audit_clock.now()))
+            .map_err(|e| format!("cannot open the audit log: {e}"))?;
     let repair = audit.repair_notice().cloned();
     let metrics = Arc::new(Metrics::default());
     let mut sinks = system_sinks();
@@ -127,6 +134,7 @@ fn start(config: Config) -> Result<(), String> {
     let log_file = state_dir.join(audit_log::LOG_FILE);
     let trail = move |ids: &[GrantId], since| audit_log::approved_windows(&log_file, ids, since);
     let report_to = Arc::clone(&events);
+    let lag_clock = Arc::clone(&clock);
     let enforcement = HostEnforcement::new(
         Enforcer {
             sudoers,
@@ -134,10 +142,12 @@ fn start(config: Config) -> Result<(), String> {
             kill_grace: config.kill_grace,
         },
         Arc::new(move |event: Event| report_to.emit(&event)),
-    );
+    )
+    .with_wall_lag(Arc::new(move || lag_clock.wall_lag()));
+    keep_clock(Arc::clone(&clock), Arc::clone(&events))?;
     let service = Service::start(
         config,
-        Arc::new(SystemClock::new()),
+        clock,
         Box::new(store),
         events,
         Box::new(enforcement),
@@ -215,6 +225,42 @@ fn write_metrics_textfile(service: &Service, path: &std::path::Path) {
         }
         std::thread::sleep(METRICS_EVERY);
     }
+}
+
+/// Keeps the clock in the state directory: now, and every second after (a step forward of the
+/// wall clock is kept within a second). A failure is logged once, and once more when it works
+/// again.
+fn keep_clock(clock: Arc<SystemClock>, events: Arc<EventLog>) -> Result<(), String> {
+    let mut failing = false;
+    let mut save = move || match (clock.save(), failing) {
+        (Err(e), false) => {
+            failing = true;
+            events.emit(&Event::new(
+                crate::core::events::EventKind::InternalError,
+                format!(
+                    "cannot keep the clock in the state directory ({e}): a restart of jitd \
+                     after the wall clock is set back would give grants more time"
+                ),
+            ));
+        }
+        (Ok(()), true) => {
+            failing = false;
+            events.emit(&Event::new(
+                crate::core::events::EventKind::Reconciled,
+                "the clock is kept in the state directory again",
+            ));
+        }
+        _ => {}
+    };
+    save();
+    std::thread::Builder::new()
+        .name("clock".into())
+        .spawn(move || loop {
+            std::thread::sleep(Duration::from_secs(1));
+            save();
+        })
+        .map(|_| ())
+        .map_err(|e| format!("cannot start the clock thread: {e}"))
 }
 
 /// Loading and reconciling allocate and free as much again as the records themselves (file

@@ -1,7 +1,14 @@
-//! Crash injection for tests: `JITD_FAILPOINT=<name>` makes the process abort at the named step,
-//! so tests can prove that a crash between any two steps of installing or removing a grant
-//! converges at the next reconcile. Compiled in only for unit tests and the `failpoints` cargo
-//! feature (integration tests); a release build has no way to trigger it.
+//! Test hooks, compiled in only for unit tests and the `failpoints` cargo feature (integration
+//! tests); a release build has no way to trigger them.
+//!
+//! - Crash injection: `JITD_FAILPOINT=<name>` makes the process abort at the named step, so
+//!   tests can prove that a crash between any two steps of installing or removing a grant
+//!   converges at the next reconcile.
+//! - The wall clock: `JITD_TEST_WALL_OFFSET=<file>` adds the whole seconds in that file to
+//!   every reading of the wall clock ([`wall_now`]), so a test steps jitd's wall clock by
+//!   hours (`date -s`, as far as jitd can tell) without setting the machine's.
+
+use chrono::{DateTime, Utc};
 
 /// Aborts the process (no unwinding, no destructors: as close to `kill -9` as a process can do
 /// to itself) when the environment names this failpoint.
@@ -16,3 +23,20 @@ pub fn hit(name: &str) {
 #[cfg(not(any(test, feature = "failpoints")))]
 #[inline(always)]
 pub fn hit(_name: &str) {}
+
+/// The wall clock (`CLOCK_REALTIME`), stepped by the offset a test keeps in the file named by
+/// `JITD_TEST_WALL_OFFSET` (read at every call: the test changes it while jitd runs).
+#[cfg(any(test, feature = "failpoints"))]
+pub fn wall_now() -> DateTime<Utc> {
+    let offset = std::env::var_os("JITD_TEST_WALL_OFFSET")
+        .and_then(|file| std::fs::read_to_string(file).ok())
+        .and_then(|text| text.trim().parse::<i64>().ok())
+        .unwrap_or(0);
+    Utc::now() + chrono::Duration::seconds(offset)
+}
+
+#[cfg(not(any(test, feature = "failpoints")))]
+#[inline(always)]
+pub fn wall_now() -> DateTime<Utc> {
+    Utc::now()
+}

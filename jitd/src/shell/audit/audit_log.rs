@@ -222,10 +222,16 @@ impl Rotation {
     }
 }
 
+/// Where a record's time comes from: the daemon's clock, which never goes backwards (so the
+/// log is in time order even when the wall clock is set back, and its times agree with the
+/// records' approval and expiry times).
+pub type Now = Box<dyn Fn() -> DateTime<Utc> + Send + Sync>;
+
 /// The append side, owned by the daemon. Thread-safe; holds an exclusive flock on `audit.head`
 /// so a second daemon cannot interleave its own chain.
 pub struct AuditLog {
     path: PathBuf,
+    now: Now,
     head_path: PathBuf,
     rotation: Rotation,
     inner: Mutex<Writer>,
@@ -281,7 +287,13 @@ impl AuditLog {
     /// mismatch between the chain's end and the head (missing lines, an edited last line, a
     /// missing head) means tampering or a lost file: `open` refuses, so the daemon grants
     /// nothing until a person has looked.
+    #[cfg(test)]
     pub fn open(state_dir: &Path, rotation: Rotation) -> io::Result<AuditLog> {
+        Self::open_with_clock(state_dir, rotation, Box::new(Utc::now))
+    }
+
+    /// [`AuditLog::open`], with records timed by `now`.
+    pub fn open_with_clock(state_dir: &Path, rotation: Rotation, now: Now) -> io::Result<AuditLog> {
         let path = state_dir.join(LOG_FILE);
         let head_path = head_path(&path);
         // Locked before anything is read, so no other jitd appends meanwhile. A missing head
@@ -362,6 +374,7 @@ impl AuditLog {
         };
         let mut audit = AuditLog {
             path,
+            now,
             head_path,
             rotation,
             inner: Mutex::new(writer),
@@ -386,7 +399,7 @@ impl AuditLog {
                     ("TORN_BYTES", torn.len().to_string()),
                     ("TORN_SHA256", line_hash(torn)),
                 ];
-                let at = audit.append(&mut w, &event, Utc::now())?;
+                let at = audit.append(&mut w, &event, (audit.now)())?;
                 event.audit = Some(at.into());
                 Some(event)
             } else {
@@ -583,7 +596,7 @@ impl AuditLog {
     /// Appends `event` with the current time; returns once it is on disk.
     pub fn append_event(&self, event: &Event) -> io::Result<ChainHead> {
         let mut w = self.lock();
-        self.append(&mut w, event, Utc::now())
+        self.append(&mut w, event, (self.now)())
     }
 
     #[cfg(test)]

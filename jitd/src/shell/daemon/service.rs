@@ -29,6 +29,7 @@ use crate::shell::daemon::registry_lock::{SharedRegistry, WriterTurn};
 use crate::shell::daemon::store::Store;
 use crate::shell::daemon::submission;
 use crate::shell::daemon::view::{fit_to_frame, list_view, view};
+use crate::shell::failpoint;
 use crate::shell::host::enforcement_port::{Enforcement, Withdrawal};
 use crate::shell::host::sudo_command;
 
@@ -39,6 +40,7 @@ mod recheck;
 mod reload;
 mod retention;
 mod review;
+mod unrecorded;
 
 pub use quarantine::ApprovalTrail;
 
@@ -132,6 +134,8 @@ pub struct Service {
     metrics: Arc<Metrics>,
     /// The recorder thread's queue, once the scheduler started it.
     recorder: Mutex<Option<mpsc::Sender<Deferred>>>,
+    /// Ends applied but not yet stored (a full disk): stored again until it works.
+    unstored: Mutex<HashSet<GrantId>>,
 }
 
 impl Service {
@@ -164,6 +168,7 @@ impl Service {
             pass_keys: Mutex::new(HashSet::new()),
             metrics,
             recorder: Mutex::new(None),
+            unstored: Mutex::new(HashSet::new()),
         };
         for p in problems {
             service.events.emit(&Event::new(
@@ -553,8 +558,11 @@ impl Service {
                 format!("refused: the audit log cannot be written ({e}); nothing was recorded"),
             )
         })?;
+        failpoint::hit("create_after_audit");
         let installed = self.install_if_opened(None, &mut r, now);
+        failpoint::hit("create_after_install");
         self.commit(&turn, &r, installed.as_ref())?;
+        failpoint::hit("create_after_persist");
         drop(turn);
         self.metrics.count_outcome(State::Pending);
         if r.state() != State::Pending {
@@ -651,7 +659,10 @@ impl Service {
             self.events.emit(&event_for(
                 EventKind::InternalError,
                 r,
-                format!("cannot persist state: {e}"),
+                format!(
+                    "cannot persist state: {e}. The change was refused and not made; if the \
+                     audit log recorded it just before, that record did not take effect"
+                ),
             ));
             Failure::new(
                 ErrorCode::Unavailable,
@@ -735,8 +746,11 @@ impl Service {
                 )
             })?;
         }
+        failpoint::hit("transition_after_audit");
         let installed = self.install_if_opened(Some(&before), &mut next, now);
+        failpoint::hit("transition_after_install");
         self.commit(&turn, &next, installed.as_ref())?;
+        failpoint::hit("transition_after_persist");
         drop(turn);
         if next.state() != before.state() {
             if before.state() == State::Pending {
@@ -1039,6 +1053,7 @@ impl Service {
                         .observe(late.unwrap_or(0).max(0) as f64 / 1e6);
                 }
             }
+            failpoint::hit("expiry_after_withdraw");
             record(Ended { id, end, context });
         }
     }
@@ -1091,37 +1106,6 @@ impl Service {
                 format!("cannot persist state: {e}"),
             ));
         }
-    }
-
-    /// Persists and logs an end [`Self::apply_deadlines`] applied: the registry's current
-    /// version, stored in a writer's turn so that no other change of it is stored meanwhile.
-    fn record_end(&self, ended: Ended) {
-        let Ended { id, end, context } = ended;
-        let (persisted, request) = {
-            let turn = self.registry.turn();
-            let Some(current) = turn.get(&id) else { return };
-            (self.store.put(&current), current)
-        };
-        let (kind, what) = match end {
-            End::TimedOut => (
-                EventKind::TimedOut,
-                "no decision in time; the request timed out",
-            ),
-            _ => (EventKind::Expired, "the window closed; the grant expired"),
-        };
-        self.events
-            .emit(&event_for(kind, &request, format!("{what}{context}")));
-        if let Err(e) = persisted {
-            self.events.emit(&event_for(
-                EventKind::InternalError,
-                &request,
-                format!("cannot persist expiry: {e}"),
-            ));
-        }
-        self.warned
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(&id);
     }
 
     /// Warns the sessions of grants that end within `warn_before`.
@@ -1312,6 +1296,7 @@ impl Service {
         loop {
             self.apply_deadlines("", record);
             self.send_warnings();
+            self.record_again();
             if last_reconcile.elapsed() >= reconcile_every {
                 self.reconcile();
                 last_reconcile = std::time::Instant::now();

@@ -19,6 +19,7 @@ pub struct GrantSpec {
     /// The exact command line (`[0]` absolute) of a sudo grant; `None` for an SSH grant, which
     /// has no drop-in.
     pub command: Option<Vec<String>>,
+    /// The grant's end as the wall clock will show it: sudo's `NOTAFTER`.
     pub expires_at: DateTime<Utc>,
 }
 

@@ -56,7 +56,12 @@ pub struct HostEnforcement {
     /// sets below it keeps a reconcile working from an older snapshot of the records from
     /// removing a grant installed since, or restoring one withdrawn since.
     ops: Mutex<Changes>,
+    /// How far the wall clock lags the daemon's "now" ([`HostEnforcement::with_wall_lag`]).
+    wall_lag: WallLag,
 }
+
+/// How far the wall clock is behind the daemon's clock (zero unless it was set back).
+pub type WallLag = Arc<dyn Fn() -> chrono::Duration + Send + Sync>;
 
 #[derive(Default)]
 struct Changes {
@@ -92,7 +97,29 @@ impl HostEnforcement {
             scheduling: Arc::new(UserScheduling::host()),
             ending: Arc::new(Mutex::new(HashMap::new())),
             ops: Mutex::new(Changes::default()),
+            wall_lag: Arc::new(chrono::Duration::zero),
         }
+    }
+
+    /// sudo reads `NOTAFTER` against the wall clock; when that was set back, a grant's end as
+    /// the daemon counts it is that much later on the wall clock. Each drop-in's `NOTAFTER` is
+    /// moved back by `lag` (whole seconds), so the backstop never outlasts the grant; a step
+    /// back while a grant runs is carried into its drop-in at the next reconcile.
+    pub fn with_wall_lag(mut self, lag: WallLag) -> HostEnforcement {
+        self.wall_lag = lag;
+        self
+    }
+
+    /// What to install for `grant`: its end as the wall clock will read it.
+    fn spec(&self, grant: &Request) -> Option<GrantSpec> {
+        // To the nearest second: a lag that sits just under a whole second (the wall clock is
+        // read a moment after "now") must not flip between two renderings.
+        let lag = (self.wall_lag)() + chrono::Duration::milliseconds(500);
+        let lag = chrono::Duration::seconds(lag.num_seconds().max(0));
+        spec(grant).map(|mut s| {
+            s.expires_at -= lag;
+            s
+        })
     }
 
     /// Reads and stops users' scheduling through `scheduling` instead of this host's.
@@ -274,7 +301,7 @@ fn spec(grant: &Request) -> Option<GrantSpec> {
 
 impl Enforcement for HostEnforcement {
     fn install(&self, grant: &Request) -> Result<(), String> {
-        let spec = spec(grant).ok_or("the grant has no approved window")?;
+        let spec = self.spec(grant).ok_or("the grant has no approved window")?;
         let mut changes = lock(&self.ops);
         changes.live.insert(spec.id.clone());
         let installed = self.enforcer.install_grant(&spec);
@@ -376,7 +403,7 @@ impl Enforcement for HostEnforcement {
         let specs: Vec<GrantSpec> = active
             .iter()
             .filter(|r| !withdrawn.contains(r.id.as_str()))
-            .filter_map(|r| spec(r))
+            .filter_map(|r| self.spec(r))
             .collect();
         let actions = self.enforcer.reconcile_drop_ins(&specs, live);
         let mut lines: Vec<String> = actions.iter().map(ReconcileAction::to_string).collect();
