@@ -685,3 +685,47 @@ fn a_wall_clock_set_back_gives_no_grant_more_time_even_across_a_restart() {
     }
     assert_host_matches_records(&d, "after a step back and a restart");
 }
+
+/// Across a reboot only the wall clock is left (`<state_dir>/clock` names another boot; here it
+/// is removed, as a reboot makes it stale). Set back 3 h while jitd was down, the clock is
+/// earlier than a 10-minute grant's approval: the grant keeps at most its 10 minutes from now,
+/// not 3 h 10 m, and its drop-in's NOTAFTER follows.
+#[test]
+fn a_clock_set_back_while_jitd_was_down_leaves_a_grant_no_more_than_its_approved_length() {
+    let wall = SteppedWall::new();
+    let op = TestUser::create("cdn");
+    let mut d = Daemon::start_with_env("", &wall.env());
+    let id = ok(d.jitd(&[
+        "grant",
+        &op.name,
+        "--for",
+        "10m",
+        "--reason",
+        "x",
+        "--",
+        "/usr/bin/id",
+    ]));
+    d.kill9();
+    fs::remove_file(d.state_dir().join("clock")).expect("the kept clock");
+    wall.step(-HOURS_3);
+    d.restart_with_env(&wall.env());
+    assert_eq!(d.state_of(&id), "active");
+    let ends = time_of(&d, &id, "expires_at");
+    let now_for_jitd = SystemTime::now() - Duration::from_secs(HOURS_3 as u64);
+    let left = ends.duration_since(now_for_jitd).unwrap_or_default();
+    assert!(
+        left <= Duration::from_secs(10 * 60 + 5),
+        "the grant has {left:?} left after the clock was set back 3 h while jitd was down"
+    );
+    assert!(
+        d.log().contains("earlier than grant") && d.log().contains("its approved length from now"),
+        "{}",
+        d.log()
+    );
+    // sudo reads the wall clock: the drop-in ends with the capped grant (after reconciling).
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while not_after(&d, &id) > ends + Duration::from_secs(1) {
+        assert!(Instant::now() < deadline, "NOTAFTER still at the old end");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}

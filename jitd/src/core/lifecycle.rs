@@ -381,6 +381,24 @@ impl Request {
         }
     }
 
+    /// Keeps an active grant's remaining time within what was approved when "now" is earlier
+    /// than its approval: the wall clock was set back while jitd was not running (across a
+    /// reboot nothing else remembers the time). Without this the grant would run for the
+    /// step on top of its window. Returns the new end when it moved.
+    pub fn cap_remaining(&mut self, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        // The length approved in all (extensions included), not the window as it stands: a
+        // capped window is shorter than its `approved_at` says.
+        let approved_length = Duration::seconds(self.duration_secs as i64);
+        let Phase::Active { window, .. } = &mut self.phase else {
+            return None;
+        };
+        if window.expires_at - now <= approved_length {
+            return None;
+        }
+        window.expires_at = now + approved_length;
+        Some(window.expires_at)
+    }
+
     /// An approver marks a break-glass grant reviewed (in any state).
     pub fn review(
         &mut self,
@@ -729,6 +747,24 @@ mod tests {
             plain.review(&bob(), "x".into(), t(1)),
             Err(LifecycleError::NotBreakGlass)
         );
+    }
+
+    /// The wall clock set back 3 h while jitd was down: the grant keeps at most its approved
+    /// 15 minutes from now, not 3 h 15 m.
+    #[test]
+    fn a_clock_behind_the_approval_leaves_a_grant_no_more_than_its_approved_length() {
+        let mut r = request(1);
+        r.approve(&bob(), None, t(0)).unwrap();
+        let ends = r.window().unwrap().expires_at;
+        assert_eq!(
+            r.cap_remaining(t(60)),
+            None,
+            "a clock after the approval changes nothing"
+        );
+        let three_hours_back = t(0) - Duration::hours(3);
+        let capped = r.cap_remaining(three_hours_back).unwrap();
+        assert_eq!(capped - three_hours_back, ends - t(0));
+        assert_eq!(r.cap_remaining(three_hours_back), None, "once");
     }
 
     /// The review covered the time the grant had; time added after it is reviewed again.

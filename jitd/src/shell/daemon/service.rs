@@ -177,6 +177,7 @@ impl Service {
             ));
         }
         service.set_aside_unaccounted(&mut requests, trail)?;
+        service.cap_remaining_time(&mut requests);
         {
             let turn = service.registry.turn();
             for r in requests {
@@ -190,6 +191,36 @@ impl Service {
         });
         service.reconcile();
         Ok(Arc::new(service))
+    }
+
+    /// No active grant keeps more time than was approved, whatever the wall clock did while
+    /// jitd was down (see [`Request::cap_remaining`]); a moved end is stored and logged, and
+    /// the drop-in's NOTAFTER follows at the reconciliation that comes next.
+    fn cap_remaining_time(&self, requests: &mut [Request]) {
+        let now = self.clock.now();
+        for r in requests.iter_mut() {
+            let Some(ends) = r.cap_remaining(now) else {
+                continue;
+            };
+            let mut ev = event_for(
+                EventKind::Reconciled,
+                r,
+                format!(
+                    "the clock is earlier than grant {}'s approval (set back while jitd was down): it now ends at {}, its approved length from now",
+                    r.id,
+                    rfc3339(ends)
+                ),
+            );
+            ev.extra.push(("CAPPED_AT", rfc3339(ends)));
+            self.events.emit(&ev);
+            if let Err(e) = self.store.put(r) {
+                self.events.emit(&event_for(
+                    EventKind::InternalError,
+                    r,
+                    format!("cannot persist the capped end: {e}; it is capped in memory"),
+                ));
+            }
+        }
     }
 
     pub fn config(&self) -> &Config {
