@@ -262,3 +262,51 @@ fn ended_requests_are_forgotten_after_retention_and_keep_their_trail() {
     }
     assert!(!d.jitd(&["show", &id]).status.success());
 }
+
+/// More than a list holds: the newest hundred, then `--page 2` the ones before them, each
+/// request on exactly one page.
+#[test]
+fn an_approver_pages_through_more_requests_than_one_answer_holds() {
+    let d = Daemon::start();
+    let alice = TestUser::create("jitpage");
+    let mut made = Vec::new();
+    for _ in 0..105 {
+        made.push(ok(d.jitd(&[
+            "grant",
+            &alice.name,
+            "--for",
+            "10m",
+            "--reason",
+            "x",
+            "--ssh",
+        ])));
+    }
+    let page = |n: &str| {
+        let out = d.jitd(&["list", "--page", n, "--json"]);
+        assert!(out.status.success(), "{out:?}");
+        let ids: Vec<String> = serde_json::from_slice::<serde_json::Value>(&out.stdout)
+            .unwrap()
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["id"].as_str().unwrap().to_string())
+            .collect();
+        (ids, text(&out.stderr))
+    };
+    let (first, said) = page("1");
+    assert_eq!(first.len(), 100);
+    assert!(
+        said.contains("5 older request(s) not shown") && said.contains("--page"),
+        "{said}"
+    );
+    let (second, said) = page("2");
+    assert_eq!(second.len(), 5, "{said}");
+    assert!(!said.contains("not shown"), "{said}");
+    let mut all: Vec<String> = first.into_iter().chain(second.clone()).collect();
+    all.sort();
+    made.sort();
+    assert_eq!(all, made, "every request on exactly one page");
+    let (third, _) = page("3");
+    assert!(third.is_empty());
+    assert!(!d.jitd(&["list", "--page", "0"]).status.success());
+}

@@ -36,6 +36,7 @@ fn main() -> ExitCode {
             Request::List {
                 all: true,
                 unreviewed: false,
+                page: None,
             },
             json,
         ),
@@ -44,6 +45,7 @@ fn main() -> ExitCode {
             Request::List {
                 all: false,
                 unreviewed: false,
+                page: None,
             },
             json,
         ),
@@ -180,6 +182,7 @@ fn elevate(client: &Client, cli: &Cli) -> ExitCode {
                 Request::List {
                     all: false,
                     unreviewed: false,
+                    page: None,
                 },
             ) {
                 let held = requests

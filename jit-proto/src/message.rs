@@ -202,6 +202,10 @@ pub enum Request {
         /// Only break-glass grants nobody has reviewed yet (any state).
         #[serde(default)]
         unreviewed: bool,
+        /// Which hundred, newest first: 1 (the default) is the newest hundred, 2 the hundred
+        /// before them, and so on.
+        #[serde(default)]
+        page: Option<u32>,
     },
     /// The requester asks for more time on an active grant; the role's approval rules apply
     /// again and the total never exceeds the role's maximum.

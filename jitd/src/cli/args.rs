@@ -49,6 +49,9 @@ pub enum Command {
         /// Only break-glass grants nobody has reviewed yet.
         #[arg(long, conflicts_with = "all")]
         unreviewed: bool,
+        /// A list shows a hundred requests, newest first: page 2 is the hundred before them.
+        #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+        page: u32,
         #[arg(long)]
         json: bool,
     },

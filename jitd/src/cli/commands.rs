@@ -20,8 +20,17 @@ pub fn run(socket: &std::path::Path, command: Command) -> ExitCode {
         Command::List {
             all,
             unreviewed,
+            page,
             json,
-        } => (Request::List { all, unreviewed }, json, Style::Table),
+        } => (
+            Request::List {
+                all,
+                unreviewed,
+                page: Some(page),
+            },
+            json,
+            Style::Table,
+        ),
         Command::Review { id, comment, json } => {
             (Request::Review { id, comment }, json, Style::Detail)
         }
@@ -139,8 +148,8 @@ fn print(response: Response, json: bool, style: Style) -> ExitCode {
             }
             if omitted > 0 {
                 eprintln!(
-                    "jitd: {omitted} older request(s) not shown, to keep the answer within one frame; \
-                     `jitd show ID` shows any request"
+                    "jitd: {omitted} older request(s) not shown: `jitd list --page N` shows the hundred \
+                     before (N = 2, 3, ...), `jitd show ID` any request"
                 );
             }
         }

@@ -255,7 +255,11 @@ impl Service {
             Wire::Cancel { id } => self.cancel(actor, &id),
             Wire::Done { id } => self.done(actor, &id),
             Wire::Show { id } => self.show(actor, &id),
-            Wire::List { all, unreviewed } => Ok(self.list(actor, all, unreviewed)),
+            Wire::List {
+                all,
+                unreviewed,
+                page,
+            } => Ok(self.list(actor, all, unreviewed, page.unwrap_or(1))),
             Wire::Extend { id, duration_secs } => self.extend(actor, &id, duration_secs),
             Wire::Review { id, comment } => self.review(actor, &id, comment),
             Wire::Reload => self.reload(actor),
@@ -1020,7 +1024,7 @@ impl Service {
         Ok(shown(&r))
     }
 
-    fn list(&self, actor: &Actor, all: bool, unreviewed: bool) -> Response {
+    fn list(&self, actor: &Actor, all: bool, unreviewed: bool, page: u32) -> Response {
         let policy = self.policy();
         let reg = self.read_registry();
         let mut found: Vec<&Request> = reg
@@ -1035,11 +1039,14 @@ impl Service {
             .filter(|r| authz::may_view(actor, r, &policy.defaults.approver_groups))
             .collect();
         found.sort_by(|a, b| (a.requested_at, &a.id).cmp(&(b.requested_at, &b.id)));
-        // Keep the answer within one frame: the newest hundred, long texts clipped, and fewer
-        // if even that is too large; the answer says how many were left out.
+        // Keep the answer within one frame: a hundred (the newest, or the hundred before the
+        // newest `page - 1` hundreds), long texts clipped, and fewer if even that is too large;
+        // the answer says how many older ones were left out.
         const MAX_LISTED: usize = 100;
-        let skip = found.len().saturating_sub(MAX_LISTED);
-        let mut requests: Vec<_> = found.into_iter().skip(skip).map(list_view).collect();
+        let newer = (page.max(1) as usize - 1).saturating_mul(MAX_LISTED);
+        let end = found.len().saturating_sub(newer);
+        let skip = end.saturating_sub(MAX_LISTED);
+        let mut requests: Vec<_> = found[skip..end].iter().map(|r| list_view(r)).collect();
         drop(reg);
         let omitted = skip + fit_to_frame(&mut requests);
         Response::Requests { requests, omitted }
