@@ -55,6 +55,7 @@ fn kind_of(response: &Response) -> &'static str {
         Response::Request { .. } => "request",
         Response::Requests { .. } => "requests",
         Response::Reloaded { .. } => "reloaded",
+        Response::ReasonWanted { .. } => "reason_wanted",
         Response::Error { .. } => "error",
     }
 }

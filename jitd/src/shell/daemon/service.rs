@@ -32,6 +32,7 @@ use crate::shell::host::enforcement_port::{Enforcement, Withdrawal};
 use crate::shell::host::sudo_command;
 
 mod extend;
+mod logins;
 pub mod passes;
 mod quarantine;
 mod recheck;
@@ -113,6 +114,8 @@ pub struct Service {
     /// pam_jit's keys of the passes on record, so a pass reported at once and read back from
     /// the log is recorded once.
     pass_keys: Mutex<HashSet<String>>,
+    /// The SSH logins waiting for approval, one per user ([`logins`]).
+    logins: Mutex<logins::Waiters>,
 }
 
 impl Service {
@@ -142,6 +145,7 @@ impl Service {
             wake: (Mutex::new(0), Condvar::new()),
             warned: Mutex::new(HashSet::new()),
             pass_keys: Mutex::new(HashSet::new()),
+            logins: Mutex::new(logins::Waiters::new()),
         };
         for p in problems {
             service.events.emit(&Event::new(
@@ -157,6 +161,8 @@ impl Service {
             }
             *service.pass_keys.lock().unwrap_or_else(|e| e.into_inner()) =
                 turn.view(passes::known_keys);
+            *service.logins.lock().unwrap_or_else(|e| e.into_inner()) =
+                turn.view(|reg| logins::waiting_at_start(reg.iter()));
         }
         service.apply_deadlines(" while jitd was not running", &mut |e| {
             service.record_end(e)
@@ -202,6 +208,9 @@ impl Service {
             Wire::Review { id, comment } => self.review(actor, &id, comment),
             Wire::Reload => self.reload(actor),
             Wire::Passed(report) => self.passed(actor, report),
+            Wire::LoginWait(ask) => self.login_wait(actor, peer_pid, ask),
+            Wire::LoginStatus { id } => self.login_status(actor, &id),
+            Wire::LoginAbandon { id, why } => self.login_abandon(actor, &id, why),
         };
         result.unwrap_or_else(|f| Response::Error {
             code: f.code,
@@ -509,6 +518,12 @@ impl Service {
             );
             ev.kind = Some(EventKind::Approved);
         }
+        if let Some(login) = &r.login {
+            let from = login.rhost.as_deref().unwrap_or("an unknown host");
+            ev.message
+                .push_str(&format!(", waiting at an SSH login from {from}"));
+            ev.extra.push(("RHOST", from.to_string()));
+        }
         if kind == EventKind::BreakGlass {
             ev.message = format!(
                 "BREAK-GLASS: {} took {} through role {} without approval; review it with `jitd review {}`",
@@ -631,25 +646,34 @@ impl Service {
     fn submit(&self, actor: &Actor, new: &NewRequest) -> Result<Response, Failure> {
         let (sub, route) = self.submission(actor, new)?;
         let role = sub.role.clone().unwrap_or_default();
-        let r = self.create(sub, |r, now| {
-            match &route {
-                Route::Approvers => {}
-                Route::Rule(rule) => r.grant_at_once(
-                    &By::rule(rule),
-                    format!("approved automatically by rule {rule} of role {role}"),
-                    false,
-                    now,
-                )?,
-                Route::BreakGlass => r.grant_at_once(
-                    &By::break_glass(),
-                    format!("break-glass role {role}: no approval; flagged for review"),
-                    true,
-                    now,
-                )?,
-            }
-            Ok(())
-        })?;
+        let r = self.create(sub, |r, now| Self::route(r, &route, &role, now))?;
         Ok(shown(&r))
+    }
+
+    /// Sends a new request `route`'s way: to the approvers (it stays pending), or granted at
+    /// once by an automatic rule or a break-glass role of `role`.
+    fn route(
+        r: &mut Request,
+        route: &Route,
+        role: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), Failure> {
+        match route {
+            Route::Approvers => {}
+            Route::Rule(rule) => r.grant_at_once(
+                &By::rule(rule),
+                format!("approved automatically by rule {rule} of role {role}"),
+                false,
+                now,
+            )?,
+            Route::BreakGlass => r.grant_at_once(
+                &By::break_glass(),
+                format!("break-glass role {role}: no approval; flagged for review"),
+                true,
+                now,
+            )?,
+        }
+        Ok(())
     }
 
     fn grant(&self, actor: &Actor, user: &str, new: &NewRequest) -> Result<Response, Failure> {
@@ -1174,6 +1198,7 @@ impl Service {
         loop {
             self.apply_deadlines("", record);
             self.send_warnings();
+            self.watch_logins();
             if last_reconcile.elapsed() >= reconcile_every {
                 self.reconcile();
                 last_reconcile = std::time::Instant::now();
