@@ -529,3 +529,42 @@ fn a_waiting_login_outlives_a_jitd_restart() {
         "logged-in"
     );
 }
+
+/// Roles apply as to any request: an automatic rule approves the login at once (it does not
+/// wait), a user no role covers for SSH is refused at once with nothing recorded.
+#[test]
+fn an_automatically_approved_login_does_not_wait_and_an_uncovered_one_is_refused() {
+    let lia = TestUser::create("jitlw");
+    let max = TestUser::create("jitlw");
+    let jitd = Daemon::start_with(&format!(
+        "[[role]]\nname = \"lia-ssh\"\nssh = true\nrequester_users = [\"{}\"]\nrequire_reason = false\n\
+         [[role.auto_approve]]\nname = \"always\"\n",
+        lia.name
+    ));
+    let sshd = Sshd::start_with(&[&lia, &max], &jitd.socket(), None, &waiting("30s"));
+    let started = Instant::now();
+    let out = sshd.login(&lia, None);
+    assert!(out.status.success(), "{out:?}\n{}", sshd.log());
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "logged-in");
+    eprintln!("automatically approved login: {:?}", started.elapsed());
+    let list: Vec<serde_json::Value> =
+        serde_json::from_slice(&jitd.jitd(&["list", "--json"]).stdout).unwrap();
+    assert_eq!(list.len(), 1, "{list:?}");
+    assert_eq!(list[0]["state"], "active");
+    assert_eq!(list[0]["reason"], "login from 127.0.0.1");
+    assert_eq!(list[0]["decisions"][0]["by"], "rule:always");
+
+    let started = Instant::now();
+    let out = sshd.login(&max, None);
+    assert!(!out.status.success(), "{out:?}");
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "refused only after {:?}",
+        started.elapsed()
+    );
+    let all = jitd.jitd(&["list", "--all", "--json"]);
+    assert!(
+        !String::from_utf8_lossy(&all.stdout).contains(&max.name),
+        "a request was recorded for a login no role covers"
+    );
+}
