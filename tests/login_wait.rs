@@ -109,10 +109,13 @@ fn an_approved_login_gets_in_at_once_under_the_new_grant_and_ends_with_it() {
         (29..=31).contains(&(until - requested)),
         "the request waits as long as the login: {view}"
     );
+    let told = format!(
+        "waiting at an SSH login from 127.0.0.1 until {}",
+        view["pending_until"].as_str().unwrap()
+    );
     assert!(
-        jitd.log()
-            .contains("waiting at an SSH login from 127.0.0.1"),
-        "approvers are told where the login comes from:\n{}",
+        jitd.log().contains(&told),
+        "approvers are told where the login comes from and until when:\n{}",
         jitd.log()
     );
 

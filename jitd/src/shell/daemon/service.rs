@@ -519,9 +519,13 @@ impl Service {
             ev.kind = Some(EventKind::Approved);
         }
         if let Some(login) = &r.login {
+            // A login waits minutes, not the hour a request may: approvers must know.
             let from = login.rhost.as_deref().unwrap_or("an unknown host");
             ev.message
                 .push_str(&format!(", waiting at an SSH login from {from}"));
+            if let (State::Pending, Some(until)) = (r.state(), r.next_deadline()) {
+                ev.message.push_str(&format!(" until {}", rfc3339(until)));
+            }
             ev.extra.push(("RHOST", from.to_string()));
         }
         if kind == EventKind::BreakGlass {
