@@ -8,6 +8,10 @@ use std::process::{Child, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+use jit_proto::{
+    Client, ErrorCode, GrantKind, LoginEnd, LoginWait, PamContext, Request, RequestView, Response,
+    State,
+};
 use jit_tests::pam::*;
 use jit_tests::pty::{read_until, type_text};
 use jit_tests::sshd::*;
@@ -570,4 +574,121 @@ fn an_automatically_approved_login_does_not_wait_and_an_uncovered_one_is_refused
         !String::from_utf8_lossy(&all.stdout).contains(&max.name),
         "a request was recorded for a login no role covers"
     );
+}
+
+/// sshd's side of the exchange, spoken directly as root (the test runs as root, as sshd does).
+fn as_sshd(jitd: &Daemon, request: Request) -> Response {
+    Client::new(jitd.socket(), Duration::from_secs(10))
+        .call(request)
+        .unwrap()
+}
+
+fn login_wait(user: &TestUser, reason: Option<&str>) -> Request {
+    Request::LoginWait(LoginWait {
+        pam: PamContext {
+            user: user.name.clone(),
+            kind: GrantKind::Ssh,
+            service: "sshd".into(),
+            tty: Some("ssh".into()),
+            rhost: Some("10.9.9.9".into()),
+            ruser: None,
+        },
+        reason: reason.map(String::from),
+        wait_secs: 60,
+    })
+}
+
+fn pending_view(answer: Response) -> RequestView {
+    match answer {
+        Response::Request { request } if request.state == State::Pending => *request,
+        other => panic!("expected a pending request, got {other:?}"),
+    }
+}
+
+fn refusal(answer: Response) -> (ErrorCode, String) {
+    match answer {
+        Response::Error { code, message } => (code, message),
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+}
+
+/// jitd asks for a reason only when the policy wants one (recording nothing meanwhile), takes
+/// the default when the user gives none, and ends only a login's request for a login.
+#[test]
+fn jitd_asks_for_the_reason_the_policy_wants_and_ends_only_a_logins_request() {
+    let jitd = Daemon::start();
+    let ola = TestUser::create("jitlw");
+    let answer = as_sshd(&jitd, login_wait(&ola, None));
+    assert!(
+        matches!(&answer, Response::ReasonWanted { message } if message.contains("login from 10.9.9.9")),
+        "{answer:?}"
+    );
+    let all = jitd.jitd(&["list", "--all", "--json"]);
+    assert_eq!(String::from_utf8_lossy(&all.stdout).trim(), "[]");
+
+    let view = pending_view(as_sshd(&jitd, login_wait(&ola, Some(""))));
+    assert_eq!(view.reason, "login from 10.9.9.9");
+    let ended = as_sshd(
+        &jitd,
+        Request::LoginAbandon {
+            id: view.id.clone(),
+            why: LoginEnd::TimedOut,
+        },
+    );
+    assert!(
+        matches!(&ended, Response::Request { request } if request.state == State::TimedOut),
+        "{ended:?}"
+    );
+
+    // A request ola made herself is not a login's to end.
+    let own = ok(jitd.elevate_as(&ola, &["--no-wait", "--ssh", "--reason", "by hand"]));
+    let (code, message) = refusal(as_sshd(
+        &jitd,
+        Request::LoginAbandon {
+            id: own.clone(),
+            why: LoginEnd::ClientGone,
+        },
+    ));
+    assert_eq!(code, ErrorCode::InvalidState, "{message}");
+    assert_eq!(jitd.state_of(&own), "pending");
+    // And sudo never waits at a login.
+    let mut sudo = login_wait(&ola, Some("x"));
+    if let Request::LoginWait(w) = &mut sudo {
+        w.pam.kind = GrantKind::Sudo;
+    }
+    assert_eq!(refusal(as_sshd(&jitd, sudo)).0, ErrorCode::BadRequest);
+}
+
+/// A user looping login-and-disconnect (each a new request, each notifying the approvers)
+/// gets a burst of requests, then one a second, as with their own submissions; and while one
+/// of their logins waits, another is refused.
+#[test]
+fn a_user_who_keeps_logging_in_and_giving_up_is_limited() {
+    let jitd = Daemon::start_with("require_reason = false");
+    let pia = TestUser::create("jitlw");
+    for round in 0..20 {
+        let view = pending_view(as_sshd(&jitd, login_wait(&pia, None)));
+        if round == 0 {
+            let (code, message) = refusal(as_sshd(&jitd, login_wait(&pia, None)));
+            assert_eq!(code, ErrorCode::PolicyDenied);
+            assert!(
+                message.contains(&format!("already waiting for approval of {}", view.id)),
+                "{message}"
+            );
+        }
+        let gone = as_sshd(
+            &jitd,
+            Request::LoginAbandon {
+                id: view.id,
+                why: LoginEnd::ClientGone,
+            },
+        );
+        assert!(
+            matches!(&gone, Response::Request { request } if request.state == State::Cancelled),
+            "{gone:?}"
+        );
+    }
+    let (code, message) = refusal(as_sshd(&jitd, login_wait(&pia, None)));
+    assert_eq!(code, ErrorCode::PolicyDenied);
+    assert!(message.contains("too many"), "{message}");
 }

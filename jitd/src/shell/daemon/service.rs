@@ -24,6 +24,7 @@ use crate::core::user_manager;
 use crate::shell::audit::event_log::{event_for, EventLog};
 use crate::shell::daemon::clock::Clock;
 use crate::shell::daemon::identity;
+use crate::shell::daemon::rate_limit::RateLimiter;
 use crate::shell::daemon::registry_lock::{SharedRegistry, WriterTurn};
 use crate::shell::daemon::store::Store;
 use crate::shell::daemon::submission;
@@ -116,6 +117,10 @@ pub struct Service {
     pass_keys: Mutex<HashSet<String>>,
     /// The SSH logins waiting for approval, one per user ([`logins`]).
     logins: Mutex<logins::Waiters>,
+    /// Requests made by logins, per user: root (sshd) asks for them, so the server's limit
+    /// for users does not apply, and a user looping login-and-disconnect would otherwise have
+    /// approvers notified a few times a second.
+    login_rate: RateLimiter,
 }
 
 impl Service {
@@ -146,6 +151,7 @@ impl Service {
             warned: Mutex::new(HashSet::new()),
             pass_keys: Mutex::new(HashSet::new()),
             logins: Mutex::new(logins::Waiters::new()),
+            login_rate: RateLimiter::default(),
         };
         for p in problems {
             service.events.emit(&Event::new(

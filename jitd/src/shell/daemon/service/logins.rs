@@ -24,7 +24,7 @@ use crate::core::events::EventKind;
 use crate::core::model::{GrantId, Login};
 use crate::core::policy::{Ask, Requester};
 use crate::shell::audit::event_log::event_for;
-use crate::shell::daemon::identity;
+use crate::shell::daemon::{identity, rate_limit};
 use crate::shell::host::{boot, sessions};
 
 /// The login of one user that waits, by uid. `id` is `None` while its request is being
@@ -226,6 +226,17 @@ impl Service {
             role: None,
         };
         let (sub, route) = self.submission(who, &new)?;
+        // As many new requests as a user's own submissions: a burst, then one a second.
+        if let Err(wait) = self.login_rate.take(who.uid, std::time::Instant::now()) {
+            return Err(Failure::new(
+                ErrorCode::PolicyDenied,
+                format!(
+                    "{} asked for approval at too many logins: {}",
+                    who.name,
+                    rate_limit::too_many(wait)
+                ),
+            ));
+        }
         let login = Login {
             rhost: pam.rhost,
             service: pam.service,
