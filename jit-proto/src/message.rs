@@ -152,6 +152,35 @@ pub struct SessionInfo {
     pub audit_session: Option<u32>,
 }
 
+/// An SSH login without a grant that asks for one and waits for the decision (pam_jit's
+/// `wait=`). The requester is `pam.user`, named by sshd (root), never by the message's sender.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct LoginWait {
+    #[serde(flatten)]
+    pub pam: PamContext,
+    /// `None`: the user has not been asked; jitd answers [`Response::ReasonWanted`] instead of
+    /// creating the request when the role asks for one. `Some("")`: asked (or unable to be
+    /// asked) and nothing given: the default, `login from <rhost>`.
+    #[serde(default)]
+    pub reason: Option<String>,
+    /// How long the login waits for the decision; the request times out then.
+    pub wait_secs: u64,
+}
+
+/// Why a waiting login stopped waiting before a decision.
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum LoginEnd {
+    /// The client disconnected: the request is `cancelled`.
+    ClientGone,
+    /// The login's own wait ran out: the request is `timed_out`.
+    TimedOut,
+}
+
+/// Longest `wait_secs` a login may ask for: sshd's LoginGraceTime (default 2 minutes) ends a
+/// login long before, and an open connection per waiting login is not free.
+pub const MAX_LOGIN_WAIT_SECS: u64 = 600;
+
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
 #[serde(tag = "op", rename_all = "snake_case")]
 pub enum Request {
@@ -224,6 +253,21 @@ pub enum Request {
     Passed(PassReport),
     /// Root or an approver: counters and gauges in Prometheus' text exposition format.
     Metrics,
+    /// Root (pam_jit): an SSH login without a grant asks for one on the user's behalf and will
+    /// wait for the decision. Answered with the request (pending, or active if approved at
+    /// once), or [`Response::ReasonWanted`].
+    LoginWait(LoginWait),
+    /// Root (pam_jit): how the request a login waits on stands now. One short exchange per
+    /// poll, so a waiting login holds no connection of jitd's.
+    LoginStatus {
+        id: String,
+    },
+    /// Root (pam_jit): the login waiting on `id` stopped waiting; a still pending request ends
+    /// with it (`cancelled` or `timed_out`).
+    LoginAbandon {
+        id: String,
+        why: LoginEnd,
+    },
 }
 
 /// The envelope of every request.
@@ -296,6 +340,11 @@ pub enum Response {
     /// Metrics: Prometheus text exposition format.
     Metrics {
         text: String,
+    },
+    /// LoginWait without a reason: the role asks for one, so the module asks the user (if it
+    /// can) and sends the request again. Nothing was recorded.
+    ReasonWanted {
+        message: String,
     },
     Error {
         code: ErrorCode,
@@ -424,6 +473,34 @@ mod tests {
         assert_eq!(json["kind"], "sudo");
         let back: ClientMessage = serde_json::from_value(json).unwrap();
         assert_eq!(back, msg);
+    }
+
+    #[test]
+    fn login_requests_are_flat_and_name_their_parts() {
+        let msg = ClientMessage::new(Request::LoginWait(LoginWait {
+            pam: PamContext {
+                user: "alice".into(),
+                kind: GrantKind::Ssh,
+                service: "sshd".into(),
+                tty: Some("ssh".into()),
+                rhost: Some("10.0.0.2".into()),
+                ruser: None,
+            },
+            reason: None,
+            wait_secs: 120,
+        }));
+        let json = serde_json::to_value(&msg).unwrap();
+        assert_eq!(json["op"], "login_wait");
+        assert_eq!(json["user"], "alice");
+        assert_eq!(json["wait_secs"], 120);
+        assert_eq!(serde_json::from_value::<ClientMessage>(json).unwrap(), msg);
+        let end = serde_json::to_value(ClientMessage::new(Request::LoginAbandon {
+            id: "abcdefghij".into(),
+            why: LoginEnd::ClientGone,
+        }))
+        .unwrap();
+        assert_eq!(end["op"], "login_abandon");
+        assert_eq!(end["why"], "client_gone");
     }
 
     #[test]

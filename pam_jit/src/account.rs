@@ -15,9 +15,16 @@ use crate::context::{Context, Phase};
 use crate::daemon::Daemon;
 use crate::deny_message;
 use crate::host::{Host, Severity};
+use crate::login_wait::{self, Outcome};
 use crate::reply::{classify, Reply};
+use crate::waiting::Waiting;
 
-pub fn check<H: Host, D: Daemon>(host: &H, daemon: &D, raw_args: &[&CStr]) -> PamResultCode {
+pub fn check<H: Host, D: Daemon, W: Waiting>(
+    host: &H,
+    daemon: &D,
+    waiting: &W,
+    raw_args: &[&CStr],
+) -> PamResultCode {
     let Some(cx) = Context::prepare(host, Phase::Account, raw_args) else {
         host.tell_user(&deny_message::misconfigured());
         return PamResultCode::PAM_PERM_DENIED;
@@ -41,6 +48,19 @@ pub fn check<H: Host, D: Daemon>(host: &H, daemon: &D, raw_args: &[&CStr]) -> Pa
             PamResultCode::PAM_SUCCESS
         }
         Reply::Refused(reason) => {
+            // `wait=`: an SSH login asks for the grant it lacks and waits for the decision.
+            // (sudo has jit-elevate; a `wait=` in a stack sudo shares is ignored there.)
+            if let (Some(wait), jit_proto::GrantKind::Ssh) = (cx.args.wait, cx.kind()) {
+                cx.log(
+                    host,
+                    Severity::Debug,
+                    &format!("{reason}: asking for approval"),
+                );
+                return match login_wait::run(host, daemon, waiting, &cx, wait) {
+                    Outcome::Granted => PamResultCode::PAM_SUCCESS,
+                    Outcome::Refused => PamResultCode::PAM_PERM_DENIED,
+                };
+            }
             cx.log(host, Severity::Notice, &format!("denied: {reason}"));
             host.tell_user(&deny_message::no_grant(cx.kind(), cx.grant_holder()));
             PamResultCode::PAM_PERM_DENIED
@@ -186,7 +206,10 @@ mod tests {
                 Expect::Log(Severity::Info, "allowed by grant g1"),
             ],
         );
-        assert_eq!(check(&script, &script, &[]), PamResultCode::PAM_SUCCESS);
+        assert_eq!(
+            check(&script, &script, &script, &[]),
+            PamResultCode::PAM_SUCCESS
+        );
         assert_eq!(
             script.asked_with.borrow()[0],
             (
@@ -209,7 +232,10 @@ mod tests {
                 Expect::Tell("jit-elevate --reason \"why\" -- <command>"),
             ],
         );
-        assert_eq!(check(&script, &script, &[]), PamResultCode::PAM_PERM_DENIED);
+        assert_eq!(
+            check(&script, &script, &script, &[]),
+            PamResultCode::PAM_PERM_DENIED
+        );
     }
 
     #[test]
@@ -240,7 +266,10 @@ mod tests {
                 Expect::Tell("jitd grant bob --ssh"),
             ],
         );
-        assert_eq!(check(&script, &script, &[]), PamResultCode::PAM_PERM_DENIED);
+        assert_eq!(
+            check(&script, &script, &script, &[]),
+            PamResultCode::PAM_PERM_DENIED
+        );
     }
 
     #[test]
@@ -266,7 +295,7 @@ mod tests {
             ],
         );
         assert_eq!(
-            check(&script, &script, &[c"kind=ssh"]),
+            check(&script, &script, &script, &[c"kind=ssh"]),
             PamResultCode::PAM_SUCCESS
         );
     }
@@ -280,7 +309,10 @@ mod tests {
                 Expect::Tell("misconfigured"),
             ],
         );
-        assert_eq!(check(&script, &script, &[]), PamResultCode::PAM_PERM_DENIED);
+        assert_eq!(
+            check(&script, &script, &script, &[]),
+            PamResultCode::PAM_PERM_DENIED
+        );
     }
 
     #[test]
@@ -293,7 +325,7 @@ mod tests {
             ],
         );
         assert_eq!(
-            check(&script, &script, &[c"fail=opne"]),
+            check(&script, &script, &script, &[c"fail=opne"]),
             PamResultCode::PAM_PERM_DENIED
         );
     }
@@ -307,7 +339,10 @@ mod tests {
                 Expect::Tell("misconfigured"),
             ],
         );
-        assert_eq!(check(&script, &script, &[]), PamResultCode::PAM_PERM_DENIED);
+        assert_eq!(
+            check(&script, &script, &script, &[]),
+            PamResultCode::PAM_PERM_DENIED
+        );
         drop(script);
         let script = Script::new(
             &[(Item::Service, "sudo")],
@@ -317,7 +352,10 @@ mod tests {
             ],
         )
         .with_item_error(Item::User, "not UTF-8");
-        assert_eq!(check(&script, &script, &[]), PamResultCode::PAM_PERM_DENIED);
+        assert_eq!(
+            check(&script, &script, &script, &[]),
+            PamResultCode::PAM_PERM_DENIED
+        );
     }
 
     #[test]
@@ -330,7 +368,10 @@ mod tests {
                 Expect::Tell("not answering"),
             ],
         );
-        assert_eq!(check(&script, &script, &[]), PamResultCode::PAM_PERM_DENIED);
+        assert_eq!(
+            check(&script, &script, &script, &[]),
+            PamResultCode::PAM_PERM_DENIED
+        );
     }
 
     #[test]
@@ -342,7 +383,12 @@ mod tests {
                 Expect::Log(Severity::Alert, "ALLOWED WITHOUT A GRANT (fail=open)"),
             ],
         );
-        let code = check(&script, &script, &[c"fail=open", c"timeout_ms=200"]);
+        let code = check(
+            &script,
+            &script,
+            &script,
+            &[c"fail=open", c"timeout_ms=200"],
+        );
         assert_eq!(code, PamResultCode::PAM_SUCCESS);
         assert_eq!(script.asked_with.borrow()[0].1, Duration::from_millis(200));
     }
@@ -370,7 +416,12 @@ mod tests {
                     Expect::Tell("not answering"),
                 ],
             );
-            let code = check(&script, &script, &[c"fail=open", c"timeout_ms=200"]);
+            let code = check(
+                &script,
+                &script,
+                &script,
+                &[c"fail=open", c"timeout_ms=200"],
+            );
             assert_eq!(code, PamResultCode::PAM_PERM_DENIED);
         }
     }
@@ -392,7 +443,7 @@ mod tests {
             ],
         );
         assert_eq!(
-            check(&script, &script, &[c"fail=open"]),
+            check(&script, &script, &script, &[c"fail=open"]),
             PamResultCode::PAM_PERM_DENIED
         );
     }
@@ -415,7 +466,10 @@ mod tests {
                     Expect::Tell("not answering"),
                 ],
             );
-            assert_eq!(check(&script, &script, &[]), PamResultCode::PAM_PERM_DENIED);
+            assert_eq!(
+                check(&script, &script, &script, &[]),
+                PamResultCode::PAM_PERM_DENIED
+            );
         }
     }
 
@@ -444,7 +498,7 @@ mod tests {
                 ),
             ],
         );
-        let code = check(&script, &script, &[c"exempt_group=breakglass"]);
+        let code = check(&script, &script, &script, &[c"exempt_group=breakglass"]);
         assert_eq!(code, PamResultCode::PAM_SUCCESS);
     }
 
@@ -472,7 +526,7 @@ mod tests {
                 ),
             ],
         );
-        let code = check(&script, &script, &[c"exempt_group=breakglass"]);
+        let code = check(&script, &script, &script, &[c"exempt_group=breakglass"]);
         assert_eq!(code, PamResultCode::PAM_SUCCESS);
     }
 
@@ -505,7 +559,7 @@ mod tests {
                 Expect::Tell("jit-elevate"),
             ],
         );
-        let code = check(&script, &script, &[c"exempt_group=breakglass"]);
+        let code = check(&script, &script, &script, &[c"exempt_group=breakglass"]);
         assert_eq!(code, PamResultCode::PAM_PERM_DENIED);
     }
 
@@ -535,7 +589,7 @@ mod tests {
             expected.push(Expect::Log(Severity::Notice, "denied"));
             expected.push(Expect::Tell("jit-elevate"));
             let script = Script::new(&sudo_items(), expected);
-            let code = check(&script, &script, &[c"exempt_group=breakglass"]);
+            let code = check(&script, &script, &script, &[c"exempt_group=breakglass"]);
             assert_eq!(code, PamResultCode::PAM_PERM_DENIED);
         }
     }
@@ -563,7 +617,7 @@ mod tests {
             ],
         );
         assert_eq!(
-            check(&script, &script, &[c"debug"]),
+            check(&script, &script, &script, &[c"debug"]),
             PamResultCode::PAM_SUCCESS
         );
     }

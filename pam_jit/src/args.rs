@@ -22,8 +22,14 @@ pub const ARGUMENTS: &[(&str, &str)] = &[
     ("fail", "closed|open"),
     ("exempt_group", "GROUP"),
     ("kind", "ssh|sudo"),
+    ("wait", "1s..10m"),
     ("debug", ""),
 ];
+
+/// Longest a login may wait for approval (`wait=`): sshd's LoginGraceTime (2 minutes by
+/// default) must cover the wait, and a login that waits longer than this is better asked for
+/// another way.
+pub const MAX_WAIT: Duration = Duration::from_secs(jit_proto::MAX_LOGIN_WAIT_SECS);
 /// Longest group name accepted for `exempt_group=` (far above any real one).
 const MAX_GROUP_LEN: usize = 256;
 
@@ -43,6 +49,9 @@ pub struct Args {
     pub fail: FailMode,
     pub exempt_group: Option<String>,
     pub kind: Option<GrantKind>,
+    /// `wait=`: an SSH login without a grant asks for one and waits this long for the
+    /// decision. `None`: it is refused at once, as always.
+    pub wait: Option<Duration>,
     pub debug: bool,
 }
 
@@ -69,6 +78,7 @@ pub fn parse(raw: &[&CStr]) -> Result<Args, ArgError> {
         fail: FailMode::Closed,
         exempt_group: None,
         kind: None,
+        wait: None,
         debug: false,
     };
     let mut seen: Vec<&str> = Vec::new();
@@ -98,6 +108,7 @@ pub fn parse(raw: &[&CStr]) -> Result<Args, ArgError> {
             ("exempt_group", Some(v)) => args.exempt_group = Some(group(v)?),
             ("kind", Some("ssh")) => args.kind = Some(GrantKind::Ssh),
             ("kind", Some("sudo")) => args.kind = Some(GrantKind::Sudo),
+            ("wait", Some(v)) => args.wait = Some(wait(v)?),
             ("debug", None) => args.debug = true,
             _ => return Err(ArgError(format!("unknown or malformed argument {text:?}"))),
         }
@@ -120,6 +131,15 @@ fn timeout(v: &str) -> Result<Duration, ArgError> {
         Ok(ms) if TIMEOUT_MS_RANGE.contains(&ms) => Ok(Duration::from_millis(ms)),
         _ => Err(ArgError(format!(
             "timeout_ms={v:?} must be a whole number of milliseconds from 1 to 30000"
+        ))),
+    }
+}
+
+fn wait(v: &str) -> Result<Duration, ArgError> {
+    match jit_proto::duration::parse(v) {
+        Ok(d) if !d.is_zero() && d <= MAX_WAIT => Ok(d),
+        _ => Err(ArgError(format!(
+            "wait={v:?} must be a duration from 1s to 10m (e.g. wait=2m)"
         ))),
     }
 }
@@ -152,6 +172,7 @@ mod tests {
         assert_eq!(args.fail, FailMode::Closed);
         assert_eq!(args.exempt_group, None);
         assert_eq!(args.kind, None);
+        assert_eq!(args.wait, None);
         assert!(!args.debug);
     }
 
@@ -163,6 +184,7 @@ mod tests {
             "fail=open",
             "exempt_group=breakglass",
             "kind=ssh",
+            "wait=2m",
             "debug",
         ])
         .unwrap();
@@ -171,6 +193,7 @@ mod tests {
         assert_eq!(args.fail, FailMode::Open);
         assert_eq!(args.exempt_group.as_deref(), Some("breakglass"));
         assert_eq!(args.kind, Some(GrantKind::Ssh));
+        assert_eq!(args.wait, Some(Duration::from_secs(120)));
         assert!(args.debug);
         assert_eq!(
             parse_strs(&["kind=sudo"]).unwrap().kind,
@@ -188,6 +211,7 @@ mod tests {
             "fail=open",
             "exempt_group=breakglass",
             "kind=ssh",
+            "wait=2m",
             "debug",
         ];
         for example in examples {
@@ -201,7 +225,7 @@ mod tests {
         assert_eq!(names, listed);
         assert_eq!(
             parse_strs(&["nope"]).unwrap_err().to_string(),
-            "unknown argument \"nope\" (valid: socket=/ABS/PATH timeout_ms=1..30000 fail=closed|open exempt_group=GROUP kind=ssh|sudo debug)"
+            "unknown argument \"nope\" (valid: socket=/ABS/PATH timeout_ms=1..30000 fail=closed|open exempt_group=GROUP kind=ssh|sudo wait=1s..10m debug)"
         );
     }
 
@@ -221,6 +245,11 @@ mod tests {
             "kind=root",
             "debug=1",
             "exempt-group=wheel",
+            "wait=",
+            "wait=0s",
+            "wait=11m",
+            "wait=120",
+            "wait",
             "",
         ] {
             let err = parse_strs(&[bad]).unwrap_err();

@@ -18,6 +18,7 @@ const MAX_ITEM_LEN: usize = 1024;
 /// The PAM phase a hook runs in, for log lines.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Phase {
+    Auth,
     Account,
     OpenSession,
     CloseSession,
@@ -26,6 +27,7 @@ pub enum Phase {
 impl Phase {
     fn as_str(self) -> &'static str {
         match self {
+            Phase::Auth => "auth",
             Phase::Account => "account",
             Phase::OpenSession => "session_open",
             Phase::CloseSession => "session_close",

@@ -1,8 +1,10 @@
 //! The real [`Host`]: a PAM handle inside sshd, sudo or any other PAM application.
 
-use std::ffi::CStr;
+use std::ffi::{CStr, CString};
 
-use pam::constants::PAM_ERROR_MSG;
+use libc::c_char;
+
+use pam::constants::{PAM_ERROR_MSG, PAM_PROMPT_ECHO_ON};
 use pam::conv::Conv;
 use pam::items;
 use pam::module::PamHandle;
@@ -10,6 +12,12 @@ use pam::module::PamHandle;
 use crate::groups;
 use crate::host::{Host, Item, ItemError, Severity};
 use crate::syslog;
+
+#[link(name = "pam")]
+unsafe extern "C" {
+    /// Linux-PAM's `pam_getenv(3)`; pam-bindings does not wrap it.
+    fn pam_getenv(pamh: *mut PamHandle, name: *const c_char) -> *const c_char;
+}
 
 pub struct LibPam<'a> {
     pamh: &'a PamHandle,
@@ -53,6 +61,34 @@ impl Host for LibPam<'_> {
             Ok(Some(conv)) => conv.send(PAM_ERROR_MSG, line).is_ok(),
             _ => false,
         }
+    }
+
+    fn prompt(&self, question: &str) -> Option<String> {
+        let conv = match self.pamh.get_item::<Conv>() {
+            Ok(Some(conv)) => conv,
+            _ => return None,
+        };
+        match conv.send(PAM_PROMPT_ECHO_ON, question) {
+            Ok(Some(answer)) => Some(String::from_utf8_lossy(answer.as_bytes()).into_owned()),
+            Ok(None) => Some(String::new()),
+            Err(_) => None,
+        }
+    }
+
+    fn env(&self, name: &str) -> Option<String> {
+        let name = CString::new(name).ok()?;
+        let handle: *const PamHandle = self.pamh;
+        // SAFETY: `handle` is the live handle libpam passed to this hook, and `name` a
+        // NUL-terminated string that outlives the call. pam_getenv returns NULL or a pointer
+        // into the handle's environment, valid until the environment changes; it is copied at
+        // once, before anything else can run.
+        let value = unsafe { pam_getenv(handle.cast_mut(), name.as_ptr()) };
+        if value.is_null() {
+            return None;
+        }
+        // SAFETY: non-null, so a NUL-terminated string owned by libpam (see above).
+        let text = unsafe { CStr::from_ptr(value) };
+        Some(text.to_string_lossy().into_owned())
     }
 
     fn user_in_group(&self, user: &str, group: &str) -> Result<bool, String> {

@@ -47,6 +47,13 @@ pub trait Host {
     /// Shows one line to the user if the application has a conversation; false if it has none
     /// or the conversation failed.
     fn tell_user(&self, line: &str) -> bool;
+    /// Asks the user a question (echoed) and returns the answer; `None` when the application
+    /// cannot ask here (sshd's account phase after a public-key login, which stores messages
+    /// and refuses prompts) or the conversation failed.
+    fn prompt(&self, question: &str) -> Option<String>;
+    /// A variable of the PAM environment (`pam_getenv`), which only the application and the
+    /// modules of the stack set.
+    fn env(&self, name: &str) -> Option<String>;
     /// Whether `user` is a member of `group`, primary or supplementary.
     fn user_in_group(&self, user: &str, group: &str) -> Result<bool, String>;
     /// One line to syslog (authpriv). Callers escape user-supplied parts; the implementation

@@ -6,8 +6,9 @@
 //! each hook in `catch_unwind` (a panic becomes PAM_ABORT, which fails the stack closed), and the
 //! lints below keep panics out of this crate in the first place.
 //!
-//! The module starts no thread and no child; its one blocking call (asking jitd) is bounded by
-//! a single deadline for connect + write + read.
+//! The module starts no thread and no child; each call to jitd is bounded by a single deadline
+//! for connect + write + read. A login that waits for approval (`wait=`) polls jitd, each
+//! poll so bounded, for at most its wait.
 
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 // Tests may panic: that is how they fail.
@@ -15,6 +16,7 @@
 
 mod account;
 mod args;
+mod authenticate;
 mod context;
 mod daemon;
 mod deny_message;
@@ -23,10 +25,12 @@ mod handle;
 mod host;
 mod kind;
 mod log_line;
+mod login_wait;
 mod process;
 mod reply;
 mod session;
 mod syslog;
+mod waiting;
 
 #[cfg(test)]
 mod man_page_tests;
@@ -40,13 +44,30 @@ use pam::module::{PamHandle, PamHooks};
 
 use crate::daemon::SocketDaemon;
 use crate::handle::LibPam;
+use crate::waiting::ClientWatch;
 
 struct PamJit;
 pam::pam_hooks!(PamJit);
 
 impl PamHooks for PamJit {
     fn acct_mgmt(pamh: &mut PamHandle, args: Vec<&CStr>, _flags: PamFlag) -> PamResultCode {
-        account::check(&LibPam::new(pamh), &SocketDaemon, &args)
+        account::check(
+            &LibPam::new(pamh),
+            &SocketDaemon,
+            &ClientWatch::new(),
+            &args,
+        )
+    }
+
+    fn sm_authenticate(pamh: &mut PamHandle, args: Vec<&CStr>, _flags: PamFlag) -> PamResultCode {
+        authenticate::authenticate(&LibPam::new(pamh), &args)
+    }
+
+    /// Nothing to set; sshd ends a login whose pam_setcred fails after keyboard-interactive,
+    /// so an auth line of pam_jit must not return PAM_IGNORE here (a stack of nothing but
+    /// ignores fails).
+    fn sm_setcred(_pamh: &mut PamHandle, _args: Vec<&CStr>, _flags: PamFlag) -> PamResultCode {
+        PamResultCode::PAM_SUCCESS
     }
 
     fn sm_open_session(pamh: &mut PamHandle, args: Vec<&CStr>, _flags: PamFlag) -> PamResultCode {

@@ -2,7 +2,7 @@
 //! (reading them has no effect), every effect (a message, a group lookup, a log line, a call to
 //! jitd) must be the next one expected, and on drop every expected effect must have happened.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::{HashMap, VecDeque};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -11,6 +11,7 @@ use jit_proto::{ClientError, Request, Response};
 
 use crate::daemon::Daemon;
 use crate::host::{Host, Item, ItemError, Severity};
+use crate::waiting::Waiting;
 
 #[allow(clippy::large_enum_variant)] // test-only, a handful per test
 pub enum Expect {
@@ -27,12 +28,20 @@ pub enum Expect {
     Ask(Request, Result<Response, ClientError>),
     /// Exactly this report, sent with this outcome.
     Report(Request, Result<(), ClientError>),
+    /// A prompt containing this text, answered with this (`None`: the application cannot
+    /// prompt, as sshd after a public-key login).
+    Prompt(&'static str, Option<&'static str>),
 }
 
 pub struct Script {
     items: HashMap<Item, Result<Option<String>, ItemError>>,
+    env: HashMap<String, String>,
     expected: RefCell<VecDeque<Expect>>,
     pub asked_with: RefCell<Vec<(PathBuf, Duration)>>,
+    /// The scripted clock of [`Waiting`]: moved only by pauses.
+    clock: Cell<Duration>,
+    /// Whether the client's connection is found, and when its client hangs up.
+    client: Option<Option<Duration>>,
 }
 
 impl Script {
@@ -42,9 +51,27 @@ impl Script {
                 .iter()
                 .map(|(k, v)| (*k, Ok(Some(v.to_string()))))
                 .collect(),
+            env: HashMap::new(),
             expected: RefCell::new(expected.into()),
             asked_with: RefCell::new(Vec::new()),
+            clock: Cell::new(Duration::ZERO),
+            client: Some(None),
         }
+    }
+
+    pub fn with_env(mut self, name: &str, value: &str) -> Script {
+        self.env.insert(name.into(), value.into());
+        self
+    }
+
+    /// The client hangs up at `at` on the scripted clock (`None`: its connection is not found).
+    pub fn with_client_gone_at(mut self, at: Option<Duration>) -> Script {
+        self.client = at.map(Some);
+        self
+    }
+
+    pub fn now(&self) -> Duration {
+        self.clock.get()
     }
 
     pub fn with_item_error(mut self, item: Item, why: &str) -> Script {
@@ -71,6 +98,23 @@ impl Host for Script {
             _ => panic!("unexpected tell_user({line:?})"),
         }
         true
+    }
+
+    fn prompt(&self, question: &str) -> Option<String> {
+        match self.next(&format!("prompt({question:?})")) {
+            Expect::Prompt(text, answer) => {
+                assert!(
+                    question.contains(text),
+                    "asked {question:?}, expected {text:?}"
+                );
+                answer.map(String::from)
+            }
+            _ => panic!("unexpected prompt({question:?})"),
+        }
+    }
+
+    fn env(&self, name: &str) -> Option<String> {
+        self.env.get(name).cloned()
     }
 
     fn user_in_group(&self, user: &str, group: &str) -> Result<bool, String> {
@@ -138,6 +182,24 @@ impl Daemon for Script {
     }
 }
 
+impl Waiting for Script {
+    fn watch_client(&self, _rhost: Option<&str>) -> bool {
+        self.client.is_some()
+    }
+
+    fn elapsed(&self) -> Duration {
+        self.clock.get()
+    }
+
+    fn pause(&self, pause: Duration) {
+        self.clock.set(self.clock.get() + pause);
+    }
+
+    fn client_gone(&self) -> bool {
+        matches!(self.client, Some(Some(at)) if self.clock.get() >= at)
+    }
+}
+
 impl Drop for Script {
     fn drop(&mut self) {
         if std::thread::panicking() {
@@ -151,6 +213,7 @@ impl Drop for Script {
                 Expect::Log(s, t) => format!("log({s:?}) containing {t:?}"),
                 Expect::Ask(r, _) => format!("ask({r:?})"),
                 Expect::Report(r, _) => format!("report({r:?})"),
+                Expect::Prompt(t, _) => format!("prompt containing {t:?}"),
             };
             panic!(
                 "{} expected call(s) never happened, first: {what}",

@@ -88,3 +88,47 @@ impl Terminal {
         String::from_utf8_lossy(&seen).into_owned()
     }
 }
+
+/// Reads what the terminal shows into `seen` until it contains `needle`; false if `within`
+/// passed first or the terminal closed (every process on it exited).
+pub fn read_until(
+    master: &OwnedFd,
+    seen: &mut String,
+    needle: &str,
+    within: std::time::Duration,
+) -> bool {
+    let deadline = std::time::Instant::now() + within;
+    while !seen.contains(needle) {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        if left.is_zero() {
+            return false;
+        }
+        let mut pfd = libc::pollfd {
+            fd: master.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        let ms = libc::c_int::try_from(left.as_millis()).unwrap_or(libc::c_int::MAX);
+        // SAFETY: one pollfd we own, count 1; poll only writes `revents`.
+        let rc = unsafe { libc::poll(&mut pfd, 1, ms) };
+        if rc <= 0 {
+            continue;
+        }
+        let mut buf = [0u8; 4096];
+        // SAFETY: reads at most buf.len() bytes into a buffer we own.
+        let n = unsafe { libc::read(master.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
+        if n <= 0 {
+            // EIO: the slave side is closed everywhere.
+            return seen.contains(needle);
+        }
+        seen.push_str(&String::from_utf8_lossy(&buf[..n as usize]));
+    }
+    true
+}
+
+/// Types `text` on the terminal.
+pub fn type_text(master: &OwnedFd, text: &str) {
+    // SAFETY: writes from a buffer we own, of its length.
+    let n = unsafe { libc::write(master.as_raw_fd(), text.as_ptr().cast(), text.len()) };
+    assert_eq!(n, text.len() as isize, "write to the pty");
+}

@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::net::TcpListener;
+use std::os::fd::OwnedFd;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -64,10 +65,25 @@ impl Drop for NetnsPair {
     }
 }
 
+/// How a test sshd is set up beyond the defaults ([`Sshd::start_with`]).
+#[derive(Debug, Clone, Default)]
+pub struct SshdSetup {
+    /// More arguments for pam_jit's lines, e.g. `wait=30s`.
+    pub pam_args: String,
+    /// keyboard-interactive through PAM, with pam_jit as the auth stack (which lets it through
+    /// only after the key), after the key: `AuthenticationMethods publickey,keyboard-interactive`.
+    pub keyboard_interactive: bool,
+    /// Other `AuthenticationMethods` for a keyboard-interactive sshd (`any`: either method
+    /// alone, as a misconfigured server would have it).
+    pub authentication_methods: Option<&'static str>,
+    /// sshd's `LoginGraceTime` in seconds (its default is 120).
+    pub login_grace_secs: Option<u32>,
+}
+
 /// sshd started through a symlink named after a test PAM service, so libpam reads
 /// `/etc/pam.d/<service>`: pam_jit (kind=ssh) for account and session, after pam_loginuid as
 /// on Debian (so the session has an audit session id), and pam_deny for auth.
-/// Public-key login only, for one user, on its own port and host key. Killed on drop.
+/// Public-key login only, for its users, on its own port and host key. Killed on drop.
 pub struct Sshd {
     dir: TempDir,
     child: Child,
@@ -80,20 +96,38 @@ pub struct Sshd {
 impl Sshd {
     /// Listens on 127.0.0.1, or on [`NetnsPair::SERVER_ADDR`] inside `netns`.
     pub fn start(user: &TestUser, jitd_socket: &Path, netns: Option<&NetnsPair>) -> Sshd {
+        Self::start_with(&[user], jitd_socket, netns, &SshdSetup::default())
+    }
+
+    /// An sshd for `users` (the first names the PAM service), set up as `setup` says.
+    pub fn start_with(
+        users: &[&TestUser],
+        jitd_socket: &Path,
+        netns: Option<&NetnsPair>,
+        setup: &SshdSetup,
+    ) -> Sshd {
         // sshd refuses to start without its privilege separation directory.
         std::fs::create_dir_all("/run/sshd").unwrap();
         let dir = TempDir::new("sshd");
-        let service = format!("jit-test-sshd-{}", user.name);
+        let service = format!("jit-test-sshd-{}", users[0].name);
         let module = module_path();
+        let jit = format!(
+            "{m} socket={s} kind=ssh {a}",
+            m = module.display(),
+            s = jitd_socket.display(),
+            a = setup.pam_args
+        );
+        let auth = match setup.keyboard_interactive {
+            true => jit.clone(),
+            false => "pam_deny.so".into(),
+        };
         let pam = PlacedFile::write(
             format!("/etc/pam.d/{service}"),
             &format!(
-                "auth required pam_deny.so\n\
-                 account required {m} socket={s} kind=ssh\n\
+                "auth required {auth}\n\
+                 account required {jit}\n\
                  session required pam_loginuid.so\n\
-                 session required {m} socket={s} kind=ssh\n",
-                m = module.display(),
-                s = jitd_socket.display()
+                 session required {jit}\n"
             ),
             0o644,
         );
@@ -101,7 +135,24 @@ impl Sshd {
         keygen(&dir.path().join("client_key"));
         let keys = dir.path().join("authorized_keys");
         std::fs::create_dir(&keys).unwrap();
-        std::fs::copy(dir.path().join("client_key.pub"), keys.join(&user.name)).unwrap();
+        for user in users {
+            std::fs::copy(dir.path().join("client_key.pub"), keys.join(&user.name)).unwrap();
+        }
+        let allowed: Vec<&str> = users.iter().map(|u| u.name.as_str()).collect();
+        let mut extra = String::new();
+        if setup.keyboard_interactive {
+            let methods = setup
+                .authentication_methods
+                .unwrap_or("publickey,keyboard-interactive");
+            extra.push_str(&format!(
+                "KbdInteractiveAuthentication yes\nAuthenticationMethods {methods}\n"
+            ));
+        } else {
+            extra.push_str("KbdInteractiveAuthentication no\n");
+        }
+        if let Some(secs) = setup.login_grace_secs {
+            extra.push_str(&format!("LoginGraceTime {secs}\n"));
+        }
         // sshd drops to the user to read keys when StrictModes is off; let it in.
         std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
 
@@ -120,10 +171,11 @@ impl Sshd {
                 format!(
                     "Port {port}\nListenAddress {addr}\nHostKey {d}/host_key\nPidFile {d}/sshd.pid\n\
                      UsePAM yes\nPubkeyAuthentication yes\nPasswordAuthentication no\n\
-                     KbdInteractiveAuthentication no\nAuthorizedKeysFile {d}/authorized_keys/%u\n\
-                     StrictModes no\nAllowUsers {u}\nPermitRootLogin no\nLogLevel VERBOSE\n",
+                     {extra}AuthorizedKeysFile {d}/authorized_keys/%u\n\
+                     StrictModes no\nAllowUsers {u}\nPermitRootLogin no\nLogLevel VERBOSE\n\
+                     MaxStartups 100\n",
                     d = dir.path().display(),
-                    u = user.name
+                    u = allowed.join(" ")
                 ),
             )
             .unwrap();
@@ -221,6 +273,63 @@ impl Sshd {
             .args(remote)
             .stdin(Stdio::null());
         cmd
+    }
+
+    /// An ssh client on a new pseudo-terminal (its controlling terminal, where ssh asks
+    /// keyboard-interactive questions), logging in as `user` with the test key and trying
+    /// keyboard-interactive after it, with more `options` (`-o …`), showing what ssh shows a
+    /// user by default (LogLevel INFO). Returns the client and the terminal's master side.
+    pub fn ssh_on_pty(
+        &self,
+        user: &TestUser,
+        options: &[&str],
+        remote: &[&str],
+    ) -> (Child, OwnedFd) {
+        use std::os::unix::process::CommandExt;
+        let (master, slave, _) = crate::pty::open_pty();
+        let mut cmd = Command::new("ssh");
+        cmd.args(["-F", "/dev/null", "-i"])
+            .arg(self.dir.path().join("client_key"))
+            .args([
+                "-o",
+                "IdentitiesOnly=yes",
+                "-o",
+                "StrictHostKeyChecking=no",
+                "-o",
+                "UserKnownHostsFile=/dev/null",
+                "-o",
+                "PreferredAuthentications=publickey,keyboard-interactive",
+                "-o",
+                "NumberOfPasswordPrompts=1",
+                "-o",
+                "ConnectTimeout=10",
+                "-o",
+                "LogLevel=INFO",
+            ])
+            .args(options)
+            .arg("-p")
+            .arg(self.port.to_string())
+            .arg(format!("{}@{}", user.name, self.addr))
+            .args(remote);
+        cmd.stdin(Stdio::from(slave.try_clone().unwrap()))
+            .stdout(Stdio::from(slave.try_clone().unwrap()))
+            .stderr(Stdio::from(slave.try_clone().unwrap()));
+        // SAFETY: between fork and exec only async-signal-safe calls: setsid and ioctl. The
+        // closure runs after stdio is set up, so fd 0 is the terminal's slave side.
+        unsafe {
+            cmd.pre_exec(|| {
+                if libc::setsid() < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                if libc::ioctl(0, libc::TIOCSCTTY, 0) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        let child = cmd.spawn().expect("start ssh on a pty");
+        drop(slave);
+        (child, master)
     }
 
     pub fn login(&self, user: &TestUser, netns: Option<&NetnsPair>) -> Output {

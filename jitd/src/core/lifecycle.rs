@@ -7,7 +7,8 @@ use chrono::{DateTime, Duration, Utc};
 use jit_proto::{State, Target};
 
 use super::model::{
-    Action, BreakGlass, Decision, End, Extension, GrantId, Pass, Phase, Request, Review, Window,
+    Action, BreakGlass, Decision, End, Extension, GrantId, Login, Pass, Phase, Request, Review,
+    Window,
 };
 
 /// Who performs a step, as far as the record is concerned.
@@ -158,7 +159,17 @@ impl Request {
             failure: None,
             break_glass: None,
             jobs_at_start: None,
+            login: None,
         }
+    }
+
+    /// Marks a new pending request as the one `login` waits on, for `wait` at most: it times
+    /// out when the login stops waiting (or at the usual pending deadline, if that is sooner).
+    pub fn wait_at_login(&mut self, login: Login, wait: Duration) {
+        if let Phase::Pending { until } = &mut self.phase {
+            *until = (*until).min(self.requested_at + wait);
+        }
+        self.login = Some(Box::new(login));
     }
 
     /// The record of a pass pam_jit made without a grant: not a request (nothing was asked,
@@ -489,6 +500,22 @@ impl Request {
         )
     }
 
+    /// The login waiting on this pending request stopped waiting before a decision: it is
+    /// `cancelled` (the client went away) or `timed_out` (the login's wait ran out), `why`
+    /// saying so on the record.
+    pub fn abandon_login(
+        &mut self,
+        timed_out: bool,
+        why: String,
+        now: DateTime<Utc>,
+    ) -> Result<(), LifecycleError> {
+        let (action, end) = match timed_out {
+            true => (Action::TimeOut, End::TimedOut),
+            false => (Action::Cancel, End::Cancelled),
+        };
+        self.end_from(State::Pending, action, end, &By::daemon(), Some(why), now)
+    }
+
     pub fn revoke(
         &mut self,
         by: &By,
@@ -675,6 +702,51 @@ mod tests {
         r.cancel(&By::user("alice", 1001), t(1)).unwrap();
         assert_eq!(r.state(), State::Cancelled);
         assert!(r.approve(&bob(), None, t(2)).is_err());
+    }
+
+    fn login() -> Login {
+        Login {
+            rhost: Some("10.0.0.2".into()),
+            service: "sshd".into(),
+            pid: 4242,
+            start_ticks: Some(7),
+            boot_id: None,
+        }
+    }
+
+    #[test]
+    fn a_login_times_out_with_its_wait_and_never_later_than_the_pending_deadline() {
+        let mut r = request(1);
+        r.wait_at_login(login(), Duration::seconds(30));
+        assert_eq!(r.next_deadline(), Some(t(30)));
+        assert_eq!(r.tick(t(30)), Some(End::TimedOut));
+        // A wait longer than the pending deadline (1 h here) does not stretch it.
+        let mut r = request(1);
+        r.wait_at_login(login(), Duration::hours(2));
+        assert_eq!(r.next_deadline(), Some(t(3600)));
+    }
+
+    #[test]
+    fn a_login_that_stops_waiting_ends_its_pending_request_and_only_that() {
+        let mut r = request(1);
+        r.wait_at_login(login(), Duration::seconds(30));
+        r.abandon_login(false, "the client went away".into(), t(5))
+            .unwrap();
+        assert_eq!(r.state(), State::Cancelled);
+        let last = r.decisions.last().unwrap();
+        assert_eq!(
+            (&*last.by, last.note.as_deref()),
+            ("jitd", Some("the client went away"))
+        );
+        let mut r = request(1);
+        r.abandon_login(true, "the login stopped waiting".into(), t(5))
+            .unwrap();
+        assert_eq!(r.state(), State::TimedOut);
+        // Approved meanwhile: the grant stands.
+        let mut r = request(1);
+        r.approve(&bob(), None, t(4)).unwrap();
+        assert!(r.abandon_login(false, "gone".into(), t(5)).is_err());
+        assert_eq!(r.state(), State::Active);
     }
 
     #[test]

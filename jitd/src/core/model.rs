@@ -262,6 +262,25 @@ pub struct Pass {
     pub heard_from: String,
 }
 
+/// The SSH login a request was made for by pam_jit (`wait=`), which waits for its decision.
+/// Only a pending request's login matters: when its process is gone, nobody waits any more
+/// and the request is cancelled rather than left for someone to approve.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Login {
+    /// PAM_RHOST as sshd gave it.
+    pub rhost: Option<String>,
+    pub service: String,
+    /// The process the login waits in: sshd's privileged monitor for a public-key login, its
+    /// PAM process with keyboard-interactive.
+    pub pid: u32,
+    /// Its start time (clock ticks since boot) and the boot, so that a reused pid is never
+    /// taken for the login; without them only the request's deadline ends a vanished login.
+    #[serde(default)]
+    pub start_ticks: Option<u64>,
+    #[serde(default)]
+    pub boot_id: Option<Box<str>>,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Review {
     pub by: String,
@@ -341,6 +360,10 @@ pub struct Request {
     /// in records older than it. Boxed: most records have none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub jobs_at_start: Option<Box<UserJobs>>,
+    /// Set when pam_jit asked for this at an SSH login that waits for the decision. Boxed:
+    /// rare.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub login: Option<Box<Login>>,
 }
 
 impl End {

@@ -465,6 +465,17 @@ impl Policy {
         }
     }
 
+    /// Whether the role that covers `ask` wants the requester's own words as the reason
+    /// (`require_reason`, or a `reason_pattern`): a login waiting for approval then asks the
+    /// user for one, where sshd lets it. An error when nothing covers the request.
+    pub fn wants_reason(&self, ask: &Ask) -> Result<bool, Refusal> {
+        if self.roles.is_empty() {
+            return Ok(self.defaults.require_reason);
+        }
+        let role = self.select(ask)?;
+        Ok(role.require_reason || role.reason_pattern.is_some())
+    }
+
     /// Decides how a new request is handled, or refuses it.
     pub fn decide(
         &self,

@@ -74,6 +74,7 @@ mod tests {
             failure: None,
             break_glass: None,
             jobs_at_start: used.then(|| Box::new(UserJobs::default())),
+            login: None,
         }
     }
 

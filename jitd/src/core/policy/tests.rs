@@ -684,3 +684,35 @@ fn a_grant_for_a_command_its_role_no_longer_covers_is_not_extended() {
         .unwrap_err();
     assert!(err.message().contains("no longer covers"), "{err:?}");
 }
+
+/// A login waiting for approval asks the user for a reason only when the covering role wants
+/// one; a login nothing covers is refused before anyone is asked anything.
+#[test]
+fn a_waiting_login_asks_for_a_reason_only_when_the_covering_role_wants_one() {
+    let mut p = policy();
+    let ask = |groups| Ask {
+        who: Requester {
+            user: "dave",
+            groups,
+        },
+        target: &Target::Ssh,
+        role: None,
+        duration: None,
+    };
+    let dba = strings(&["dba"]);
+    assert_eq!(p.wants_reason(&ask(&dba)), Ok(true));
+    p.roles[2].require_reason = false;
+    assert_eq!(p.wants_reason(&ask(&dba)), Ok(false));
+    p.roles[2].reason_pattern = Some(Regex::new("^INC-").unwrap());
+    assert_eq!(p.wants_reason(&ask(&dba)), Ok(true));
+    // oncall's only SSH role is break-glass, which a login cannot name.
+    let oncall = strings(&["oncall"]);
+    match p.wants_reason(&ask(&oncall)) {
+        Err(Refusal::NotCovered(m)) => assert!(m.contains("an SSH login"), "{m}"),
+        other => panic!("{other:?}"),
+    }
+    p.roles.clear();
+    assert_eq!(p.wants_reason(&ask(&[])), Ok(true));
+    p.defaults.require_reason = false;
+    assert_eq!(p.wants_reason(&ask(&[])), Ok(false));
+}

@@ -297,7 +297,10 @@ fn answer(body: &[u8], cred: PeerCred, service: &Service, rate: &RateLimiter) ->
         Request::Check(_)
         | Request::OpenSession(_)
         | Request::CloseSession(_)
-        | Request::Passed(_) => identity::uid_only(cred.uid),
+        | Request::Passed(_)
+        | Request::LoginWait(_)
+        | Request::LoginStatus { .. }
+        | Request::LoginAbandon { .. } => identity::uid_only(cred.uid),
         _ => match identity::actor_for_uid(cred.uid) {
             Ok(a) => a,
             Err(e) => return error(ErrorCode::Forbidden, e),
@@ -319,8 +322,12 @@ fn changes_state(request: &Request) -> bool {
         | Request::Extend { .. }
         | Request::Review { .. }
         | Request::Passed(_)
+        | Request::LoginWait(_)
+        | Request::LoginAbandon { .. }
         | Request::Reload => true,
+        // A waiting login's poll only reads: never rate limited as a change, whoever asks.
         Request::Check(_)
+        | Request::LoginStatus { .. }
         | Request::OpenSession(_)
         | Request::CloseSession(_)
         | Request::Show { .. }

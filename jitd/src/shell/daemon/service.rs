@@ -25,6 +25,7 @@ use crate::core::user_manager;
 use crate::shell::audit::event_log::{event_for, EventLog};
 use crate::shell::daemon::clock::Clock;
 use crate::shell::daemon::identity;
+use crate::shell::daemon::rate_limit::RateLimiter;
 use crate::shell::daemon::registry_lock::{SharedRegistry, WriterTurn};
 use crate::shell::daemon::store::Store;
 use crate::shell::daemon::submission;
@@ -34,6 +35,7 @@ use crate::shell::host::enforcement_port::{Enforcement, Withdrawal};
 use crate::shell::host::sudo_command;
 
 mod extend;
+mod logins;
 pub mod passes;
 mod quarantine;
 mod recheck;
@@ -136,6 +138,12 @@ pub struct Service {
     recorder: Mutex<Option<mpsc::Sender<Deferred>>>,
     /// Ends applied but not yet stored (a full disk): stored again until it works.
     unstored: Mutex<HashSet<GrantId>>,
+    /// The SSH logins waiting for approval, one per user ([`logins`]).
+    logins: Mutex<logins::Waiters>,
+    /// Requests made by logins, per user: root (sshd) asks for them, so the server's limit
+    /// for users does not apply, and a user looping login-and-disconnect would otherwise have
+    /// approvers notified a few times a second.
+    login_rate: RateLimiter,
 }
 
 impl Service {
@@ -169,6 +177,8 @@ impl Service {
             metrics,
             recorder: Mutex::new(None),
             unstored: Mutex::new(HashSet::new()),
+            logins: Mutex::new(logins::Waiters::new()),
+            login_rate: RateLimiter::default(),
         };
         for p in problems {
             service.events.emit(&Event::new(
@@ -185,6 +195,8 @@ impl Service {
             }
             *service.pass_keys.lock().unwrap_or_else(|e| e.into_inner()) =
                 turn.view(passes::known_keys);
+            *service.logins.lock().unwrap_or_else(|e| e.into_inner()) =
+                turn.view(|reg| logins::waiting_at_start(reg.iter()));
         }
         service.apply_deadlines(" while jitd was not running", &mut |e| {
             service.record_end(e)
@@ -265,6 +277,9 @@ impl Service {
             Wire::Reload => self.reload(actor),
             Wire::Passed(report) => self.passed(actor, report),
             Wire::Metrics => self.metrics(actor),
+            Wire::LoginWait(ask) => self.login_wait(actor, peer_pid, ask),
+            Wire::LoginStatus { id } => self.login_status(actor, &id),
+            Wire::LoginAbandon { id, why } => self.login_abandon(actor, &id, why),
         };
         result.unwrap_or_else(|f| Response::Error {
             code: f.code,
@@ -577,6 +592,16 @@ impl Service {
             );
             ev.kind = Some(EventKind::Approved);
         }
+        if let Some(login) = &r.login {
+            // A login waits minutes, not the hour a request may: approvers must know.
+            let from = login.rhost.as_deref().unwrap_or("an unknown host");
+            ev.message
+                .push_str(&format!(", waiting at an SSH login from {from}"));
+            if let (State::Pending, Some(until)) = (r.state(), r.next_deadline()) {
+                ev.message.push_str(&format!(" until {}", rfc3339(until)));
+            }
+            ev.extra.push(("RHOST", from.to_string()));
+        }
         if kind == EventKind::BreakGlass {
             ev.message = format!(
                 "BREAK-GLASS: {} took {} through role {} without approval; review it with `jitd review {}`",
@@ -709,25 +734,34 @@ impl Service {
     fn submit(&self, actor: &Actor, new: &NewRequest) -> Result<Response, Failure> {
         let (sub, route) = self.submission(actor, new)?;
         let role = sub.role.clone().unwrap_or_default();
-        let r = self.create(sub, |r, now| {
-            match &route {
-                Route::Approvers => {}
-                Route::Rule(rule) => r.grant_at_once(
-                    &By::rule(rule),
-                    format!("approved automatically by rule {rule} of role {role}"),
-                    false,
-                    now,
-                )?,
-                Route::BreakGlass => r.grant_at_once(
-                    &By::break_glass(),
-                    format!("break-glass role {role}: no approval; flagged for review"),
-                    true,
-                    now,
-                )?,
-            }
-            Ok(())
-        })?;
+        let r = self.create(sub, |r, now| Self::route(r, &route, &role, now))?;
         Ok(shown(&r))
+    }
+
+    /// Sends a new request `route`'s way: to the approvers (it stays pending), or granted at
+    /// once by an automatic rule or a break-glass role of `role`.
+    fn route(
+        r: &mut Request,
+        route: &Route,
+        role: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), Failure> {
+        match route {
+            Route::Approvers => {}
+            Route::Rule(rule) => r.grant_at_once(
+                &By::rule(rule),
+                format!("approved automatically by rule {rule} of role {role}"),
+                false,
+                now,
+            )?,
+            Route::BreakGlass => r.grant_at_once(
+                &By::break_glass(),
+                format!("break-glass role {role}: no approval; flagged for review"),
+                true,
+                now,
+            )?,
+        }
+        Ok(())
     }
 
     fn grant(&self, actor: &Actor, user: &str, new: &NewRequest) -> Result<Response, Failure> {
@@ -1335,6 +1369,7 @@ impl Service {
             self.apply_deadlines("", record);
             self.send_warnings();
             self.record_again();
+            self.watch_logins();
             if last_reconcile.elapsed() >= reconcile_every {
                 self.reconcile();
                 last_reconcile = std::time::Instant::now();

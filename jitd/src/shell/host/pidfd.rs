@@ -75,6 +75,8 @@ pub struct ProcStat {
     pub ppid: u32,
     /// Start time in clock ticks since boot: with the pid, identifies one process.
     pub start_ticks: u64,
+    /// Exited, not yet reaped by its parent.
+    pub zombie: bool,
 }
 
 pub fn proc_stat(pid: u32) -> Option<ProcStat> {
@@ -86,6 +88,7 @@ pub fn proc_stat(pid: u32) -> Option<ProcStat> {
     Some(ProcStat {
         ppid: fields.get(1)?.parse().ok()?,
         start_ticks: fields.get(19)?.parse().ok()?,
+        zombie: fields.first() == Some(&"Z"),
     })
 }
 

@@ -57,6 +57,14 @@ pub fn start_ticks(pid: u32) -> Option<u64> {
     pidfd::start_ticks(pid)
 }
 
+/// Whether the process recorded as `pid` started at `start_ticks` in boot `boot_id` still
+/// runs: false once it has exited (a zombie included), or when the pid now names another
+/// process or the boot is another one.
+pub fn still_running(pid: u32, start_ticks: u64, boot_id: &str) -> bool {
+    boot::boot_id().is_some_and(|b| b == boot_id)
+        && pidfd::proc_stat(pid).is_some_and(|s| s.start_ticks == start_ticks && !s.zombie)
+}
+
 /// What to record of session process `pid` as it registers, `adopted` saying whether
 /// [`Sessions::adopt`] succeeded. `None` if this boot's id cannot be read (then nothing
 /// recorded could later be told apart from a previous boot's).

@@ -42,6 +42,7 @@ fn active_request(user: &TestUser, target: Target) -> Request {
         failure: None,
         break_glass: None,
         jobs_at_start: None,
+        login: None,
     }
 }
 

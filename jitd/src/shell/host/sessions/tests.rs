@@ -543,3 +543,25 @@ fn a_record_older_than_process_facts_is_bounded_by_when_it_opened() {
     assert_eq!(r.since_ticks, Some(100 * 1800), "half an hour after boot");
     assert!(!r.adopted);
 }
+
+/// A waiting login's process is followed by pid, start time and boot: running while it runs,
+/// not once it has exited (before and after it is reaped), never under another boot's id.
+#[test]
+fn a_recorded_process_runs_until_it_exits_and_only_in_its_boot() {
+    let mut child = Command::new("sleep").arg("1000").spawn().unwrap();
+    let pid = child.id();
+    let ticks = start_ticks(pid).unwrap();
+    let boot = boot::boot_id().unwrap();
+    assert!(super::still_running(pid, ticks, &boot));
+    assert!(!super::still_running(pid, ticks + 1, &boot));
+    assert!(!super::still_running(pid, ticks, "another-boot"));
+    child.kill().unwrap();
+    // Killed but not reaped: a zombie is not running.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while super::still_running(pid, ticks, &boot) {
+        assert!(std::time::Instant::now() < deadline, "pid {pid} still runs");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    child.wait().unwrap();
+    assert!(!super::still_running(pid, ticks, &boot));
+}
