@@ -1,12 +1,15 @@
 //! jitd: the just-in-time access daemon and the approvers' CLI.
 //!
 //! A library only so that the fuzz targets (`fuzz/`) can reach its parsers: the binary
-//! (`main.rs`) calls [`run`], and nothing else is public. The modules stay private, so the
-//! compiler's dead-code analysis still sees the whole program.
+//! (`main.rs`) calls [`run`], and nothing else is public but, in test and fuzzing builds only,
+//! the targets' facade `fuzzing`. The modules stay private, so the compiler's dead-code
+//! analysis still sees the whole program.
 
 mod cli;
 mod config;
 mod core;
+#[cfg(any(test, fuzzing))]
+pub mod fuzzing;
 #[cfg(test)]
 mod layers;
 mod shell;
