@@ -83,7 +83,7 @@ impl CommandPattern {
         for (pattern, arg) in fixed.iter().zip(argv) {
             if has_wildcard(pattern) {
                 wild = true;
-                if !wildcard_may_match(pattern, arg) || !glob(pattern.as_bytes(), arg.as_bytes()) {
+                if !wildcard_may_match(pattern, arg) || !glob(&chars(pattern), &chars(arg)) {
                     return None;
                 }
             } else if pattern != arg {
@@ -207,25 +207,31 @@ fn check_brackets(word: &str) -> Result<(), String> {
     }
 }
 
+/// Wildcards stand for characters, not bytes: matched byte by byte, `?` would take half of
+/// `é` and `[è]*` would match `é` (both start with the byte 0xC3).
+fn chars(s: &str) -> Vec<char> {
+    s.chars().collect()
+}
+
 /// fnmatch-like matching where no wildcard matches `/`.
-fn glob(pattern: &[u8], text: &[u8]) -> bool {
+fn glob(pattern: &[char], text: &[char]) -> bool {
     // Iterative with one backtrack point for the last `*`: linear enough for bounded inputs.
     let (mut p, mut t) = (0, 0);
     let mut star: Option<(usize, usize)> = None;
     while t < text.len() {
         if p < pattern.len() {
             match pattern[p] {
-                b'*' => {
+                '*' => {
                     star = Some((p, t));
                     p += 1;
                     continue;
                 }
-                b'?' if text[t] != b'/' => {
+                '?' if text[t] != '/' => {
                     p += 1;
                     t += 1;
                     continue;
                 }
-                b'[' => {
+                '[' => {
                     if let Some((matched, next)) = class(&pattern[p..], text[t]) {
                         if matched {
                             p += next;
@@ -234,7 +240,7 @@ fn glob(pattern: &[u8], text: &[u8]) -> bool {
                         }
                     }
                 }
-                c if c == text[t] && c != b'?' => {
+                c if c == text[t] && c != '?' => {
                     p += 1;
                     t += 1;
                     continue;
@@ -244,7 +250,7 @@ fn glob(pattern: &[u8], text: &[u8]) -> bool {
         }
         // Mismatch: let the last `*` swallow one more byte, unless that byte is a slash.
         match star {
-            Some((sp, st)) if text[st] != b'/' => {
+            Some((sp, st)) if text[st] != '/' => {
                 p = sp + 1;
                 t = st + 1;
                 star = Some((sp, st + 1));
@@ -252,23 +258,23 @@ fn glob(pattern: &[u8], text: &[u8]) -> bool {
             _ => return false,
         }
     }
-    pattern[p..].iter().all(|&c| c == b'*')
+    pattern[p..].iter().all(|&c| c == '*')
 }
 
-/// Matches one byte against a `[...]` class at the start of `pattern`; returns whether it
+/// Matches one character against a `[...]` class at the start of `pattern`; returns whether it
 /// matched and the class's length. `[!...]` and `[^...]` negate; `a-z` ranges work.
-fn class(pattern: &[u8], c: u8) -> Option<(bool, usize)> {
+fn class(pattern: &[char], c: char) -> Option<(bool, usize)> {
     let mut i = 1;
-    let negate = matches!(pattern.get(i), Some(b'!') | Some(b'^'));
+    let negate = matches!(pattern.get(i), Some('!') | Some('^'));
     if negate {
         i += 1;
     }
     let mut matched = false;
     let mut first = true;
-    while i < pattern.len() && (first || pattern[i] != b']') {
+    while i < pattern.len() && (first || pattern[i] != ']') {
         first = false;
         let lo = pattern[i];
-        if pattern.get(i + 1) == Some(&b'-') && pattern.get(i + 2).is_some_and(|&h| h != b']') {
+        if pattern.get(i + 1) == Some(&'-') && pattern.get(i + 2).is_some_and(|&h| h != ']') {
             let hi = pattern[i + 2];
             matched |= lo <= c && c <= hi;
             i += 3;
@@ -280,7 +286,7 @@ fn class(pattern: &[u8], c: u8) -> Option<(bool, usize)> {
     if i >= pattern.len() {
         return None;
     }
-    Some((matched != negate && c != b'/', i + 1))
+    Some((matched != negate && c != '/', i + 1))
 }
 
 #[cfg(test)]
@@ -418,6 +424,29 @@ mod tests {
             ("/usr/bin/* status", "/usr/bin/systemctl status", true),
             ("/usr/bin/* status", "/usr/sbin/x status", false),
             ("/bin/ls *", "/bin/ls -l ../../root", false),
+        ];
+        for (pattern, line, expected) in cases {
+            let p = CommandPattern::parse(pattern).unwrap();
+            assert_eq!(
+                p.matches(&argv(line)).is_some(),
+                expected,
+                "{pattern:?} vs {line:?}"
+            );
+        }
+    }
+
+    /// Found by the `command_pattern` fuzz target: wildcards matched bytes, so `?` took one
+    /// byte of a multi-byte character and a class matched the first byte of another one.
+    #[test]
+    fn wildcards_stand_for_characters_not_bytes() {
+        let cases = [
+            ("/bin/x ??", "/bin/x é", false),
+            ("/bin/x ?", "/bin/x é", true),
+            ("/bin/x [è]*", "/bin/x é", false),
+            ("/bin/x [è]*", "/bin/x èa", true),
+            ("/bin/x [!è]", "/bin/x é", true),
+            ("/bin/x [a-é]", "/bin/x è", true),
+            ("/u????????", "/usi\u{1}\u{fffd}ta", false),
         ];
         for (pattern, line, expected) in cases {
             let p = CommandPattern::parse(pattern).unwrap();

@@ -265,24 +265,31 @@ fn handle_connection(
     }
 }
 
-fn answer(body: &[u8], cred: PeerCred, service: &Service, rate: &RateLimiter) -> Response {
+/// Reads one frame's body as a request, or the error answer a client gets for it. Whatever a
+/// peer sends reaches this (the fuzz target `frame` feeds it arbitrary bytes).
+pub fn decode(body: &[u8]) -> Result<ClientMessage, Response> {
     // Look at the version before the shape, so an old or new client gets a clear answer.
     let version = serde_json::from_slice::<serde_json::Value>(body)
         .ok()
         .and_then(|v| v.get("v").and_then(|v| v.as_u64()));
     match version {
-        None => return error(ErrorCode::BadRequest, "malformed request: expected a JSON object with a protocol version \"v\""),
+        None => return Err(error(ErrorCode::BadRequest, "malformed request: expected a JSON object with a protocol version \"v\"")),
         Some(v) if v != u64::from(PROTOCOL_VERSION) => {
-            return error(
+            return Err(error(
                 ErrorCode::UnsupportedVersion,
                 format!("protocol version {v} is not supported (jitd speaks {PROTOCOL_VERSION}); use matching jit tools"),
-            )
+            ))
         }
         Some(_) => {}
     }
-    let msg: ClientMessage = match serde_json::from_slice(body) {
+    serde_json::from_slice(body)
+        .map_err(|e| error(ErrorCode::BadRequest, format!("malformed request: {e}")))
+}
+
+fn answer(body: &[u8], cred: PeerCred, service: &Service, rate: &RateLimiter) -> Response {
+    let msg = match decode(body) {
         Ok(m) => m,
-        Err(e) => return error(ErrorCode::BadRequest, format!("malformed request: {e}")),
+        Err(refusal) => return refusal,
     };
     if cred.uid != 0 && changes_state(&msg.request) {
         if let Err(wait) = rate.take(cred.uid, Instant::now()) {

@@ -199,6 +199,15 @@ fn escape_arg(arg: &str) -> String {
     out
 }
 
+/// sudoers reads NOTAFTER as exactly four digits of year: chrono writes a year past 9999 as
+/// `+10000…` and one before year 0 as `-0001…`, which visudo rejects, so the grant would fail
+/// to install. A later end becomes the last second of 9999 (the rule still ends at or before
+/// the grant); an earlier one the Unix epoch (a window that closed long ago either way).
+fn notafter_time(t: DateTime<Utc>) -> DateTime<Utc> {
+    let last = DateTime::from_timestamp(253_402_300_799, 0).expect("9999-12-31T23:59:59Z");
+    t.clamp(DateTime::UNIX_EPOCH, last)
+}
+
 /// Renders the whole drop-in. The content is a function of its inputs only, so reconciliation
 /// can compare an installed file byte for byte with what it should be.
 pub fn render(
@@ -210,7 +219,7 @@ pub fn render(
     let options = match not_after {
         // Always UTC with the Z: without it sudo applies the caller's time zone. Sub-seconds
         // are truncated, so the rule ends at or before the grant.
-        Some(t) => format!("NOTAFTER={} ", t.format("%Y%m%d%H%M%SZ")),
+        Some(t) => format!("NOTAFTER={} ", notafter_time(t).format("%Y%m%d%H%M%SZ")),
         None => String::new(),
     };
     let args = if command.args.is_empty() {
@@ -271,6 +280,19 @@ mod tests {
             "\n#1002 ALL=(root) NOTAFTER=20300102030405Z NOPASSWD: /bin/echo a\\,b \\\\*\n"
         ));
         assert!(!text.contains("Defaults"));
+    }
+
+    /// Found by the `sudoers_rule` fuzz target: a year outside 0000-9999 was written as
+    /// `NOTAFTER=+32604…Z`, which visudo rejects.
+    #[test]
+    fn notafter_is_always_fourteen_digits_and_never_later_than_the_grant() {
+        let id = GrantFileId::parse("abc").unwrap();
+        let cmd = ExactCommand::parse(&argv(&["/usr/bin/id"])).unwrap();
+        let at = |secs: i64| render(&id, 1, &cmd, DateTime::from_timestamp(secs, 0));
+        assert!(at(1_000_000_000_000).contains("NOTAFTER=99991231235959Z "));
+        assert!(at(253_402_300_799).contains("NOTAFTER=99991231235959Z "));
+        assert!(at(-100_000_000_000).contains("NOTAFTER=19700101000000Z "));
+        assert!(at(1_893_553_445).contains("NOTAFTER=20300102030405Z "));
     }
 
     #[test]
