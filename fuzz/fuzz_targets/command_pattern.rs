@@ -7,7 +7,10 @@
 //! * in a word, `*` is any run of characters, `?` one character, `[...]` one character of a
 //!   class (`!` or `^` negates, `a-z` ranges, a leading `]` is literal), and none of them ever
 //!   matches `/`; a class without its `]` matches nothing;
-//! * an argument with a `..` component never matches a word with a wildcard (nor the `*` rest);
+//! * an argument with an empty, `.` or `..` path component (a leading `/` aside) never matches
+//!   a word with a wildcard (nor the `*` rest);
+//! * an argument starting with `-` matches a word with a wildcard only if the word starts with
+//!   `-` (never the `*` rest): options are written literally;
 //! * a match is exact when no wildcard took part.
 //!
 //! Properties: the matcher agrees with the reference on every input (whether it matches, and
@@ -46,7 +49,14 @@ fn reference(words: &[String], argv: &[String]) -> Option<Matched> {
     if argv.len() < fixed.len() || (!any_rest && argv.len() != fixed.len()) {
         return None;
     }
-    let climbs = |a: &String| a.split('/').any(|c| c == "..");
+    // What no wildcard may match, whatever the glob says.
+    let refused = |word: &str, a: &String| {
+        let relative = a.strip_prefix('/').unwrap_or(a);
+        let odd_component = relative
+            .split('/')
+            .any(|c| c.is_empty() || c == "." || c == "..");
+        odd_component || (a.starts_with('-') && !word.starts_with('-'))
+    };
     let mut wild = any_rest;
     for (word, arg) in fixed.iter().zip(argv) {
         let tokens = tokens(word);
@@ -56,12 +66,12 @@ fn reference(words: &[String], argv: &[String]) -> Option<Matched> {
             }
         } else {
             wild = true;
-            if climbs(arg) || !glob(&tokens, &arg.chars().collect::<Vec<_>>()) {
+            if refused(word, arg) || !glob(&tokens, &arg.chars().collect::<Vec<_>>()) {
                 return None;
             }
         }
     }
-    if any_rest && argv[fixed.len()..].iter().any(climbs) {
+    if any_rest && argv[fixed.len()..].iter().any(|a| refused("*", a)) {
         return None;
     }
     Some(if wild {
