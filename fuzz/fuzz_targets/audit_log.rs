@@ -15,7 +15,7 @@
 #![no_main]
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::OnceLock;
 
 use chrono::{DateTime, Duration, SecondsFormat, TimeZone, Utc};
@@ -26,16 +26,22 @@ use serde::Serialize;
 fn scratch() -> &'static PathBuf {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
-        let base = if Path::new("/dev/shm").is_dir() {
-            PathBuf::from("/dev/shm")
-        } else {
-            std::env::temp_dir()
-        };
+        let base = scratch_base();
         let dir = base.join(format!("jit-fuzz-audit-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).expect("scratch dir");
         dir
     })
+}
+
+/// Where the scratch directory goes: `JIT_FUZZ_SCRATCH` (run-smoke and run-long point it at a
+/// directory they remove afterwards: libFuzzer exits without running destructors), else tmpfs.
+fn scratch_base() -> PathBuf {
+    match std::env::var_os("JIT_FUZZ_SCRATCH") {
+        Some(dir) => PathBuf::from(dir),
+        None if std::path::Path::new("/dev/shm").is_dir() => PathBuf::from("/dev/shm"),
+        None => std::env::temp_dir(),
+    }
 }
 
 fuzz_target!(|data: &[u8]| {
