@@ -13,18 +13,24 @@ use crate::core::events::{Event, EventKind};
 const BATCH: usize = 1000;
 /// How often history is swept: often enough that memory tracks `retention` within the hour.
 const SWEEP_EVERY_AT_MOST: StdDuration = StdDuration::from_secs(3600);
+/// How long after the start the first sweep waits.
+const SETTLE: StdDuration = StdDuration::from_secs(10);
 
 pub(super) fn as_chrono(d: StdDuration) -> Duration {
     Duration::from_std(d).unwrap_or(Duration::MAX)
 }
 
 impl Service {
-    /// Sweeps now, then again every `retention` (at most hourly), forever.
+    /// Sweeps once jitd has settled after its start, then again every `retention` (at most
+    /// hourly), forever.
     pub(super) fn run_history_sweeper(&self) {
         let every = self
             .config
             .retention
             .clamp(StdDuration::from_secs(1), SWEEP_EVERY_AT_MOST);
+        // Removing a year of old history is a million unlinks: not while jitd loads, reconciles
+        // and answers its first checks (it doubled the cold start with 1M ended requests).
+        std::thread::sleep(every.min(SETTLE));
         loop {
             self.sweep_history();
             std::thread::sleep(every);
