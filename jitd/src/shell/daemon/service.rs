@@ -885,8 +885,11 @@ impl Service {
     pub fn metrics_text(&self) -> String {
         let mut gauges = Gauges::default();
         {
+            // Only what has a deadline, i.e. what is pending or active: the walk holds the
+            // registry's lock, and history (up to `retention` of it) would make it many times
+            // longer for nothing.
             let reg = self.read_registry();
-            for r in reg.iter() {
+            for (_, r) in reg.by_deadline() {
                 match r.state() {
                     State::Active => {
                         *gauges
