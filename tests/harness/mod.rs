@@ -2,6 +2,7 @@
 //! users and groups. Everything created is removed on drop, also when a test fails.
 //! These tests need root (CI runs as root).
 
+pub mod etcd;
 pub mod http;
 pub mod journal;
 pub mod own_process;

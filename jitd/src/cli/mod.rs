@@ -11,6 +11,7 @@ pub mod audit_cmd;
 pub mod check_config;
 pub mod commands;
 pub mod explain_cmd;
+pub mod fleet_sign;
 pub mod output;
 pub mod serve;
 pub mod usage;

@@ -4,6 +4,7 @@ pub mod approval_token;
 pub mod authz;
 pub mod command_pattern;
 pub mod events;
+pub mod fleet;
 pub mod left_behind;
 pub mod lifecycle;
 pub mod metrics;

@@ -6,6 +6,7 @@ pub mod atomic_file;
 pub mod audit;
 pub mod daemon;
 pub mod failpoint;
+pub mod fleet;
 pub mod host;
 pub mod notify;
 #[cfg(test)]

@@ -1,0 +1,1 @@
+//! OpenSSH allowed_signers: which keys may sign as which principal (ssh-keygen(1), ALLOWED SIGNERS).

@@ -1,0 +1,1 @@
+//! OpenSSH SSHSIG signatures (PROTOCOL.sshsig): parsing the armour and verifying with ring.

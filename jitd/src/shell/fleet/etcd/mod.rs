@@ -1,0 +1,1 @@
+//! A blocking client of etcd v3 through its JSON gateway (grpc-gateway), over ureq.

@@ -1,0 +1,5 @@
+//! Fleet mode's effects: the etcd client, the sync thread that watches the shared store and
+//! feeds verified records to the daemon, presence and acknowledgements. It never decides
+//! whether a record grants access: `core::fleet` does.
+
+pub mod etcd;
