@@ -7,6 +7,7 @@ use std::time::Duration;
 use serde::{Deserialize, Deserializer};
 
 pub use crate::config::error::ConfigError;
+use crate::config::fleet_table::{kernel_host_name, FleetConfig};
 use crate::config::notifier_tables::{NotifierConfig, UrlSource};
 use crate::config::policy_file::{self, Mention, RoleSpec, Source};
 use crate::config::root_only;
@@ -80,6 +81,8 @@ pub struct Config {
     /// Where to rewrite Prometheus metrics every 15 s (node_exporter's textfile collector);
     /// none by default (`jitd metrics` prints them on demand).
     pub metrics_textfile: Option<PathBuf>,
+    /// Fleet mode (`[fleet]`): requests, approvals and ends shared through etcd.
+    pub fleet: Option<FleetConfig>,
 }
 
 /// Default of `audit_rotate_size`: a few hundred thousand records per file.
@@ -119,6 +122,7 @@ impl Default for Config {
             audit_rotate_size: Some(DEFAULT_AUDIT_ROTATE_SIZE),
             audit_rotate_age: None,
             metrics_textfile: None,
+            fleet: None,
         }
     }
 }
@@ -173,6 +177,14 @@ fn parse_size(text: &str) -> Result<u64, String> {
 }
 
 impl Config {
+    /// This host's name: `[fleet] host_name`, or the kernel's. Roles' `hosts` match it.
+    pub fn host_name(&self) -> String {
+        self.fleet
+            .as_ref()
+            .and_then(|f| f.host_name.clone())
+            .unwrap_or_else(kernel_host_name)
+    }
+
     /// The global settings that apply without roles.
     pub fn defaults(&self) -> Defaults {
         Defaults {
@@ -211,6 +223,7 @@ impl Config {
         sources.extend(policy_file::read_drop_ins(&policy_file::drop_in_dir(path))?);
         let built = policy_file::build(config.defaults(), &sources)?;
         config.policy = built.policy;
+        config.policy.host = Some(config.host_name());
         config.mentions = built.mentions;
         config.source = Some(path.to_path_buf());
         Ok(config)
@@ -336,6 +349,7 @@ impl Config {
             self.max_connections_per_uid != new.max_connections_per_uid,
         );
         // Notifiers (and their token files) are set up once, at startup.
+        differs("fleet", self.fleet != new.fleet);
         differs("notifier", self.notifiers != new.notifiers);
         differs(
             "notify_terminals",
@@ -358,6 +372,9 @@ impl Config {
     }
 
     fn validate(&self) -> Result<(), String> {
+        if let Some(fleet) = &self.fleet {
+            fleet.validate()?;
+        }
         if self.default_duration > self.max_duration {
             return Err(format!(
                 "key `default_duration` ({}) is longer than `max_duration` ({})",

@@ -6,6 +6,7 @@
 
 pub mod config_file;
 pub mod error;
+pub mod fleet_table;
 pub mod notifier_tables;
 pub mod policy_file;
 pub mod root_only;

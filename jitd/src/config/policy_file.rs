@@ -14,6 +14,7 @@ use toml::Spanned;
 
 use crate::config::error::ConfigError;
 use crate::core::command_pattern::CommandPattern;
+use crate::core::fleet::host_pattern::HostPattern;
 use crate::core::policy::{AutoRule, Defaults, Policy, Role};
 use crate::core::time_window::{parse_day, Hours, Schedule};
 
@@ -58,6 +59,9 @@ pub struct RoleSpec {
     break_glass: bool,
     #[serde(default)]
     auto_approve: Vec<RuleSpec>,
+    /// Host-name globs the role applies to (default: every host).
+    #[serde(default)]
+    hosts: Vec<Spanned<String>>,
 }
 
 fn yes() -> bool {
@@ -373,7 +377,15 @@ impl Ctx<'_> {
             }
             auto_approve.push(rule);
         }
+        let hosts = spec
+            .hosts
+            .iter()
+            .map(|h| {
+                HostPattern::try_from(h.get_ref().clone()).map_err(|e| self.err(h, "role.hosts", e))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
         Ok(Role {
+            hosts,
             name,
             commands,
             ssh: spec.ssh,
@@ -483,7 +495,11 @@ pub fn build(defaults: Defaults, sources: &[Source]) -> Result<Built, ConfigErro
         });
     }
     Ok(Built {
-        policy: Policy { defaults, roles },
+        policy: Policy {
+            defaults,
+            roles,
+            host: None,
+        },
         mentions,
     })
 }

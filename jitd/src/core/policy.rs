@@ -14,6 +14,7 @@ use regex::Regex;
 use serde::Serialize;
 
 use super::command_pattern::{CommandPattern, Specificity};
+use super::fleet::host_pattern::{any_matches, HostPattern};
 use super::model::{display_command, Request};
 use super::time_window::Schedule;
 
@@ -47,6 +48,8 @@ pub struct Role {
     /// Granted without approval to its requesters, only when asked for by name.
     pub break_glass: bool,
     pub auto_approve: Vec<AutoRule>,
+    /// The hosts (by `host_name`) the role applies to; empty: every host.
+    pub hosts: Vec<HostPattern>,
 }
 
 #[derive(Debug, Clone)]
@@ -65,6 +68,8 @@ pub struct AutoRule {
 pub struct Policy {
     pub defaults: Defaults,
     pub roles: Vec<Role>,
+    /// This host's name, for roles limited to some `hosts`; `None` (tests): no role is.
+    pub host: Option<String>,
 }
 
 /// Who asks, as established by the caller from peer credentials and the group database.
@@ -336,7 +341,26 @@ impl Policy {
         Policy {
             defaults,
             roles: Vec::new(),
+            host: None,
         }
+    }
+
+    /// May `who` ask for `role` on this host: one of its requesters, and a host it applies to.
+    fn eligible(&self, role: &Role, who: Requester) -> Result<(), String> {
+        if let Some(host) = &self.host {
+            if !role.hosts.is_empty() && !any_matches(&role.hosts, host) {
+                return Err(format!(
+                    "role {} applies to hosts {} only, not {host}",
+                    role.name,
+                    role.hosts
+                        .iter()
+                        .map(HostPattern::as_str)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ));
+            }
+        }
+        role.eligible(who)
     }
 
     pub fn role(&self, name: &str) -> Option<&Role> {
@@ -383,7 +407,7 @@ impl Policy {
         let mine: Vec<String> = self
             .roles
             .iter()
-            .filter(|r| r.eligible(who).is_ok())
+            .filter(|r| self.eligible(r, who).is_ok())
             .map(|r| {
                 if r.break_glass {
                     format!(
@@ -418,7 +442,7 @@ impl Policy {
                     self.offer(ask.who)
                 ))
             })?;
-            role.eligible(ask.who)
+            self.eligible(role, ask.who)
                 .map_err(|e| Refusal::NotCovered(format!("{e}; {}", self.offer(ask.who))))?;
             if role.covers(ask.target).is_none() {
                 return Err(Refusal::NotCovered(format!(
@@ -431,7 +455,7 @@ impl Policy {
         self.roles
             .iter()
             .enumerate()
-            .filter(|(_, r)| !r.break_glass && r.eligible(ask.who).is_ok())
+            .filter(|(_, r)| !r.break_glass && self.eligible(r, ask.who).is_ok())
             .filter_map(|(i, r)| r.covers(ask.target).map(|s| (i, s, r)))
             .min_by_key(|(i, s, _)| (Reverse(*s), *i))
             .map(|(_, _, r)| r)
@@ -594,7 +618,7 @@ impl Policy {
             None => None,
         };
         if let Some(r) = found {
-            r.eligible(who).map_err(Refusal::NotCovered)?;
+            self.eligible(r, who).map_err(Refusal::NotCovered)?;
             // A reload may have taken the command out of the role: its rules must not keep
             // extending a grant the role no longer covers.
             if r.covers(target).is_none() {
@@ -728,7 +752,7 @@ impl Policy {
                     } else {
                         "chosen: the most specific role that covers the request".to_string()
                     })
-                } else if let Err(why) = r.eligible(ask.who) {
+                } else if let Err(why) = self.eligible(r, ask.who) {
                     Err(why)
                 } else if r.covers(ask.target).is_none() {
                     Err(format!(

@@ -3,4 +3,7 @@
 //! store and the trust anchors and carries the verdicts out.
 
 pub mod allowed_signers;
+pub mod host_pattern;
+pub mod records;
 pub mod sshsig;
+pub mod verdict;

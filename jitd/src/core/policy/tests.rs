@@ -39,6 +39,7 @@ fn role(name: &str, commands: &[&str], requester_groups: &[&str]) -> Role {
         ticket_pattern: None,
         break_glass: false,
         auto_approve: Vec::new(),
+        hosts: Vec::new(),
     }
 }
 
@@ -88,6 +89,7 @@ fn policy() -> Policy {
             require_reason: true,
         },
         roles: vec![web, any_unit, db, glass],
+        host: None,
     }
 }
 
@@ -607,6 +609,7 @@ fn a_named_role_cannot_demand_less_than_the_most_specific_covering_role() {
     let p = Policy {
         defaults: policy().defaults,
         roles: vec![any, db, maintenance],
+        host: None,
     };
     let ops = strings(&["ops"]);
     let ask = |target: &Target, role: Option<&'static str>| {
