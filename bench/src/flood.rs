@@ -95,6 +95,7 @@ pub fn run(socket: &str, secs: u64) {
                         reason: Some("flood".into()),
                         ticket: None,
                         role: None,
+                        hosts: None,
                     }));
                     if let Ok(Response::Request { request }) = submitted {
                         let _ = client.call(Request::Cancel { id: request.id });

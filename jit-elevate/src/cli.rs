@@ -56,6 +56,12 @@ pub struct Cli {
     #[arg(long)]
     pub ssh: bool,
 
+    /// Fleet mode: ask for other hosts, by name globs separated by commas (`db-*,web-1`).
+    /// Approved, the grant is enforced on every matching host; the command runs here only if
+    /// this host is one of them.
+    #[arg(long, value_name = "GLOBS")]
+    pub hosts: Option<String>,
+
     /// The command to run as root, after `--`. jitd looks a bare name up in the fixed secure PATH
     /// (/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin), never in yours.
     #[arg(last = true, value_name = "CMD")]

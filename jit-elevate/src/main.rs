@@ -175,7 +175,7 @@ fn elevate(client: &Client, cli: &Cli) -> ExitCode {
 
     // Already covered by an active grant for exactly this command line: run it now, as jitd
     // recorded it.
-    if let (Target::Sudo { command }, false) = (&target, cli.no_wait) {
+    if let (Target::Sudo { command }, false, None) = (&target, cli.no_wait, &cli.hosts) {
         if let Ok(asked) = jit_proto::command::resolve(command) {
             if let Ok(Response::Requests { requests, .. }) = call(
                 client,
@@ -217,6 +217,10 @@ fn elevate(client: &Client, cli: &Cli) -> ExitCode {
             reason: cli.reason.clone(),
             ticket: cli.ticket.clone(),
             role: cli.role.clone(),
+            hosts: cli
+                .hosts
+                .as_ref()
+                .map(|h| h.split(',').map(|p| p.trim().to_string()).collect()),
         }),
     );
     let request = match submitted {
@@ -250,7 +254,41 @@ fn elevate(client: &Client, cli: &Cli) -> ExitCode {
     if interrupt::happened() {
         return stop_waiting(client, &request.id, wait::Stopped::Interrupted);
     }
+    if decided.fleet.as_ref().is_some_and(|f| !f.for_this_host) {
+        return finish_elsewhere(&decided);
+    }
     finish(&decided)
+}
+
+/// A fleet request for hosts other than this one: say what was decided and where it holds.
+fn finish_elsewhere(r: &RequestView) -> ExitCode {
+    let hosts = r
+        .fleet
+        .as_ref()
+        .map(|f| f.hosts.join(","))
+        .unwrap_or_default();
+    if r.state != State::Active {
+        return finish(r);
+    }
+    eprintln!(
+        "jit-elevate: approved: fleet grant {} for hosts {hosts} until {}; each host installs it within a second (`jit-elevate status {}` shows them)",
+        r.id,
+        r.expires_at.as_deref().unwrap_or("?"),
+        r.id
+    );
+    for h in &r.hosts {
+        eprintln!(
+            "  {} {}{}",
+            h.host,
+            h.state,
+            h.why
+                .as_deref()
+                .map(|w| format!(": {w}"))
+                .unwrap_or_default()
+        );
+    }
+    println!("{}", r.id);
+    ExitCode::SUCCESS
 }
 
 fn stop_waiting(client: &Client, id: &str, stopped: wait::Stopped) -> ExitCode {

@@ -98,6 +98,9 @@ pub struct NewRequest {
     /// Role picked explicitly by the requester.
     #[serde(default)]
     pub role: Option<String>,
+    /// Fleet mode: globs on host names (`db-*`) the request is for, instead of this host.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hosts: Option<Vec<String>>,
 }
 
 /// What the PAM module knows about the login or sudo being checked. TTY and RHOST are hints
@@ -268,6 +271,20 @@ pub enum Request {
         id: String,
         why: LoginEnd,
     },
+    /// Fleet mode: an approver's signed approval of a fleet request (`jitd approve` signs in
+    /// the approver's own process, with their own SSH key; jitd checks the signature and
+    /// writes it to the store). The approver is the caller, from peer credentials.
+    FleetApprove {
+        id: String,
+        /// SHA-256 (hex) of the request bytes the approver was shown.
+        request_sha256: String,
+        /// RFC 3339, whole seconds: the time the signature names.
+        approved_at: String,
+        /// The armoured SSHSIG.
+        signature: String,
+    },
+    /// Fleet mode: the store's members, this host's sync position, the hosts alive.
+    FleetStatus,
 }
 
 /// The envelope of every request.
@@ -340,6 +357,10 @@ pub enum Response {
     /// Metrics: Prometheus text exposition format.
     Metrics {
         text: String,
+    },
+    /// FleetStatus.
+    FleetStatus {
+        fleet: Box<FleetStatusView>,
     },
     /// LoginWait without a reason: the role asks for one, so the module asks the user (if it
     /// can) and sends the request again. Nothing was recorded.
@@ -433,6 +454,73 @@ pub struct RequestView {
     /// to `jitd approve --expect` to approve exactly that.
     #[serde(default)]
     pub approval_token: String,
+    /// Fleet mode: where the request came from and what approvers sign.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fleet: Option<FleetView>,
+    /// Fleet mode: what each host did with the grant (`jitd show`; empty in lists).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub hosts: Vec<HostAckView>,
+}
+
+/// A fleet request's own part.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct FleetView {
+    /// The host it was asked on.
+    pub origin: String,
+    /// Globs on host names.
+    pub hosts: Vec<String>,
+    /// SHA-256 (hex) of the request record: what an approval signs.
+    pub request_sha256: String,
+    /// Signed approvals in the store, by approver name (each host checks them itself).
+    pub signed_by: Vec<String>,
+    /// Whether this host is one of the request's hosts.
+    pub for_this_host: bool,
+    /// Why this host does not (or no longer) enforce it, when it is one of its hosts.
+    #[serde(default)]
+    pub refused: Option<String>,
+}
+
+/// One host's acknowledgement of a fleet grant.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct HostAckView {
+    pub host: String,
+    /// installed, refused, failed or removed.
+    pub state: String,
+    #[serde(default)]
+    pub why: Option<String>,
+    pub at: String,
+}
+
+/// `jitd fleet status`.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct FleetStatusView {
+    pub host_name: String,
+    pub members: Vec<MemberView>,
+    /// Connected to the store and watching.
+    pub watching: bool,
+    /// The store revision this host has applied.
+    pub applied_revision: i64,
+    /// The store's revision as last heard (a member's answer or a progress notification).
+    pub store_revision: i64,
+    /// Seconds since this host last heard from the store (`null`: never).
+    pub last_heard_secs: Option<u64>,
+    pub last_error: Option<String>,
+    /// Hosts whose presence key is in the store (alive within the last ~10 s).
+    pub hosts_alive: Vec<String>,
+    /// Fleet grants this host enforces now.
+    pub enforcing: u32,
+}
+
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct MemberView {
+    pub endpoint: String,
+    pub reachable: bool,
+    #[serde(default)]
+    pub version: Option<String>,
+    #[serde(default)]
+    pub revision: Option<i64>,
+    #[serde(default)]
+    pub error: Option<String>,
 }
 
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]

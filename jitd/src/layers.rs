@@ -21,6 +21,7 @@ const RULES: &[(&str, &[&str])] = &[
     ("shell/host", &["crate::shell::daemon"]),
     ("shell/audit", &["crate::shell::daemon"]),
     ("shell/notify", &["crate::shell::daemon"]),
+    ("shell/fleet", &["crate::shell::daemon"]),
 ];
 
 fn sources(dir: &Path, out: &mut Vec<(String, String)>) {

@@ -87,6 +87,10 @@ pub enum Command {
         /// `approval_token` of `jitd list --json` or `show --json`) names.
         #[arg(long, value_name = "TOKEN")]
         expect: Option<String>,
+        /// Fleet requests: sign with this private key file (`ssh-keygen -Y sign`) instead of
+        /// a key in your ssh-agent.
+        #[arg(long, value_name = "FILE")]
+        key: Option<PathBuf>,
         #[arg(long)]
         json: bool,
     },
@@ -108,10 +112,22 @@ pub enum Command {
     },
     /// Grant access to a user directly; prints the new grant's id.
     Grant(GrantArgs),
+    /// Fleet mode: the shared store as this host sees it.
+    #[command(subcommand)]
+    Fleet(FleetCommand),
     /// Read the audit log (works while the daemon is down); `jitd audit verify` checks it.
     Audit(crate::cli::audit_args::AuditArgs),
     /// Standing privileges on this host and how jit is used.
     Report(crate::cli::audit_args::ReportArgs),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum FleetCommand {
+    /// The store's members, this host's sync position and lag, the hosts alive.
+    Status {
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Args, Debug)]

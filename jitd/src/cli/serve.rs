@@ -2,6 +2,10 @@
 
 use std::process::ExitCode;
 use std::sync::Arc;
+
+use crate::shell::fleet::link::FleetLink;
+use crate::shell::fleet::presence;
+use crate::shell::fleet::sync::{self as fleet_sync, FleetSink};
 use std::time::Duration;
 
 use crate::config::config_file::Config;
@@ -145,6 +149,13 @@ fn start(config: Config) -> Result<(), String> {
     )
     .with_wall_lag(Arc::new(move || lag_clock.wall_lag()));
     keep_clock(Arc::clone(&clock), Arc::clone(&events))?;
+    // Fleet mode: the trust anchor and the store's credentials are read before anything is
+    // served; a fleet host that cannot read them does not start (it would enforce nothing
+    // new, silently).
+    let fleet = match &config.fleet {
+        Some(f) => Some(Arc::new(FleetLink::open(f, config.host_name())?)),
+        None => None,
+    };
     let service = Service::start(
         config,
         clock,
@@ -156,6 +167,22 @@ fn start(config: Config) -> Result<(), String> {
     )
     .map_err(|e| format!("cannot load state from {}: {e}", state_dir.display()))?;
     release_startup_memory();
+    if let Some(link) = fleet {
+        service.attach_fleet(Arc::clone(&link));
+        // Offline first: what this host enforces from its own records is checked again
+        // against its policy and allowed_signers as they are now, before the store is heard.
+        service.fleet_recheck_loaded();
+        let sink: Arc<dyn FleetSink> = service.clone();
+        let watcher = Arc::clone(&link);
+        std::thread::Builder::new()
+            .name("fleet-sync".into())
+            .spawn(move || fleet_sync::run(watcher, sink))
+            .map_err(|e| format!("cannot start the fleet sync: {e}"))?;
+        std::thread::Builder::new()
+            .name("fleet-presence".into())
+            .spawn(move || presence::run(link))
+            .map_err(|e| format!("cannot start the fleet presence: {e}"))?;
+    }
     let reloader = Arc::clone(&service);
     std::thread::Builder::new()
         .name("reload".into())

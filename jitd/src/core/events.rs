@@ -38,6 +38,13 @@ pub enum EventKind {
     Quarantined,
     /// Requests that ended more than `retention` ago left memory and the state directory.
     HistoryForgotten,
+    /// Fleet mode: this host does not enforce a fleet request meant for it (its policy or
+    /// user database says no), or an approval in the store did not count here (bad signature,
+    /// key not in allowed_signers, not an approver here, the requester's own...).
+    FleetRefused,
+    /// Fleet mode: an approver on this host signed an approval and it went to the store (each
+    /// target host checks it and logs `approved` when it enforces the grant).
+    FleetSigned,
 }
 
 /// Syslog severities, as journald's PRIORITY field numbers them.
@@ -51,7 +58,7 @@ pub enum Priority {
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 24] = [
+    pub const ALL: [EventKind; 26] = [
         EventKind::Requested,
         EventKind::Approved,
         EventKind::Denied,
@@ -76,6 +83,8 @@ impl EventKind {
         EventKind::LeftBehind,
         EventKind::Quarantined,
         EventKind::HistoryForgotten,
+        EventKind::FleetRefused,
+        EventKind::FleetSigned,
     ];
 
     /// Stable snake_case name, used in the audit log and notifier configuration.
@@ -105,6 +114,8 @@ impl EventKind {
             EventKind::LeftBehind => "left_behind",
             EventKind::Quarantined => "quarantined",
             EventKind::HistoryForgotten => "history_forgotten",
+            EventKind::FleetRefused => "fleet_refused",
+            EventKind::FleetSigned => "fleet_signed",
         }
     }
 
@@ -141,6 +152,8 @@ impl EventKind {
             EventKind::LeftBehind => "6a1b0f2e8c7d4e31a9f05b3c2d1e0f16",
             EventKind::Quarantined => "6a1b0f2e8c7d4e31a9f05b3c2d1e0f17",
             EventKind::HistoryForgotten => "6a1b0f2e8c7d4e31a9f05b3c2d1e0f18",
+            EventKind::FleetRefused => "6a1b0f2e8c7d4e31a9f05b3c2d1e0f19",
+            EventKind::FleetSigned => "6a1b0f2e8c7d4e31a9f05b3c2d1e0f1a",
         }
     }
 
@@ -153,6 +166,7 @@ impl EventKind {
             EventKind::Denied
             | EventKind::Revoked
             | EventKind::SessionEnded
+            | EventKind::FleetRefused
             | EventKind::LeftBehind => Priority::Warning,
             EventKind::Requested
             | EventKind::Approved
@@ -160,6 +174,7 @@ impl EventKind {
             | EventKind::Reconciled
             | EventKind::ConfigReloaded
             | EventKind::Reviewed
+            | EventKind::FleetSigned
             | EventKind::GrantInstalled => Priority::Notice,
             _ => Priority::Info,
         }

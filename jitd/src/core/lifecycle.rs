@@ -160,6 +160,7 @@ impl Request {
             break_glass: None,
             jobs_at_start: None,
             login: None,
+            fleet: None,
         }
     }
 

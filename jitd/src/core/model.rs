@@ -8,6 +8,7 @@ use chrono::{DateTime, Utc};
 use jit_proto::{GrantKind, State, Target};
 use serde::{Deserialize, Serialize};
 
+use super::fleet::verdict::Signed;
 use super::left_behind::UserJobs;
 use super::timestamp::{self, Stamp};
 
@@ -364,6 +365,21 @@ pub struct Request {
     /// rare.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub login: Option<Box<Login>>,
+    /// Set on a grant this host enforces for a fleet request. Boxed: rare.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fleet: Option<Box<FleetPart>>,
+}
+
+/// What a fleet grant was approved with, as read from the shared store: the request's exact
+/// bytes and the approvals that counted. Kept in the local record, so a restarted jitd checks
+/// them again against its own policy and allowed_signers, with no network.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FleetPart {
+    pub origin: String,
+    /// The request record as stored (JSON text): what the approvals' hash is over.
+    pub request: String,
+    pub request_sha256: String,
+    pub approvals: Vec<Signed>,
 }
 
 impl End {

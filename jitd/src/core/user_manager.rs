@@ -75,6 +75,7 @@ mod tests {
             break_glass: None,
             jobs_at_start: used.then(|| Box::new(UserJobs::default())),
             login: None,
+            fleet: None,
         }
     }
 

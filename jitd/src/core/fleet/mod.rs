@@ -3,6 +3,8 @@
 //! store and the trust anchors and carries the verdicts out.
 
 pub mod allowed_signers;
+pub mod book;
+pub mod grant;
 pub mod host_pattern;
 pub mod records;
 pub mod sshsig;

@@ -28,10 +28,13 @@ pub struct Local<'a> {
     /// allowed_signers (namespace `jit-grant@v1`); `Err` says why not.
     pub verify: &'a dyn Fn(&str, &[u8], &str) -> Result<(), String>,
     pub now: DateTime<Utc>,
+    /// Judge as a host the request names and its role applies to: what the request's origin
+    /// and approvers are shown, on hosts that need not be targets.
+    pub any_host: bool,
 }
 
 /// An approval as read from the store (the key names the approver).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Signed {
     pub approver: String,
     pub record: ApprovalRecord,
@@ -82,7 +85,7 @@ pub fn verdict(
     local: &Local,
 ) -> Verdict {
     let r = &request.request;
-    if !any_matches(&r.hosts, local.host) {
+    if !local.any_host && !any_matches(&r.hosts, local.host) {
         return Verdict::NotForThisHost;
     }
     // The earliest end wins; any end ends it everywhere.
@@ -143,7 +146,7 @@ fn terms(request: &StoredRequest, local: &Local) -> Result<Terms, String> {
             role.name
         ));
     }
-    if !role.hosts.is_empty() && !any_matches(&role.hosts, local.host) {
+    if !local.any_host && !role.hosts.is_empty() && !any_matches(&role.hosts, local.host) {
         return Err(format!(
             "role {} does not apply to {} (hosts = {})",
             role.name,
@@ -321,6 +324,7 @@ mod tests {
             approver_groups: &groups,
             verify: &verify,
             now: t("2026-11-30T04:10:00Z"),
+            any_host: false,
         };
         verdict(&stored(), approvals, ends, &local)
     }
@@ -464,6 +468,7 @@ mod tests {
             approver_groups: &groups,
             verify: &verify,
             now: t("2026-11-30T05:00:00Z"),
+            any_host: false,
         };
         assert_eq!(verdict(&r, &[], &[], &late), Verdict::TimedOut);
     }

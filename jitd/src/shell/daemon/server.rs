@@ -331,6 +331,7 @@ fn changes_state(request: &Request) -> bool {
         | Request::Passed(_)
         | Request::LoginWait(_)
         | Request::LoginAbandon { .. }
+        | Request::FleetApprove { .. }
         | Request::Reload => true,
         // A waiting login's poll only reads: never rate limited as a change, whoever asks.
         Request::Check(_)
@@ -339,6 +340,7 @@ fn changes_state(request: &Request) -> bool {
         | Request::CloseSession(_)
         | Request::Show { .. }
         | Request::Metrics
+        | Request::FleetStatus
         | Request::List { .. } => false,
     }
 }

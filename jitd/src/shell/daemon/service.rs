@@ -2,7 +2,7 @@
 //! result before answering, then carries out the effects and logs every step.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::{mpsc, Arc, Condvar, Mutex, RwLock};
+use std::sync::{mpsc, Arc, Condvar, Mutex, OnceLock, RwLock};
 use std::time::Duration as StdDuration;
 
 use chrono::{DateTime, Duration, Utc};
@@ -14,6 +14,7 @@ use crate::config::config_file::Config;
 use crate::core::approval_token::approval_token;
 use crate::core::authz::{self, Actor};
 use crate::core::events::{Event, EventKind};
+use crate::core::fleet::records::FleetEnd;
 use crate::core::lifecycle::{Approval, By, Denial, Submission};
 use crate::core::metrics::{Gauges, Metrics};
 use crate::core::model::{display_command, End, GrantId, Request, Session};
@@ -35,6 +36,7 @@ use crate::shell::host::enforcement_port::{Enforcement, Withdrawal};
 use crate::shell::host::sudo_command;
 
 mod extend;
+mod fleet;
 mod logins;
 pub mod passes;
 mod quarantine;
@@ -144,6 +146,8 @@ pub struct Service {
     /// for users does not apply, and a user looping login-and-disconnect would otherwise have
     /// approvers notified a few times a second.
     login_rate: RateLimiter,
+    /// Fleet mode's link to the shared store, once attached ([`Service::attach_fleet`]).
+    fleet: OnceLock<Arc<crate::shell::fleet::link::FleetLink>>,
 }
 
 impl Service {
@@ -179,6 +183,7 @@ impl Service {
             unstored: Mutex::new(HashSet::new()),
             logins: Mutex::new(logins::Waiters::new()),
             login_rate: RateLimiter::default(),
+            fleet: OnceLock::new(),
         };
         for p in problems {
             service.events.emit(&Event::new(
@@ -255,17 +260,28 @@ impl Service {
             Wire::Check(ctx) => self.check(actor, peer_pid, &ctx),
             Wire::OpenSession(info) => self.open_session(actor, peer_pid, info),
             Wire::CloseSession(info) => self.close_session(actor, &info),
-            Wire::Submit(new) => self.submit(actor, &new),
+            Wire::Submit(new) => match &new.hosts {
+                Some(hosts) => self.fleet_submit(actor, &new, hosts),
+                None => self.submit(actor, &new),
+            },
             Wire::Grant { user, request } => self.grant(actor, &user, &request),
             Wire::Approve {
                 id,
                 comment,
                 expect,
             } => self.approve(actor, &id, comment, expect.as_deref()),
-            Wire::Deny { id, reason } => self.deny(actor, &id, reason),
-            Wire::Revoke { id, reason } => self.revoke(actor, &id, reason),
-            Wire::Cancel { id } => self.cancel(actor, &id),
-            Wire::Done { id } => self.done(actor, &id),
+            Wire::Deny { id, reason } => self
+                .fleet_end_of(actor, &id, FleetEnd::Denied, Some(reason.clone()))
+                .unwrap_or_else(|| self.deny(actor, &id, reason)),
+            Wire::Revoke { id, reason } => self
+                .fleet_end_of(actor, &id, FleetEnd::Revoked, Some(reason.clone()))
+                .unwrap_or_else(|| self.revoke(actor, &id, reason)),
+            Wire::Cancel { id } => self
+                .fleet_end_of(actor, &id, FleetEnd::Cancelled, None)
+                .unwrap_or_else(|| self.cancel(actor, &id)),
+            Wire::Done { id } => self
+                .fleet_end_of(actor, &id, FleetEnd::Completed, None)
+                .unwrap_or_else(|| self.done(actor, &id)),
             Wire::Show { id } => self.show(actor, &id),
             Wire::List {
                 all,
@@ -280,6 +296,13 @@ impl Service {
             Wire::LoginWait(ask) => self.login_wait(actor, peer_pid, ask),
             Wire::LoginStatus { id } => self.login_status(actor, &id),
             Wire::LoginAbandon { id, why } => self.login_abandon(actor, &id, why),
+            Wire::FleetApprove {
+                id,
+                request_sha256,
+                approved_at,
+                signature,
+            } => self.fleet_approve(actor, &id, &request_sha256, &approved_at, &signature),
+            Wire::FleetStatus => self.fleet_status(actor),
         };
         result.unwrap_or_else(|f| Response::Error {
             code: f.code,
@@ -1054,11 +1077,34 @@ impl Service {
 
     fn show(&self, actor: &Actor, id: &str) -> Result<Response, Failure> {
         let id = Self::parse_id(id)?;
-        let r = self.lookup(&id)?;
+        let r = match self.lookup(&id) {
+            Ok(r) => r,
+            Err(f) => return self.fleet_view(actor, &id).unwrap_or(Err(f)),
+        };
         if !authz::may_view(actor, &r, &self.policy().defaults.approver_groups) {
             return Err(authz::Denial::NotYours.into());
         }
-        Ok(shown(&r))
+        Ok(self.shown_with_hosts(&r))
+    }
+
+    /// Deny, revoke, cancel or done of a fleet request (written to the store for every host);
+    /// `None` when `id` is a local request.
+    fn fleet_end_of(
+        &self,
+        actor: &Actor,
+        id: &str,
+        end: FleetEnd,
+        note: Option<String>,
+    ) -> Option<Result<Response, Failure>> {
+        let id = GrantId::try_from(id.to_string()).ok()?;
+        if self
+            .read_registry()
+            .get(&id)
+            .is_some_and(|r| r.fleet.is_none())
+        {
+            return None;
+        }
+        self.fleet_end(actor, &id, end, note)
     }
 
     fn list(&self, actor: &Actor, all: bool, unreviewed: bool, page: u32) -> Response {
@@ -1085,6 +1131,11 @@ impl Service {
         let skip = end.saturating_sub(MAX_LISTED);
         let mut requests: Vec<_> = found[skip..end].iter().map(|r| list_view(r)).collect();
         drop(reg);
+        if page <= 1 && !unreviewed {
+            // Fleet requests waiting for a decision, as the store holds them (each host still
+            // judges for itself).
+            requests.extend(self.fleet_pending(actor));
+        }
         let omitted = skip + fit_to_frame(&mut requests);
         Response::Requests { requests, omitted }
     }

@@ -229,6 +229,7 @@ mod tests {
             reason: Some("INC-42".into()),
             ticket: None,
             role: None,
+            hosts: None,
         };
         assert!(check(&req).unwrap_err().contains("longer than zero"));
         req.duration_secs = None;

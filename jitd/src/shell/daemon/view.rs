@@ -1,6 +1,8 @@
 //! The record as CLIs see it (`--json` output).
 
-use jit_proto::{DecisionView, ExtensionView, RequestView, ReviewView, SessionView, Target};
+use jit_proto::{
+    DecisionView, ExtensionView, FleetView, RequestView, ReviewView, SessionView, Target,
+};
 
 use crate::core::approval_token::approval_token;
 use crate::core::model::{Phase, Request};
@@ -70,6 +72,15 @@ fn prefix(s: &str, max: usize) -> &str {
 pub fn view(r: &Request) -> RequestView {
     let window = r.window();
     RequestView {
+        fleet: r.fleet.as_ref().map(|f| FleetView {
+            origin: f.origin.clone(),
+            hosts: fleet_hosts(f),
+            request_sha256: f.request_sha256.clone(),
+            signed_by: f.approvals.iter().map(|a| a.approver.clone()).collect(),
+            for_this_host: true,
+            refused: None,
+        }),
+        hosts: Vec::new(),
         approval_token: approval_token(r),
         id: r.id.to_string(),
         user: r.user.to_string(),
@@ -151,6 +162,8 @@ mod tests {
     fn a_view(id: usize, reason: &str) -> RequestView {
         RequestView {
             approval_token: "0123456789abcdef".into(),
+            fleet: None,
+            hosts: Vec::new(),
             id: format!("r{id}"),
             user: "alice".into(),
             uid: 1000,
@@ -209,4 +222,15 @@ mod tests {
         .unwrap();
         assert!(bytes.len() <= jit_proto::MAX_FRAME_BYTES, "{}", bytes.len());
     }
+}
+
+/// The host globs of a fleet grant's request, read back from its stored bytes.
+fn fleet_hosts(f: &crate::core::model::FleetPart) -> Vec<String> {
+    #[derive(serde::Deserialize)]
+    struct Hosts {
+        hosts: Vec<String>,
+    }
+    serde_json::from_str::<Hosts>(&f.request)
+        .map(|h| h.hosts)
+        .unwrap_or_default()
 }

@@ -224,6 +224,7 @@ impl Service {
             reason: Some(reason),
             ticket: None,
             role: None,
+            hosts: None,
         };
         let (sub, route) = self.submission(who, &new)?;
         // As many new requests as a user's own submissions: a burst, then one a second.

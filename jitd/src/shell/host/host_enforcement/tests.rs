@@ -43,6 +43,7 @@ fn active_request(user: &TestUser, target: Target) -> Request {
         break_glass: None,
         jobs_at_start: None,
         login: None,
+        fleet: None,
     }
 }
 
