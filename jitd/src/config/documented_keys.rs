@@ -231,6 +231,11 @@ fn sample_config_keys(text: &str) -> BTreeMap<String, BTreeSet<String>> {
             table = header.to_string();
             continue;
         }
+        // A plain table (`[fleet]`).
+        if let Some(header) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
+            table = header.to_string();
+            continue;
+        }
         if let Some((key, _)) = line.split_once(" = ") {
             if !key.is_empty() && key.chars().all(|c| c.is_ascii_lowercase() || c == '_') {
                 tables
@@ -344,7 +349,7 @@ fn every_key_jitd_accepts_is_documented_and_every_documented_key_is_accepted() {
     // jitd.toml(5) (and a `keys:` region there).
     assert_eq!(
         accepted.keys().map(String::as_str).collect::<Vec<_>>(),
-        ["", "notifier", "role", "role.auto_approve"],
+        ["", "fleet", "notifier", "role", "role.auto_approve"],
         "jitd.toml has a new table: document it in packaging/man/jitd.toml.5"
     );
     // A drop-in holds roles only, as jitd.toml(5) says, and they are the main file's roles.

@@ -1,0 +1,573 @@
+//! Fleet mode, as the people who use it meet it: several real jitd "hosts" on this machine
+//! (each its own socket, state, sudoers directory, cgroup and host name) share a real 3-member
+//! etcd cluster that the test starts and stops. Requests are asked on one host, approved with
+//! an approver's own SSH key (real ssh-keygen), and enforced by every host they name, each
+//! checking the signature against its own allowed_signers and its own policy.
+//!
+//! The attacker tests write to etcd directly, as a compromised store (or its administrator)
+//! would, and check that no host installs anything and that each says why in its audit log.
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use jit_tests::etcd::EtcdCluster;
+use jit_tests::{ok, text, unique, Daemon, TempDir, TestGroup, TestUser};
+
+/// Generous: the goal is 1 s; the deadline only keeps a broken build from hanging.
+const ENFORCED_WITHIN: Duration = Duration::from_secs(10);
+
+/// An approver's SSH key pair, in a directory only they can read (ssh-keygen refuses a key
+/// others can read).
+struct Key {
+    _dir: TempDir,
+    private: PathBuf,
+    public: String,
+}
+
+impl Key {
+    fn new(owner: &TestUser) -> Key {
+        let dir = TempDir::new("fleet-key");
+        let private = dir.path().join("id_ed25519");
+        let out = Command::new("ssh-keygen")
+            .args(["-q", "-t", "ed25519", "-N", "", "-C", &owner.name, "-f"])
+            .arg(&private)
+            .output()
+            .expect("ssh-keygen");
+        assert!(out.status.success(), "ssh-keygen: {}", text(&out.stderr));
+        let public = fs::read_to_string(private.with_extension("pub")).expect("public key");
+        for p in [dir.path(), private.as_path()] {
+            std::os::unix::fs::chown(p, Some(owner.uid), Some(owner.gid)).expect("chown key");
+        }
+        fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o700)).expect("chmod");
+        Key {
+            _dir: dir,
+            private,
+            public: public.trim().to_string(),
+        }
+    }
+
+    /// `principal ssh-ed25519 AAAA...`: one allowed_signers line.
+    fn signer_line(&self, principal: &str) -> String {
+        let mut parts = self.public.split_whitespace();
+        format!(
+            "{principal} {} {}\n",
+            parts.next().unwrap_or_default(),
+            parts.next().unwrap_or_default()
+        )
+    }
+
+    /// Signs `message` as `ssh-keygen -Y sign` does (for the tests that play the store).
+    fn sign(&self, message: &str) -> String {
+        use std::io::Write;
+        let mut child = Command::new("ssh-keygen")
+            .args(["-q", "-Y", "sign", "-n", "jit-grant@v1", "-f"])
+            .arg(&self.private)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("ssh-keygen -Y sign");
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(message.as_bytes())
+            .expect("write message");
+        let out = child.wait_with_output().expect("ssh-keygen output");
+        assert!(
+            out.status.success(),
+            "ssh-keygen -Y sign: {}",
+            text(&out.stderr)
+        );
+        text(&out.stdout)
+    }
+}
+
+/// People and trust anchors shared by the hosts of one test.
+struct Fleet {
+    etcd: EtcdCluster,
+    prefix: String,
+    devs: TestGroup,
+    dba: TestGroup,
+    alice: TestUser,
+    bob: TestUser,
+    bob_key: Key,
+    signers: TempDir,
+}
+
+impl Fleet {
+    fn new() -> Fleet {
+        let etcd = EtcdCluster::start();
+        let devs = TestGroup::create("devs");
+        let dba = TestGroup::create("dba");
+        let alice = TestUser::create("alice");
+        let bob = TestUser::create("bob");
+        devs.add(&alice);
+        dba.add(&bob);
+        let bob_key = Key::new(&bob);
+        let signers = TempDir::new("fleet-signers");
+        let f = Fleet {
+            etcd,
+            prefix: format!("/{}", unique("jit")),
+            devs,
+            dba,
+            alice,
+            bob,
+            bob_key,
+            signers,
+        };
+        f.set_signers(&f.bob_key.signer_line(&f.bob.name));
+        f
+    }
+
+    fn signers_file(&self) -> PathBuf {
+        self.signers.path().join("allowed_signers")
+    }
+
+    fn set_signers(&self, text: &str) {
+        fs::write(self.signers_file(), text).expect("allowed_signers");
+        fs::set_permissions(self.signers_file(), fs::Permissions::from_mode(0o644)).expect("chmod");
+    }
+
+    /// A jitd for host `name`, with the fleet's shared policy.
+    fn host(&self, name: &str) -> Daemon {
+        self.host_with(name, "1h")
+    }
+
+    /// A host whose policy caps the role at `max` (hosts decide the length themselves).
+    fn host_with(&self, name: &str, max: &str) -> Daemon {
+        let endpoints: Vec<String> = self
+            .etcd
+            .endpoints()
+            .iter()
+            .map(|e| format!("\"{e}\""))
+            .collect();
+        let config = format!(
+            r#"require_reason = false
+[[role]]
+name = "db"
+commands = ["/usr/bin/systemctl restart *"]
+ssh = true
+requester_groups = ["{devs}"]
+approver_groups = ["{dba}"]
+max_duration = "{max}"
+
+[fleet]
+endpoints = [{endpoints}]
+host_name = "{name}"
+prefix = "{prefix}"
+allowed_signers = "{signers}"
+"#,
+            devs = self.devs.name,
+            dba = self.dba.name,
+            endpoints = endpoints.join(", "),
+            prefix = self.prefix,
+            signers = self.signers_file().display(),
+        );
+        let d = Daemon::start_with(&config);
+        wait_until(ENFORCED_WITHIN, "the host to watch the store", || {
+            let out = d.jitd(&["fleet", "status", "--json"]);
+            out.status.success() && json(&out)["watching"] == true
+        });
+        d
+    }
+
+    /// alice asks on `origin` for `hosts`; returns the request id.
+    fn ask(&self, origin: &Daemon, hosts: &str, command: &[&str]) -> String {
+        let mut args = vec![
+            "--hosts",
+            hosts,
+            "--reason",
+            "deploy",
+            "--for",
+            "10m",
+            "--no-wait",
+            "--",
+        ];
+        args.extend_from_slice(command);
+        let out = origin.elevate_as(&self.alice, &args);
+        assert!(
+            out.status.success(),
+            "jit-elevate --hosts: {}",
+            text(&out.stderr)
+        );
+        text(&out.stdout).trim().to_string()
+    }
+
+    fn approve(&self, on: &Daemon, id: &str) {
+        let key = self.bob_key.private.display().to_string();
+        ok(on.jitd_as(&self.bob, &["approve", id, "--key", &key]));
+    }
+
+    fn etcdctl(&self, args: &[&str]) -> String {
+        let out = Command::new("etcdctl")
+            .env("ETCDCTL_API", "3")
+            .arg(format!("--endpoints={}", self.etcd.endpoints().join(",")))
+            .args(args)
+            .output()
+            .expect("etcdctl");
+        assert!(
+            out.status.success(),
+            "etcdctl {args:?}: {}",
+            text(&out.stderr)
+        );
+        text(&out.stdout)
+    }
+
+    fn put(&self, key: &str, value: &str) {
+        self.etcdctl(&["put", key, value]);
+    }
+
+    fn get(&self, key: &str) -> String {
+        self.etcdctl(&["get", "--print-value-only", key])
+            .trim_end()
+            .to_string()
+    }
+}
+
+fn json(out: &std::process::Output) -> serde_json::Value {
+    serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null)
+}
+
+fn wait_until(within: Duration, what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + within;
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(25));
+    }
+}
+
+fn drop_in(host: &Daemon, id: &str) -> PathBuf {
+    host.dir().join("sudoers.d").join(format!("jit_{id}"))
+}
+
+fn audit_log(host: &Daemon) -> String {
+    fs::read_to_string(host.state_dir().join("audit.log")).unwrap_or_default()
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    let out = Command::new("sha256sum")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut c| {
+            use std::io::Write;
+            c.stdin.take().expect("stdin").write_all(bytes)?;
+            c.wait_with_output()
+        })
+        .expect("sha256sum");
+    text(&out.stdout)
+        .split_whitespace()
+        .next()
+        .unwrap_or_default()
+        .to_string()
+}
+
+fn approval_message(sha: &str, id: &str, approver: &str, at: &str) -> String {
+    format!(
+        "jit-approval v1\nrequest_sha256={sha}\nid={id}\napprover={approver}\napproved_at={at}\n"
+    )
+}
+
+fn now_rfc3339() -> String {
+    let out = Command::new("date")
+        .args(["-u", "+%Y-%m-%dT%H:%M:%SZ"])
+        .output()
+        .expect("date");
+    text(&out.stdout).trim().to_string()
+}
+
+#[test]
+fn a_request_for_db_hosts_approved_on_web_is_enforced_on_the_db_hosts_only_and_revoked_everywhere()
+{
+    let fleet = Fleet::new();
+    let web1 = fleet.host("web-1");
+    let db1 = fleet.host("db-1");
+    let db2 = fleet.host("db-2");
+    let id = fleet.ask(
+        &web1,
+        "db-*",
+        &["/usr/bin/systemctl", "restart", "postgresql"],
+    );
+    // Nothing anywhere before the approval.
+    std::thread::sleep(Duration::from_millis(300));
+    for h in [&web1, &db1, &db2] {
+        assert!(!drop_in(h, &id).exists(), "installed before approval");
+    }
+    let shown = json(&web1.jitd_as(&fleet.bob, &["show", &id, "--json"]));
+    assert_eq!(shown["state"], "pending", "{shown}");
+    assert_eq!(shown["fleet"]["origin"], "web-1");
+    assert_eq!(shown["fleet"]["for_this_host"], false);
+    let listed = json(&db1.jitd_as(&fleet.bob, &["list", "--json"]));
+    assert!(
+        listed
+            .as_array()
+            .is_some_and(|l| l.iter().any(|r| r["id"] == id.as_str())),
+        "an approver on any fleet host sees the request: {listed}"
+    );
+
+    fleet.approve(&web1, &id);
+    wait_until(ENFORCED_WITHIN, "the drop-in on db-1 and db-2", || {
+        drop_in(&db1, &id).exists() && drop_in(&db2, &id).exists()
+    });
+    assert!(!drop_in(&web1, &id).exists(), "web-1 is not a db host");
+    let rule = fs::read_to_string(drop_in(&db1, &id)).expect("drop-in");
+    assert!(
+        rule.contains(&fleet.alice.name) && rule.contains("NOTAFTER="),
+        "{rule}"
+    );
+    assert!(
+        audit_log(&db2).contains(&fleet.bob.name),
+        "db-2's audit log names the approver"
+    );
+    wait_until(ENFORCED_WITHIN, "both hosts' acknowledgements", || {
+        let v = json(&web1.jitd(&["show", &id, "--json"]));
+        let hosts = v["hosts"].as_array().cloned().unwrap_or_default();
+        ["db-1", "db-2"].iter().all(|h| {
+            hosts
+                .iter()
+                .any(|a| a["host"] == *h && a["state"] == "installed")
+        })
+    });
+
+    // Revoked on db-2: gone on db-1 too.
+    ok(db2.jitd_as(&fleet.bob, &["revoke", &id, "--reason", "done with it"]));
+    wait_until(ENFORCED_WITHIN, "the drop-ins to go", || {
+        !drop_in(&db1, &id).exists() && !drop_in(&db2, &id).exists()
+    });
+    assert_eq!(db1.state_of(&id), "revoked");
+}
+
+#[test]
+fn approvals_a_compromised_store_could_write_install_nothing_and_each_host_says_why() {
+    let fleet = Fleet::new();
+    let carol = TestUser::create("carol");
+    fleet.dba.add(&carol);
+    let carol_key = Key::new(&carol); // an approver of role db, her key not in allowed_signers
+    let dave = TestUser::create("dave");
+    let dave_key = Key::new(&dave); // listed in allowed_signers, but no approver of role db
+    let alice_key = Key::new(&fleet.alice);
+    fleet.dba.add(&fleet.alice); // the requester approves for others, never for herself
+    fleet.set_signers(&format!(
+        "{}{}{}",
+        fleet.bob_key.signer_line(&fleet.bob.name),
+        dave_key.signer_line(&dave.name),
+        alice_key.signer_line(&fleet.alice.name)
+    ));
+    let web1 = fleet.host("web-1");
+    let db1 = fleet.host("db-1");
+    let id = fleet.ask(
+        &web1,
+        "db-*",
+        &["/usr/bin/systemctl", "restart", "postgresql"],
+    );
+    let req_key = format!("{}/v1/g/req/web-1/{id}", fleet.prefix);
+    let bytes = fleet.get(&req_key);
+    let sha = sha256_hex(bytes.as_bytes());
+    let at = now_rfc3339();
+    let forge = |who: &str, key: &Key, for_id: &str| {
+        let sig = key.sign(&approval_message(&sha, for_id, who, &at));
+        let record = serde_json::json!({"request_sha256": sha, "approved_at": at, "sig": sig});
+        fleet.put(
+            &format!("{}/v1/g/ok/{who}/{for_id}", fleet.prefix),
+            &record.to_string(),
+        );
+    };
+    forge(&carol.name, &carol_key, &id);
+    forge(&dave.name, &dave_key, &id);
+    forge(&fleet.alice.name, &alice_key, &id);
+    let said = |needle: String| {
+        wait_until(ENFORCED_WITHIN, &needle, || {
+            audit_log(&db1).contains(&needle)
+        });
+    };
+    said(format!(
+        "approval of {id} by {} does not count on db-1: signature",
+        carol.name
+    ));
+    said(format!(
+        "{} is not an approver of role db on db-1",
+        dave.name
+    ));
+    said(format!(
+        "{} cannot approve their own request",
+        fleet.alice.name
+    ));
+    assert!(
+        !drop_in(&db1, &id).exists(),
+        "no valid approval, nothing installed"
+    );
+    assert!(
+        audit_log(&db1).contains("fleet_refused"),
+        "the refusals are fleet_refused records"
+    );
+
+    // bob's genuine approval counts...
+    forge(&fleet.bob.name, &fleet.bob_key, &id);
+    wait_until(ENFORCED_WITHIN, "bob's approval to count", || {
+        drop_in(&db1, &id).exists()
+    });
+    // ...until the store swaps the request bytes bob signed (say, for another command).
+    let tampered = bytes.replace("postgresql", "ssh");
+    assert_ne!(tampered, bytes);
+    fleet.put(&req_key, &tampered);
+    wait_until(
+        ENFORCED_WITHIN,
+        "the grant to end with its signed bytes gone",
+        || !drop_in(&db1, &id).exists(),
+    );
+    said(format!(
+        "approval of {id} by {} does not count on db-1: it signs other request bytes",
+        fleet.bob.name
+    ));
+    assert_eq!(db1.state_of(&id), "revoked");
+
+    // bob's approval of one request copied under another request's id.
+    let other = fleet.ask(&web1, "db-*", &["/usr/bin/systemctl", "restart", "nginx"]);
+    let copied = fleet.get(&format!("{}/v1/g/ok/{}/{id}", fleet.prefix, fleet.bob.name));
+    fleet.put(
+        &format!("{}/v1/g/ok/{}/{other}", fleet.prefix, fleet.bob.name),
+        &copied,
+    );
+    said(format!("approval of {other} by {}", fleet.bob.name));
+    assert!(
+        !drop_in(&db1, &other).exists(),
+        "a copied approval installs nothing"
+    );
+}
+
+#[test]
+fn with_every_member_down_grants_expire_on_time_and_local_requests_still_work() {
+    let fleet = Fleet::new();
+    let web1 = fleet.host("web-1");
+    // db-1's own policy caps the role at 4 s, whatever the request asked for.
+    let db1 = fleet.host_with("db-1", "4s");
+    let id = fleet.ask(
+        &web1,
+        "db-1",
+        &["/usr/bin/systemctl", "restart", "postgresql"],
+    );
+    // A member killed (-9) before the approval: it lands through another.
+    fleet.etcd.kill9(0);
+    fleet.approve(&web1, &id);
+    wait_until(ENFORCED_WITHIN, "the drop-in on db-1", || {
+        drop_in(&db1, &id).exists()
+    });
+    let expires = db1.show(&id)["expires_at"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    // The whole store goes away; expiry needs none of it.
+    for m in 1..3 {
+        fleet.etcd.stop(m);
+    }
+    wait_until(
+        Duration::from_secs(20),
+        "the grant to expire offline",
+        || !drop_in(&db1, &id).exists(),
+    );
+    assert_eq!(db1.state_of(&id), "expired");
+    let ended = db1.show(&id)["ended_at"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(ended >= expires, "ended {ended}, window until {expires}");
+    // Requests for this host alone work as ever.
+    let local = db1.elevate_as(
+        &fleet.alice,
+        &[
+            "--reason",
+            "local",
+            "--no-wait",
+            "--",
+            "/usr/bin/systemctl",
+            "restart",
+            "cron",
+        ],
+    );
+    assert!(
+        local.status.success(),
+        "a local request offline: {}",
+        text(&local.stderr)
+    );
+    // A fleet request cannot be made, and says why.
+    let fleet_ask = web1.elevate_as(
+        &fleet.alice,
+        &[
+            "--hosts",
+            "db-1",
+            "--reason",
+            "x",
+            "--no-wait",
+            "--",
+            "/usr/bin/systemctl",
+            "restart",
+            "cron",
+        ],
+    );
+    assert!(!fleet_ask.status.success());
+    assert!(
+        text(&fleet_ask.stderr).contains("cannot be reached"),
+        "{}",
+        text(&fleet_ask.stderr)
+    );
+    // The members come back: the hosts watch again.
+    for m in 0..3 {
+        fleet.etcd.start(m);
+    }
+    wait_until(Duration::from_secs(30), "db-1 to watch again", || {
+        json(&db1.jitd(&["fleet", "status", "--json"]))["watching"] == true
+    });
+}
+
+#[test]
+fn a_host_restarted_offline_enforces_its_copy_and_catches_up_on_deletions_it_missed() {
+    let fleet = Fleet::new();
+    let web1 = fleet.host("web-1");
+    let mut db1 = fleet.host("db-1");
+    let kept = fleet.ask(
+        &web1,
+        "db-1",
+        &["/usr/bin/systemctl", "restart", "postgresql"],
+    );
+    let gone = fleet.ask(&web1, "db-1", &["/usr/bin/systemctl", "restart", "nginx"]);
+    fleet.approve(&web1, &kept);
+    fleet.approve(&web1, &gone);
+    wait_until(ENFORCED_WITHIN, "both drop-ins", || {
+        drop_in(&db1, &kept).exists() && drop_in(&db1, &gone).exists()
+    });
+    // Restarted with the store down: enforced from its own records.
+    for m in 0..3 {
+        fleet.etcd.stop(m);
+    }
+    db1.restart();
+    assert_eq!(db1.state_of(&kept), "active");
+    assert!(drop_in(&db1, &kept).exists() && drop_in(&db1, &gone).exists());
+    // While db-1 is down, one grant's records are deleted and the history compacted away.
+    db1.kill9();
+    for m in 0..3 {
+        fleet.etcd.start(m);
+    }
+    fleet.etcdctl(&["del", &format!("{}/v1/g/req/web-1/{gone}", fleet.prefix)]);
+    fleet.etcdctl(&[
+        "del",
+        &format!("{}/v1/g/ok/{}/{gone}", fleet.prefix, fleet.bob.name),
+    ]);
+    assert!(fleet
+        .get(&format!("{}/v1/g/req/web-1/{gone}", fleet.prefix))
+        .is_empty());
+    fleet.etcd.compact();
+    db1.restart();
+    wait_until(
+        ENFORCED_WITHIN,
+        "db-1 to end what vanished from the store",
+        || !drop_in(&db1, &gone).exists(),
+    );
+    assert!(audit_log(&db1).contains("removed from the fleet store"));
+    assert_eq!(db1.state_of(&gone), "revoked");
+    assert!(drop_in(&db1, &kept).exists(), "what still holds stays");
+    assert_eq!(db1.state_of(&kept), "active");
+}
