@@ -2,4 +2,5 @@
 //! feeds verified records to the daemon, presence and acknowledgements. It never decides
 //! whether a record grants access: `core::fleet` does.
 
+pub mod allowed_signers_file;
 pub mod etcd;
