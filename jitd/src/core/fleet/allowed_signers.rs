@@ -434,3 +434,192 @@ fn matches_pattern(subject: &[u8], pattern: &[u8]) -> bool {
     }
     pattern[p..].iter().all(|&c| c == b'*')
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    /// `printf 'hello\n' | ssh-keygen -Y sign -n jit-grant@v1 -f k` with this key (OpenSSH 9.2).
+    const ALICE_KEY: &str =
+        "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHxfa1c5meqTmx4r6DzBA4ASab6MarwRgS9HOXzmAmWH";
+    const OTHER_KEY: &str =
+        "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIDqyEG8VVp5x2gPiVXQk6w/JFFqHfc1Bv1o9pXShR6qB";
+    const SIG: &str = "-----BEGIN SSH SIGNATURE-----
+U1NIU0lHAAAAAQAAADMAAAALc3NoLWVkMjU1MTkAAAAgfF9rVzmZ6pObHivoPMEDgBJpvo
+xqvBGBL0c5fOYCZYcAAAAMaml0LWdyYW50QHYxAAAAAAAAAAZzaGE1MTIAAABTAAAAC3Nz
+aC1lZDI1NTE5AAAAQEKzVJvie8cUV0aR7o7Npc6RQHwFFoMg0nvCmmcRxTtuaYKaA72uyL
+yTumqSbWXr6PnydqFtEQsyUp5zHnE5pAE=
+-----END SSH SIGNATURE-----
+";
+
+    fn now() -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 11, 30, 12, 0, 0).unwrap()
+    }
+
+    fn key(line: &str) -> PublicKey {
+        PublicKey::parse_openssh(line).unwrap()
+    }
+
+    fn signers(text: &str) -> AllowedSigners {
+        let (s, warnings) = AllowedSigners::parse(text).unwrap();
+        assert_eq!(warnings, Vec::<String>::new());
+        s
+    }
+
+    #[test]
+    fn alices_listed_key_approves_as_alice_and_nobody_else() {
+        let s = signers(&format!(
+            "# approvers\n\n  alice {ALICE_KEY} alice@laptop\nbob {OTHER_KEY}\n"
+        ));
+        assert_eq!(check(&s, "alice", b"hello\n", SIG, now()), Ok(()));
+        // Her key does not make her bob.
+        let e = check(&s, "bob", b"hello\n", SIG, now()).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "key SHA256:SFIv+zvcFLofz+NX79yhxL6f6WGQEhCXME2IHcEHFdk is not in allowed_signers \
+             for \"bob\""
+        );
+        assert_eq!(
+            check(&s, "alice", b"hello", SIG, now()),
+            Err(SigError::BadSignature)
+        );
+        assert!(matches!(
+            check(&s, "alice", b"hello\n", "garbage", now()),
+            Err(SigError::BadArmor(_))
+        ));
+        assert_eq!(
+            s.principals_for(&key(ALICE_KEY), NAMESPACE, now()),
+            vec!["alice".to_string()]
+        );
+    }
+
+    #[test]
+    fn an_unlisted_key_approves_for_nobody() {
+        let s = signers(&format!("bob {OTHER_KEY}\n* {OTHER_KEY}\n"));
+        assert!(matches!(
+            check(&s, "alice", b"hello\n", SIG, now()),
+            Err(SigError::KeyNotAllowed { .. })
+        ));
+        assert!(AllowedSigners::parse("").unwrap().0.is_empty());
+    }
+
+    #[test]
+    fn principal_patterns_match_as_openssh_with_negation_winning() {
+        let s = signers(&format!("ops-*,!ops-intern,adm?n {ALICE_KEY}\n"));
+        let k = key(ALICE_KEY);
+        let allows = |p: &str| s.allows(p, &k, NAMESPACE, now());
+        assert!(allows("ops-alice"));
+        assert!(allows("admin"));
+        assert!(!allows("ops-intern"), "negated");
+        assert!(!allows("adm"), "? is one character");
+        assert!(!allows("xops-alice"));
+        assert!(!allows("Ops-alice"), "case-sensitive, as OpenSSH");
+        // A line of negations only allows nobody.
+        let s = signers(&format!("!mallory {ALICE_KEY}\n"));
+        assert!(!s.allows("alice", &k, NAMESPACE, now()));
+        // Quoted principals (strdelimw).
+        let s = signers(&format!("\"alice,bob\" {ALICE_KEY}\n"));
+        assert!(s.allows("bob", &k, NAMESPACE, now()));
+    }
+
+    #[test]
+    fn wildcards_cannot_take_exponential_time() {
+        let pattern = "*a".repeat(40) + "b";
+        let subject = "a".repeat(4000);
+        assert!(!matches_pattern(subject.as_bytes(), pattern.as_bytes()));
+        assert!(matches_pattern(b"abcabd", b"*ab?"));
+        assert!(matches_pattern(b"", b"*"));
+        assert!(!matches_pattern(b"", b"?"));
+    }
+
+    #[test]
+    fn the_namespaces_option_limits_a_key_to_its_namespaces() {
+        let k = key(ALICE_KEY);
+        let s = signers(&format!("alice namespaces=\"git,file\" {ALICE_KEY}\n"));
+        assert!(!s.allows("alice", &k, NAMESPACE, now()));
+        assert!(s.allows("alice", &k, "git", now()));
+        assert!(matches!(
+            check(&s, "alice", b"hello\n", SIG, now()),
+            Err(SigError::KeyNotAllowed { .. })
+        ));
+        let s = signers(&format!("alice NAMESPACES=\"jit-*\" {ALICE_KEY}\n"));
+        assert_eq!(check(&s, "alice", b"hello\n", SIG, now()), Ok(()));
+    }
+
+    #[test]
+    fn valid_after_and_valid_before_bound_a_key_in_utc() {
+        let k = key(ALICE_KEY);
+        let s = signers(&format!(
+            "alice valid-after=\"20261130Z\",valid-before=\"202611301200Z\" {ALICE_KEY}\n"
+        ));
+        let at = |h, m, sec| Utc.with_ymd_and_hms(2026, 11, 30, h, m, sec).unwrap();
+        assert!(s.allows("alice", &k, NAMESPACE, at(0, 0, 0)), "valid-after itself");
+        assert!(s.allows("alice", &k, NAMESPACE, at(12, 0, 0)), "valid-before itself");
+        assert!(!s.allows("alice", &k, NAMESPACE, at(12, 0, 1)), "expired");
+        let before = Utc.with_ymd_and_hms(2026, 11, 29, 23, 59, 59).unwrap();
+        assert!(!s.allows("alice", &k, NAMESPACE, before), "not yet valid");
+        let s = signers(&format!("alice valid-before=\"20261129235959UTC\" {ALICE_KEY}\n"));
+        assert!(matches!(
+            check(&s, "alice", b"hello\n", SIG, now()),
+            Err(SigError::KeyNotAllowed { .. })
+        ));
+    }
+
+    #[test]
+    fn lines_this_host_cannot_honour_never_match_and_say_why() {
+        let (s, warnings) = AllowedSigners::parse(&format!(
+            "alice cert-authority {ALICE_KEY}\n\
+             alice valid-before=\"20300101\" {ALICE_KEY}\n\
+             alice ssh-dss AAAAB3NzaC1kc3M=\n\
+             alice {OTHER_KEY}\n"
+        ))
+        .unwrap();
+        assert_eq!(s.len(), 1);
+        assert!(!s.allows("alice", &key(ALICE_KEY), NAMESPACE, now()));
+        assert_eq!(warnings.len(), 3, "{warnings:?}");
+        assert!(warnings[0].starts_with("line 1: cert-authority"), "{warnings:?}");
+        assert!(warnings[1].contains("line 2: valid-before=\"20300101\" has no time zone"));
+        assert!(warnings[2].starts_with("line 3: unsupported key type \"ssh-dss\""));
+    }
+
+    #[test]
+    fn malformed_lines_reject_the_file_naming_the_line() {
+        let bad = [
+            (format!("alice"), "line 1: missing key"),
+            (format!("alice ssh-ed25519"), "line 1: missing key data"),
+            (format!("alice ssh-ed25519 !!!"), "line 1: invalid key"),
+            (
+                format!("alice ssh-rsa {}", &ALICE_KEY[12..]),
+                "line 1: invalid key",
+            ),
+            (format!("alice foo=\"x\" {ALICE_KEY}"), "line 1: unknown option \"foo\""),
+            (format!("alice namespaces=jit {ALICE_KEY}"), "missing start quote"),
+            (
+                format!("alice namespaces=\"a\",namespaces=\"b\" {ALICE_KEY}"),
+                "multiple",
+            ),
+            (format!("alice valid-after=\"2026\" {ALICE_KEY}"), "invalid valid-after"),
+            (format!("alice valid-after=\"20261340Z\" {ALICE_KEY}"), "invalid valid-after"),
+            (
+                format!("alice valid-after=\"20270101Z\",valid-before=\"20260101Z\" {ALICE_KEY}"),
+                "valid-before is not after valid-after",
+            ),
+            (format!("alice namespaces=\"jit {ALICE_KEY}"), "missing end quote"),
+            (format!("\n\n\"alice {ALICE_KEY}"), "line 3: principals: missing end quote"),
+        ];
+        for (text, want) in bad {
+            let e = AllowedSigners::parse(&text).unwrap_err();
+            assert!(e.contains(want), "{text:?}: {e}");
+        }
+    }
+
+    #[test]
+    fn the_file_is_bounded_in_size_and_lines() {
+        let e = AllowedSigners::parse(&"#\n".repeat(MAX_LINES + 1)).unwrap_err();
+        assert!(e.contains("more than 10000 lines"), "{e}");
+        let e = AllowedSigners::parse(&"#".repeat(MAX_FILE_BYTES + 1)).unwrap_err();
+        assert!(e.contains("more than the 1048576"), "{e}");
+        assert!(AllowedSigners::parse(&"#\n".repeat(MAX_LINES)).is_ok());
+    }
+}
