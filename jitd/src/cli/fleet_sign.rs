@@ -147,12 +147,24 @@ pub fn sign(
     source: &KeySource,
     wanted: &dyn Fn(&PublicKey) -> bool,
 ) -> Result<String, SignError> {
+    let socket = std::env::var_os("SSH_AUTH_SOCK")
+        .filter(|s| !s.is_empty())
+        .map(PathBuf::from);
+    sign_with(message, source, wanted, socket.as_deref())
+}
+
+/// [`sign`] with the agent's socket given (`None`: no agent), so tests need not share one
+/// process-wide environment variable.
+pub(crate) fn sign_with(
+    message: &[u8],
+    source: &KeySource,
+    wanted: &dyn Fn(&PublicKey) -> bool,
+    agent_socket: Option<&Path>,
+) -> Result<String, SignError> {
     let signature = match source {
         KeySource::Agent => {
-            let socket = std::env::var_os("SSH_AUTH_SOCK")
-                .filter(|s| !s.is_empty())
-                .ok_or(SignError::NoAgent)?;
-            sign_with_agent(Path::new(&socket), message, wanted)?
+            let socket = agent_socket.ok_or(SignError::NoAgent)?;
+            sign_with_agent(socket, message, wanted)?
         }
         KeySource::File(key) => {
             let signature = sign_with_keygen(key, message)?;
@@ -192,11 +204,29 @@ fn sign_with_agent(
         .find(|k| wanted(k))
         .ok_or(SignError::NoWantedKey { offered })?;
 
+    // RSA keys sign with SHA-512: without the flag an agent signs with SHA-1 (ssh-rsa),
+    // which hosts refuse.
+    let flags = if key.is_rsa() { AGENT_RSA_SHA2_512 } else { 0 };
     let data = sshsig::signed_data(NAMESPACE, HashAlg::Sha512, message);
+    let sig = agent_sign(&mut agent, socket, &key, &data, flags)?;
+    Ok(Signature::from_parts(key, NAMESPACE, HashAlg::Sha512, sig))
+}
+
+/// One SIGN_REQUEST: the SSH signature blob the agent returns for `data`.
+fn agent_sign(
+    agent: &mut AgentConnection,
+    socket: &Path,
+    key: &PublicKey,
+    data: &[u8],
+    flags: u32,
+) -> Result<Vec<u8>, SignError> {
+    let agent_err = |why: String| SignError::Agent {
+        socket: socket.to_path_buf(),
+        why,
+    };
     let mut request = vec![AGENTC_SIGN_REQUEST];
     put_string(&mut request, key.blob());
-    put_string(&mut request, &data);
-    let flags = if key.is_rsa() { AGENT_RSA_SHA2_512 } else { 0 };
+    put_string(&mut request, data);
     request.extend_from_slice(&flags.to_be_bytes());
     let reply = agent
         .request(&request, AGENT_SIGN_TIMEOUT)
@@ -207,9 +237,8 @@ fn sign_with_agent(
         AGENT_SIGN_RESPONSE => {
             let sig = r
                 .string("signature")
-                .map_err(|e| agent_err(format!("bad sign response: {e}")))?
-                .to_vec();
-            Ok(Signature::from_parts(key, NAMESPACE, HashAlg::Sha512, sig))
+                .map_err(|e| agent_err(format!("bad sign response: {e}")))?;
+            Ok(sig.to_vec())
         }
         AGENT_FAILURE => Err(SignError::AgentRefused {
             fingerprint: key.fingerprint(),
@@ -218,6 +247,28 @@ fn sign_with_agent(
             "unexpected reply {other} to a sign request"
         ))),
     }
+}
+
+/// A test's way to get what no honest signer makes: an RSA key's SHA-1 (`ssh-rsa`) SSHSIG,
+/// from a real agent asked without the SHA-2 flag.
+#[cfg(test)]
+pub(crate) fn agent_rsa_sha1_signature(
+    socket: &Path,
+    key: &PublicKey,
+    message: &[u8],
+) -> Result<Signature, SignError> {
+    let mut agent = AgentConnection::connect(socket).map_err(|why| SignError::Agent {
+        socket: socket.to_path_buf(),
+        why,
+    })?;
+    let data = sshsig::signed_data(NAMESPACE, HashAlg::Sha512, message);
+    let sig = agent_sign(&mut agent, socket, key, &data, 0)?;
+    Ok(Signature::from_parts(
+        key.clone(),
+        NAMESPACE,
+        HashAlg::Sha512,
+        sig,
+    ))
 }
 
 /// The keys an agent lists, skipping those this verifier cannot use (DSA, certificates…): a
@@ -324,13 +375,19 @@ fn sign_with_keygen(key: &Path, message: &[u8]) -> Result<Signature, SignError> 
         stderr,
     };
 
-    let mut stdin = child.stdin.take().ok_or_else(|| failed("no stdin".into()))?;
+    let mut stdin = child
+        .stdin
+        .take()
+        .ok_or_else(|| failed("no stdin".into()))?;
     let message = message.to_vec();
     // A thread, so a message larger than the pipe cannot deadlock against a full stdout.
     let writer = std::thread::spawn(move || {
         let _ = stdin.write_all(&message);
     });
-    let mut stdout = child.stdout.take().ok_or_else(|| failed("no stdout".into()))?;
+    let mut stdout = child
+        .stdout
+        .take()
+        .ok_or_else(|| failed("no stdout".into()))?;
     let reader = std::thread::spawn(move || {
         let mut out = Vec::new();
         let _ = (&mut stdout)
@@ -338,7 +395,10 @@ fn sign_with_keygen(key: &Path, message: &[u8]) -> Result<Signature, SignError> 
             .read_to_end(&mut out);
         out
     });
-    let mut stderr = child.stderr.take().ok_or_else(|| failed("no stderr".into()))?;
+    let mut stderr = child
+        .stderr
+        .take()
+        .ok_or_else(|| failed("no stderr".into()))?;
     let errors = std::thread::spawn(move || {
         let mut kept = Vec::new();
         let mut buf = [0u8; 1024];

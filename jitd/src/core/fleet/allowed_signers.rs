@@ -100,9 +100,9 @@ impl AllowedSigners {
         namespace: &str,
         now: DateTime<Utc>,
     ) -> bool {
-        self.entries.iter().any(|e| {
-            matches_list(principal, &e.principals) && e.usable_for(key, namespace, now)
-        })
+        self.entries
+            .iter()
+            .any(|e| matches_list(principal, &e.principals) && e.usable_for(key, namespace, now))
     }
 
     /// The principal fields (patterns, as written) of the lines that let `key` sign in
@@ -197,10 +197,10 @@ fn parse_line(raw: &str) -> Result<Line, String> {
         Err(e) => return Err(format!("invalid key: {e}")),
     };
     let mut times = [None, None];
-    for (slot, (name, value)) in times
-        .iter_mut()
-        .zip([("valid-after", &options.valid_after), ("valid-before", &options.valid_before)])
-    {
+    for (slot, (name, value)) in times.iter_mut().zip([
+        ("valid-after", &options.valid_after),
+        ("valid-before", &options.valid_before),
+    ]) {
         if let Some(value) = value {
             match parse_time(value) {
                 Ok(Some(t)) => *slot = Some(t),
@@ -554,12 +554,20 @@ yTumqSbWXr6PnydqFtEQsyUp5zHnE5pAE=
             "alice valid-after=\"20261130Z\",valid-before=\"202611301200Z\" {ALICE_KEY}\n"
         ));
         let at = |h, m, sec| Utc.with_ymd_and_hms(2026, 11, 30, h, m, sec).unwrap();
-        assert!(s.allows("alice", &k, NAMESPACE, at(0, 0, 0)), "valid-after itself");
-        assert!(s.allows("alice", &k, NAMESPACE, at(12, 0, 0)), "valid-before itself");
+        assert!(
+            s.allows("alice", &k, NAMESPACE, at(0, 0, 0)),
+            "valid-after itself"
+        );
+        assert!(
+            s.allows("alice", &k, NAMESPACE, at(12, 0, 0)),
+            "valid-before itself"
+        );
         assert!(!s.allows("alice", &k, NAMESPACE, at(12, 0, 1)), "expired");
         let before = Utc.with_ymd_and_hms(2026, 11, 29, 23, 59, 59).unwrap();
         assert!(!s.allows("alice", &k, NAMESPACE, before), "not yet valid");
-        let s = signers(&format!("alice valid-before=\"20261129235959UTC\" {ALICE_KEY}\n"));
+        let s = signers(&format!(
+            "alice valid-before=\"20261129235959UTC\" {ALICE_KEY}\n"
+        ));
         assert!(matches!(
             check(&s, "alice", b"hello\n", SIG, now()),
             Err(SigError::KeyNotAllowed { .. })
@@ -578,7 +586,10 @@ yTumqSbWXr6PnydqFtEQsyUp5zHnE5pAE=
         assert_eq!(s.len(), 1);
         assert!(!s.allows("alice", &key(ALICE_KEY), NAMESPACE, now()));
         assert_eq!(warnings.len(), 3, "{warnings:?}");
-        assert!(warnings[0].starts_with("line 1: cert-authority"), "{warnings:?}");
+        assert!(
+            warnings[0].starts_with("line 1: cert-authority"),
+            "{warnings:?}"
+        );
         assert!(warnings[1].contains("line 2: valid-before=\"20300101\" has no time zone"));
         assert!(warnings[2].starts_with("line 3: unsupported key type \"ssh-dss\""));
     }
@@ -586,27 +597,45 @@ yTumqSbWXr6PnydqFtEQsyUp5zHnE5pAE=
     #[test]
     fn malformed_lines_reject_the_file_naming_the_line() {
         let bad = [
-            (format!("alice"), "line 1: missing key"),
-            (format!("alice ssh-ed25519"), "line 1: missing key data"),
-            (format!("alice ssh-ed25519 !!!"), "line 1: invalid key"),
+            ("alice".to_string(), "line 1: missing key"),
+            ("alice ssh-ed25519".to_string(), "line 1: missing key data"),
+            ("alice ssh-ed25519 !!!".to_string(), "line 1: invalid key"),
             (
                 format!("alice ssh-rsa {}", &ALICE_KEY[12..]),
                 "line 1: invalid key",
             ),
-            (format!("alice foo=\"x\" {ALICE_KEY}"), "line 1: unknown option \"foo\""),
-            (format!("alice namespaces=jit {ALICE_KEY}"), "missing start quote"),
+            (
+                format!("alice foo=\"x\" {ALICE_KEY}"),
+                "line 1: unknown option \"foo\"",
+            ),
+            (
+                format!("alice namespaces=jit {ALICE_KEY}"),
+                "missing start quote",
+            ),
             (
                 format!("alice namespaces=\"a\",namespaces=\"b\" {ALICE_KEY}"),
                 "multiple",
             ),
-            (format!("alice valid-after=\"2026\" {ALICE_KEY}"), "invalid valid-after"),
-            (format!("alice valid-after=\"20261340Z\" {ALICE_KEY}"), "invalid valid-after"),
+            (
+                format!("alice valid-after=\"2026\" {ALICE_KEY}"),
+                "invalid valid-after",
+            ),
+            (
+                format!("alice valid-after=\"20261340Z\" {ALICE_KEY}"),
+                "invalid valid-after",
+            ),
             (
                 format!("alice valid-after=\"20270101Z\",valid-before=\"20260101Z\" {ALICE_KEY}"),
                 "valid-before is not after valid-after",
             ),
-            (format!("alice namespaces=\"jit {ALICE_KEY}"), "missing end quote"),
-            (format!("\n\n\"alice {ALICE_KEY}"), "line 3: principals: missing end quote"),
+            (
+                format!("alice namespaces=\"jit {ALICE_KEY}"),
+                "missing end quote",
+            ),
+            (
+                format!("\n\n\"alice {ALICE_KEY}"),
+                "line 3: principals: missing end quote",
+            ),
         ];
         for (text, want) in bad {
             let e = AllowedSigners::parse(&text).unwrap_err();

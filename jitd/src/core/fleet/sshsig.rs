@@ -74,7 +74,10 @@ pub enum SigError {
     /// or the key did not make it.
     BadSignature,
     /// The signature is valid but its key is not allowed for the principal.
-    KeyNotAllowed { fingerprint: String, principal: String },
+    KeyNotAllowed {
+        fingerprint: String,
+        principal: String,
+    },
 }
 
 impl fmt::Display for SigError {
@@ -111,10 +114,9 @@ impl fmt::Display for SigError {
                 "RSA key of {bits} bits refused: RSA keys must have {MIN_RSA_BITS} to \
                  {MAX_RSA_BITS} bits"
             ),
-            SigError::WrongNamespace { expected, got } => write!(
-                f,
-                "signature is for namespace {got:?}, not {expected:?}"
-            ),
+            SigError::WrongNamespace { expected, got } => {
+                write!(f, "signature is for namespace {got:?}, not {expected:?}")
+            }
             SigError::NoUserPresence => write!(
                 f,
                 "FIDO signature was made without user presence (no touch of the key)"
@@ -678,10 +680,6 @@ impl<'a> Reader<'a> {
         Ok(v)
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.rest.is_empty()
-    }
-
     pub fn finish(&self, what: &str) -> Result<(), SigError> {
         if self.rest.is_empty() {
             Ok(())
@@ -779,6 +777,7 @@ yTumqSbWXr6PnydqFtEQsyUp5zHnE5pAE=
         let key = PublicKey::parse_openssh(OPENSSH_KEY).unwrap();
         assert_eq!(sig.key(), &key);
         assert_eq!(sig.hash(), HashAlg::Sha512);
+        assert_eq!(sig.namespace(), NAMESPACE);
         assert_eq!(sig.verify(NAMESPACE, b"hello\n"), Ok(()));
         // As `ssh-keygen -lf k.pub` prints it.
         assert_eq!(
@@ -796,7 +795,10 @@ yTumqSbWXr6PnydqFtEQsyUp5zHnE5pAE=
     #[test]
     fn a_changed_message_or_namespace_is_refused() {
         let sig = Signature::parse_armored(OPENSSH_SIG).unwrap();
-        assert_eq!(sig.verify(NAMESPACE, b"hello\n!"), Err(SigError::BadSignature));
+        assert_eq!(
+            sig.verify(NAMESPACE, b"hello\n!"),
+            Err(SigError::BadSignature)
+        );
         assert_eq!(
             sig.verify("git", b"hello\n"),
             Err(SigError::WrongNamespace {
@@ -816,7 +818,10 @@ yTumqSbWXr6PnydqFtEQsyUp5zHnE5pAE=
             namespace: NAMESPACE.into(),
             ..other
         };
-        assert_eq!(forged.verify(NAMESPACE, b"grant"), Err(SigError::BadSignature));
+        assert_eq!(
+            forged.verify(NAMESPACE, b"grant"),
+            Err(SigError::BadSignature)
+        );
     }
 
     #[test]
@@ -901,7 +906,10 @@ yTumqSbWXr6PnydqFtEQsyUp5zHnE5pAE=
         put_string(&mut small, b"ssh-rsa");
         mpint(&mut small, &[1, 0, 1]);
         mpint(&mut small, &[0xc5; 128]);
-        assert_eq!(PublicKey::from_blob(&small), Err(SigError::RsaKeySize(1024)));
+        assert_eq!(
+            PublicKey::from_blob(&small),
+            Err(SigError::RsaKeySize(1024))
+        );
     }
 
     #[test]
@@ -950,7 +958,10 @@ yTumqSbWXr6PnydqFtEQsyUp5zHnE5pAE=
         ));
         let mut v2 = blob.clone();
         v2[9] = 2;
-        assert_eq!(Signature::from_blob(&v2), Err(SigError::UnsupportedVersion(2)));
+        assert_eq!(
+            Signature::from_blob(&v2),
+            Err(SigError::UnsupportedVersion(2))
+        );
         // A length field claiming 4 GiB is refused, not allocated.
         let mut huge = blob.clone();
         huge[10..14].copy_from_slice(&[0xff; 4]);
@@ -982,7 +993,9 @@ yTumqSbWXr6PnydqFtEQsyUp5zHnE5pAE=
         let e = SigError::UnsupportedKey("x\nAUDIT ok".into()).to_string();
         assert!(!e.contains('\n'), "{e}");
         assert!(matches!(
-            PublicKey::parse_openssh("ssh-rsa AAAAC3NzaC1lZDI1NTE5AAAAIHxfa1c5meqTmx4r6DzBA4ASab6MarwRgS9HOXzmAmWH"),
+            PublicKey::parse_openssh(
+                "ssh-rsa AAAAC3NzaC1lZDI1NTE5AAAAIHxfa1c5meqTmx4r6DzBA4ASab6MarwRgS9HOXzmAmWH"
+            ),
             Err(SigError::Malformed(_))
         ));
     }

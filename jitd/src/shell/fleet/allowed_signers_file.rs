@@ -30,8 +30,8 @@ pub fn load_with_warnings(path: &Path) -> Result<(AllowedSigners, Vec<String>), 
              such as /etc/jit"
         )
     })?;
-    let file =
-        std::fs::File::open(path).map_err(|e| format!("cannot read allowed_signers {shown}: {e}"))?;
+    let file = std::fs::File::open(path)
+        .map_err(|e| format!("cannot read allowed_signers {shown}: {e}"))?;
     let meta = file
         .metadata()
         .map_err(|e| format!("cannot read allowed_signers {shown}: {e}"))?;

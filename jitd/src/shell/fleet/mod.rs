@@ -4,3 +4,5 @@
 
 pub mod allowed_signers_file;
 pub mod etcd;
+#[cfg(test)]
+mod real_ssh_tests;
