@@ -141,7 +141,8 @@ pub fn check(
 ) -> Result<(), SigError> {
     let signature = Signature::parse_armored(armored)?;
     signature.verify(NAMESPACE, message)?;
-    if !signers.allows(principal, signature.key(), NAMESPACE, now) {
+    // An empty name would match a `*` line: no one is called that.
+    if principal.is_empty() || !signers.allows(principal, signature.key(), NAMESPACE, now) {
         return Err(SigError::KeyNotAllowed {
             fingerprint: signature.key().fingerprint(),
             principal: principal.to_string(),
@@ -484,6 +485,12 @@ yTumqSbWXr6PnydqFtEQsyUp5zHnE5pAE=
             check(&s, "alice", b"hello", SIG, now()),
             Err(SigError::BadSignature)
         );
+        let anyone = signers(&format!("* {ALICE_KEY}\n"));
+        assert_eq!(check(&anyone, "carol", b"hello\n", SIG, now()), Ok(()));
+        assert!(matches!(
+            check(&anyone, "", b"hello\n", SIG, now()),
+            Err(SigError::KeyNotAllowed { .. })
+        ));
         assert!(matches!(
             check(&s, "alice", b"hello\n", "garbage", now()),
             Err(SigError::BadArmor(_))

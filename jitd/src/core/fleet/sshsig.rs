@@ -460,14 +460,10 @@ fn bit_length(n: &[u8]) -> usize {
 /// The bytes the key signs for an SSHSIG (PROTOCOL.sshsig §3):
 /// "SSHSIG" ‖ string(namespace) ‖ string(reserved = "") ‖ string(hash) ‖ string(H(message)).
 pub fn signed_data(namespace: &str, hash: HashAlg, message: &[u8]) -> Vec<u8> {
-    signed_data_with(namespace, b"", hash, message)
-}
-
-fn signed_data_with(namespace: &str, reserved: &[u8], hash: HashAlg, message: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(128);
     out.extend_from_slice(MAGIC);
     put_string(&mut out, namespace.as_bytes());
-    put_string(&mut out, reserved);
+    put_string(&mut out, b"");
     put_string(&mut out, hash.name().as_bytes());
     put_string(&mut out, hash.digest(message).as_ref());
     out
@@ -589,7 +585,9 @@ impl Signature {
                 got: self.namespace.clone(),
             });
         }
-        let data = signed_data_with(&self.namespace, &self.reserved, self.hash, message);
+        // Over an empty `reserved`, whatever the blob carries: PROTOCOL.sshsig says to ignore
+        // it, and ssh-keygen verifies (and signs) exactly this.
+        let data = signed_data(&self.namespace, self.hash, message);
         self.key.verify_raw(&self.ssh_signature, &data)
     }
 

@@ -12,7 +12,8 @@ use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use ring::digest;
-use ring::signature::{Ed25519KeyPair, KeyPair};
+use ring::rand::SystemRandom;
+use ring::signature::{EcdsaKeyPair, Ed25519KeyPair, KeyPair};
 
 use crate::cli::fleet_sign::{self, KeySource, SignError};
 use crate::core::fleet::allowed_signers::{check, AllowedSigners};
@@ -309,6 +310,21 @@ fn signatures_made_by_ssh_keygen_pass_check_for_each_key_type() {
             "{}",
             key.public.algorithm()
         );
+        // A non-empty `reserved` field is ignored, by ssh-keygen as here.
+        let mut blob = Signature::parse_armored(&sig).unwrap().to_blob();
+        let ns_end = blob
+            .windows(12)
+            .position(|w| w == NAMESPACE.as_bytes())
+            .unwrap()
+            + 12;
+        blob.splice(ns_end..ns_end + 4, [0, 0, 0, 1, b'x']);
+        let reserved = Signature::from_blob(&blob).unwrap().armor();
+        assert_ne!(reserved, sig);
+        assert!(keygen_verify(&dir, &allowed, "alice", &reserved, MESSAGE));
+        assert_eq!(
+            check(&signers(&allowed), "alice", MESSAGE, &reserved, now()),
+            Ok(())
+        );
         // The fingerprint is the one ssh-keygen -l prints.
         let out = Command::new("ssh-keygen")
             .arg("-lf")
@@ -401,29 +417,53 @@ fn signing_with_a_key_file_verifies_with_ssh_keygen() {
     assert!(e.to_string().contains("No such file"), "{e}");
 }
 
-/// FIDO keys cannot be made without a token, so this builds one: a synthetic
-/// sk-ssh-ed25519@openssh.com key whose "token" is a ring Ed25519 key pair, signing what
-/// PROTOCOL.u2f says a token signs (SHA256(application) ‖ flags ‖ counter ‖ SHA256(data)).
-/// ssh-keygen accepting it shows the layout is OpenSSH's.
-fn synthetic_fido_signature(flags: u8) -> (String, String) {
-    let pair = Ed25519KeyPair::from_seed_unchecked(&[9; 32]).unwrap();
-    let mut blob = Vec::new();
-    put_string(&mut blob, b"sk-ssh-ed25519@openssh.com");
-    put_string(&mut blob, pair.public_key().as_ref());
-    put_string(&mut blob, b"ssh:");
-    let key = PublicKey::from_blob(&blob).unwrap();
-
+/// FIDO keys cannot be made without a token, so this builds one: a synthetic FIDO key
+/// (sk-ssh-ed25519@openssh.com, or sk-ecdsa-sha2-nistp256@openssh.com with `ecdsa`) whose
+/// "token" is a ring key pair, signing what PROTOCOL.u2f says a token signs:
+/// SHA256(application) ‖ flags ‖ counter ‖ SHA256(data). ssh-keygen accepting it shows the
+/// layout is OpenSSH's. Returns the allowed_signers line and the armoured signature.
+fn synthetic_fido_signature(ecdsa: bool, flags: u8) -> (String, String) {
+    let application = b"ssh:";
     let data = signed_data(NAMESPACE, HashAlg::Sha512, MESSAGE);
     let mut token = Vec::new();
-    token.extend_from_slice(digest::digest(&digest::SHA256, b"ssh:").as_ref());
+    token.extend_from_slice(digest::digest(&digest::SHA256, application).as_ref());
     token.push(flags);
     token.extend_from_slice(&7u32.to_be_bytes());
     token.extend_from_slice(digest::digest(&digest::SHA256, &data).as_ref());
+
+    let mut blob = Vec::new();
     let mut sig = Vec::new();
-    put_string(&mut sig, b"sk-ssh-ed25519@openssh.com");
-    put_string(&mut sig, pair.sign(&token).as_ref());
+    if ecdsa {
+        let rng = SystemRandom::new();
+        let alg = &ring::signature::ECDSA_P256_SHA256_FIXED_SIGNING;
+        let pkcs8 = EcdsaKeyPair::generate_pkcs8(alg, &rng).unwrap();
+        let pair = EcdsaKeyPair::from_pkcs8(alg, pkcs8.as_ref(), &rng).unwrap();
+        put_string(&mut blob, b"sk-ecdsa-sha2-nistp256@openssh.com");
+        put_string(&mut blob, b"nistp256");
+        put_string(&mut blob, pair.public_key().as_ref());
+        let fixed = pair.sign(&rng, &token).unwrap();
+        let mut rs = Vec::new();
+        for half in fixed.as_ref().chunks(32) {
+            // mpint: a leading zero when the top bit is set, none otherwise.
+            let mut v: Vec<u8> = half.iter().copied().skip_while(|&b| b == 0).collect();
+            if v.first().is_some_and(|b| b & 0x80 != 0) {
+                v.insert(0, 0);
+            }
+            put_string(&mut rs, &v);
+        }
+        put_string(&mut sig, b"sk-ecdsa-sha2-nistp256@openssh.com");
+        put_string(&mut sig, &rs);
+    } else {
+        let pair = Ed25519KeyPair::from_seed_unchecked(&[9; 32]).unwrap();
+        put_string(&mut blob, b"sk-ssh-ed25519@openssh.com");
+        put_string(&mut blob, pair.public_key().as_ref());
+        put_string(&mut sig, b"sk-ssh-ed25519@openssh.com");
+        put_string(&mut sig, pair.sign(&token).as_ref());
+    }
+    put_string(&mut blob, application);
     sig.push(flags);
     sig.extend_from_slice(&7u32.to_be_bytes());
+    let key = PublicKey::from_blob(&blob).unwrap();
     let armored = Signature::from_parts(key.clone(), NAMESPACE, HashAlg::Sha512, sig).armor();
     (format!("alice {key}\n"), armored)
 }
@@ -431,22 +471,28 @@ fn synthetic_fido_signature(flags: u8) -> (String, String) {
 #[test]
 fn a_fido_signature_verifies_here_and_in_ssh_keygen_only_when_touched() {
     let dir = Scratch::new("fido");
-    let (allowed, sig) = synthetic_fido_signature(0x01);
-    assert!(keygen_verify(&dir, &allowed, "alice", &sig, MESSAGE));
-    assert_eq!(
-        check(&signers(&allowed), "alice", MESSAGE, &sig, now()),
-        Ok(())
-    );
-    assert_eq!(
-        check(&signers(&allowed), "alice", b"other", &sig, now()),
-        Err(SigError::BadSignature)
-    );
+    for ecdsa in [false, true] {
+        let (allowed, sig) = synthetic_fido_signature(ecdsa, 0x01);
+        assert!(
+            keygen_verify(&dir, &allowed, "alice", &sig, MESSAGE),
+            "{allowed}"
+        );
+        assert_eq!(
+            check(&signers(&allowed), "alice", MESSAGE, &sig, now()),
+            Ok(())
+        );
+        assert_eq!(
+            check(&signers(&allowed), "alice", b"other", &sig, now()),
+            Err(SigError::BadSignature)
+        );
+        assert!(!keygen_verify(&dir, &allowed, "alice", &sig, b"other"));
 
-    let (allowed, untouched) = synthetic_fido_signature(0x00);
-    assert_eq!(
-        check(&signers(&allowed), "alice", MESSAGE, &untouched, now()),
-        Err(SigError::NoUserPresence)
-    );
+        let (allowed, untouched) = synthetic_fido_signature(ecdsa, 0x00);
+        assert_eq!(
+            check(&signers(&allowed), "alice", MESSAGE, &untouched, now()),
+            Err(SigError::NoUserPresence)
+        );
+    }
 }
 
 #[test]
