@@ -92,7 +92,7 @@ impl std::fmt::Display for SignError {
             ),
             SignError::NoWantedKey { offered } if offered.is_empty() => write!(
                 f,
-                "your ssh-agent holds no key: add the key listed for you in allowed_signers \
+                "your ssh-agent holds no key: add the key listed in allowed_signers for you \
                  with ssh-add, or use --key FILE"
             ),
             SignError::NoWantedKey { offered } => write!(
@@ -441,4 +441,70 @@ fn sign_with_keygen(key: &Path, message: &[u8]) -> Result<Signature, SignError> 
     }
     let text = String::from_utf8(out).map_err(|_| failed("its output is not text".into()))?;
     Signature::parse_armored(&text).map_err(SignError::BadResult)
+}
+
+#[cfg(test)]
+mod tests {
+    //! The agent's answers are read with bounds: a broken or hostile agent (a forwarded socket
+    //! on a shared host) gets an error, never a huge allocation or a hang. These speak as the
+    //! agent from a socket of their own; the real ssh-agent is in shell/fleet/real_ssh_tests.rs.
+
+    use super::*;
+    use std::os::unix::net::UnixListener;
+
+    /// An "agent" that reads one request and answers `reply` (raw bytes, length included).
+    fn fake_agent(tag: &str, reply: Vec<u8>) -> (PathBuf, std::thread::JoinHandle<()>) {
+        let path =
+            std::env::temp_dir().join(format!("jitd-fakeagent-{tag}-{}.sock", std::process::id()));
+        let _ = std::fs::remove_file(&path);
+        let listener = UnixListener::bind(&path).unwrap();
+        let handle = std::thread::spawn(move || {
+            let (mut conn, _) = listener.accept().unwrap();
+            let mut len = [0u8; 4];
+            conn.read_exact(&mut len).unwrap();
+            let mut body = vec![0u8; u32::from_be_bytes(len) as usize];
+            conn.read_exact(&mut body).unwrap();
+            let _ = conn.write_all(&reply);
+        });
+        (path, handle)
+    }
+
+    fn sign_at(path: &Path) -> SignError {
+        let e = sign_with(b"m", &KeySource::Agent, &|_| true, Some(path)).unwrap_err();
+        let _ = std::fs::remove_file(path);
+        e
+    }
+
+    #[test]
+    fn an_agent_announcing_a_huge_message_is_refused_before_reading_it() {
+        let (path, agent) = fake_agent("huge", vec![0xff, 0xff, 0xff, 0xff, 12]);
+        let e = sign_at(&path);
+        agent.join().unwrap();
+        assert!(
+            e.to_string().contains("4294967295 bytes (at most 262144"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn an_agent_claiming_billions_of_keys_is_refused_when_they_are_missing() {
+        let mut body = vec![AGENT_IDENTITIES_ANSWER];
+        body.extend_from_slice(&u32::MAX.to_be_bytes());
+        let mut reply = Vec::new();
+        put_string(&mut reply, &body);
+        let (path, agent) = fake_agent("count", reply);
+        let e = sign_at(&path);
+        agent.join().unwrap();
+        assert!(matches!(e, SignError::Agent { .. }), "{e}");
+        assert!(e.to_string().contains("cut short"), "{e}");
+    }
+
+    #[test]
+    fn an_agent_that_hangs_up_is_an_error_that_names_its_socket() {
+        let (path, agent) = fake_agent("eof", Vec::new());
+        let e = sign_at(&path);
+        agent.join().unwrap();
+        assert!(e.to_string().contains("closed the connection"), "{e}");
+        assert!(e.to_string().contains(&path.display().to_string()), "{e}");
+    }
 }
