@@ -167,6 +167,15 @@ pub(crate) fn sign_with(
             sign_with_agent(socket, message, wanted)?
         }
         KeySource::File(key) => {
+            // Before asking for a passphrase or a touch, when the public half is at hand.
+            if let Some(public) = public_key_beside(key) {
+                if !wanted(&public) {
+                    return Err(SignError::KeyNotWanted {
+                        key: key.clone(),
+                        fingerprint: public.fingerprint(),
+                    });
+                }
+            }
             let signature = sign_with_keygen(key, message)?;
             if !wanted(signature.key()) {
                 return Err(SignError::KeyNotWanted {
@@ -356,6 +365,26 @@ impl AgentConnection {
         }
         Ok(())
     }
+}
+
+/// The public key of a key file: the file itself if it is one (`-f id.pub`, the private half
+/// in the agent), else `FILE.pub` beside it. `None` when there is none to read; the signature's
+/// own key is checked afterwards in any case.
+fn public_key_beside(key: &Path) -> Option<PublicKey> {
+    // Only files named .pub are read: never the private key's bytes.
+    let path = if key.extension().is_some_and(|e| e == "pub") {
+        key.to_path_buf()
+    } else {
+        let mut p = key.as_os_str().to_owned();
+        p.push(".pub");
+        PathBuf::from(p)
+    };
+    let file = std::fs::File::open(path).ok()?;
+    let mut text = String::new();
+    file.take(sshsig::MAX_ARMORED_BYTES as u64)
+        .read_to_string(&mut text)
+        .ok()?;
+    PublicKey::parse_openssh(text.lines().next()?).ok()
 }
 
 /// `ssh-keygen -Y sign -n jit-grant@v1 -f KEY`, message on stdin, armour on stdout. Its

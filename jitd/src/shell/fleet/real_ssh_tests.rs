@@ -409,6 +409,16 @@ fn signing_with_a_key_file_verifies_with_ssh_keygen() {
 
         let e = fleet_sign::sign_with(MESSAGE, &source, &|_| false, None).unwrap_err();
         assert!(matches!(e, SignError::KeyNotWanted { .. }), "{e}");
+        // Without the .pub beside it, the key is checked once signed.
+        std::fs::remove_file(key.file.with_extension("pub")).unwrap();
+        let e = fleet_sign::sign_with(MESSAGE, &source, &|_| false, None).unwrap_err();
+        assert_eq!(
+            e,
+            SignError::KeyNotWanted {
+                key: key.file.clone(),
+                fingerprint: key.public.fingerprint()
+            }
+        );
     }
     // ssh-keygen's own complaint reaches the approver.
     let missing = KeySource::File(dir.path("no-such-key"));
