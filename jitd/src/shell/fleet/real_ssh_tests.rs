@@ -301,7 +301,9 @@ fn an_rsa_sha1_signature_is_refused_here_as_by_ssh_keygen() {
 #[test]
 fn signatures_made_by_ssh_keygen_pass_check_for_each_key_type() {
     let dir = Scratch::new("keygen");
-    for key in keys(&dir) {
+    let mut all = keys(&dir);
+    all.push(keygen(&dir, "ecdsa384", &["-t", "ecdsa", "-b", "384"]));
+    for key in all {
         let allowed = format!("alice {}\n", key.line);
         let sig = keygen_sign(&key.file, NAMESPACE, MESSAGE);
         assert_eq!(
