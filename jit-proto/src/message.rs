@@ -478,6 +478,10 @@ pub struct FleetView {
     /// Why this host does not (or no longer) enforce it, when it is one of its hosts.
     #[serde(default)]
     pub refused: Option<String>,
+    /// This host's allowed_signers file: `jitd approve` offers the agent keys listed there
+    /// for the approver.
+    #[serde(default)]
+    pub allowed_signers: Option<String>,
 }
 
 /// One host's acknowledgement of a fleet grant.

@@ -13,6 +13,7 @@ use nix::unistd::{Group, User};
 use crate::config::config_file::Config;
 use crate::config::policy_file::{Mention, MentionKind};
 use crate::config::secret_file;
+use crate::shell::fleet::allowed_signers_file;
 
 pub fn run(file: &Path) -> ExitCode {
     let config = match Config::load(file, true) {
@@ -26,7 +27,8 @@ pub fn run(file: &Path) -> ExitCode {
         eprintln!("jitd: invalid configuration: {e}");
         return ExitCode::from(4);
     }
-    let (secret_errors, mut warnings) = secret_files(&config);
+    let (mut secret_errors, mut warnings) = secret_files(&config);
+    fleet_files(&config, &mut secret_errors, &mut warnings);
     if !secret_errors.is_empty() {
         for e in &secret_errors {
             eprintln!("jitd: invalid configuration: {}: {e}", file.display());
@@ -50,6 +52,42 @@ pub fn run(file: &Path) -> ExitCode {
         warnings.len()
     );
     ExitCode::SUCCESS
+}
+
+/// `[fleet]`: the allowed_signers file and the etcd password as `jitd serve` reads them (it
+/// refuses to start without them).
+fn fleet_files(config: &Config, errors: &mut Vec<String>, warnings: &mut Vec<String>) {
+    let Some(fleet) = &config.fleet else {
+        return;
+    };
+    match allowed_signers_file::load_with_warnings(&fleet.allowed_signers) {
+        Ok((signers, found)) => {
+            if signers.is_empty() {
+                warnings.push(format!(
+                    "[fleet] allowed_signers {} lists no usable key: no fleet approval can count on this host",
+                    fleet.allowed_signers.display()
+                ));
+            }
+            warnings.extend(
+                found
+                    .into_iter()
+                    .map(|w| format!("[fleet] allowed_signers: {w}")),
+            );
+        }
+        Err(e) => errors.push(format!("[fleet] allowed_signers: {e}")),
+    }
+    if let Some(path) = &fleet.password_file {
+        if nix::unistd::geteuid().is_root() {
+            if let Err(e) = secret_file::read("password_file", "one password", path) {
+                errors.push(format!("[fleet] {e}"));
+            }
+        } else {
+            warnings.push(format!(
+                "[fleet] password_file {} not checked: only root can read it (run check-config as root)",
+                path.display()
+            ));
+        }
+    }
 }
 
 /// Reads every notifier's `url_file` and `token_file` as `jitd serve` will. They are root's

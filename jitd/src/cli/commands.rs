@@ -8,8 +8,9 @@ use jit_proto::{Client, NewRequest, Request, RequestView, Response, Target};
 use crate::cli::args::{Command, FleetCommand, GrantArgs};
 use crate::cli::fleet_sign::{self, KeySource};
 use crate::cli::output;
+use crate::core::fleet::allowed_signers::AllowedSigners;
 use crate::core::fleet::records::approval_message;
-use crate::core::fleet::sshsig::PublicKey;
+use crate::core::fleet::sshsig::{PublicKey, NAMESPACE};
 use crate::core::model::GrantId;
 use crate::core::timestamp::rfc3339;
 
@@ -153,9 +154,15 @@ fn fleet_approval(
         Some(path) => KeySource::File(path),
         None => KeySource::Agent,
     };
-    let wanted = fleet_sign_filter(&me);
-    let signature =
-        fleet_sign::sign(message.as_bytes(), &source, &*wanted).map_err(|e| e.to_string())?;
+    let signers_path = std::path::PathBuf::from(
+        fleet
+            .allowed_signers
+            .as_deref()
+            .unwrap_or(crate::config::fleet_table::DEFAULT_ALLOWED_SIGNERS),
+    );
+    let wanted = fleet_sign_filter(&signers_path, &me);
+    let signature = fleet_sign::sign(message.as_bytes(), &source, &*wanted)
+        .map_err(|e| e.describe(&signers_path, &me))?;
     Ok(Request::FleetApprove {
         id: view.id.clone(),
         request_sha256: fleet.request_sha256.clone(),
@@ -167,9 +174,17 @@ fn fleet_approval(
 /// Which agent keys to offer: those listed for `me` in this host's allowed_signers when it can
 /// be read (it is the hosts' trust anchor, not a secret), otherwise any (jitd will say if the
 /// key is not accepted).
-fn fleet_sign_filter(me: &str) -> Box<dyn Fn(&PublicKey) -> bool> {
-    let _ = me;
-    Box::new(|_| true)
+fn fleet_sign_filter(path: &std::path::Path, me: &str) -> Box<dyn Fn(&PublicKey) -> bool> {
+    let parsed = std::fs::read_to_string(path)
+        .ok()
+        .and_then(|text| AllowedSigners::parse(&text).ok());
+    match parsed {
+        Some((signers, _)) => {
+            let me = me.to_string();
+            Box::new(move |key| signers.allows(&me, key, NAMESPACE, chrono::Utc::now()))
+        }
+        None => Box::new(|_| true),
+    }
 }
 
 enum Style {

@@ -79,6 +79,7 @@ pub fn view(r: &Request) -> RequestView {
             signed_by: f.approvals.iter().map(|a| a.approver.clone()).collect(),
             for_this_host: true,
             refused: None,
+            allowed_signers: None,
         }),
         hosts: Vec::new(),
         approval_token: approval_token(r),

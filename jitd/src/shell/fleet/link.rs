@@ -95,6 +95,10 @@ impl FleetLink {
         Arc::clone(&self.signers.read().unwrap_or_else(|e| e.into_inner()))
     }
 
+    pub fn signers_path(&self) -> &std::path::Path {
+        &self.signers_path
+    }
+
     /// Reads allowed_signers again (a reload); the old one stays on error.
     pub fn reload_signers(&self) -> Result<(), String> {
         let fresh = allowed_signers_file::load(&self.signers_path)?;

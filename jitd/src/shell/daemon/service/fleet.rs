@@ -844,6 +844,9 @@ impl Service {
         if !may_see {
             return Some(Err(authz::Denial::NotYours.into()));
         }
+        if let Some(f) = v.fleet.as_mut() {
+            f.allowed_signers = Some(link.signers_path().display().to_string());
+        }
         if let (Some(s), Some(f)) = (&stored, v.fleet.as_mut()) {
             f.signed_by = entry
                 .as_ref()
@@ -961,6 +964,7 @@ impl Service {
                 signed_by: signed.iter().map(|a| a.approver.clone()).collect(),
                 for_this_host,
                 refused,
+                allowed_signers: None,
             }),
             hosts: Vec::new(),
         }
