@@ -120,6 +120,12 @@ impl AllowedSigners {
             .collect()
     }
 
+    /// How many lines can match.
+    #[cfg(test)]
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
     }
