@@ -16,8 +16,10 @@ use super::{EtcdSettings, Kv, Snapshot};
 
 /// Keys per range page: etcd answers a page in one go, so pages bound its memory and ours.
 const PAGE: i64 = 500;
-/// The most keys one listing may hold (a fleet's records are far fewer).
+/// The most keys and bytes one listing may hold (a fleet's records are far fewer and small):
+/// each page is bounded, and so is their sum.
 const MAX_KEYS: usize = 1_000_000;
+const MAX_LISTING_BYTES: usize = 256 << 20;
 /// The largest value jitd writes; etcd's default request limit is 1.5 MiB.
 pub const MAX_VALUE: usize = 1 << 20;
 const MAX_KEY: usize = 64 << 10;
@@ -109,6 +111,14 @@ impl Etcd {
                 ))
             }
         };
+        if credentials.is_some() {
+            if let Some(plain) = configured.iter().find(|e| !private_channel(e)) {
+                return Err(EtcdError::Config(format!(
+                    "endpoint {plain}: an etcd password would cross the network in the clear; \
+                     use https:// (plain http:// only to this host itself)"
+                )));
+            }
+        }
         let tls = super::tls::client_config(
             s.ca_file.as_deref(),
             s.cert_file.as_deref(),
@@ -173,6 +183,7 @@ impl Etcd {
         let mut from = prefix.to_vec();
         let mut revision = 0;
         let mut kvs: Vec<Kv> = Vec::new();
+        let mut bytes = 0;
         loop {
             let mut body = json!({"key": b64(&from), "range_end": b64(&end), "limit": PAGE});
             if revision > 0 {
@@ -188,10 +199,15 @@ impl Etcd {
             // The next page starts just after the last key of this one.
             from = last.key.clone();
             from.push(0);
+            bytes += page
+                .iter()
+                .map(|kv| kv.key.len() + kv.value.len())
+                .sum::<usize>();
             kvs.extend(page);
-            if kvs.len() > MAX_KEYS {
+            if kvs.len() > MAX_KEYS || bytes > MAX_LISTING_BYTES {
                 return Err(EtcdError::TooLarge(format!(
-                    "more than {MAX_KEYS} keys under the prefix"
+                    "more than {MAX_KEYS} keys or {} MiB under the prefix",
+                    MAX_LISTING_BYTES >> 20
                 )));
             }
             if !more {
@@ -614,6 +630,22 @@ fn endpoint(url: &str) -> Result<String, EtcdError> {
     Ok(trimmed.to_string())
 }
 
+/// An endpoint a password may be sent to: TLS, or this host itself.
+fn private_channel(endpoint: &str) -> bool {
+    let Some(rest) = endpoint.strip_prefix("http://") else {
+        return true;
+    };
+    let host = match rest.rsplit_once(':') {
+        Some((host, port)) if port.chars().all(|c| c.is_ascii_digit()) => host,
+        _ => rest,
+    };
+    host == "localhost"
+        || host == "[::1]"
+        || host
+            .parse::<std::net::Ipv4Addr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
 /// How far to rotate `n` endpoints for host `name`: a stable hash (the same on every build
 /// and run), so a host keeps its member and hosts spread evenly.
 pub(super) fn rotation(name: &str, n: usize) -> usize {
@@ -647,6 +679,33 @@ mod tests {
         ] {
             assert!(matches!(endpoint(bad), Err(EtcdError::Config(_))), "{bad}");
         }
+    }
+
+    #[test]
+    fn a_password_goes_only_over_tls_or_to_this_host() {
+        assert!(private_channel("https://etcd-1:2379"));
+        assert!(private_channel("http://127.0.0.1:2379"));
+        assert!(private_channel("http://localhost:2379"));
+        assert!(private_channel("http://[::1]:2379"));
+        assert!(!private_channel("http://etcd-1:2379"));
+        assert!(!private_channel("http://10.0.0.5:2379"));
+        assert!(!private_channel("http://127.0.0.1.evil.example:2379"));
+        let s = super::super::EtcdSettings {
+            endpoints: vec!["https://etcd-1:2379".into(), "http://etcd-2:2379".into()],
+            ca_file: None,
+            cert_file: None,
+            key_file: None,
+            user: Some("host-db-01".into()),
+            password: Some("pw".into()),
+            rotate_by: "db-01".into(),
+            request_timeout: Duration::from_secs(1),
+            watch_idle_timeout: Duration::from_secs(1),
+        };
+        let e = Etcd::new(s).unwrap_err();
+        assert!(
+            matches!(&e, EtcdError::Config(m) if m.contains("etcd-2")),
+            "{e}"
+        );
     }
 
     #[test]

@@ -313,9 +313,12 @@ fn watch_until(
 }
 
 /// Puts keys 0..n, each retried until it succeeds (a put that timed out may have landed:
-/// writing it again is harmless).
-fn write_all(etcd: &Etcd, n: usize, progress: &AtomicUsize, failures: &AtomicUsize) {
+/// writing it again is harmless). Returns the longest wait between two successful puts
+/// (printed for the record, not asserted).
+fn write_all(etcd: &Etcd, n: usize, progress: &AtomicUsize, failures: &AtomicUsize) -> Duration {
     let deadline = Instant::now() + Duration::from_secs(120);
+    let mut last = Instant::now();
+    let mut longest = Duration::ZERO;
     for i in 0..n {
         loop {
             assert!(Instant::now() < deadline, "put {i} never succeeded");
@@ -329,7 +332,10 @@ fn write_all(etcd: &Etcd, n: usize, progress: &AtomicUsize, failures: &AtomicUsi
             }
         }
         progress.store(i + 1, Ordering::SeqCst);
+        longest = longest.max(last.elapsed());
+        last = Instant::now();
     }
+    longest
 }
 
 /// How a test takes a member away.
@@ -386,8 +392,13 @@ fn lose_a_member_while_writing_and_watching(loss: Loss) {
         Loss::KillLeader => cluster.kill9(victim),
         Loss::StopFollower => cluster.stop(victim),
     }
-    writer.join().expect("every put succeeded in the end");
+    let gap = writer.join().expect("every put succeeded in the end");
     let seen = watcher.join().expect("the watch saw every key");
+    eprintln!(
+        "longest write gap {gap:?}; {} put and {} watch failures",
+        put_failures.load(Ordering::SeqCst),
+        watch_failures.load(Ordering::SeqCst)
+    );
 
     assert_eq!(seen.len(), N);
     // A put retried after a failover may have landed twice (two events for one key); no
@@ -503,7 +514,8 @@ fn fleet_etcd_a_frozen_member_is_left_behind_by_writes_and_the_watch() {
     cluster.pause(frozen);
     let written = AtomicUsize::new(0);
     let put_failures = AtomicUsize::new(0);
-    write_all(&etcd, N, &written, &put_failures);
+    let gap = write_all(&etcd, N, &written, &put_failures);
+    eprintln!("longest write gap {gap:?} with a frozen member");
     let seen = watcher.join().expect("the watch saw every key");
     cluster.resume(frozen);
     assert_eq!(seen.len(), N);
