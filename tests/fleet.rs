@@ -441,7 +441,7 @@ fn approvals_a_compromised_store_could_write_install_nothing_and_each_host_says_
 
 #[test]
 fn with_every_member_down_grants_expire_on_time_and_local_requests_still_work() {
-    let fleet = Fleet::new();
+    let mut fleet = Fleet::new();
     let web1 = fleet.host("web-1");
     // db-1's own policy caps the role at 4 s, whatever the request asked for.
     let db1 = fleet.host_with("db-1", "4s");
@@ -516,8 +516,9 @@ fn with_every_member_down_grants_expire_on_time_and_local_requests_still_work() 
     );
     // The members come back: the hosts watch again.
     for m in 0..3 {
-        fleet.etcd.start(m);
+        fleet.etcd.start_member(m);
     }
+    fleet.etcd.wait_healthy();
     wait_until(Duration::from_secs(30), "db-1 to watch again", || {
         json(&db1.jitd(&["fleet", "status", "--json"]))["watching"] == true
     });
@@ -525,7 +526,7 @@ fn with_every_member_down_grants_expire_on_time_and_local_requests_still_work() 
 
 #[test]
 fn a_host_restarted_offline_enforces_its_copy_and_catches_up_on_deletions_it_missed() {
-    let fleet = Fleet::new();
+    let mut fleet = Fleet::new();
     let web1 = fleet.host("web-1");
     let mut db1 = fleet.host("db-1");
     let kept = fleet.ask(
@@ -549,8 +550,9 @@ fn a_host_restarted_offline_enforces_its_copy_and_catches_up_on_deletions_it_mis
     // While db-1 is down, one grant's records are deleted and the history compacted away.
     db1.kill9();
     for m in 0..3 {
-        fleet.etcd.start(m);
+        fleet.etcd.start_member(m);
     }
+    fleet.etcd.wait_healthy();
     fleet.etcdctl(&["del", &format!("{}/v1/g/req/web-1/{gone}", fleet.prefix)]);
     fleet.etcdctl(&[
         "del",

@@ -57,6 +57,7 @@ fn kind_of(response: &Response) -> &'static str {
         Response::Reloaded { .. } => "reloaded",
         Response::Metrics { .. } => "metrics",
         Response::ReasonWanted { .. } => "reason_wanted",
+        Response::FleetStatus { .. } => "fleet_status",
         Response::Error { .. } => "error",
     }
 }

@@ -15,6 +15,9 @@ use super::records::{
 use crate::core::model::Window;
 use crate::core::policy::{Ask, Policy, Requester};
 
+/// Checks `sig` as `principal`'s SSH signature of `message`; `Err` says why not.
+pub type VerifySignature<'a> = &'a dyn Fn(&str, &[u8], &str) -> Result<(), String>;
+
 /// This host, as the verdict needs it. The closures are the shell's lookups; the verdict stays
 /// pure and testable without keys or users.
 pub struct Local<'a> {
@@ -26,7 +29,7 @@ pub struct Local<'a> {
     pub approver_groups: &'a dyn Fn(&str) -> Option<Vec<String>>,
     /// Checks `sig` as `principal`'s SSH signature of `message` against this host's
     /// allowed_signers (namespace `jit-grant@v1`); `Err` says why not.
-    pub verify: &'a dyn Fn(&str, &[u8], &str) -> Result<(), String>,
+    pub verify: VerifySignature<'a>,
     pub now: DateTime<Utc>,
     /// Judge as a host the request names and its role applies to: what the request's origin
     /// and approvers are shown, on hosts that need not be targets.
@@ -380,7 +383,7 @@ mod tests {
             ),
         ];
         for (approval, why) in cases {
-            match run(&p, "db-1", &[approval.clone()], &[]) {
+            match run(&p, "db-1", std::slice::from_ref(&approval), &[]) {
                 Verdict::Waiting {
                     missing: 1,
                     rejected,

@@ -155,6 +155,17 @@ pub fn view(r: &Request) -> RequestView {
     }
 }
 
+/// The host globs of a fleet grant's request, read back from its stored bytes.
+fn fleet_hosts(f: &crate::core::model::FleetPart) -> Vec<String> {
+    #[derive(serde::Deserialize)]
+    struct Hosts {
+        hosts: Vec<String>,
+    }
+    serde_json::from_str::<Hosts>(&f.request)
+        .map(|h| h.hosts)
+        .unwrap_or_default()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -223,15 +234,4 @@ mod tests {
         .unwrap();
         assert!(bytes.len() <= jit_proto::MAX_FRAME_BYTES, "{}", bytes.len());
     }
-}
-
-/// The host globs of a fleet grant's request, read back from its stored bytes.
-fn fleet_hosts(f: &crate::core::model::FleetPart) -> Vec<String> {
-    #[derive(serde::Deserialize)]
-    struct Hosts {
-        hosts: Vec<String>,
-    }
-    serde_json::from_str::<Hosts>(&f.request)
-        .map(|h| h.hosts)
-        .unwrap_or_default()
 }

@@ -138,15 +138,6 @@ impl FleetLink {
         noted.insert((id.clone(), what.to_string()))
     }
 
-    /// Whether this host already acknowledged `id` in `state`.
-    pub fn acked_as(&self, id: &GrantId) -> Option<AckState> {
-        self.acked
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(id)
-            .map(|(s, _)| *s)
-    }
-
     /// Writes the queued acknowledgements; what fails stays queued.
     pub fn flush_acks(&self) -> Result<(), EtcdError> {
         let batch: Vec<(GrantId, AckRecord)> = {

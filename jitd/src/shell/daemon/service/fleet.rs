@@ -470,6 +470,25 @@ impl Service {
         }
     }
 
+    /// After a reload: every fleet grant and request judged again under the new policy and
+    /// allowed_signers (a removed approver key ends what it alone approved).
+    pub(super) fn fleet_rejudge_all(&self) {
+        let Some(link) = self.fleet_link().cloned() else {
+            return;
+        };
+        self.fleet_recheck_loaded();
+        let ids: Vec<GrantId> = link
+            .book
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .ids()
+            .cloned()
+            .collect();
+        for id in ids {
+            self.fleet_apply(&id);
+        }
+    }
+
     // ---- requests from users on this host ---------------------------------------------------
 
     /// `jit-elevate --hosts`: a request for other hosts, written to the store.

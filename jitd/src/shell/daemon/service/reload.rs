@@ -47,10 +47,23 @@ impl Service {
                 return Err(message);
             }
         };
+        // Fleet mode's trust anchor is reread with the policy: removing an approver's key
+        // must not wait for a restart.
+        if let Some(link) = self.fleet_link() {
+            if let Err(e) = link.reload_signers() {
+                let message = format!(
+                    "policy reload ({trigger}) rejected, the previous policy and allowed_signers stay in force: [fleet] allowed_signers: {e}"
+                );
+                self.events
+                    .emit(&Event::new(EventKind::ConfigReloaded, message.clone()));
+                return Err(message);
+            }
+        }
         let needs_restart = self.config.restart_only_changes(&new);
         let roles = new.policy.roles.len();
         *self.policy.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(new.policy);
         let (denied, changed) = self.reevaluate_pending();
+        self.fleet_rejudge_all();
         let mut message = format!(
             "policy reloaded ({trigger}): {roles} role(s); pending requests: {denied} denied, {changed} updated"
         );

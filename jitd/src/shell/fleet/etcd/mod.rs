@@ -1,109 +1,85 @@
-//! A blocking client of etcd v3 through its JSON gateway (grpc-gateway), over ureq.
-//! PLACEHOLDER until the client branch is merged: the signatures the sync thread uses.
+//! A blocking client of etcd v3 through its JSON gateway (grpc-gateway, `/v3/...`), over
+//! ureq: no new crates, no async runtime, one thread per watch like jitd's other workers
+//! (docs/fleet.md says why, and what each failure looks like on the wire).
+//!
+//! - `client`: endpoints, failover, authentication, and the unary calls (range, put, txn,
+//!   delete, leases);
+//! - `watch`: the streaming watch and its line-by-line reading;
+//! - `status`: per-member status for `jitd fleet status`;
+//! - `tls`: which CA to trust and which client certificate to show;
+//! - `wire`: base64, int64-as-string, prefix ranges, bounded reads;
+//! - `error`: [`EtcdError`] and the mapping from the gateway's error shapes.
 
+mod client;
+mod error;
+mod status;
+mod tls;
+mod watch;
+mod wire;
+
+#[cfg(test)]
+mod tests;
+
+use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
+pub use client::Etcd;
+pub use error::EtcdError;
+pub use watch::{WatchEvent, WatchItem};
+
+/// How to reach etcd. `Debug` never shows the password.
+#[derive(Clone)]
 pub struct EtcdSettings {
+    /// Client URLs, `http(s)://host:port`.
     pub endpoints: Vec<String>,
+    /// The only CA trusted for the endpoints' certificates; without it, the public webpki roots.
     pub ca_file: Option<PathBuf>,
+    /// A client certificate (PEM) and its key; through the gateway it must carry no CN.
     pub cert_file: Option<PathBuf>,
     pub key_file: Option<PathBuf>,
+    /// An etcd user and its password, when etcd has authentication enabled.
     pub user: Option<String>,
     pub password: Option<String>,
+    /// The host's name: the endpoint list is rotated by a hash of it, so hosts spread over
+    /// the members (one member delivers about 10k watch events/s).
     pub rotate_by: String,
+    /// The deadline of one unary call on one endpoint, connect to last byte (e.g. 3 s).
     pub request_timeout: Duration,
+    /// A watch that yields no byte for this long is dead (e.g. 15 s, several progress
+    /// notification intervals).
     pub watch_idle_timeout: Duration,
 }
 
-pub struct Etcd;
-
-#[derive(Debug)]
-pub enum EtcdError {
-    Compacted { compact_revision: i64 },
-    Unavailable(String),
-    Auth(String),
-    Denied(String),
-    TooLarge(String),
-    Protocol(String),
-}
-
-impl std::fmt::Display for EtcdError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{self:?}")
+impl fmt::Debug for EtcdSettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("EtcdSettings")
+            .field("endpoints", &self.endpoints)
+            .field("ca_file", &self.ca_file)
+            .field("cert_file", &self.cert_file)
+            .field("key_file", &self.key_file)
+            .field("user", &self.user)
+            .field("password", &self.password.as_ref().map(|_| "<redacted>"))
+            .field("rotate_by", &self.rotate_by)
+            .field("request_timeout", &self.request_timeout)
+            .field("watch_idle_timeout", &self.watch_idle_timeout)
+            .finish()
     }
 }
 
+/// Every key under a prefix, as of one revision.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Snapshot {
+    /// The store's revision the listing reflects: watch from `revision + 1`.
     pub revision: i64,
+    /// Sorted by key.
     pub kvs: Vec<Kv>,
 }
+
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Kv {
     pub key: Vec<u8>,
     pub value: Vec<u8>,
     pub create_revision: i64,
     pub mod_revision: i64,
-}
-pub enum WatchEvent {
-    Put(Kv),
-    Delete { key: Vec<u8>, mod_revision: i64 },
-}
-pub enum WatchItem {
-    Events {
-        revision: i64,
-        events: Vec<WatchEvent>,
-    },
-    Progress {
-        revision: i64,
-    },
-}
-pub struct Watch;
-impl Watch {
-    pub fn next(&mut self) -> Result<WatchItem, EtcdError> {
-        Err(EtcdError::Unavailable("placeholder".into()))
-    }
-}
-pub struct MemberStatus {
-    pub endpoint: String,
-    pub reachable: bool,
-    pub version: Option<String>,
-    pub revision: Option<i64>,
-    pub error: Option<String>,
-}
-
-#[allow(unused_variables)]
-impl Etcd {
-    pub fn new(s: EtcdSettings) -> Result<Etcd, EtcdError> {
-        Ok(Etcd)
-    }
-    pub fn range_prefix(&self, prefix: &[u8]) -> Result<Snapshot, EtcdError> {
-        Err(EtcdError::Unavailable("placeholder".into()))
-    }
-    pub fn get(&self, key: &[u8]) -> Result<Option<Kv>, EtcdError> {
-        Err(EtcdError::Unavailable("placeholder".into()))
-    }
-    pub fn put(&self, key: &[u8], value: &[u8], lease: Option<i64>) -> Result<i64, EtcdError> {
-        Err(EtcdError::Unavailable("placeholder".into()))
-    }
-    pub fn create(&self, key: &[u8], value: &[u8]) -> Result<bool, EtcdError> {
-        Err(EtcdError::Unavailable("placeholder".into()))
-    }
-    pub fn delete(&self, key: &[u8]) -> Result<bool, EtcdError> {
-        Err(EtcdError::Unavailable("placeholder".into()))
-    }
-    pub fn watch_prefix(&self, prefix: &[u8], start_revision: i64) -> Result<Watch, EtcdError> {
-        Err(EtcdError::Unavailable("placeholder".into()))
-    }
-    pub fn lease_grant(&self, ttl_secs: i64) -> Result<i64, EtcdError> {
-        Err(EtcdError::Unavailable("placeholder".into()))
-    }
-    pub fn lease_keepalive(&self, id: i64) -> Result<bool, EtcdError> {
-        Err(EtcdError::Unavailable("placeholder".into()))
-    }
-    pub fn status(&self) -> Vec<MemberStatus> {
-        Vec::new()
-    }
-    pub fn endpoint_in_use(&self) -> String {
-        String::new()
-    }
 }
