@@ -316,7 +316,8 @@ fn a_request_for_db_hosts_approved_on_web_is_enforced_on_the_db_hosts_only_and_r
     assert!(!drop_in(&web1, &id).exists(), "web-1 is not a db host");
     let rule = fs::read_to_string(drop_in(&db1, &id)).expect("drop-in");
     assert!(
-        rule.contains(&fleet.alice.name) && rule.contains("NOTAFTER="),
+        rule.contains(&format!("#{} ALL=(root) NOTAFTER=", fleet.alice.uid))
+            && rule.contains("/usr/bin/systemctl restart postgresql"),
         "{rule}"
     );
     assert!(

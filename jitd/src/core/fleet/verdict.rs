@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, SubsecRound, Utc};
 
 use super::host_pattern::any_matches;
 use super::records::{
@@ -196,7 +196,8 @@ fn counts(request: &StoredRequest, a: &Signed, terms: &Terms, local: &Local) -> 
         return Err(format!("{} cannot approve their own request", a.approver));
     }
     let at = a.record.approved_at;
-    if at < r.requested_at || at > r.pending_until {
+    // Approvals name whole seconds.
+    if at < r.requested_at.trunc_subsecs(0) || at > r.pending_until {
         return Err(format!(
             "its time {} lies outside the request's pending time",
             crate::core::timestamp::rfc3339(at)

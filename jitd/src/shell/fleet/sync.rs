@@ -20,6 +20,9 @@ const FIRST_BACKOFF: Duration = Duration::from_millis(100);
 /// What the daemon does with changed fleet requests.
 pub trait FleetSink: Send + Sync {
     fn fleet_changed(&self, ids: &[GrantId]);
+    /// After a full listing: what this host enforces is judged again even if the store no
+    /// longer names it at all (deleted while this host was not watching).
+    fn fleet_relisted(&self);
 }
 
 pub fn run(link: Arc<FleetLink>, sink: Arc<dyn FleetSink>) {
@@ -43,6 +46,7 @@ pub fn run(link: Arc<FleetLink>, sink: Arc<dyn FleetSink>) {
             .replace(snap.kvs.iter().map(|kv| (&kv.key[..], &kv.value[..])));
         link.heard(snap.revision);
         sink.fleet_changed(&touched);
+        sink.fleet_relisted();
         let mut next = snap.revision + 1;
         set_applied(&link, next - 1);
         // WATCH from there until the store says the position is gone.

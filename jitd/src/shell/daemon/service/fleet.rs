@@ -9,7 +9,7 @@
 
 use std::sync::Arc;
 
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Duration, SubsecRound, Utc};
 use jit_proto::{ErrorCode, NewRequest, RequestView, Response, State};
 
 use super::{shown, Failure, Service};
@@ -39,6 +39,18 @@ impl FleetSink for Service {
     fn fleet_changed(&self, ids: &[GrantId]) {
         for id in ids {
             self.fleet_apply(id);
+        }
+    }
+
+    fn fleet_relisted(&self) {
+        let enforced: Vec<GrantId> = self
+            .read_registry()
+            .iter()
+            .filter(|r| r.fleet.is_some() && r.state() == State::Active)
+            .map(|r| r.id.clone())
+            .collect();
+        for id in enforced {
+            self.fleet_apply(&id);
         }
     }
 }
