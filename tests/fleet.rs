@@ -574,3 +574,102 @@ fn a_host_restarted_offline_enforces_its_copy_and_catches_up_on_deletions_it_mis
     assert!(drop_in(&db1, &kept).exists(), "what still holds stays");
     assert_eq!(db1.state_of(&kept), "active");
 }
+
+#[test]
+fn the_leader_killed_during_approvals_loses_none_and_a_waiting_requester_hears_the_decision() {
+    let mut fleet = Fleet::new();
+    let web1 = fleet.host("web-1");
+    let db1 = fleet.host("db-1");
+    let units = ["nginx", "postgresql", "redis", "cron"];
+    let ids: Vec<String> = units
+        .iter()
+        .map(|u| fleet.ask(&web1, "db-1", &["/usr/bin/systemctl", "restart", u]))
+        .collect();
+    fleet.approve(&web1, &ids[0]);
+    fleet.approve(&db1, &ids[1]);
+    let leader = fleet.etcd.leader();
+    fleet.etcd.kill9(leader);
+    // The CLI's first try may meet the election (2-3 s): the approver retries, as people do.
+    for (id, on) in [(&ids[2], &web1), (&ids[3], &db1)] {
+        let key = fleet.bob_key.private.display().to_string();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let out = on.jitd_as(&fleet.bob, &["approve", id, "--key", &key]);
+            if out.status.success() {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "approve during the election: {}",
+                text(&out.stderr)
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+    wait_until(ENFORCED_WITHIN, "all four grants on db-1", || {
+        ids.iter().all(|id| drop_in(&db1, id).exists())
+    });
+    fleet.etcd.start_member(leader);
+    fleet.etcd.wait_healthy();
+    wait_until(
+        Duration::from_secs(20),
+        "every member reachable again",
+        || {
+            let s = json(&db1.jitd(&["fleet", "status", "--json"]));
+            s["watching"] == true
+                && s["members"]
+                    .as_array()
+                    .is_some_and(|m| m.len() == 3 && m.iter().all(|m| m["reachable"] == true))
+        },
+    );
+
+    // A requester who waits hears the decision made on another host.
+    let socket = web1.socket();
+    let alice = fleet.alice.identity();
+    let waiting = std::thread::spawn(move || {
+        alice
+            .command(jit_tests::bin("jit-elevate"))
+            .arg("--socket")
+            .arg(&socket)
+            .args([
+                "--hosts", "db-1", "--reason", "deploy", "--for", "10m", "--",
+            ])
+            .args(["/usr/bin/systemctl", "restart", "ssh"])
+            .stdin(std::process::Stdio::null())
+            .output()
+            .expect("jit-elevate")
+    });
+    let pending = wait_for_fleet_pending(&web1, &fleet.bob, &ids);
+    fleet.approve(&db1, &pending);
+    let out = waiting.join().expect("the waiting jit-elevate");
+    assert!(out.status.success(), "jit-elevate: {}", text(&out.stderr));
+    assert_eq!(text(&out.stdout).trim(), pending);
+    assert!(
+        text(&out.stderr).contains("approved: fleet grant"),
+        "{}",
+        text(&out.stderr)
+    );
+    wait_until(ENFORCED_WITHIN, "the waited-for grant on db-1", || {
+        drop_in(&db1, &pending).exists()
+    });
+}
+
+/// The id of a pending fleet request `approver` sees on `host`, other than `known`.
+fn wait_for_fleet_pending(host: &Daemon, approver: &TestUser, known: &[String]) -> String {
+    let deadline = Instant::now() + ENFORCED_WITHIN;
+    loop {
+        let listed = json(&host.jitd_as(approver, &["list", "--json"]));
+        let found = listed.as_array().and_then(|l| {
+            l.iter()
+                .filter(|r| r["state"] == "pending" && !r["fleet"].is_null())
+                .filter_map(|r| r["id"].as_str())
+                .find(|id| !known.iter().any(|k| k == id))
+                .map(str::to_string)
+        });
+        if let Some(id) = found {
+            return id;
+        }
+        assert!(Instant::now() < deadline, "no new fleet request: {listed}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}

@@ -574,10 +574,14 @@ impl Service {
             match link.etcd.create(key.as_bytes(), &bytes) {
                 Ok(true) => {}
                 Ok(false) => continue,
-                Err(e) => return Err(unreachable(
-                    e,
-                    "nothing was asked; requests for this host alone (without --hosts) still work",
-                )),
+                Err(e) => {
+                    // A write that timed out may still land (a frozen member applies it when
+                    // it thaws): name the id, so that it can be withdrawn if it appears.
+                    return Err(unreachable(
+                        e,
+                        &format!("request {id} was probably not recorded (should `jitd show {id}` find it later, `jit-elevate cancel {id}` withdraws it); requests for this host alone (without --hosts) still work"),
+                    ));
+                }
             }
             link.book
                 .lock()
@@ -688,7 +692,7 @@ impl Service {
                     format!("you approved {id} already"),
                 ))
             }
-            Err(e) => return Err(unreachable(e, "nothing was approved")),
+            Err(e) => return Err(unreachable(e, "your approval was probably not recorded (a write that timed out can still land): run `jitd show` again once the store is back")),
         }
         link.book
             .lock()
