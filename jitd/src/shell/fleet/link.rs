@@ -120,6 +120,11 @@ impl FleetLink {
         if acked.get(id) == Some(&now) {
             return false;
         }
+        // Bounded like the book: forgetting only means an acknowledgement may be written
+        // again.
+        if acked.len() >= crate::core::fleet::book::MAX_REQUESTS {
+            acked.clear();
+        }
         acked.insert(id.clone(), now);
         drop(acked);
         self.unsent

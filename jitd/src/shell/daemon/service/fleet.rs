@@ -550,6 +550,14 @@ impl Service {
             ));
         }
         let role = plan.role.clone().unwrap_or_default();
+        // As for local requests: a user cannot flood the approvers or the store.
+        let open = self.fleet_open_requests_of(&link, &actor.name, now);
+        if open >= super::MAX_PENDING_PER_USER {
+            return Err(Failure::new(
+                ErrorCode::PolicyDenied,
+                format!("{} already has {open} pending fleet requests from this host: cancel some first (jit-elevate list)", actor.name),
+            ));
+        }
         let pending_until = now + Duration::seconds(self.config.pending_ttl.as_secs() as i64);
         for _ in 0..4 {
             let id = GrantId::random()
@@ -836,6 +844,20 @@ impl Service {
             .unwrap_or_else(|| Err(self.not_found(id)))
     }
 
+    /// Fleet requests `user` asked on this host that may still be decided.
+    fn fleet_open_requests_of(&self, link: &FleetLink, user: &str, now: DateTime<Utc>) -> usize {
+        let book = link.book.lock().unwrap_or_else(|e| e.into_inner());
+        book.ids()
+            .filter_map(|id| book.get(id))
+            .filter(|e| e.ends.is_empty() && e.approvals.is_empty())
+            .filter_map(|e| match &e.request {
+                Some(Ok(s)) => Some(&s.request),
+                _ => None,
+            })
+            .filter(|r| r.user == user && r.origin == link.host && r.pending_until > now)
+            .count()
+    }
+
     fn fleet_stored(&self, link: &FleetLink, id: &GrantId) -> Result<StoredRequest, Failure> {
         let book = link.book.lock().unwrap_or_else(|e| e.into_inner());
         match book.get(id).and_then(|e| e.request.clone()) {
@@ -1023,6 +1045,7 @@ impl Service {
             .collect();
         drop(local);
         let mut out = Vec::new();
+        let now = self.clock.now();
         for ((_, entry), here) in entries.iter().zip(enforced) {
             if here {
                 continue;
@@ -1030,6 +1053,10 @@ impl Service {
             let Some(Ok(s)) = &entry.request else {
                 continue;
             };
+            // Only what can still be pending is judged (signatures are checked for it).
+            if !entry.ends.is_empty() || s.request.pending_until <= now {
+                continue;
+            }
             let v = self.store_view(&link, s, Some(entry));
             if v.state != State::Pending {
                 continue;
