@@ -76,6 +76,11 @@ fn fleet_files(config: &Config, errors: &mut Vec<String>, warnings: &mut Vec<Str
         }
         Err(e) => errors.push(format!("[fleet] allowed_signers: {e}")),
     }
+    if let (Some(key), true) = (&fleet.key_file, nix::unistd::geteuid().is_root()) {
+        if let Err(e) = secret_file::check_private("key_file", key) {
+            errors.push(format!("[fleet] {e}"));
+        }
+    }
     if let Some(path) = &fleet.password_file {
         if nix::unistd::geteuid().is_root() {
             if let Err(e) = secret_file::read("password_file", "one password", path) {

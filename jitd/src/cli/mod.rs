@@ -12,6 +12,9 @@ pub mod check_config;
 pub mod commands;
 pub mod explain_cmd;
 pub mod fleet_sign;
+/// Signatures made and checked by the real ssh-keygen and ssh-agent, both ways.
+#[cfg(test)]
+mod fleet_sign_real_tests;
 pub mod output;
 pub mod serve;
 pub mod usage;

@@ -20,12 +20,12 @@ use crate::config::root_only;
 /// The longest secret read: a token or URL is far shorter, and nothing larger is read.
 pub const MAX_SECRET_BYTES: u64 = 4096;
 
-/// Reads the secret in `path`, which jitd.toml names with `key` (`url_file`, `token_file`);
-/// `what` says what it must hold ("one token", "one URL"), for the error.
-pub fn read(key: &str, what: &str, path: &Path) -> Result<String, String> {
+/// Opens `path` (named by jitd.toml's `key`) after checking that it is root's alone, in
+/// directories only root can change.
+fn open_private(key: &str, path: &Path) -> Result<std::fs::File, String> {
     let shown = path.display();
     let fix = format!("chown root:root {shown}; chmod 600 {shown}");
-    let mut file = std::fs::OpenOptions::new()
+    let file = std::fs::OpenOptions::new()
         .read(true)
         .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
         .open(path)
@@ -50,6 +50,20 @@ pub fn read(key: &str, what: &str, path: &Path) -> Result<String, String> {
     root_only::check(path).map_err(|e| {
         format!("{key} {shown}: {e}, so someone other than root could replace it: keep it in a directory only root can change, such as /etc/jit")
     })?;
+    Ok(file)
+}
+
+/// Checks that `path` (a private key, named by `key`) is root's alone as [`read`] requires,
+/// without reading it: its contents are for the TLS library.
+pub fn check_private(key: &str, path: &Path) -> Result<(), String> {
+    open_private(key, path).map(|_| ())
+}
+
+/// Reads the secret in `path`, which jitd.toml names with `key` (`url_file`, `token_file`);
+/// `what` says what it must hold ("one token", "one URL"), for the error.
+pub fn read(key: &str, what: &str, path: &Path) -> Result<String, String> {
+    let shown = path.display();
+    let mut file = open_private(key, path)?;
     let mut text = String::new();
     (&mut file)
         .take(MAX_SECRET_BYTES + 1)

@@ -60,6 +60,12 @@ impl FleetLink {
     pub fn open(config: &FleetConfig, host: String) -> Result<FleetLink, String> {
         let signers = allowed_signers_file::load(&config.allowed_signers)
             .map_err(|e| format!("[fleet] allowed_signers: {e}"))?;
+        // The etcd client key is this host's credential: root's alone, like a password file.
+        if let Some(key) = &config.key_file {
+            if nix::unistd::geteuid().is_root() {
+                secret_file::check_private("key_file", key).map_err(|e| format!("[fleet] {e}"))?;
+            }
+        }
         let password = match &config.password_file {
             Some(path) => Some(secret_file::read("password_file", "one password", path)?),
             None => None,

@@ -6,6 +6,4 @@ pub mod allowed_signers_file;
 pub mod etcd;
 pub mod link;
 pub mod presence;
-#[cfg(test)]
-mod real_ssh_tests;
 pub mod sync;

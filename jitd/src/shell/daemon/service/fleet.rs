@@ -115,7 +115,7 @@ impl Service {
     }
 
     /// Says once (to the audit log and the system log) why this host does not act on a fleet
-    /// record, and acknowledges a refusal to the store.
+    /// record.
     fn fleet_note(
         &self,
         link: &FleetLink,
@@ -532,7 +532,9 @@ impl Service {
                 "fleet requests need roles: this host's jitd.toml has none",
             ));
         }
-        let now = self.clock.now();
+        // Whole seconds, as approvals name them: an approval in the request's first second
+        // must not look older than the request.
+        let now = self.clock.now().trunc_subsecs(0);
         let ask = Ask {
             who: Requester {
                 user: &actor.name,
