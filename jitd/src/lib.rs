@@ -19,7 +19,7 @@ use std::process::ExitCode;
 use clap::Parser;
 
 use cli::args::{Cli, Command};
-use cli::{audit_cmd, check_config, commands, explain_cmd, serve};
+use cli::{audit_cmd, check_config, commands, explain_cmd, replay_cmd, serve};
 use config::config_file;
 
 /// The whole program: parses the command line and runs the command.
@@ -48,6 +48,7 @@ pub fn run() -> ExitCode {
             }
             Err(e) => config_error(e),
         },
+        Command::Replay(args) => replay_cmd::run(&cli.socket, &args),
         other => commands::run(&cli.socket, other),
     }
 }

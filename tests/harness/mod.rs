@@ -398,8 +398,13 @@ impl Daemon {
         // Each test daemon gets its own cgroup: a daemon ends the processes of every grant
         // cgroup it has no active grant for, which would include other tests'.
         let cgroup = unique("jit-test-");
+        // Recordings of sudo grants (recorded by default) stay in the test's own directory.
+        let recordings = match extra.contains("recordings_dir") {
+            true => String::new(),
+            false => format!("recordings_dir = \"{}/recordings\"\n", dir.path().display()),
+        };
         let config = format!(
-            "socket = \"{0}/run/jitd.sock\"\nstate_dir = \"{0}/state\"\nsudoers_dir = \"{1}\"\ncgroup = \"{cgroup}\"\n{extra}\n",
+            "socket = \"{0}/run/jitd.sock\"\nstate_dir = \"{0}/state\"\nsudoers_dir = \"{1}\"\ncgroup = \"{cgroup}\"\n{recordings}{extra}\n",
             dir.path().display(),
             sudoers.display()
         );

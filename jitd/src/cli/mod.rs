@@ -13,5 +13,6 @@ pub mod commands;
 pub mod explain_cmd;
 pub mod fleet_sign;
 pub mod output;
+pub mod replay_cmd;
 pub mod serve;
 pub mod usage;

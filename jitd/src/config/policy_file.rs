@@ -15,6 +15,7 @@ use toml::Spanned;
 use crate::config::error::ConfigError;
 use crate::core::command_pattern::CommandPattern;
 use crate::core::policy::{AutoRule, Defaults, Policy, Role};
+use crate::core::recording::Record;
 use crate::core::time_window::{parse_day, Hours, Schedule};
 
 /// Most roles one policy may hold; a bound on what every request is matched against.
@@ -58,6 +59,9 @@ pub struct RoleSpec {
     break_glass: bool,
     #[serde(default)]
     auto_approve: Vec<RuleSpec>,
+    /// Default: the global `record`.
+    #[serde(default)]
+    record: Option<Spanned<String>>,
 }
 
 fn yes() -> bool {
@@ -373,7 +377,12 @@ impl Ctx<'_> {
             }
             auto_approve.push(rule);
         }
+        let record = match &spec.record {
+            Some(r) => Record::parse(r.get_ref()).map_err(|e| self.err(r, "role.record", e))?,
+            None => defaults.record,
+        };
         Ok(Role {
+            record,
             name,
             commands,
             ssh: spec.ssh,

@@ -15,6 +15,7 @@ use serde::Serialize;
 
 use super::command_pattern::{CommandPattern, Specificity};
 use super::model::{display_command, Request};
+use super::recording::Record;
 use super::time_window::Schedule;
 
 /// What applies when no role is configured, and to grants made before roles existed.
@@ -24,6 +25,8 @@ pub struct Defaults {
     pub default_duration: Duration,
     pub max_duration: Duration,
     pub require_reason: bool,
+    /// Global `record`: what grants without a role are recorded with, and roles by default.
+    pub record: Record,
 }
 
 #[derive(Debug, Clone)]
@@ -47,6 +50,7 @@ pub struct Role {
     /// Granted without approval to its requesters, only when asked for by name.
     pub break_glass: bool,
     pub auto_approve: Vec<AutoRule>,
+    pub record: Record,
 }
 
 #[derive(Debug, Clone)]
@@ -107,6 +111,7 @@ pub struct Plan {
     pub approver_groups: Vec<String>,
     pub approvals_required: u32,
     pub route: Route,
+    pub record: Record,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -496,6 +501,7 @@ impl Policy {
                 approver_groups: d.approver_groups.clone(),
                 approvals_required: 1,
                 route: Route::Approvers,
+                record: d.record,
             });
         }
         let role = self.select(ask)?;
@@ -534,6 +540,7 @@ impl Policy {
             approver_groups: role.approver_groups.clone(),
             approvals_required: role.approvals,
             route,
+            record: role.record,
         })
     }
 
@@ -631,6 +638,7 @@ impl Policy {
                 approver_groups: self.defaults.approver_groups.clone(),
                 approvals_required: 1,
                 route: Route::Approvers,
+                record: self.defaults.record,
             },
             Some(r) => Plan {
                 role: Some(r.name.clone()),
@@ -638,6 +646,7 @@ impl Policy {
                 approver_groups: r.approver_groups.clone(),
                 approvals_required: r.approvals,
                 route: r.route(who, target, total, now),
+                record: r.record,
             },
         })
     }

@@ -339,6 +339,7 @@ fn changes_state(request: &Request) -> bool {
         | Request::CloseSession(_)
         | Request::Show { .. }
         | Request::Metrics
+        | Request::Replay { .. }
         | Request::List { .. } => false,
     }
 }

@@ -4,6 +4,7 @@
 //! own top-level file, so other tests on the machine never see a broken sudoers.
 
 use super::*;
+use crate::core::recording::Record;
 use crate::shell::testing::{run_as, unique_id, ScratchSudoers, TestUser};
 use chrono::Duration as ChronoDuration;
 use std::os::unix::fs::PermissionsExt;
@@ -34,6 +35,7 @@ impl RealGrant {
                 user,
                 &argv,
                 Utc::now() + expires_in,
+                Record::Off,
             )
             .expect("install grant");
         grant
@@ -204,7 +206,9 @@ fn relative_or_unnormalised_commands_and_unknown_users_are_refused_and_nothing_i
         argv(&["/usr/bin/../bin/id"]),
         argv(&[]),
     ] {
-        let err = dir.install("abc", 0, "root", &cmd, later).unwrap_err();
+        let err = dir
+            .install("abc", 0, "root", &cmd, later, Record::Off)
+            .unwrap_err();
         assert!(matches!(err, SudoersError::Rule(_)), "{cmd:?}: {err}");
     }
     let err = dir
@@ -214,6 +218,7 @@ fn relative_or_unnormalised_commands_and_unknown_users_are_refused_and_nothing_i
             "no-such-user-jit",
             &argv(&["/usr/bin/id"]),
             later,
+            Record::Off,
         )
         .unwrap_err();
     assert!(
@@ -221,7 +226,14 @@ fn relative_or_unnormalised_commands_and_unknown_users_are_refused_and_nothing_i
         "{err}"
     );
     let err = dir
-        .install("abc", 0, "not-root", &argv(&["/usr/bin/id"]), later)
+        .install(
+            "abc",
+            0,
+            "not-root",
+            &argv(&["/usr/bin/id"]),
+            later,
+            Record::Off,
+        )
         .unwrap_err();
     assert!(
         err.to_string()
@@ -229,7 +241,14 @@ fn relative_or_unnormalised_commands_and_unknown_users_are_refused_and_nothing_i
         "{err}"
     );
     let err = dir
-        .install("../abc", 0, "root", &argv(&["/usr/bin/id"]), later)
+        .install(
+            "../abc",
+            0,
+            "root",
+            &argv(&["/usr/bin/id"]),
+            later,
+            Record::Off,
+        )
         .unwrap_err();
     assert!(
         matches!(err, SudoersError::Rule(RuleError::BadId(_))),
@@ -254,6 +273,7 @@ fn a_program_others_can_change_is_never_written_into_a_rule() {
             "root",
             &argv(&[&prog.display().to_string()]),
             later,
+            Record::Off,
         )
         .unwrap_err();
     assert!(matches!(err, SudoersError::UntrustedProgram(_)), "{err}");
@@ -271,7 +291,8 @@ fn an_installed_drop_in_is_root_owned_0440_and_matches_its_rendering() {
     let dir = scratch.sudoers();
     let cmd = argv(&["/usr/bin/id", "-u"]);
     let later = Utc::now() + ChronoDuration::minutes(5);
-    dir.install("g1", 0, "root", &cmd, later).unwrap();
+    dir.install("g1", 0, "root", &cmd, later, Record::Off)
+        .unwrap();
     let meta = fs::metadata(scratch.dir().join("jit_g1")).unwrap();
     assert_eq!(
         (meta.uid(), meta.gid(), meta.mode() & 0o7777),
@@ -279,7 +300,8 @@ fn an_installed_drop_in_is_root_owned_0440_and_matches_its_rendering() {
     );
     assert_eq!(
         dir.installed_content("g1").unwrap().unwrap(),
-        dir.render("g1", 0, "root", &cmd, later).unwrap()
+        dir.render("g1", 0, "root", &cmd, later, Record::Off)
+            .unwrap()
     );
     assert_eq!(dir.installed().unwrap(), vec!["g1".to_string()]);
     // Nothing but the final file is left behind.
@@ -300,7 +322,7 @@ fn a_broken_file_in_the_directory_blocks_installs_is_named_and_is_left_untouched
 
     let later = Utc::now() + ChronoDuration::minutes(5);
     let err = dir
-        .install("g2", 0, "root", &argv(&["/usr/bin/id"]), later)
+        .install("g2", 0, "root", &argv(&["/usr/bin/id"]), later, Record::Off)
         .unwrap_err();
     assert!(err.to_string().contains("local_admins"), "{err}");
     assert_eq!(dir.installed().unwrap(), Vec::<String>::new());
@@ -325,7 +347,7 @@ fn a_world_writable_or_foreign_owned_file_blocks_installs_and_is_left_untouched(
     assert!(err.to_string().contains("world-writable"), "{err}");
     let later = Utc::now() + ChronoDuration::minutes(5);
     assert!(dir
-        .install("g3", 0, "root", &argv(&["/usr/bin/id"]), later)
+        .install("g3", 0, "root", &argv(&["/usr/bin/id"]), later, Record::Off)
         .is_err());
     assert_eq!(
         fs::metadata(&loose).unwrap().mode() & 0o7777,
@@ -344,7 +366,7 @@ fn a_world_writable_or_foreign_owned_file_blocks_installs_and_is_left_untouched(
     fs::write(&ignored, "anything").unwrap();
     fs::set_permissions(&ignored, fs::Permissions::from_mode(0o666)).unwrap();
     dir.preflight().expect("a dotted file is not read by sudo");
-    dir.install("g3", 0, "root", &argv(&["/usr/bin/id"]), later)
+    dir.install("g3", 0, "root", &argv(&["/usr/bin/id"]), later, Record::Off)
         .expect("installs work again once the directory is safe");
 }
 
