@@ -10,6 +10,7 @@ use std::process::ExitCode;
 use chrono::{DateTime, Utc};
 
 pub use crate::cli::audit_args::{AuditArgs, AuditCommand, ReportArgs};
+use crate::cli::report_html::{self, ChainState, Period};
 use crate::cli::usage::{UsageBuilder, UsageSummary};
 use crate::core::events::escape_text;
 use crate::shell::audit::audit_log::{AuditRecord, LineReader, LOG_FILE};
@@ -86,6 +87,16 @@ struct Filter<'a> {
 }
 
 impl Filter<'_> {
+    #[cfg(test)]
+    fn all() -> Self {
+        Filter {
+            since: None,
+            until: None,
+            user: None,
+            id: None,
+        }
+    }
+
     fn matches(&self, r: &AuditRecord) -> bool {
         let in_time = match (self.since.is_some() || self.until.is_some(), r.time()) {
             (false, _) => true,
@@ -219,8 +230,20 @@ pub fn run_report(
 ) -> ExitCode {
     let stdout = io::stdout();
     let mut out = io::BufWriter::new(stdout.lock());
+    let format = match &args.html {
+        Some(file) => Format::Html(file),
+        None if args.json => Format::Json,
+        None => Format::Text,
+    };
+    let window = Filter {
+        since: args.since,
+        until: args.until,
+        user: None,
+        id: None,
+    };
     let code = report(
-        args.json,
+        format,
+        &window,
         &state_dir.join(LOG_FILE),
         &HostFiles::system(sudoers_dir),
         roles,
@@ -230,21 +253,82 @@ pub fn run_report(
     ExitCode::from(code)
 }
 
-fn report(json: bool, log: &Path, host: &HostFiles, roles: &[String], out: &mut impl Write) -> u8 {
+#[derive(Clone, Copy)]
+enum Format<'a> {
+    Text,
+    Json,
+    Html(&'a Path),
+}
+
+/// The chain as `jitd audit verify` finds it, for the report.
+fn chain_state(log: &Path) -> ChainState {
+    match audit_verify::verify(log) {
+        Ok(ok) => ChainState {
+            intact: true,
+            records: ok.lines,
+            head_seq: ok.head.seq,
+            head_hash: ok.head.hash,
+            problem: None,
+        },
+        Err(e) => ChainState {
+            intact: false,
+            records: 0,
+            head_seq: 0,
+            head_hash: String::new(),
+            problem: Some(format!("{} line {}: {}", e.file.display(), e.line, e.what)),
+        },
+    }
+}
+
+fn report(
+    format: Format<'_>,
+    window: &Filter<'_>,
+    log: &Path,
+    host: &HostFiles,
+    roles: &[String],
+    out: &mut impl Write,
+) -> u8 {
     let standing = StandingPrivileges::scan(host);
     let mut builder = UsageBuilder::default();
     let usage = match for_each_record(log, |_, r| {
-        builder.add(r);
+        if window.matches(r) {
+            builder.add(r);
+        }
         Ok(())
     }) {
         Ok(_) => Ok(builder.finish(roles)),
         Err(e) => Err(e.to_string()),
     };
-    let written = if json {
+    let written = if let Format::Html(file) = format {
+        let Ok(u) = &usage else {
+            eprintln!(
+                "jitd: cannot read the audit log: {}",
+                usage.as_ref().err().map_or("", String::as_str)
+            );
+            return EXIT_BAD_LOG;
+        };
+        let period = Period {
+            since: window.since.map(crate::core::timestamp::rfc3339),
+            until: window.until.map(crate::core::timestamp::rfc3339),
+            generated: crate::core::timestamp::rfc3339(Utc::now()),
+            host: std::fs::read_to_string("/proc/sys/kernel/hostname")
+                .map(|h| h.trim().to_string())
+                .unwrap_or_default(),
+        };
+        let page = report_html::render(u, &standing, &chain_state(log), &period);
+        match std::fs::write(file, page) {
+            Ok(()) => writeln!(out, "wrote {}", file.display()),
+            Err(e) => {
+                eprintln!("jitd: cannot write {}: {e}", file.display());
+                return EXIT_BAD_LOG;
+            }
+        }
+    } else if let Format::Json = format {
         let value = serde_json::json!({
             "standing": standing,
             "usage": usage.as_ref().ok(),
             "usage_error": usage.as_ref().err(),
+            "chain": chain_state(log),
         });
         writeln!(out, "{value}")
     } else {
@@ -607,7 +691,14 @@ mod tests {
         ];
         let mut out = Vec::new();
         assert_eq!(
-            report(true, &dir.0.join(LOG_FILE), &host, &roles, &mut out),
+            report(
+                Format::Json,
+                &Filter::all(),
+                &dir.0.join(LOG_FILE),
+                &host,
+                &roles,
+                &mut out
+            ),
             0
         );
         let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
@@ -626,7 +717,14 @@ mod tests {
         assert_eq!(rule["all_commands"], true);
 
         let mut text = Vec::new();
-        report(false, &dir.0.join(LOG_FILE), &host, &roles, &mut text);
+        report(
+            Format::Text,
+            &Filter::all(),
+            &dir.0.join(LOG_FILE),
+            &host,
+            &roles,
+            &mut text,
+        );
         let text = String::from_utf8(text).unwrap();
         assert!(
             text.contains("deploy ALL=(root) NOPASSWD: ALL  [NOPASSWD, ALL]"),
@@ -679,7 +777,10 @@ mod tests {
         let verified = started.elapsed();
         let mut out = Vec::new();
         let host = HostFiles::system(&dir.0);
-        assert_eq!(report(true, &path, &host, &[], &mut out), 0);
+        assert_eq!(
+            report(Format::Json, &Filter::all(), &path, &host, &[], &mut out),
+            0
+        );
         let grown = max_rss_kib() - before;
         eprintln!(
             "{RECORDS} records, {size} bytes: verify {verified:?}, verify+report {:?}, \

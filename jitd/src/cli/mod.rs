@@ -14,5 +14,6 @@ pub mod explain_cmd;
 pub mod fleet_sign;
 pub mod output;
 pub mod replay_cmd;
+pub mod report_html;
 pub mod serve;
 pub mod usage;
