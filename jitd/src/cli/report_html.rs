@@ -80,14 +80,14 @@ pub fn render(
     period: &Period,
 ) -> String {
     let mut p = String::new();
-    let _ = write!(
+    let _ = writeln!(
         p,
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
          <meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; \
          style-src 'unsafe-inline'; img-src data:\">\
          <title>jit access report: {host}</title><style>{STYLE}</style></head><body>\n\
          <h1>jit access report: {host}</h1>\n<p>Period: {since} to {until}. Generated {gen}. \
-         {records} audit records in the period.</p>\n",
+         {records} audit records in the period.</p>",
         host = esc(&period.host),
         since = esc(period.since.as_deref().unwrap_or("the start of the log")),
         until = esc(period.until.as_deref().unwrap_or("now")),
@@ -129,9 +129,9 @@ fn chain_section(p: &mut String, c: &ChainState) {
 
 fn requests_section(p: &mut String, u: &UsageSummary) {
     let total: u64 = u.requests_per_day.values().flat_map(|m| m.values()).sum();
-    let _ = write!(
+    let _ = writeln!(
         p,
-        "<h2>Requests per day by outcome</h2>\n<p>{} requests.</p>\n",
+        "<h2>Requests per day by outcome</h2>\n<p>{} requests.</p>",
         metric("requests_total", total)
     );
     if u.requests_per_day.is_empty() {
@@ -272,9 +272,9 @@ fn decision_section(p: &mut String, u: &UsageSummary) {
     bars_svg(p, "time to decision", &items, "#5c6bc0");
     p.push_str("<table><tr><th>waited</th><th>decisions</th></tr>\n");
     for (label, n) in &items {
-        let _ = write!(
+        let _ = writeln!(
             p,
-            "<tr><td>{}</td><td>{}</td></tr>\n",
+            "<tr><td>{}</td><td>{}</td></tr>",
             esc(label),
             metric(&format!("decision_{label}"), n)
         );
@@ -291,10 +291,10 @@ fn top(map: &BTreeMap<String, u64>, limit: usize) -> Vec<(&str, u64)> {
 
 fn grants_section(p: &mut String, u: &UsageSummary) {
     let total: u64 = u.grants_by_role.values().sum();
-    let _ = write!(
+    let _ = writeln!(
         p,
         "<h2>Grants</h2>\n<p>{} grants; {} approved automatically by rules of {} approval \
-         records; {} extensions granted; {} grants handed back early with <code>done</code>.</p>\n",
+         records; {} extensions granted; {} grants handed back early with <code>done</code>.</p>",
         metric("grants_total", total),
         metric("approved_automatically", u.approved_automatically),
         metric("approved", u.approved),
@@ -305,17 +305,17 @@ fn grants_section(p: &mut String, u: &UsageSummary) {
         ("by role", &u.grants_by_role, "role", "#00897b"),
         ("by user", &u.grants_by_user, "user", "#8e24aa"),
     ] {
-        let _ = write!(p, "<h3>Grants {title}</h3>\n");
+        let _ = writeln!(p, "<h3>Grants {title}</h3>");
         if map.is_empty() {
             p.push_str("<p>None.</p>\n");
             continue;
         }
         bars_svg(p, title, &top(map, 20), colour);
-        let _ = write!(p, "<table><tr><th>{key}</th><th>grants</th></tr>\n");
+        let _ = writeln!(p, "<table><tr><th>{key}</th><th>grants</th></tr>");
         for (name, n) in map {
-            let _ = write!(
+            let _ = writeln!(
                 p,
-                "<tr><td>{}</td><td>{}</td></tr>\n",
+                "<tr><td>{}</td><td>{}</td></tr>",
                 esc(name),
                 metric(&format!("grants_by_{key}:{name}"), n)
             );
@@ -323,18 +323,18 @@ fn grants_section(p: &mut String, u: &UsageSummary) {
         p.push_str("</table>\n");
     }
     if !u.roles_never_used.is_empty() {
-        let _ = write!(
+        let _ = writeln!(
             p,
-            "<p>Roles nobody asked for: {}.</p>\n",
+            "<p>Roles nobody asked for: {}.</p>",
             esc(&u.roles_never_used.join(", "))
         );
     }
 }
 
 fn break_glass_section(p: &mut String, u: &UsageSummary) {
-    let _ = write!(
+    let _ = writeln!(
         p,
-        "<h2>Break-glass</h2>\n<p>{} uses, {} reviews.</p>\n",
+        "<h2>Break-glass</h2>\n<p>{} uses, {} reviews.</p>",
         metric("break_glass_uses", u.break_glass_uses),
         metric("break_glass_reviewed", u.break_glass_reviewed)
     );
@@ -350,10 +350,10 @@ fn break_glass_section(p: &mut String, u: &UsageSummary) {
             (Some(by), Some(at)) => format!("by {} at {}", esc(by), esc(at)),
             _ => "<span class=\"bad\">not reviewed</span>".to_string(),
         };
-        let _ = write!(
+        let _ = writeln!(
             p,
             "<tr><td>{}</td><td><code>{}</code></td><td>{}</td><td>{}</td><td>{}</td>\
-             <td>{reviewed}</td></tr>\n",
+             <td>{reviewed}</td></tr>",
             esc(&b.time),
             esc(&b.id),
             esc(&b.user),
@@ -366,11 +366,11 @@ fn break_glass_section(p: &mut String, u: &UsageSummary) {
 
 fn standing_section(p: &mut String, s: &StandingPrivileges) {
     let members: usize = s.admin_groups.iter().map(|g| g.members.len()).sum();
-    let _ = write!(
+    let _ = writeln!(
         p,
         "<h2>Standing privileges on this host</h2>\n<p>{} sudoers rules outside jit's \
          drop-ins, {} members of sudo/wheel/admin groups, {} accounts with uid 0 besides root, \
-         {} keys in root's authorized_keys.</p>\n",
+         {} keys in root's authorized_keys.</p>",
         metric("standing_sudoers_rules", s.sudoers_rules.len()),
         metric("standing_admin_members", members),
         metric("standing_uid0_accounts", s.uid0_accounts.len()),
@@ -379,9 +379,9 @@ fn standing_section(p: &mut String, s: &StandingPrivileges) {
     if !s.sudoers_rules.is_empty() {
         p.push_str("<table><tr><th>file:line</th><th>rule</th></tr>\n");
         for r in &s.sudoers_rules {
-            let _ = write!(
+            let _ = writeln!(
                 p,
-                "<tr><td>{}:{}</td><td><code>{}</code></td></tr>\n",
+                "<tr><td>{}:{}</td><td><code>{}</code></td></tr>",
                 esc(&r.file.display().to_string()),
                 r.line,
                 esc(&r.rule)
@@ -390,31 +390,31 @@ fn standing_section(p: &mut String, s: &StandingPrivileges) {
         p.push_str("</table>\n");
     }
     for g in s.admin_groups.iter().filter(|g| !g.members.is_empty()) {
-        let _ = write!(
+        let _ = writeln!(
             p,
-            "<p>Group {}: {}</p>\n",
+            "<p>Group {}: {}</p>",
             esc(&g.group),
             esc(&g.members.join(", "))
         );
     }
     if !s.uid0_accounts.is_empty() {
-        let _ = write!(
+        let _ = writeln!(
             p,
-            "<p class=\"bad\">uid 0 besides root: {}</p>\n",
+            "<p class=\"bad\">uid 0 besides root: {}</p>",
             esc(&s.uid0_accounts.join(", "))
         );
     }
     for k in &s.root_authorized_keys {
-        let _ = write!(
+        let _ = writeln!(
             p,
-            "<p>root key {} <code>{}</code> {}</p>\n",
+            "<p>root key {} <code>{}</code> {}</p>",
             esc(&k.key_type),
             esc(&k.fingerprint),
             esc(&k.comment)
         );
     }
     for u in &s.unreadable {
-        let _ = write!(p, "<p class=\"bad\">Could not read {}</p>\n", esc(u));
+        let _ = writeln!(p, "<p class=\"bad\">Could not read {}</p>", esc(u));
     }
 }
 

@@ -175,9 +175,7 @@ impl UsageBuilder {
             // An extension asked for or granted (by people, a rule or break-glass): not a new
             // request or grant.
             _ if r.extra.contains_key("EXTENSION") => {
-                if r.extra.get("EXTENSION").map(String::as_str) == Some("granted") {
-                    s.extensions += 1;
-                }
+                s.extensions += u64::from(r.extra["EXTENSION"] == "granted");
             }
             e if e == EventKind::Approved.name() => {
                 // One of several approvals a role needs grants nothing yet; jitd's own words
