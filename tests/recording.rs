@@ -102,6 +102,14 @@ fn a_recorded_grants_output_is_replayed_to_root_and_auditors_and_never_shown_to_
         text(&missing.stderr)
     );
 
+    // The audit trail of the grant names its recordings.
+    let config = d.config_path();
+    let trail = ok(d.jitd(&["audit", "--config", config.to_str().unwrap(), "--id", &id]));
+    assert!(
+        trail.contains("recordings: 2 session(s)") && trail.contains(&format!("jitd replay {id}")),
+        "{trail}"
+    );
+
     // An auditor gets the output through the daemon.
     let seen = ok(d.jitd_as(&auditor, &["replay", &id, "--session", "1"]));
     assert!(seen.contains(&word), "{seen}");

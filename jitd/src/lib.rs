@@ -39,7 +39,7 @@ pub fn run() -> ExitCode {
         // As root these read the trail only from a state dir root alone controls (see
         // config::root_only): JITD_CONFIG may come from another user's environment.
         Command::Audit(args) => match load_with_state_dir(&args.config) {
-            Ok(c) => audit_cmd::run_audit(&args, &c.state_dir),
+            Ok(c) => audit_cmd::run_audit(&args, &c.state_dir, &c.recordings_dir),
             Err(e) => config_error(e),
         },
         Command::Report(args) => match load_with_state_dir(&args.config) {

@@ -13,8 +13,10 @@ pub use crate::cli::audit_args::{AuditArgs, AuditCommand, ReportArgs};
 use crate::cli::report_html::{self, ChainState, Period};
 use crate::cli::usage::{UsageBuilder, UsageSummary};
 use crate::core::events::escape_text;
+use crate::core::recording::RecordingsDir;
 use crate::shell::audit::audit_log::{AuditRecord, LineReader, LOG_FILE};
 use crate::shell::audit::{audit_files, audit_verify};
+use crate::shell::host::recordings;
 use crate::shell::host::standing::{HostFiles, StandingPrivileges};
 
 /// Exit status of `jitd audit verify` when the chain is broken (and of the other commands
@@ -22,13 +24,19 @@ use crate::shell::host::standing::{HostFiles, StandingPrivileges};
 const EXIT_BAD_LOG: u8 = 1;
 
 /// `jitd audit …`, reading `state_dir/audit.log` and the rotated files before it.
-pub fn run_audit(args: &AuditArgs, state_dir: &Path) -> ExitCode {
+pub fn run_audit(args: &AuditArgs, state_dir: &Path, recordings_dir: &Path) -> ExitCode {
     let path = state_dir.join(LOG_FILE);
     let stdout = io::stdout();
     let mut out = io::BufWriter::new(stdout.lock());
     let code = match args.command {
         Some(AuditCommand::Verify) => verify(&path, &mut out),
-        None => history(args, &path, &mut out),
+        None => {
+            let code = history(args, &path, &mut out);
+            if let (Some(id), false) = (&args.id, args.json) {
+                let _ = writeln!(out, "{}", recordings_line(recordings_dir, id));
+            }
+            code
+        }
     };
     let _ = out.flush();
     ExitCode::from(code)
@@ -151,6 +159,44 @@ fn history(args: &AuditArgs, path: &Path, out: &mut impl Write) -> u8 {
         }
     }
     code
+}
+
+/// What `jitd audit --id ID` says of the grant's recordings.
+fn recordings_line(recordings_dir: &Path, id: &str) -> String {
+    let plain = !id.is_empty()
+        && id.len() <= 64
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
+    let Ok(dir) = RecordingsDir::parse(recordings_dir) else {
+        return "recordings: recordings_dir is not valid".into();
+    };
+    if !plain {
+        return "recordings: none (not a grant id)".into();
+    }
+    match recordings::sessions(&dir, id) {
+        Ok(s) if s.is_empty() => format!(
+            "recordings: none in {} (not recorded, nothing run, or past retention)",
+            dir.grant_dir(id).display()
+        ),
+        Ok(s) => format!(
+            "recordings: {} session(s) in {} ({}); play them with `jitd replay {id}` \
+             [--session 1..{}]",
+            s.len(),
+            dir.grant_dir(id).display(),
+            s.join(", "),
+            s.len()
+        ),
+        Err(e) if e.kind() == io::ErrorKind::PermissionDenied => format!(
+            "recordings: {} is root's alone; root or a member of auditor_groups sees them \
+             with `jitd replay {id}`",
+            dir.as_str()
+        ),
+        Err(e) => format!(
+            "recordings: cannot list {}: {e}",
+            dir.grant_dir(id).display()
+        ),
+    }
 }
 
 /// Calls `f` with each record (raw line and parsed) in chain order, across the rotated files
