@@ -147,6 +147,10 @@ fn the_html_report_renders_in_a_browser_without_errors_and_states_the_json_repor
         assert_eq!(n(&format!("outcome_{outcome}")), want.to_string());
     }
     assert_eq!(n("outcome_denied"), "1");
+    assert!(
+        !html.contains("Roles nobody asked for"),
+        "both roles were used: {u}"
+    );
     assert_eq!(n("outcome_approved"), "2");
     let decided: u64 = u["decision_time"]
         .as_object()

@@ -197,9 +197,12 @@ impl UsageBuilder {
                 {
                     s.approved_automatically += 1;
                 }
-                let asked = id.and_then(|id| self.requested_at.remove(id));
-                if let (Some(asked), Some(t)) = (asked, r.time()) {
-                    self.approval_secs.push((t - asked).num_seconds().max(0));
+                // Until the approval that grants: the wait ends when access begins.
+                if !partial {
+                    let asked = id.and_then(|id| self.requested_at.remove(id));
+                    if let (Some(asked), Some(t)) = (asked, r.time()) {
+                        self.approval_secs.push((t - asked).num_seconds().max(0));
+                    }
                 }
             }
             e if [
@@ -263,7 +266,13 @@ impl UsageBuilder {
                 .entry("undecided".to_string())
                 .or_default() += 1;
         }
-        let used: BTreeSet<&String> = self.summary.requests_by_role.keys().collect();
+        // A role granted at once (break-glass, `jitd grant`, a rule) has no `requested` record.
+        let used: BTreeSet<&String> = self
+            .summary
+            .requests_by_role
+            .keys()
+            .chain(self.summary.grants_by_role.keys())
+            .collect();
         self.summary.roles_never_used = configured_roles
             .iter()
             .filter(|r| !used.contains(r))
@@ -278,5 +287,93 @@ impl UsageBuilder {
             max_secs: secs[secs.len() - 1],
         });
         self.summary
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A record of `event` for request `id` at minute `min` of 2026-11-30.
+    fn rec(event: &str, id: &str, min: u32, extra: &[(&str, &str)], message: &str) -> AuditRecord {
+        serde_json::from_value(serde_json::json!({
+            "seq": 1,
+            "time": format!("2026-11-30T10:{min:02}:00Z"),
+            "event": event,
+            "message_id": "x",
+            "request_id": id,
+            "user": "alice",
+            "approver": "root",
+            "role": "db",
+            "reason": "r",
+            "extra": extra.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect::<BTreeMap<_, _>>(),
+            "message": message,
+            "prev": "p",
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn outcomes_grants_decision_times_extensions_and_break_glass_are_counted_once_each() {
+        let mut b = UsageBuilder::default();
+        // Two approvals needed: the first grants nothing yet.
+        b.add(&rec("requested", "a", 0, &[], "alice asked"));
+        b.add(&rec(
+            "approved",
+            "a",
+            3,
+            &[],
+            "bob approved; 1 more approval(s) needed",
+        ));
+        b.add(&rec(
+            "approved",
+            "a",
+            7,
+            &[],
+            "root approved; the grant is active",
+        ));
+        // An extension asked for and approved: neither a request nor a grant.
+        b.add(&rec("extended", "a", 8, &[("EXTENSION", "asked")], "asks"));
+        b.add(&rec(
+            "extended",
+            "a",
+            9,
+            &[("EXTENSION", "granted")],
+            "approved",
+        ));
+        b.add(&rec("requested", "d", 0, &[], "asked"));
+        b.add(&rec("denied", "d", 30, &[], "no"));
+        b.add(&rec("requested", "w", 0, &[], "asked, still waiting"));
+        // Break-glass, extended through break-glass, then reviewed.
+        b.add(&rec("break_glass", "g", 1, &[], "BREAK-GLASS"));
+        b.add(&rec(
+            "break_glass",
+            "g",
+            2,
+            &[("EXTENSION", "granted")],
+            "extended",
+        ));
+        b.add(&rec("reviewed", "g", 5, &[], "reviewed"));
+        let u = b.finish(&["db".into(), "web".into()]);
+
+        let day = &u.requests_per_day["2026-11-30"];
+        assert_eq!(day["approved"], 1);
+        assert_eq!(day["denied"], 1);
+        assert_eq!(day["break_glass"], 1);
+        assert_eq!(day["undecided"], 1);
+        assert_eq!(
+            u.grants_by_role["db"], 2,
+            "the approved grant and the break-glass one"
+        );
+        assert_eq!(u.extensions, 2);
+        assert_eq!(u.break_glass_uses, 1);
+        assert_eq!(u.break_glass_reviewed, 1);
+        assert_eq!(
+            u.break_glass[0].reviewed_at.as_deref(),
+            Some("2026-11-30T10:05:00Z")
+        );
+        assert_eq!(u.decision_time["5m-15m"], 1, "approved after 7 minutes");
+        assert_eq!(u.decision_time["15m-1h"], 1, "denied after 30 minutes");
+        assert_eq!(u.roles_never_used, ["web"]);
     }
 }
