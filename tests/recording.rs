@@ -113,6 +113,14 @@ fn a_recorded_grants_output_is_replayed_to_root_and_auditors_and_never_shown_to_
     // An auditor gets the output through the daemon.
     let seen = ok(d.jitd_as(&auditor, &["replay", &id, "--session", "1"]));
     assert!(seen.contains(&word), "{seen}");
+    let trail = ok(d.jitd(&["audit", "--config", config.to_str().unwrap(), "--id", &id]));
+    assert!(
+        trail.contains(&format!(
+            "{} replayed the recordings of grant {id} (session 1)",
+            auditor.name
+        )),
+        "the auditor's look is on the trail: {trail}"
+    );
 
     // The holder can neither read the files nor have them replayed.
     let files = files_under(&grant_dir);

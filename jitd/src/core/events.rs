@@ -38,6 +38,8 @@ pub enum EventKind {
     Quarantined,
     /// Requests that ended more than `retention` ago left memory and the state directory.
     HistoryForgotten,
+    /// An auditor had a grant's recorded sessions replayed through jitd.
+    Replayed,
 }
 
 /// Syslog severities, as journald's PRIORITY field numbers them.
@@ -51,7 +53,7 @@ pub enum Priority {
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 24] = [
+    pub const ALL: [EventKind; 25] = [
         EventKind::Requested,
         EventKind::Approved,
         EventKind::Denied,
@@ -76,6 +78,7 @@ impl EventKind {
         EventKind::LeftBehind,
         EventKind::Quarantined,
         EventKind::HistoryForgotten,
+        EventKind::Replayed,
     ];
 
     /// Stable snake_case name, used in the audit log and notifier configuration.
@@ -105,6 +108,7 @@ impl EventKind {
             EventKind::LeftBehind => "left_behind",
             EventKind::Quarantined => "quarantined",
             EventKind::HistoryForgotten => "history_forgotten",
+            EventKind::Replayed => "replayed",
         }
     }
 
@@ -141,6 +145,7 @@ impl EventKind {
             EventKind::LeftBehind => "6a1b0f2e8c7d4e31a9f05b3c2d1e0f16",
             EventKind::Quarantined => "6a1b0f2e8c7d4e31a9f05b3c2d1e0f17",
             EventKind::HistoryForgotten => "6a1b0f2e8c7d4e31a9f05b3c2d1e0f18",
+            EventKind::Replayed => "6a1b0f2e8c7d4e31a9f05b3c2d1e0f19",
         }
     }
 
@@ -160,6 +165,7 @@ impl EventKind {
             | EventKind::Reconciled
             | EventKind::ConfigReloaded
             | EventKind::Reviewed
+            | EventKind::Replayed
             | EventKind::GrantInstalled => Priority::Notice,
             _ => Priority::Info,
         }

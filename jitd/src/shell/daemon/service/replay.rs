@@ -6,6 +6,7 @@ use jit_proto::{ErrorCode, Response};
 
 use super::{Failure, Service};
 use crate::core::authz::{self, Actor};
+use crate::core::events::{Event, EventKind};
 use crate::core::recording::RecordingsDir;
 use crate::shell::host::recordings;
 
@@ -61,6 +62,24 @@ impl Service {
             text.push_str(&String::from_utf8_lossy(&bytes));
             truncated |= cut;
         }
+        // On the trail before anything is shown: who looked at which grant's recordings.
+        let mut ev = Event::new(
+            EventKind::Replayed,
+            format!(
+                "{} replayed the recordings of grant {id} ({})",
+                actor.name,
+                session.map_or("every session".to_string(), |n| format!("session {n}"))
+            ),
+        );
+        ev.request_id = Some(id.to_string());
+        ev.approver = Some(actor.name.clone());
+        self.events.audit(&mut ev).map_err(|e| {
+            Failure::new(
+                ErrorCode::Unavailable,
+                format!("refused: the audit log cannot be written ({e}); nothing was shown"),
+            )
+        })?;
+        self.events.publish(&ev);
         Ok(Response::Replay { text, truncated })
     }
 }
