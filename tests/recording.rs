@@ -218,3 +218,61 @@ fn check_config_warns_that_ssh_grants_of_recording_roles_are_not_recorded() {
         text(&typo.stderr)
     );
 }
+
+/// `record = "all"` is an explicit choice because it keeps what was typed: here the input a
+/// command read is in the recording beside its output.
+#[test]
+fn a_role_that_records_all_keeps_what_was_typed_too() {
+    let op = TestUser::create("typ");
+    let d = Daemon::start_enforcing(&format!(
+        "[[role]]\nname = \"typing\"\ncommands = [\"/usr/bin/cat\"]\nrequester_users = [\"{}\"]\nrecord = \"all\"\n",
+        op.name
+    ));
+    let id = ok(d.jitd(&[
+        "grant",
+        &op.name,
+        "--reason",
+        "INC-19",
+        "--",
+        "/usr/bin/cat",
+    ]))
+    .trim()
+    .to_string();
+    let rule = std::fs::read_to_string(format!("/etc/sudoers.d/jit_{id}")).unwrap();
+    assert!(
+        rule.contains("NOPASSWD: LOG_INPUT: LOG_OUTPUT: JIT_"),
+        "{rule}"
+    );
+
+    let typed = jit_tests::unique("typed-secret-");
+    let mut child = op
+        .command("sudo")
+        .args(["-n", "/usr/bin/cat"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(format!("{typed}\n").as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+
+    let input = std::process::Command::new("sudoreplay")
+        .arg("-d")
+        .arg(recordings(&d).join(&id))
+        .args(["-m", "0", "-f", "stdin", "000001"])
+        .output()
+        .unwrap();
+    assert!(
+        text(&input.stdout).contains(&typed),
+        "the input is recorded: {}{}",
+        text(&input.stdout),
+        text(&input.stderr)
+    );
+}
