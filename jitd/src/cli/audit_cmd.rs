@@ -306,6 +306,29 @@ enum Format<'a> {
     Html(&'a Path),
 }
 
+/// Writes the page for its author only (mode 0600 when new: it names people and their
+/// reasons). Refuses a symlink and a file someone else owns, so a name planted in /tmp cannot
+/// redirect root's write or hand the report to whoever planted it.
+fn write_private(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(path)?;
+    let meta = file.metadata()?;
+    if !meta.is_file() || meta.uid() != nix::unistd::geteuid().as_raw() {
+        return Err(io::Error::new(
+            io::ErrorKind::PermissionDenied,
+            "it is not a regular file of yours; choose another name",
+        ));
+    }
+    file.set_len(0)?;
+    file.write_all(bytes)?;
+    file.sync_all()
+}
+
 /// The chain as `jitd audit verify` finds it, for the report.
 fn chain_state(log: &Path) -> ChainState {
     match audit_verify::verify(log) {
@@ -362,7 +385,7 @@ fn report(
                 .unwrap_or_default(),
         };
         let page = report_html::render(u, &standing, &chain_state(log), &period);
-        match std::fs::write(file, page) {
+        match write_private(file, page.as_bytes()) {
             Ok(()) => writeln!(out, "wrote {}", file.display()),
             Err(e) => {
                 eprintln!("jitd: cannot write {}: {e}", file.display());
@@ -716,6 +739,33 @@ mod tests {
         };
         assert!(r.json);
         assert_eq!(r.config, Path::new("/tmp/y.toml"));
+    }
+
+    #[test]
+    fn the_html_report_is_written_only_to_a_plain_file_of_the_callers() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = TempDir::new("html");
+        let page = dir.0.join("report.html");
+        write_private(&page, b"one").unwrap();
+        write_private(&page, b"two").unwrap();
+        assert_eq!(std::fs::read(&page).unwrap(), b"two");
+        let mode = std::fs::metadata(&page).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        // A name planted to redirect the write, or to hand the report to its planter.
+        let target = dir.0.join("target");
+        std::fs::write(&target, "keep").unwrap();
+        let link = dir.0.join("link.html");
+        std::os::unix::fs::symlink(&target, &link).unwrap();
+        assert!(write_private(&link, b"x").is_err());
+        assert_eq!(std::fs::read_to_string(&target).unwrap(), "keep");
+        if nix::unistd::geteuid().is_root() {
+            let theirs = dir.0.join("theirs.html");
+            std::fs::write(&theirs, "").unwrap();
+            std::os::unix::fs::chown(&theirs, Some(4_000_001), None).unwrap();
+            let e = write_private(&theirs, b"x").unwrap_err();
+            assert!(e.to_string().contains("not a regular file of yours"), "{e}");
+            assert_eq!(std::fs::read(&theirs).unwrap(), b"");
+        }
     }
 
     #[test]
