@@ -376,6 +376,9 @@ impl Config {
             "audit_rotate_age",
             self.audit_rotate_age != new.audit_rotate_age,
         );
+        // Drop-ins already installed name the directory; replays check the groups of start.
+        differs("recordings_dir", self.recordings_dir != new.recordings_dir);
+        differs("auditor_groups", self.auditor_groups != new.auditor_groups);
         out
     }
 
