@@ -276,3 +276,24 @@ fn a_role_that_records_all_keeps_what_was_typed_too() {
         text(&input.stderr)
     );
 }
+
+/// Recordings follow `retention`: once the grant's record leaves the history, they go too.
+#[test]
+fn recordings_leave_with_their_grants_record_after_retention() {
+    let d = Daemon::start_enforcing("retention = \"2s\"");
+    let op = TestUser::create("ret");
+    let word = jit_tests::unique("kept-for-retention-");
+    let id = grant_echo(&d, &op, &word);
+    let run = sudo(&op, &["/usr/bin/echo", &word]);
+    assert!(run.status.success(), "{}", text(&run.stderr));
+    let grant_dir = recordings(&d).join(&id);
+    assert!(grant_dir.join("00/00/01/log").is_file());
+    ok(d.jitd(&["revoke", &id, "--reason", "done with it"]));
+
+    d.wait_for_log(
+        "removed the recordings of 1 grant(s)",
+        std::time::Duration::from_secs(60),
+    );
+    assert!(!grant_dir.exists(), "{:?}", files_under(&grant_dir));
+    assert!(recordings(&d).is_dir(), "the directory itself stays");
+}
