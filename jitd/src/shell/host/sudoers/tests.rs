@@ -4,7 +4,7 @@
 //! own top-level file, so other tests on the machine never see a broken sudoers.
 
 use super::*;
-use crate::core::recording::Record;
+use crate::core::recording::{Record, RecordingsDir};
 use crate::shell::testing::{run_as, unique_id, ScratchSudoers, TestUser};
 use chrono::Duration as ChronoDuration;
 use std::os::unix::fs::PermissionsExt;
@@ -19,7 +19,21 @@ struct RealGrant {
 
 impl RealGrant {
     fn install(user: &str, argv: &[&str], expires_in: ChronoDuration) -> RealGrant {
-        let dir = SudoersDir::new(PathBuf::from("/etc/sudoers.d"));
+        Self::install_recorded(user, argv, expires_in, Record::Off, None)
+    }
+
+    /// As `install`, recorded as `record` into `recordings`.
+    fn install_recorded(
+        user: &str,
+        argv: &[&str],
+        expires_in: ChronoDuration,
+        record: Record,
+        recordings: Option<&RecordingsDir>,
+    ) -> RealGrant {
+        let mut dir = SudoersDir::new(PathBuf::from("/etc/sudoers.d"));
+        if let Some(r) = recordings {
+            dir = dir.with_recordings(r.clone());
+        }
         let id = unique_id("t");
         let argv: Vec<String> = argv.iter().map(|s| s.to_string()).collect();
         let grant = RealGrant {
@@ -35,7 +49,7 @@ impl RealGrant {
                 user,
                 &argv,
                 Utc::now() + expires_in,
-                Record::Off,
+                record,
             )
             .expect("install grant");
         grant
@@ -77,11 +91,29 @@ fn this_host_runs_original_sudo_with_notafter_and_sudo_rs_is_recognised() {
     assert!(!SudoFlavour::parse("").supports_notafter());
 }
 
+/// The same exactness whether the rule names the command directly or, recorded, through its
+/// `Cmnd_Alias` (whose definition the sudoers lexer reads with the same escapes).
 #[test]
 fn a_grant_for_a_command_line_full_of_special_characters_allows_exactly_that_line() {
+    let scratch = crate::shell::testing::TempDir::new("rec");
+    let recordings = RecordingsDir::parse(&scratch.path().join("sessions")).unwrap();
+    for record in [Record::Off, Record::Output] {
+        exactly_that_line(record, &recordings);
+    }
+    let user_sessions = std::fs::read_dir(recordings.as_str()).unwrap().count();
+    assert_eq!(user_sessions, 1, "only the recorded grant left a recording");
+}
+
+fn exactly_that_line(record: Record, recordings: &RecordingsDir) {
     let user = TestUser::create(&unique_id("jte"));
     let granted = ["/bin/echo", "a,b", "c:d", "e=f", r"g\h", "*"];
-    let grant = RealGrant::install(&user.name, &granted, ChronoDuration::minutes(5));
+    let grant = RealGrant::install_recorded(
+        &user.name,
+        &granted,
+        ChronoDuration::minutes(5),
+        record,
+        Some(recordings),
+    );
     let text = grant.dir.installed_content(&grant.id).unwrap().unwrap();
     assert!(
         text.contains(&format!("#{} ALL=(root) NOTAFTER=", user.uid)),
@@ -108,6 +140,8 @@ fn a_grant_for_a_command_line_full_of_special_characters_allows_exactly_that_lin
         let (ok, out, _) = run_as(&user.name, &sudo);
         assert!(!ok, "{other:?} must be refused, printed {out:?}");
     }
+    let recorded = crate::shell::host::recordings::sessions(recordings, &grant.id).unwrap();
+    assert_eq!(recorded.len(), usize::from(!record.is_off()), "{record:?}");
 }
 
 #[test]
