@@ -399,7 +399,10 @@ impl Daemon {
         // cgroup it has no active grant for, which would include other tests'.
         let cgroup = unique("jit-test-");
         // Recordings of sudo grants (recorded by default) stay in the test's own directory.
-        let recordings = match extra.contains("recordings_dir") {
+        let sets_recordings = extra
+            .lines()
+            .any(|l| l.trim_start().starts_with("recordings_dir"));
+        let recordings = match sets_recordings {
             true => String::new(),
             false => format!("recordings_dir = \"{}/recordings\"\n", dir.path().display()),
         };
@@ -469,6 +472,11 @@ impl Daemon {
 
     pub fn socket(&self) -> PathBuf {
         self.dir.path().join("run/jitd.sock")
+    }
+
+    /// Where this daemon's recorded grants' sessions go (unless its config says otherwise).
+    pub fn recordings_dir(&self) -> PathBuf {
+        self.dir().join("recordings")
     }
 
     pub fn state_dir(&self) -> PathBuf {
