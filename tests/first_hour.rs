@@ -451,6 +451,10 @@ fn the_first_hour_walkthrough_shows_what_a_user_sees() {
                 "/var/lib/jitd".into(),
                 jitd.state_dir().display().to_string(),
             ),
+            (
+                "/var/log/jit/sessions".into(),
+                jitd.recordings_dir().display().to_string(),
+            ),
             ("jit-breakglass".into(), breakglass.name.clone()),
             ("jit-approvers".into(), approvers.0.clone()),
             ("alice".into(), alice.name.clone()),

@@ -256,6 +256,13 @@ pub enum Request {
     Passed(PassReport),
     /// Root or an approver: counters and gauges in Prometheus' text exposition format.
     Metrics,
+    /// Root or an auditor: what the recorded sessions of grant `id` printed (session
+    /// `session`, counted from 1, or every one).
+    Replay {
+        id: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        session: Option<u32>,
+    },
     /// Root (pam_jit): an SSH login without a grant asks for one on the user's behalf and will
     /// wait for the decision. Answered with the request (pending, or active if approved at
     /// once), or [`Response::ReasonWanted`].
@@ -361,6 +368,13 @@ pub enum Response {
     /// FleetStatus.
     FleetStatus {
         fleet: Box<FleetStatusView>,
+    },
+    /// Replay: the sessions' output as `sudoreplay` plays it, cut to fit one frame.
+    Replay {
+        text: String,
+        /// The output was longer than a frame holds: root sees it whole with `jitd replay`.
+        #[serde(default)]
+        truncated: bool,
     },
     /// LoginWait without a reason: the role asks for one, so the module asks the user (if it
     /// can) and sends the request again. Nothing was recorded.

@@ -153,6 +153,7 @@ fn grant(n: usize, target: Target) -> Request {
             role: Some("ops".into()),
             approvals_required: 1,
             approver_groups: vec!["ops-leads".into()],
+            record: crate::core::recording::Record::Output,
         },
         t(0),
         Duration::hours(1),

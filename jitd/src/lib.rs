@@ -19,7 +19,7 @@ use std::process::ExitCode;
 use clap::Parser;
 
 use cli::args::{Cli, Command};
-use cli::{audit_cmd, check_config, commands, explain_cmd, serve};
+use cli::{audit_cmd, check_config, commands, explain_cmd, replay_cmd, serve};
 use config::config_file;
 
 /// The whole program: parses the command line and runs the command.
@@ -39,7 +39,7 @@ pub fn run() -> ExitCode {
         // As root these read the trail only from a state dir root alone controls (see
         // config::root_only): JITD_CONFIG may come from another user's environment.
         Command::Audit(args) => match load_with_state_dir(&args.config) {
-            Ok(c) => audit_cmd::run_audit(&args, &c.state_dir),
+            Ok(c) => audit_cmd::run_audit(&args, &c.state_dir, &c.recordings_dir),
             Err(e) => config_error(e),
         },
         Command::Report(args) => match load_with_state_dir(&args.config) {
@@ -48,6 +48,7 @@ pub fn run() -> ExitCode {
             }
             Err(e) => config_error(e),
         },
+        Command::Replay(args) => replay_cmd::run(&cli.socket, &args),
         other => commands::run(&cli.socket, other),
     }
 }

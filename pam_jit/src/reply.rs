@@ -56,6 +56,7 @@ fn kind_of(response: &Response) -> &'static str {
         Response::Requests { .. } => "requests",
         Response::Reloaded { .. } => "reloaded",
         Response::Metrics { .. } => "metrics",
+        Response::Replay { .. } => "replay",
         Response::ReasonWanted { .. } => "reason_wanted",
         Response::FleetStatus { .. } => "fleet_status",
         Response::Error { .. } => "error",

@@ -398,8 +398,16 @@ impl Daemon {
         // Each test daemon gets its own cgroup: a daemon ends the processes of every grant
         // cgroup it has no active grant for, which would include other tests'.
         let cgroup = unique("jit-test-");
+        // Recordings of sudo grants (recorded by default) stay in the test's own directory.
+        let sets_recordings = extra
+            .lines()
+            .any(|l| l.trim_start().starts_with("recordings_dir"));
+        let recordings = match sets_recordings {
+            true => String::new(),
+            false => format!("recordings_dir = \"{}/recordings\"\n", dir.path().display()),
+        };
         let config = format!(
-            "socket = \"{0}/run/jitd.sock\"\nstate_dir = \"{0}/state\"\nsudoers_dir = \"{1}\"\ncgroup = \"{cgroup}\"\n{extra}\n",
+            "socket = \"{0}/run/jitd.sock\"\nstate_dir = \"{0}/state\"\nsudoers_dir = \"{1}\"\ncgroup = \"{cgroup}\"\n{recordings}{extra}\n",
             dir.path().display(),
             sudoers.display()
         );
@@ -464,6 +472,11 @@ impl Daemon {
 
     pub fn socket(&self) -> PathBuf {
         self.dir.path().join("run/jitd.sock")
+    }
+
+    /// Where this daemon's recorded grants' sessions go (unless its config says otherwise).
+    pub fn recordings_dir(&self) -> PathBuf {
+        self.dir().join("recordings")
     }
 
     pub fn state_dir(&self) -> PathBuf {

@@ -119,6 +119,20 @@ pub enum Command {
     Audit(crate::cli::audit_args::AuditArgs),
     /// Standing privileges on this host and how jit is used.
     Report(crate::cli::audit_args::ReportArgs),
+    /// Play back the recorded sessions of a grant (root, or a member of auditor_groups).
+    Replay(ReplayArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct ReplayArgs {
+    /// The grant whose sessions to play.
+    pub id: String,
+    /// Only this session, counted from 1 (`jitd audit --id ID` lists them).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub session: Option<u32>,
+    /// Configuration file naming recordings_dir (root plays the recordings itself).
+    #[arg(long, env = crate::config::config_file::CONFIG_ENV, default_value = crate::config::config_file::DEFAULT_CONFIG)]
+    pub config: PathBuf,
 }
 
 #[derive(Subcommand, Debug)]

@@ -43,8 +43,18 @@ pub struct ReportArgs {
     /// Configuration file naming the state and sudoers dirs.
     #[arg(long, env = crate::config::config_file::CONFIG_ENV, default_value = crate::config::config_file::DEFAULT_CONFIG)]
     pub config: PathBuf,
-    #[arg(long)]
+    #[arg(long, conflicts_with = "html")]
     pub json: bool,
+    /// Write the report as one self-contained HTML page to FILE (charts inline, nothing
+    /// loaded from elsewhere).
+    #[arg(long, value_name = "FILE")]
+    pub html: Option<PathBuf>,
+    /// Only usage from records at or after T (as for `jitd audit`).
+    #[arg(long, value_name = "T", value_parser = parse_time)]
+    pub since: Option<DateTime<Utc>>,
+    /// Only usage from records before T.
+    #[arg(long, value_name = "T", value_parser = parse_time)]
+    pub until: Option<DateTime<Utc>>,
 }
 
 /// `--since`/`--until`: RFC 3339, a UTC date, or a duration before now.

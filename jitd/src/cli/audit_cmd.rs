@@ -10,10 +10,13 @@ use std::process::ExitCode;
 use chrono::{DateTime, Utc};
 
 pub use crate::cli::audit_args::{AuditArgs, AuditCommand, ReportArgs};
+use crate::cli::report_html::{self, ChainState, Period};
 use crate::cli::usage::{UsageBuilder, UsageSummary};
 use crate::core::events::escape_text;
+use crate::core::recording::RecordingsDir;
 use crate::shell::audit::audit_log::{AuditRecord, LineReader, LOG_FILE};
 use crate::shell::audit::{audit_files, audit_verify};
+use crate::shell::host::recordings;
 use crate::shell::host::standing::{HostFiles, StandingPrivileges};
 
 /// Exit status of `jitd audit verify` when the chain is broken (and of the other commands
@@ -21,13 +24,19 @@ use crate::shell::host::standing::{HostFiles, StandingPrivileges};
 const EXIT_BAD_LOG: u8 = 1;
 
 /// `jitd audit …`, reading `state_dir/audit.log` and the rotated files before it.
-pub fn run_audit(args: &AuditArgs, state_dir: &Path) -> ExitCode {
+pub fn run_audit(args: &AuditArgs, state_dir: &Path, recordings_dir: &Path) -> ExitCode {
     let path = state_dir.join(LOG_FILE);
     let stdout = io::stdout();
     let mut out = io::BufWriter::new(stdout.lock());
     let code = match args.command {
         Some(AuditCommand::Verify) => verify(&path, &mut out),
-        None => history(args, &path, &mut out),
+        None => {
+            let code = history(args, &path, &mut out);
+            if let (Some(id), false) = (&args.id, args.json) {
+                let _ = writeln!(out, "{}", recordings_line(recordings_dir, id));
+            }
+            code
+        }
     };
     let _ = out.flush();
     ExitCode::from(code)
@@ -86,6 +95,16 @@ struct Filter<'a> {
 }
 
 impl Filter<'_> {
+    #[cfg(test)]
+    fn all() -> Self {
+        Filter {
+            since: None,
+            until: None,
+            user: None,
+            id: None,
+        }
+    }
+
     fn matches(&self, r: &AuditRecord) -> bool {
         let in_time = match (self.since.is_some() || self.until.is_some(), r.time()) {
             (false, _) => true,
@@ -140,6 +159,44 @@ fn history(args: &AuditArgs, path: &Path, out: &mut impl Write) -> u8 {
         }
     }
     code
+}
+
+/// What `jitd audit --id ID` says of the grant's recordings.
+fn recordings_line(recordings_dir: &Path, id: &str) -> String {
+    let plain = !id.is_empty()
+        && id.len() <= 64
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
+    let Ok(dir) = RecordingsDir::parse(recordings_dir) else {
+        return "recordings: recordings_dir is not valid".into();
+    };
+    if !plain {
+        return "recordings: none (not a grant id)".into();
+    }
+    match recordings::sessions(&dir, id) {
+        Ok(s) if s.is_empty() => format!(
+            "recordings: none in {} (not recorded, nothing run, or past retention)",
+            dir.grant_dir(id).display()
+        ),
+        Ok(s) => format!(
+            "recordings: {} session(s) in {} ({}); play them with `jitd replay {id}` \
+             [--session 1..{}]",
+            s.len(),
+            dir.grant_dir(id).display(),
+            s.join(", "),
+            s.len()
+        ),
+        Err(e) if e.kind() == io::ErrorKind::PermissionDenied => format!(
+            "recordings: {} is root's alone; root or a member of auditor_groups sees them \
+             with `jitd replay {id}`",
+            dir.as_str()
+        ),
+        Err(e) => format!(
+            "recordings: cannot list {}: {e}",
+            dir.grant_dir(id).display()
+        ),
+    }
 }
 
 /// Calls `f` with each record (raw line and parsed) in chain order, across the rotated files
@@ -219,8 +276,20 @@ pub fn run_report(
 ) -> ExitCode {
     let stdout = io::stdout();
     let mut out = io::BufWriter::new(stdout.lock());
+    let format = match &args.html {
+        Some(file) => Format::Html(file),
+        None if args.json => Format::Json,
+        None => Format::Text,
+    };
+    let window = Filter {
+        since: args.since,
+        until: args.until,
+        user: None,
+        id: None,
+    };
     let code = report(
-        args.json,
+        format,
+        &window,
         &state_dir.join(LOG_FILE),
         &HostFiles::system(sudoers_dir),
         roles,
@@ -230,21 +299,105 @@ pub fn run_report(
     ExitCode::from(code)
 }
 
-fn report(json: bool, log: &Path, host: &HostFiles, roles: &[String], out: &mut impl Write) -> u8 {
+#[derive(Clone, Copy)]
+enum Format<'a> {
+    Text,
+    Json,
+    Html(&'a Path),
+}
+
+/// Writes the page for its author only (mode 0600 when new: it names people and their
+/// reasons). Refuses a symlink and a file someone else owns, so a name planted in /tmp cannot
+/// redirect root's write or hand the report to whoever planted it.
+fn write_private(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(path)?;
+    let meta = file.metadata()?;
+    if !meta.is_file() || meta.uid() != nix::unistd::geteuid().as_raw() {
+        return Err(io::Error::new(
+            io::ErrorKind::PermissionDenied,
+            "it is not a regular file of yours; choose another name",
+        ));
+    }
+    file.set_len(0)?;
+    file.write_all(bytes)?;
+    file.sync_all()
+}
+
+/// The chain as `jitd audit verify` finds it, for the report.
+fn chain_state(log: &Path) -> ChainState {
+    match audit_verify::verify(log) {
+        Ok(ok) => ChainState {
+            intact: true,
+            records: ok.lines,
+            head_seq: ok.head.seq,
+            head_hash: ok.head.hash,
+            problem: None,
+        },
+        Err(e) => ChainState {
+            intact: false,
+            records: 0,
+            head_seq: 0,
+            head_hash: String::new(),
+            problem: Some(format!("{} line {}: {}", e.file.display(), e.line, e.what)),
+        },
+    }
+}
+
+fn report(
+    format: Format<'_>,
+    window: &Filter<'_>,
+    log: &Path,
+    host: &HostFiles,
+    roles: &[String],
+    out: &mut impl Write,
+) -> u8 {
     let standing = StandingPrivileges::scan(host);
     let mut builder = UsageBuilder::default();
     let usage = match for_each_record(log, |_, r| {
-        builder.add(r);
+        if window.matches(r) {
+            builder.add(r);
+        }
         Ok(())
     }) {
         Ok(_) => Ok(builder.finish(roles)),
         Err(e) => Err(e.to_string()),
     };
-    let written = if json {
+    let written = if let Format::Html(file) = format {
+        let Ok(u) = &usage else {
+            eprintln!(
+                "jitd: cannot read the audit log: {}",
+                usage.as_ref().err().map_or("", String::as_str)
+            );
+            return EXIT_BAD_LOG;
+        };
+        let period = Period {
+            since: window.since.map(crate::core::timestamp::rfc3339),
+            until: window.until.map(crate::core::timestamp::rfc3339),
+            generated: crate::core::timestamp::rfc3339(Utc::now()),
+            host: std::fs::read_to_string("/proc/sys/kernel/hostname")
+                .map(|h| h.trim().to_string())
+                .unwrap_or_default(),
+        };
+        let page = report_html::render(u, &standing, &chain_state(log), &period);
+        match write_private(file, page.as_bytes()) {
+            Ok(()) => writeln!(out, "wrote {}", file.display()),
+            Err(e) => {
+                eprintln!("jitd: cannot write {}: {e}", file.display());
+                return EXIT_BAD_LOG;
+            }
+        }
+    } else if let Format::Json = format {
         let value = serde_json::json!({
             "standing": standing,
             "usage": usage.as_ref().ok(),
             "usage_error": usage.as_ref().err(),
+            "chain": chain_state(log),
         });
         writeln!(out, "{value}")
     } else {
@@ -589,6 +742,33 @@ mod tests {
     }
 
     #[test]
+    fn the_html_report_is_written_only_to_a_plain_file_of_the_callers() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = TempDir::new("html");
+        let page = dir.0.join("report.html");
+        write_private(&page, b"one").unwrap();
+        write_private(&page, b"two").unwrap();
+        assert_eq!(std::fs::read(&page).unwrap(), b"two");
+        let mode = std::fs::metadata(&page).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        // A name planted to redirect the write, or to hand the report to its planter.
+        let target = dir.0.join("target");
+        std::fs::write(&target, "keep").unwrap();
+        let link = dir.0.join("link.html");
+        std::os::unix::fs::symlink(&target, &link).unwrap();
+        assert!(write_private(&link, b"x").is_err());
+        assert_eq!(std::fs::read_to_string(&target).unwrap(), "keep");
+        if nix::unistd::geteuid().is_root() {
+            let theirs = dir.0.join("theirs.html");
+            std::fs::write(&theirs, "").unwrap();
+            std::os::unix::fs::chown(&theirs, Some(4_000_001), None).unwrap();
+            let e = write_private(&theirs, b"x").unwrap_err();
+            assert!(e.to_string().contains("not a regular file of yours"), "{e}");
+            assert_eq!(std::fs::read(&theirs).unwrap(), b"");
+        }
+    }
+
+    #[test]
     fn the_report_shows_usage_from_the_log() {
         let dir = TempDir::new("report");
         day(&dir.0);
@@ -607,7 +787,14 @@ mod tests {
         ];
         let mut out = Vec::new();
         assert_eq!(
-            report(true, &dir.0.join(LOG_FILE), &host, &roles, &mut out),
+            report(
+                Format::Json,
+                &Filter::all(),
+                &dir.0.join(LOG_FILE),
+                &host,
+                &roles,
+                &mut out
+            ),
             0
         );
         let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
@@ -626,7 +813,14 @@ mod tests {
         assert_eq!(rule["all_commands"], true);
 
         let mut text = Vec::new();
-        report(false, &dir.0.join(LOG_FILE), &host, &roles, &mut text);
+        report(
+            Format::Text,
+            &Filter::all(),
+            &dir.0.join(LOG_FILE),
+            &host,
+            &roles,
+            &mut text,
+        );
         let text = String::from_utf8(text).unwrap();
         assert!(
             text.contains("deploy ALL=(root) NOPASSWD: ALL  [NOPASSWD, ALL]"),
@@ -679,7 +873,10 @@ mod tests {
         let verified = started.elapsed();
         let mut out = Vec::new();
         let host = HostFiles::system(&dir.0);
-        assert_eq!(report(true, &path, &host, &[], &mut out), 0);
+        assert_eq!(
+            report(Format::Json, &Filter::all(), &path, &host, &[], &mut out),
+            0
+        );
         let grown = max_rss_kib() - before;
         eprintln!(
             "{RECORDS} records, {size} bytes: verify {verified:?}, verify+report {:?}, \

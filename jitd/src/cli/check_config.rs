@@ -42,6 +42,10 @@ pub fn run(file: &Path) -> ExitCode {
             .filter_map(|m| missing(m).map(|what| located(m, file, &what))),
     );
     warnings.extend(config.policy.overlaps());
+    warnings.extend(unrecorded_ssh(
+        &config,
+        Path::new(TLOG_REC_SESSION).exists(),
+    ));
     for w in &warnings {
         eprintln!("warning: {w}");
     }
@@ -93,6 +97,33 @@ fn fleet_files(config: &Config, errors: &mut Vec<String>, warnings: &mut Vec<Str
             ));
         }
     }
+}
+
+/// tlog's session recorder (Debian's `tlog` package).
+const TLOG_REC_SESSION: &str = "/usr/bin/tlog-rec-session";
+
+/// Recording covers sudo grants only: jitd does not run SSH sessions under tlog (yet), so an
+/// SSH grant of a recording role is not recorded, and an auditor must not assume it was.
+fn unrecorded_ssh(config: &Config, tlog_installed: bool) -> Option<String> {
+    let roles: Vec<String> = config
+        .policy
+        .roles
+        .iter()
+        .filter(|r| r.ssh && !r.record.is_off())
+        .map(|r| format!("{} (record = {:?})", r.name, r.record.as_str()))
+        .collect();
+    if roles.is_empty() {
+        return None;
+    }
+    let why = if tlog_installed {
+        "jitd records sudo grants only and does not run SSH sessions under tlog"
+    } else {
+        "tlog is not installed (apt-get install tlog), and jitd records sudo grants only"
+    };
+    Some(format!(
+        "SSH grants of recording roles are not recorded: {why}; roles: {}",
+        roles.join(", ")
+    ))
 }
 
 /// Reads every notifier's `url_file` and `token_file` as `jitd serve` will. They are root's

@@ -93,7 +93,8 @@ pub fn run(socket: &std::path::Path, command: Command) -> ExitCode {
         | Command::CheckConfig { .. }
         | Command::Explain(_)
         | Command::Audit(_)
-        | Command::Report(_) => {
+        | Command::Report(_)
+        | Command::Replay(_) => {
             unreachable!("handled in main")
         }
     };

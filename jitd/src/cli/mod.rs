@@ -16,5 +16,7 @@ pub mod fleet_sign;
 #[cfg(test)]
 mod fleet_sign_real_tests;
 pub mod output;
+pub mod replay_cmd;
+pub mod report_html;
 pub mod serve;
 pub mod usage;

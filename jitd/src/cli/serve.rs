@@ -13,6 +13,7 @@ use crate::config::root_only;
 use crate::core::events::{Event, EventKind, EventSink};
 use crate::core::metrics::Metrics;
 use crate::core::model::GrantId;
+use crate::core::recording::RecordingsDir;
 use crate::shell::audit::audit_log::{self, AuditLog};
 use crate::shell::audit::event_log::{EventLog, StderrSink};
 use crate::shell::audit::journald::JournaldSink;
@@ -124,7 +125,9 @@ fn start(config: Config) -> Result<(), String> {
     let metrics_textfile = config.metrics_textfile.clone();
     let listener =
         server::bind(&socket).map_err(|e| format!("cannot listen on {}: {e}", socket.display()))?;
-    let sudoers = SudoersDir::new(config.sudoers_dir.clone());
+    // Validated when the configuration was read.
+    let recordings = RecordingsDir::parse(&config.recordings_dir)?;
+    let sudoers = SudoersDir::new(config.sudoers_dir.clone()).with_recordings(recordings);
     if let Err(e) = sudoers.preflight() {
         // Say it at startup, not only at the first approval: grants stay uninstallable
         // (they fail with this message) until an administrator repairs the configuration.

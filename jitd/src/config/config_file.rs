@@ -12,6 +12,7 @@ use crate::config::notifier_tables::{NotifierConfig, UrlSource};
 use crate::config::policy_file::{self, Mention, RoleSpec, Source};
 use crate::config::root_only;
 use crate::core::policy::{Defaults, Policy};
+use crate::core::recording::{Record, RecordingsDir};
 
 pub const DEFAULT_CONFIG: &str = "/etc/jit/jitd.toml";
 pub const CONFIG_ENV: &str = "JITD_CONFIG";
@@ -83,7 +84,18 @@ pub struct Config {
     pub metrics_textfile: Option<PathBuf>,
     /// Fleet mode (`[fleet]`): requests, approvals and ends shared through etcd.
     pub fleet: Option<FleetConfig>,
+    /// What grants are recorded with when their role does not say (and grants without a role):
+    /// `"output"` (default), `"all"` (input too, passwords included) or `"off"`.
+    #[serde(deserialize_with = "record_mode")]
+    pub record: Record,
+    /// Root-only directory holding one directory of recordings per grant.
+    pub recordings_dir: PathBuf,
+    /// Members of these groups (and root) may replay recordings and read the audit trail.
+    pub auditor_groups: Vec<String>,
 }
+
+/// Default of `recordings_dir`.
+pub const DEFAULT_RECORDINGS_DIR: &str = "/var/log/jit/sessions";
 
 /// Default of `audit_rotate_size`: a few hundred thousand records per file.
 pub const DEFAULT_AUDIT_ROTATE_SIZE: u64 = 64 << 20;
@@ -113,6 +125,7 @@ impl Default for Config {
                 default_duration: Duration::from_secs(15 * 60),
                 max_duration: Duration::from_secs(4 * 3600),
                 require_reason: true,
+                record: Record::CONFIGURED_DEFAULT,
             }),
             mentions: Vec::new(),
             source: None,
@@ -123,6 +136,9 @@ impl Default for Config {
             audit_rotate_age: None,
             metrics_textfile: None,
             fleet: None,
+            record: Record::CONFIGURED_DEFAULT,
+            recordings_dir: PathBuf::from(DEFAULT_RECORDINGS_DIR),
+            auditor_groups: Vec::new(),
         }
     }
 }
@@ -130,6 +146,11 @@ impl Default for Config {
 fn human_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
     let text = String::deserialize(d)?;
     jit_proto::duration::parse(&text).map_err(serde::de::Error::custom)
+}
+
+fn record_mode<'de, D: Deserializer<'de>>(d: D) -> Result<Record, D::Error> {
+    let text = String::deserialize(d)?;
+    Record::parse(&text).map_err(serde::de::Error::custom)
 }
 
 fn rotate_age<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
@@ -192,6 +213,7 @@ impl Config {
             default_duration: self.default_duration,
             max_duration: self.max_duration,
             require_reason: self.require_reason,
+            record: self.record,
         }
     }
 
@@ -368,6 +390,9 @@ impl Config {
             "audit_rotate_age",
             self.audit_rotate_age != new.audit_rotate_age,
         );
+        // Drop-ins already installed name the directory; replays check the groups of start.
+        differs("recordings_dir", self.recordings_dir != new.recordings_dir);
+        differs("auditor_groups", self.auditor_groups != new.auditor_groups);
         out
     }
 
@@ -387,6 +412,7 @@ impl Config {
             ("state_dir", &self.state_dir),
             ("sudoers_dir", &self.sudoers_dir),
             ("utmp_file", &self.utmp_file),
+            ("recordings_dir", &self.recordings_dir),
         ]
         .into_iter()
         .chain(
@@ -418,6 +444,11 @@ impl Config {
         if self.approver_groups.iter().any(|g| g.is_empty()) {
             return Err("key `approver_groups` contains an empty group name".into());
         }
+        if self.auditor_groups.iter().any(|g| g.is_empty()) {
+            return Err("key `auditor_groups` contains an empty group name".into());
+        }
+        RecordingsDir::parse(&self.recordings_dir)
+            .map_err(|e| format!("key `recordings_dir`: {e}"))?;
         Ok(())
     }
 }

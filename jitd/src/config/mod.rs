@@ -5,6 +5,7 @@
 //! Reading and validating only: nothing here starts threads, opens sockets or changes the host.
 
 pub mod config_file;
+pub use config_file::DEFAULT_RECORDINGS_DIR;
 pub mod error;
 pub mod fleet_table;
 pub mod notifier_tables;

@@ -16,6 +16,7 @@ use crate::config::error::ConfigError;
 use crate::core::command_pattern::CommandPattern;
 use crate::core::fleet::host_pattern::HostPattern;
 use crate::core::policy::{AutoRule, Defaults, Policy, Role};
+use crate::core::recording::Record;
 use crate::core::time_window::{parse_day, Hours, Schedule};
 
 /// Most roles one policy may hold; a bound on what every request is matched against.
@@ -62,6 +63,9 @@ pub struct RoleSpec {
     /// Host-name globs the role applies to (default: every host).
     #[serde(default)]
     hosts: Vec<Spanned<String>>,
+    /// Default: the global `record`.
+    #[serde(default)]
+    record: Option<Spanned<String>>,
 }
 
 fn yes() -> bool {
@@ -384,8 +388,13 @@ impl Ctx<'_> {
                 HostPattern::try_from(h.get_ref().clone()).map_err(|e| self.err(h, "role.hosts", e))
             })
             .collect::<Result<Vec<_>, _>>()?;
+        let record = match &spec.record {
+            Some(r) => Record::parse(r.get_ref()).map_err(|e| self.err(r, "role.record", e))?,
+            None => defaults.record,
+        };
         Ok(Role {
             hosts,
+            record,
             name,
             commands,
             ssh: spec.ssh,

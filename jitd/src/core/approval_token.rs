@@ -77,6 +77,7 @@ mod tests {
                 role: None,
                 approvals_required: 2,
                 approver_groups: vec![],
+                record: crate::core::recording::Record::Off,
             },
             at,
             Duration::hours(1),

@@ -17,7 +17,7 @@ impl Actor {
         self.uid == 0
     }
 
-    fn in_any(&self, groups: &[String]) -> bool {
+    pub fn in_any(&self, groups: &[String]) -> bool {
         self.groups.iter().any(|g| groups.contains(g))
     }
 }
@@ -141,6 +141,11 @@ pub fn may_view(actor: &Actor, request: &Request, approver_groups: &[String]) ->
 
 pub fn is_approver(actor: &Actor, approver_groups: &[String]) -> bool {
     actor.is_root() || actor.in_any(approver_groups)
+}
+
+/// Recordings and the audit trail are for root and the members of `auditor_groups`.
+pub fn is_auditor(actor: &Actor, auditor_groups: &[String]) -> bool {
+    actor.is_root() || actor.in_any(auditor_groups)
 }
 
 /// PAM checks and session registration come from sshd and sudo, which run as root.

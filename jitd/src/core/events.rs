@@ -45,6 +45,8 @@ pub enum EventKind {
     /// Fleet mode: an approver on this host signed an approval and it went to the store (each
     /// target host checks it and logs `approved` when it enforces the grant).
     FleetSigned,
+    /// An auditor had a grant's recorded sessions replayed through jitd.
+    Replayed,
 }
 
 /// Syslog severities, as journald's PRIORITY field numbers them.
@@ -58,7 +60,7 @@ pub enum Priority {
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 26] = [
+    pub const ALL: [EventKind; 27] = [
         EventKind::Requested,
         EventKind::Approved,
         EventKind::Denied,
@@ -85,6 +87,7 @@ impl EventKind {
         EventKind::HistoryForgotten,
         EventKind::FleetRefused,
         EventKind::FleetSigned,
+        EventKind::Replayed,
     ];
 
     /// Stable snake_case name, used in the audit log and notifier configuration.
@@ -116,6 +119,7 @@ impl EventKind {
             EventKind::HistoryForgotten => "history_forgotten",
             EventKind::FleetRefused => "fleet_refused",
             EventKind::FleetSigned => "fleet_signed",
+            EventKind::Replayed => "replayed",
         }
     }
 
@@ -154,6 +158,7 @@ impl EventKind {
             EventKind::HistoryForgotten => "6a1b0f2e8c7d4e31a9f05b3c2d1e0f18",
             EventKind::FleetRefused => "6a1b0f2e8c7d4e31a9f05b3c2d1e0f19",
             EventKind::FleetSigned => "6a1b0f2e8c7d4e31a9f05b3c2d1e0f1a",
+            EventKind::Replayed => "6a1b0f2e8c7d4e31a9f05b3c2d1e0f1b",
         }
     }
 
@@ -175,6 +180,7 @@ impl EventKind {
             | EventKind::ConfigReloaded
             | EventKind::Reviewed
             | EventKind::FleetSigned
+            | EventKind::Replayed
             | EventKind::GrantInstalled => Priority::Notice,
             _ => Priority::Info,
         }

@@ -63,6 +63,8 @@ pub struct Submission {
     pub role: Option<String>,
     pub approvals_required: u32,
     pub approver_groups: Vec<String>,
+    /// What of the grant's sessions is recorded (from its role, else the global `record`).
+    pub record: crate::core::recording::Record,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -150,6 +152,7 @@ impl Request {
             role: s.role.map(Into::into),
             approvals_required: s.approvals_required.max(1),
             approver_groups: s.approver_groups,
+            record: s.record,
             requested_at: now,
             phase: Phase::Pending {
                 until: now + pending_ttl,
@@ -596,6 +599,7 @@ mod tests {
                 ticket: None,
                 role: None,
                 approvals_required: approvals,
+                record: crate::core::recording::Record::Off,
                 approver_groups: vec!["ops-leads".into()],
             },
             t(0),

@@ -10,6 +10,7 @@ pub mod lifecycle;
 pub mod metrics;
 pub mod model;
 pub mod policy;
+pub mod recording;
 pub mod registry;
 pub mod sudo_invocation;
 pub mod time_window;

@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use super::fleet::verdict::Signed;
 use super::left_behind::UserJobs;
+use super::recording::Record;
 use super::timestamp::{self, Stamp};
 
 /// A request id: 10 characters of `[a-z0-9]`. Used in sudoers file names (`jit_<id>`), so it
@@ -346,6 +347,10 @@ pub struct Request {
     pub approvals_required: u32,
     /// Who may approve (besides root).
     pub approver_groups: Vec<String>,
+    /// What of the grant's sessions is recorded, fixed when it was asked for. Absent (off) in
+    /// records older than recording.
+    #[serde(default, skip_serializing_if = "Record::is_off")]
+    pub record: Record,
     #[serde(with = "timestamp")]
     pub requested_at: DateTime<Utc>,
     pub phase: Phase,

@@ -16,6 +16,7 @@ use serde::Serialize;
 use super::command_pattern::{CommandPattern, Specificity};
 use super::fleet::host_pattern::{any_matches, HostPattern};
 use super::model::{display_command, Request};
+use super::recording::Record;
 use super::time_window::Schedule;
 
 /// What applies when no role is configured, and to grants made before roles existed.
@@ -25,6 +26,8 @@ pub struct Defaults {
     pub default_duration: Duration,
     pub max_duration: Duration,
     pub require_reason: bool,
+    /// Global `record`: what grants without a role are recorded with, and roles by default.
+    pub record: Record,
 }
 
 #[derive(Debug, Clone)]
@@ -50,6 +53,7 @@ pub struct Role {
     pub auto_approve: Vec<AutoRule>,
     /// The hosts (by `host_name`) the role applies to; empty: every host.
     pub hosts: Vec<HostPattern>,
+    pub record: Record,
 }
 
 #[derive(Debug, Clone)]
@@ -112,6 +116,7 @@ pub struct Plan {
     pub approver_groups: Vec<String>,
     pub approvals_required: u32,
     pub route: Route,
+    pub record: Record,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -520,6 +525,7 @@ impl Policy {
                 approver_groups: d.approver_groups.clone(),
                 approvals_required: 1,
                 route: Route::Approvers,
+                record: d.record,
             });
         }
         let role = self.select(ask)?;
@@ -558,6 +564,7 @@ impl Policy {
             approver_groups: role.approver_groups.clone(),
             approvals_required: role.approvals,
             route,
+            record: role.record,
         })
     }
 
@@ -655,6 +662,7 @@ impl Policy {
                 approver_groups: self.defaults.approver_groups.clone(),
                 approvals_required: 1,
                 route: Route::Approvers,
+                record: self.defaults.record,
             },
             Some(r) => Plan {
                 role: Some(r.name.clone()),
@@ -662,6 +670,7 @@ impl Policy {
                 approver_groups: r.approver_groups.clone(),
                 approvals_required: r.approvals,
                 route: r.route(who, target, total, now),
+                record: r.record,
             },
         })
     }

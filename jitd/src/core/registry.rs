@@ -265,6 +265,7 @@ mod tests {
                 role: None,
                 approvals_required: 1,
                 approver_groups: vec![],
+                record: crate::core::recording::Record::Off,
             },
             t(0),
             Duration::hours(1),
@@ -379,6 +380,7 @@ mod tests {
             role: None,
             approvals_required: 1,
             approver_groups: vec![],
+            record: r.record,
         }
     }
 

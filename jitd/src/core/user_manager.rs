@@ -61,6 +61,7 @@ mod tests {
             role: None,
             approvals_required: 1,
             approver_groups: vec![],
+            record: crate::core::recording::Record::Off,
             requested_at: at("2026-11-29T09:00:00Z"),
             phase: Phase::Active {
                 window: Window {

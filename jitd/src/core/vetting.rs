@@ -106,6 +106,7 @@ mod tests {
             default_duration: std::time::Duration::from_secs(900),
             max_duration: std::time::Duration::from_secs(4 * 3600),
             require_reason: false,
+            record: crate::core::recording::Record::Off,
         })
     }
 
@@ -123,6 +124,7 @@ mod tests {
                 role: None,
                 approvals_required: 1,
                 approver_groups: vec!["leads".into()],
+                record: crate::core::recording::Record::Off,
             },
             t(0),
             Duration::hours(1),

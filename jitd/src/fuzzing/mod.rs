@@ -120,7 +120,7 @@ pub fn render_rule(
 ) -> Result<String, String> {
     let id = GrantFileId::parse(id).map_err(|e| e.to_string())?;
     let command = ExactCommand::parse(argv).map_err(|e| e.to_string())?;
-    Ok(sudoers_rule::render(&id, uid, &command, not_after))
+    Ok(sudoers_rule::render(&id, uid, &command, not_after, None))
 }
 
 /// One line as the audit log's reader returns it: its bytes and whether a newline ended it.

@@ -6,6 +6,7 @@
 //! for a real user through jitd's own installer, must let `sudo -l -U user CMD…` allow exactly
 //! that command line and refuse its near misses.
 
+use crate::core::recording::Record;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -235,6 +236,7 @@ fn real_sudo_allows_exactly_the_rendered_command_line_of_a_sample() {
             &user.name,
             &argv,
             Utc::now() + ChronoDuration::minutes(5),
+            Record::Off,
         )
         .unwrap_or_else(|e| panic!("install {argv:?}: {e}"));
         let allowed = sudo_allows(&user.name, &argv);

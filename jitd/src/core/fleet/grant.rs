@@ -41,6 +41,7 @@ pub fn local_grant(
         break_glass: None,
         jobs_at_start: None,
         login: None,
+        record: terms.record,
         fleet: Some(Box::new(FleetPart {
             origin: r.origin.clone(),
             request: String::from_utf8_lossy(&stored.bytes).into_owned(),

@@ -14,6 +14,7 @@ use super::records::{
 };
 use crate::core::model::Window;
 use crate::core::policy::{Ask, Policy, Requester};
+use crate::core::recording::Record;
 
 /// Checks `sig` as `principal`'s SSH signature of `message`; `Err` says why not.
 pub type VerifySignature<'a> = &'a dyn Fn(&str, &[u8], &str) -> Result<(), String>;
@@ -51,6 +52,8 @@ pub struct Terms {
     pub approvals_required: u32,
     /// The request's duration, capped at this host's maximum for the role.
     pub duration: Duration,
+    /// What this host's role records of the grant's sessions.
+    pub record: Record,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -183,6 +186,7 @@ fn terms(request: &StoredRequest, local: &Local) -> Result<Terms, String> {
         approver_groups: plan.approver_groups,
         approvals_required: plan.approvals_required.max(1),
         duration,
+        record: role.record,
     })
 }
 
@@ -264,6 +268,7 @@ mod tests {
             break_glass: false,
             auto_approve: Vec::new(),
             hosts: Vec::new(),
+            record: Record::Output,
         }
     }
 
@@ -275,6 +280,7 @@ mod tests {
             default_duration: Duration::from_secs(60),
             max_duration: Duration::from_secs(3600),
             require_reason: false,
+            record: Record::Output,
         });
         p.roles.push(role);
         p
@@ -444,6 +450,7 @@ mod tests {
             default_duration: Duration::from_secs(60),
             max_duration: Duration::from_secs(60),
             require_reason: false,
+            record: Record::Output,
         });
         assert!(matches!(run(&open, "db-1", &bob, &[]), Verdict::Refused(_)));
     }

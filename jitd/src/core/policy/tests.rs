@@ -28,6 +28,7 @@ fn role(name: &str, commands: &[&str], requester_groups: &[&str]) -> Role {
         ssh: false,
         requester_groups: strings(requester_groups),
         requester_users: Vec::new(),
+        record: Record::Output,
         approver_groups: strings(&["ops-leads"]),
         approvals: 1,
         self_approval: false,
@@ -87,6 +88,7 @@ fn policy() -> Policy {
             default_duration: mins(15),
             max_duration: mins(240),
             require_reason: true,
+            record: Record::Output,
         },
         roles: vec![web, any_unit, db, glass],
         host: None,
@@ -393,6 +395,7 @@ fn without_roles_anyone_may_ask_and_the_global_approvers_decide() {
             approver_groups: strings(&["admins"]),
             approvals_required: 1,
             route: Route::Approvers,
+            record: Record::Output,
         }
     );
     assert!(!p.self_approval(None) && p.deny_ends(None));
@@ -556,6 +559,7 @@ fn a_requester_who_left_the_roles_groups_is_no_longer_allowed_what_they_asked_fo
             role: Some("web-restart".into()),
             approvals_required: 1,
             approver_groups: strings(&["ops-leads"]),
+            record: crate::core::recording::Record::Off,
         },
         night(),
         chrono::Duration::hours(1),

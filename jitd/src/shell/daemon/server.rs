@@ -341,6 +341,7 @@ fn changes_state(request: &Request) -> bool {
         | Request::Show { .. }
         | Request::Metrics
         | Request::FleetStatus
+        | Request::Replay { .. }
         | Request::List { .. } => false,
     }
 }

@@ -42,6 +42,7 @@ pub mod passes;
 mod quarantine;
 mod recheck;
 mod reload;
+mod replay;
 mod retention;
 mod review;
 mod unrecorded;
@@ -293,6 +294,7 @@ impl Service {
             Wire::Reload => self.reload(actor),
             Wire::Passed(report) => self.passed(actor, report),
             Wire::Metrics => self.metrics(actor),
+            Wire::Replay { id, session } => self.replay(actor, &id, session),
             Wire::LoginWait(ask) => self.login_wait(actor, peer_pid, ask),
             Wire::LoginStatus { id } => self.login_status(actor, &id),
             Wire::LoginAbandon { id, why } => self.login_abandon(actor, &id, why),
@@ -564,6 +566,7 @@ impl Service {
             role: plan.role,
             approvals_required: plan.approvals_required,
             approver_groups: plan.approver_groups,
+            record: plan.record,
         };
         Ok((sub, plan.route))
     }

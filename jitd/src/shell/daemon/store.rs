@@ -313,6 +313,7 @@ mod tests {
                 role: None,
                 approvals_required: 1,
                 approver_groups: vec![],
+                record: crate::core::recording::Record::Off,
             },
             at,
             Duration::hours(1),

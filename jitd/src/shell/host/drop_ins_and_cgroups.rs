@@ -3,6 +3,7 @@
 
 use super::sessions::Sessions;
 use super::sudoers::{SudoersDir, SudoersError};
+use crate::core::recording::Record;
 use chrono::{DateTime, Utc};
 use std::collections::HashSet;
 use std::fmt;
@@ -21,6 +22,8 @@ pub struct GrantSpec {
     pub command: Option<Vec<String>>,
     /// The grant's end as the wall clock will show it: sudo's `NOTAFTER`.
     pub expires_at: DateTime<Utc>,
+    /// What the drop-in tells sudo to record of its sessions.
+    pub record: Record,
 }
 
 /// One correction reconciliation made (or could not make); each is worth a log line.
@@ -74,10 +77,14 @@ impl Enforcer {
     /// Installs the drop-in of a sudo grant; nothing to install for an SSH grant.
     pub fn install_grant(&self, grant: &GrantSpec) -> Result<(), SudoersError> {
         match &grant.command {
-            Some(command) => {
-                self.sudoers
-                    .install(&grant.id, grant.uid, &grant.user, command, grant.expires_at)
-            }
+            Some(command) => self.sudoers.install(
+                &grant.id,
+                grant.uid,
+                &grant.user,
+                command,
+                grant.expires_at,
+                grant.record,
+            ),
             None => Ok(()),
         }
     }
@@ -124,9 +131,14 @@ impl Enforcer {
             let Some(command) = &grant.command else {
                 continue;
             };
-            let wanted =
-                self.sudoers
-                    .render(&grant.id, grant.uid, &grant.user, command, grant.expires_at);
+            let wanted = self.sudoers.render(
+                &grant.id,
+                grant.uid,
+                &grant.user,
+                command,
+                grant.expires_at,
+                grant.record,
+            );
             let current = self.sudoers.installed_content(&grant.id);
             match (wanted, current) {
                 (Ok(wanted), Ok(Some(current))) if wanted == current => {}

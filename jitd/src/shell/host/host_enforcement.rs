@@ -296,6 +296,7 @@ fn spec(grant: &Request) -> Option<GrantSpec> {
         user: grant.user.to_string(),
         command: grant.command().map(<[String]>::to_vec),
         expires_at: grant.window()?.expires_at,
+        record: grant.record,
     })
 }
 

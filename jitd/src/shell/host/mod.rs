@@ -15,6 +15,7 @@ pub mod host_enforcement;
 mod pidfd;
 mod process_scan;
 pub mod program_trust;
+pub mod recordings;
 pub mod sessions;
 pub mod standing;
 pub mod sudo_command;

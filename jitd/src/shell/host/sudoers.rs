@@ -9,7 +9,10 @@
 //! by reconciliation, and bounded by its `NOTAFTER` even if jitd never comes back).
 
 use super::program_trust::{self, Untrusted};
-use super::sudoers_rule::{self, ExactCommand, GrantFileId, RuleError};
+use super::recordings;
+use super::sudoers_rule::{self, ExactCommand, GrantFileId, IoLog, RuleError};
+use crate::config::DEFAULT_RECORDINGS_DIR;
+use crate::core::recording::{Record, RecordingsDir};
 use crate::shell::failpoint;
 use chrono::{DateTime, Utc};
 use std::ffi::OsStr;
@@ -182,6 +185,8 @@ pub struct SudoersDir {
     main_config: Option<PathBuf>,
     flavour: SudoFlavour,
     timestamp_dir: PathBuf,
+    /// Where recorded grants' rules tell sudo to write their I/O logs.
+    recordings: RecordingsDir,
 }
 
 impl SudoersDir {
@@ -193,7 +198,15 @@ impl SudoersDir {
             main_config: None,
             flavour: SudoFlavour::detect(Path::new("/usr/bin/sudo")),
             timestamp_dir: PathBuf::from("/run/sudo/ts"),
+            recordings: RecordingsDir::parse(Path::new(DEFAULT_RECORDINGS_DIR))
+                .expect("the default recordings_dir is valid"),
         }
+    }
+
+    /// Recorded grants' sessions go under `dir` (config `recordings_dir`).
+    pub fn with_recordings(mut self, dir: RecordingsDir) -> Self {
+        self.recordings = dir;
+        self
     }
 
     /// Checks this top-level file instead of /etc/sudoers (for a scratch directory that
@@ -278,13 +291,25 @@ impl SudoersDir {
         user: &str,
         command: &[String],
         expires_at: DateTime<Utc>,
+        record: Record,
     ) -> Result<(), SudoersError> {
-        let content = self.render(id, uid, user, command, expires_at)?;
+        let content = self.render(id, uid, user, command, expires_at, record)?;
         let id = GrantFileId::parse(id)?;
         if let Some(program) = command.first() {
             program_trust::check(program).map_err(SudoersError::UntrustedProgram)?;
         }
         self.preflight()?;
+        if !record.is_off() {
+            // sudo would make a missing directory itself, but with whatever mode its parent
+            // allows to be seen: jitd makes it root's alone first, or installs nothing.
+            recordings::prepare(&self.recordings).map_err(|e| SudoersError::Io {
+                what: format!(
+                    "cannot prepare the recordings directory {}",
+                    self.recordings.as_str()
+                ),
+                source: e,
+            })?;
+        }
         let temp = self.temp_path(&id);
         let result = self.install_checked(&id, &temp, &content);
         if result.is_err() {
@@ -305,12 +330,17 @@ impl SudoersDir {
         user: &str,
         command: &[String],
         expires_at: DateTime<Utc>,
+        record: Record,
     ) -> Result<String, SudoersError> {
         let id = GrantFileId::parse(id)?;
         let command = ExactCommand::parse(command)?;
         let uid = holder_uid(uid, user)?;
         let not_after = self.flavour.supports_notafter().then_some(expires_at);
-        Ok(sudoers_rule::render(&id, uid, &command, not_after))
+        let iolog = (!record.is_off()).then_some(IoLog {
+            dir: &self.recordings,
+            input: record == Record::All,
+        });
+        Ok(sudoers_rule::render(&id, uid, &command, not_after, iolog))
     }
 
     fn install_checked(

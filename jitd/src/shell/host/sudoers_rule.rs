@@ -17,6 +17,7 @@
 //! * The user is written as `#<uid>`, which sudoers reads as a uid: no user name (`first.last`,
 //!   a leading `#`, non-ASCII) is ever parsed by sudoers.
 
+use crate::core::recording::RecordingsDir;
 use chrono::{DateTime, Utc};
 use std::fmt;
 
@@ -208,13 +209,30 @@ fn notafter_time(t: DateTime<Utc>) -> DateTime<Utc> {
     t.clamp(DateTime::UNIX_EPOCH, last)
 }
 
+/// How a grant's rule records its sessions with sudo's own I/O logging.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IoLog<'a> {
+    /// The directory under which this grant's directory of recordings is made.
+    pub dir: &'a RecordingsDir,
+    /// Input too (`LOG_INPUT`), not only output.
+    pub input: bool,
+}
+
 /// Renders the whole drop-in. The content is a function of its inputs only, so reconciliation
 /// can compare an installed file byte for byte with what it should be.
+///
+/// A recorded grant names its command through a `Cmnd_Alias` (`JIT_<ID>`, unique to the grant)
+/// so that its I/O log settings can be scoped with `Defaults!JIT_<ID>`: a command-scoped
+/// `Defaults` applies only when exactly that command line is run, never to the holder's other
+/// rules (a `Defaults:user` line would). The tags `LOG_OUTPUT`/`LOG_INPUT` sit on the grant's
+/// own rule, so the holder's other rules are not recorded either. Each session lands in
+/// `<dir>/<id>/<seq>` (`00/00/01`, ...), root's alone (mode 0600, directories 0700).
 pub fn render(
     id: &GrantFileId,
     uid: u32,
     command: &ExactCommand,
     not_after: Option<DateTime<Utc>>,
+    iolog: Option<IoLog<'_>>,
 ) -> String {
     let options = match not_after {
         // Always UTC with the Z: without it sudo applies the caller's time zone. Sub-seconds
@@ -232,11 +250,29 @@ pub fn render(
             .collect::<Vec<_>>()
             .join(" ")
     };
+    let header = format!(
+        "# jit grant {id}: managed by jitd, removed when the grant ends. Do not edit.\n",
+        id = id.as_str()
+    );
+    let Some(iolog) = iolog else {
+        return format!(
+            "{header}#{uid} ALL=(root) {options}NOPASSWD: {path} {args}\n",
+            path = command.path,
+        );
+    };
+    let alias = format!("JIT_{}", id.as_str().to_ascii_uppercase());
+    let tags = if iolog.input {
+        "LOG_INPUT: LOG_OUTPUT:"
+    } else {
+        "LOG_OUTPUT:"
+    };
     format!(
-        "# jit grant {id}: managed by jitd, removed when the grant ends. Do not edit.\n\
-         #{uid} ALL=(root) {options}NOPASSWD: {path} {args}\n",
-        id = id.as_str(),
+        "{header}Cmnd_Alias {alias} = {path} {args}\n\
+         Defaults!{alias} iolog_dir={dir}, iolog_file=%{{seq}}, iolog_user=root, \
+         iolog_group=root, iolog_mode=0600\n\
+         #{uid} ALL=(root) {options}NOPASSWD: {tags} {alias}\n",
         path = command.path,
+        dir = iolog.dir.grant_dir(id.as_str()).display(),
     )
 }
 
@@ -275,11 +311,51 @@ mod tests {
         let id = GrantFileId::parse("abc123").unwrap();
         let cmd = ExactCommand::parse(&argv(&["/bin/echo", "a,b", "*"])).unwrap();
         let t = Utc.with_ymd_and_hms(2030, 1, 2, 3, 4, 5).unwrap();
-        let text = render(&id, 1002, &cmd, Some(t));
+        let text = render(&id, 1002, &cmd, Some(t), None);
         assert!(text.ends_with(
             "\n#1002 ALL=(root) NOTAFTER=20300102030405Z NOPASSWD: /bin/echo a\\,b \\\\*\n"
         ));
         assert!(!text.contains("Defaults"));
+    }
+
+    #[test]
+    fn a_recorded_grant_scopes_its_io_log_to_its_own_command_alias() {
+        let id = GrantFileId::parse("abc123").unwrap();
+        let cmd = ExactCommand::parse(&argv(&["/bin/echo", "a,b"])).unwrap();
+        let dir = RecordingsDir::parse(std::path::Path::new("/var/log/jit/sessions")).unwrap();
+        let output = render(
+            &id,
+            1002,
+            &cmd,
+            None,
+            Some(IoLog {
+                dir: &dir,
+                input: false,
+            }),
+        );
+        assert_eq!(
+            output.lines().skip(1).collect::<Vec<_>>(),
+            [
+                "Cmnd_Alias JIT_ABC123 = /bin/echo a\\,b",
+                "Defaults!JIT_ABC123 iolog_dir=/var/log/jit/sessions/abc123, iolog_file=%{seq}, \
+                 iolog_user=root, iolog_group=root, iolog_mode=0600",
+                "#1002 ALL=(root) NOPASSWD: LOG_OUTPUT: JIT_ABC123",
+            ]
+        );
+        let all = render(
+            &id,
+            1002,
+            &cmd,
+            None,
+            Some(IoLog {
+                dir: &dir,
+                input: true,
+            }),
+        );
+        assert!(
+            all.ends_with("NOPASSWD: LOG_INPUT: LOG_OUTPUT: JIT_ABC123\n"),
+            "{all}"
+        );
     }
 
     /// Found by the `sudoers_rule` fuzz target: a year outside 0000-9999 was written as
@@ -288,7 +364,7 @@ mod tests {
     fn notafter_is_always_fourteen_digits_and_never_later_than_the_grant() {
         let id = GrantFileId::parse("abc").unwrap();
         let cmd = ExactCommand::parse(&argv(&["/usr/bin/id"])).unwrap();
-        let at = |secs: i64| render(&id, 1, &cmd, DateTime::from_timestamp(secs, 0));
+        let at = |secs: i64| render(&id, 1, &cmd, DateTime::from_timestamp(secs, 0), None);
         assert!(at(1_000_000_000_000).contains("NOTAFTER=99991231235959Z "));
         assert!(at(253_402_300_799).contains("NOTAFTER=99991231235959Z "));
         assert!(at(-100_000_000_000).contains("NOTAFTER=19700101000000Z "));
@@ -299,7 +375,7 @@ mod tests {
     fn without_notafter_support_the_rule_has_no_notafter_and_no_args_means_empty_quotes() {
         let id = GrantFileId::parse("x1").unwrap();
         let cmd = ExactCommand::parse(&argv(&["/usr/bin/id"])).unwrap();
-        let text = render(&id, 7, &cmd, None);
+        let text = render(&id, 7, &cmd, None, None);
         assert!(text.ends_with("\n#7 ALL=(root) NOPASSWD: /usr/bin/id \"\"\n"));
     }
 

@@ -102,6 +102,7 @@ impl Service {
                 role: None,
                 approvals_required: 1,
                 approver_groups: self.policy().all_approver_groups(),
+                record: crate::core::recording::Record::Off,
             },
             Pass {
                 key: key.clone(),

@@ -8,6 +8,9 @@ use chrono::Duration;
 
 use super::Service;
 use crate::core::events::{Event, EventKind};
+use crate::core::model::GrantId;
+use crate::core::recording::RecordingsDir;
+use crate::shell::host::recordings;
 
 /// Forgotten per hold of the registry's write lock: checks wait at most for this many removals.
 const BATCH: usize = 1000;
@@ -62,6 +65,32 @@ impl Service {
             Err(e) => self.events.emit(&Event::new(
                 EventKind::InternalError,
                 format!("cannot remove stored history older than retention: {e}"),
+            )),
+        }
+        self.sweep_recordings(cutoff);
+    }
+
+    /// Recordings follow their grant's record: those of a grant jitd no longer holds (its
+    /// history was forgotten above) and not written to since the cutoff go.
+    fn sweep_recordings(&self, cutoff: chrono::DateTime<chrono::Utc>) {
+        let Ok(dir) = RecordingsDir::parse(&self.config.recordings_dir) else {
+            return;
+        };
+        let known = |id: &str| {
+            GrantId::try_from(id.to_owned()).is_ok_and(|id| self.registry.read().get(&id).is_some())
+        };
+        match recordings::sweep(&dir, cutoff.into(), known) {
+            Ok(n) if n > 0 => self.events.emit(&Event::new(
+                EventKind::HistoryForgotten,
+                format!(
+                    "removed the recordings of {n} grant(s) that ended before {}",
+                    crate::core::timestamp::rfc3339(cutoff)
+                ),
+            )),
+            Ok(_) => {}
+            Err(e) => self.events.emit(&Event::new(
+                EventKind::InternalError,
+                format!("cannot remove recordings older than retention: {e}"),
             )),
         }
     }

@@ -3,6 +3,7 @@
 //! aborts in the middle of installing or removing.
 
 use super::*;
+use crate::core::recording::Record;
 use crate::shell::testing::{scratch_sudoers_at, unique_id, ScratchSudoers};
 use std::collections::HashSet;
 use std::fs;
@@ -25,6 +26,7 @@ fn spec(id: &str, command: Option<&[&str]>) -> GrantSpec {
         command: command.map(|c| c.iter().map(|s| s.to_string()).collect()),
         // Whole seconds, so the rendering is stable within a test.
         expires_at: DateTime::from_timestamp(Utc::now().timestamp() + 600, 0).unwrap(),
+        record: Record::Off,
     }
 }
 
@@ -122,7 +124,8 @@ fn a_crash_at_any_step_of_installing_or_removing_converges_at_the_next_reconcile
                                 0,
                                 "root",
                                 grant.command.as_ref().unwrap(),
-                                grant.expires_at
+                                grant.expires_at,
+                                Record::Off
                             )
                             .unwrap()
                     ),

@@ -29,6 +29,7 @@ fn active_request(user: &TestUser, target: Target) -> Request {
         role: None,
         approvals_required: 1,
         approver_groups: vec![],
+        record: crate::core::recording::Record::Off,
         requested_at: now,
         phase: Phase::Active {
             window: Window {

@@ -4,6 +4,7 @@
 //! own top-level file, so other tests on the machine never see a broken sudoers.
 
 use super::*;
+use crate::core::recording::{Record, RecordingsDir};
 use crate::shell::testing::{run_as, unique_id, ScratchSudoers, TestUser};
 use chrono::Duration as ChronoDuration;
 use std::os::unix::fs::PermissionsExt;
@@ -18,7 +19,21 @@ struct RealGrant {
 
 impl RealGrant {
     fn install(user: &str, argv: &[&str], expires_in: ChronoDuration) -> RealGrant {
-        let dir = SudoersDir::new(PathBuf::from("/etc/sudoers.d"));
+        Self::install_recorded(user, argv, expires_in, Record::Off, None)
+    }
+
+    /// As `install`, recorded as `record` into `recordings`.
+    fn install_recorded(
+        user: &str,
+        argv: &[&str],
+        expires_in: ChronoDuration,
+        record: Record,
+        recordings: Option<&RecordingsDir>,
+    ) -> RealGrant {
+        let mut dir = SudoersDir::new(PathBuf::from("/etc/sudoers.d"));
+        if let Some(r) = recordings {
+            dir = dir.with_recordings(r.clone());
+        }
         let id = unique_id("t");
         let argv: Vec<String> = argv.iter().map(|s| s.to_string()).collect();
         let grant = RealGrant {
@@ -34,6 +49,7 @@ impl RealGrant {
                 user,
                 &argv,
                 Utc::now() + expires_in,
+                record,
             )
             .expect("install grant");
         grant
@@ -75,11 +91,29 @@ fn this_host_runs_original_sudo_with_notafter_and_sudo_rs_is_recognised() {
     assert!(!SudoFlavour::parse("").supports_notafter());
 }
 
+/// The same exactness whether the rule names the command directly or, recorded, through its
+/// `Cmnd_Alias` (whose definition the sudoers lexer reads with the same escapes).
 #[test]
 fn a_grant_for_a_command_line_full_of_special_characters_allows_exactly_that_line() {
+    let scratch = crate::shell::testing::TempDir::new("rec");
+    let recordings = RecordingsDir::parse(&scratch.path().join("sessions")).unwrap();
+    for record in [Record::Off, Record::Output] {
+        exactly_that_line(record, &recordings);
+    }
+    let user_sessions = std::fs::read_dir(recordings.as_str()).unwrap().count();
+    assert_eq!(user_sessions, 1, "only the recorded grant left a recording");
+}
+
+fn exactly_that_line(record: Record, recordings: &RecordingsDir) {
     let user = TestUser::create(&unique_id("jte"));
     let granted = ["/bin/echo", "a,b", "c:d", "e=f", r"g\h", "*"];
-    let grant = RealGrant::install(&user.name, &granted, ChronoDuration::minutes(5));
+    let grant = RealGrant::install_recorded(
+        &user.name,
+        &granted,
+        ChronoDuration::minutes(5),
+        record,
+        Some(recordings),
+    );
     let text = grant.dir.installed_content(&grant.id).unwrap().unwrap();
     assert!(
         text.contains(&format!("#{} ALL=(root) NOTAFTER=", user.uid)),
@@ -106,6 +140,8 @@ fn a_grant_for_a_command_line_full_of_special_characters_allows_exactly_that_lin
         let (ok, out, _) = run_as(&user.name, &sudo);
         assert!(!ok, "{other:?} must be refused, printed {out:?}");
     }
+    let recorded = crate::shell::host::recordings::sessions(recordings, &grant.id).unwrap();
+    assert_eq!(recorded.len(), usize::from(!record.is_off()), "{record:?}");
 }
 
 #[test]
@@ -204,7 +240,9 @@ fn relative_or_unnormalised_commands_and_unknown_users_are_refused_and_nothing_i
         argv(&["/usr/bin/../bin/id"]),
         argv(&[]),
     ] {
-        let err = dir.install("abc", 0, "root", &cmd, later).unwrap_err();
+        let err = dir
+            .install("abc", 0, "root", &cmd, later, Record::Off)
+            .unwrap_err();
         assert!(matches!(err, SudoersError::Rule(_)), "{cmd:?}: {err}");
     }
     let err = dir
@@ -214,6 +252,7 @@ fn relative_or_unnormalised_commands_and_unknown_users_are_refused_and_nothing_i
             "no-such-user-jit",
             &argv(&["/usr/bin/id"]),
             later,
+            Record::Off,
         )
         .unwrap_err();
     assert!(
@@ -221,7 +260,14 @@ fn relative_or_unnormalised_commands_and_unknown_users_are_refused_and_nothing_i
         "{err}"
     );
     let err = dir
-        .install("abc", 0, "not-root", &argv(&["/usr/bin/id"]), later)
+        .install(
+            "abc",
+            0,
+            "not-root",
+            &argv(&["/usr/bin/id"]),
+            later,
+            Record::Off,
+        )
         .unwrap_err();
     assert!(
         err.to_string()
@@ -229,7 +275,14 @@ fn relative_or_unnormalised_commands_and_unknown_users_are_refused_and_nothing_i
         "{err}"
     );
     let err = dir
-        .install("../abc", 0, "root", &argv(&["/usr/bin/id"]), later)
+        .install(
+            "../abc",
+            0,
+            "root",
+            &argv(&["/usr/bin/id"]),
+            later,
+            Record::Off,
+        )
         .unwrap_err();
     assert!(
         matches!(err, SudoersError::Rule(RuleError::BadId(_))),
@@ -254,6 +307,7 @@ fn a_program_others_can_change_is_never_written_into_a_rule() {
             "root",
             &argv(&[&prog.display().to_string()]),
             later,
+            Record::Off,
         )
         .unwrap_err();
     assert!(matches!(err, SudoersError::UntrustedProgram(_)), "{err}");
@@ -271,7 +325,8 @@ fn an_installed_drop_in_is_root_owned_0440_and_matches_its_rendering() {
     let dir = scratch.sudoers();
     let cmd = argv(&["/usr/bin/id", "-u"]);
     let later = Utc::now() + ChronoDuration::minutes(5);
-    dir.install("g1", 0, "root", &cmd, later).unwrap();
+    dir.install("g1", 0, "root", &cmd, later, Record::Off)
+        .unwrap();
     let meta = fs::metadata(scratch.dir().join("jit_g1")).unwrap();
     assert_eq!(
         (meta.uid(), meta.gid(), meta.mode() & 0o7777),
@@ -279,7 +334,8 @@ fn an_installed_drop_in_is_root_owned_0440_and_matches_its_rendering() {
     );
     assert_eq!(
         dir.installed_content("g1").unwrap().unwrap(),
-        dir.render("g1", 0, "root", &cmd, later).unwrap()
+        dir.render("g1", 0, "root", &cmd, later, Record::Off)
+            .unwrap()
     );
     assert_eq!(dir.installed().unwrap(), vec!["g1".to_string()]);
     // Nothing but the final file is left behind.
@@ -300,7 +356,7 @@ fn a_broken_file_in_the_directory_blocks_installs_is_named_and_is_left_untouched
 
     let later = Utc::now() + ChronoDuration::minutes(5);
     let err = dir
-        .install("g2", 0, "root", &argv(&["/usr/bin/id"]), later)
+        .install("g2", 0, "root", &argv(&["/usr/bin/id"]), later, Record::Off)
         .unwrap_err();
     assert!(err.to_string().contains("local_admins"), "{err}");
     assert_eq!(dir.installed().unwrap(), Vec::<String>::new());
@@ -325,7 +381,7 @@ fn a_world_writable_or_foreign_owned_file_blocks_installs_and_is_left_untouched(
     assert!(err.to_string().contains("world-writable"), "{err}");
     let later = Utc::now() + ChronoDuration::minutes(5);
     assert!(dir
-        .install("g3", 0, "root", &argv(&["/usr/bin/id"]), later)
+        .install("g3", 0, "root", &argv(&["/usr/bin/id"]), later, Record::Off)
         .is_err());
     assert_eq!(
         fs::metadata(&loose).unwrap().mode() & 0o7777,
@@ -344,7 +400,7 @@ fn a_world_writable_or_foreign_owned_file_blocks_installs_and_is_left_untouched(
     fs::write(&ignored, "anything").unwrap();
     fs::set_permissions(&ignored, fs::Permissions::from_mode(0o666)).unwrap();
     dir.preflight().expect("a dotted file is not read by sudo");
-    dir.install("g3", 0, "root", &argv(&["/usr/bin/id"]), later)
+    dir.install("g3", 0, "root", &argv(&["/usr/bin/id"]), later, Record::Off)
         .expect("installs work again once the directory is safe");
 }
 

@@ -1,0 +1,299 @@
+//! Recording stories with the machine's real sudo: a recorded grant's commands are in sudo's
+//! I/O log under the grant's own directory, `jitd replay` plays them back to root and
+//! auditors, and the grant holder can neither read nor replay them.
+
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+use jit_tests::{ok, text, Daemon, TestGroup, TestUser};
+
+/// `sudo -n ARGS` as `user`, through the real sudo.
+fn sudo(user: &TestUser, args: &[&str]) -> Output {
+    user.command("sudo").arg("-n").args(args).output().unwrap()
+}
+
+fn recordings(d: &Daemon) -> PathBuf {
+    d.dir().join("recordings")
+}
+
+/// Root grants `user` exactly `/usr/bin/echo WORD`; returns the grant's id.
+fn grant_echo(d: &Daemon, user: &TestUser, word: &str) -> String {
+    ok(d.jitd(&[
+        "grant",
+        &user.name,
+        "--reason",
+        "INC-19",
+        "--",
+        "/usr/bin/echo",
+        word,
+    ]))
+    .trim()
+    .to_string()
+}
+
+fn replay_as_root(d: &Daemon, args: &[&str]) -> Output {
+    let config = d.config_path();
+    let mut all = vec!["replay", "--config", config.to_str().unwrap()];
+    all.extend_from_slice(args);
+    d.jitd(&all)
+}
+
+fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for e in entries.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                found.extend(files_under(&p));
+            } else {
+                found.push(p);
+            }
+        }
+    }
+    found
+}
+
+#[test]
+fn a_recorded_grants_output_is_replayed_to_root_and_auditors_and_never_shown_to_its_holder() {
+    let auditors = TestGroup::create("aud");
+    let auditor = TestUser::create("aud");
+    auditors.add(&auditor);
+    let d = Daemon::start_enforcing(&format!("auditor_groups = [\"{}\"]", auditors.name));
+    let op = TestUser::create("rec");
+    let word = jit_tests::unique("printed-by-the-grant-");
+    let id = grant_echo(&d, &op, &word);
+
+    let run = sudo(&op, &["/usr/bin/echo", &word]);
+    assert!(run.status.success(), "{}", text(&run.stderr));
+    assert_eq!(text(&run.stdout).trim(), word);
+    let again = sudo(&op, &["/usr/bin/echo", &word]);
+    assert!(again.status.success(), "{}", text(&again.stderr));
+
+    // Two sessions in the grant's own directory, root's alone.
+    let grant_dir = recordings(&d).join(&id);
+    assert!(
+        grant_dir.join("00/00/01/log").is_file(),
+        "{:?}",
+        files_under(&grant_dir)
+    );
+    assert!(grant_dir.join("00/00/02/log").is_file());
+    use std::os::unix::fs::MetadataExt;
+    let top = std::fs::metadata(recordings(&d)).unwrap();
+    assert_eq!((top.uid(), top.mode() & 0o777), (0, 0o700));
+
+    // Root replays every session, or the one asked for.
+    let all = ok(replay_as_root(&d, &[&id]));
+    assert_eq!(
+        all.matches(&word).count(),
+        4,
+        "command line and output, twice: {all}"
+    );
+    assert!(all.contains("--- session 2 (000002) ---"), "{all}");
+    let second = ok(replay_as_root(&d, &[&id, "--session", "2"]));
+    assert!(
+        second.contains(&word) && !second.contains("session 1"),
+        "{second}"
+    );
+    let missing = replay_as_root(&d, &[&id, "--session", "3"]);
+    assert!(!missing.status.success());
+    assert!(
+        text(&missing.stderr).contains("2 recorded session(s)"),
+        "{}",
+        text(&missing.stderr)
+    );
+
+    // The audit trail of the grant names its recordings.
+    let config = d.config_path();
+    let trail = ok(d.jitd(&["audit", "--config", config.to_str().unwrap(), "--id", &id]));
+    assert!(
+        trail.contains("recordings: 2 session(s)") && trail.contains(&format!("jitd replay {id}")),
+        "{trail}"
+    );
+
+    // An auditor gets the output through the daemon.
+    let seen = ok(d.jitd_as(&auditor, &["replay", &id, "--session", "1"]));
+    assert!(seen.contains(&word), "{seen}");
+    let trail = ok(d.jitd(&["audit", "--config", config.to_str().unwrap(), "--id", &id]));
+    assert!(
+        trail.contains(&format!(
+            "{} replayed the recordings of grant {id} (session 1)",
+            auditor.name
+        )),
+        "the auditor's look is on the trail: {trail}"
+    );
+
+    // The holder can neither read the files nor have them replayed.
+    let files = files_under(&grant_dir);
+    assert!(!files.is_empty());
+    for f in files.iter().chain([&grant_dir, &recordings(&d)]) {
+        let look = op.command("cat").arg(f).output().unwrap();
+        assert!(
+            !look.status.success(),
+            "{} could read {}",
+            op.name,
+            f.display()
+        );
+    }
+    let listing = op.command("ls").arg(recordings(&d)).output().unwrap();
+    assert!(
+        !listing.status.success(),
+        "the holder listed the recordings"
+    );
+    let refused = d.jitd_as(&op, &["replay", &id]);
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(
+        text(&refused.stderr).contains("auditor_groups"),
+        "{}",
+        text(&refused.stderr)
+    );
+    assert!(!text(&refused.stdout).contains(&word));
+}
+
+#[test]
+fn a_grant_of_a_role_that_does_not_record_leaves_no_recording() {
+    let d = Daemon::start_enforcing("record = \"off\"");
+    let op = TestUser::create("norec");
+    let word = jit_tests::unique("not-recorded-");
+    let id = grant_echo(&d, &op, &word);
+    let run = sudo(&op, &["/usr/bin/echo", &word]);
+    assert!(run.status.success(), "{}", text(&run.stderr));
+    assert!(
+        files_under(&recordings(&d)).is_empty(),
+        "{:?}",
+        files_under(&recordings(&d))
+    );
+    let none = replay_as_root(&d, &[&id]);
+    assert_eq!(none.status.code(), Some(1));
+    assert!(
+        text(&none.stderr).contains("has no recordings"),
+        "{}",
+        text(&none.stderr)
+    );
+}
+
+/// jitd records sudo grants only. tlog is not installed on the test host (nor does jitd run
+/// SSH sessions under it), so check-config says plainly that SSH grants of a recording role are
+/// not recorded, and says nothing of a role that records nothing.
+#[test]
+fn check_config_warns_that_ssh_grants_of_recording_roles_are_not_recorded() {
+    let dir = jit_tests::TempDir::new("reccfg");
+    let config = dir.path().join("jitd.toml");
+    let check = |roles: &str| {
+        std::fs::write(&config, roles).unwrap();
+        std::process::Command::new(jit_tests::bin("jitd"))
+            .arg("check-config")
+            .arg(&config)
+            .output()
+            .unwrap()
+    };
+    let recorded = check(
+        "[[role]]\nname = \"shell\"\nssh = true\nrequester_users = [\"root\"]\nrecord = \"all\"\n",
+    );
+    assert!(recorded.status.success(), "{recorded:?}");
+    let said = text(&recorded.stderr);
+    assert!(
+        said.contains("SSH grants of recording roles are not recorded")
+            && said.contains("shell (record = \"all\")"),
+        "{said}"
+    );
+    if !Path::new("/usr/bin/tlog-rec-session").exists() {
+        assert!(said.contains("tlog is not installed"), "{said}");
+    }
+    let off = check(
+        "[[role]]\nname = \"shell\"\nssh = true\nrequester_users = [\"root\"]\nrecord = \"off\"\n",
+    );
+    assert!(off.status.success(), "{off:?}");
+    assert!(
+        !text(&off.stderr).contains("not recorded"),
+        "{}",
+        text(&off.stderr)
+    );
+    let typo = check(
+        "[[role]]\nname = \"shell\"\nssh = true\nrequester_users = [\"root\"]\nrecord = \"input\"\n",
+    );
+    assert_eq!(typo.status.code(), Some(4));
+    assert!(
+        text(&typo.stderr).contains("\"output\", \"all\" or \"off\""),
+        "{}",
+        text(&typo.stderr)
+    );
+}
+
+/// `record = "all"` is an explicit choice because it keeps what was typed: here the input a
+/// command read is in the recording beside its output.
+#[test]
+fn a_role_that_records_all_keeps_what_was_typed_too() {
+    let op = TestUser::create("typ");
+    let d = Daemon::start_enforcing(&format!(
+        "[[role]]\nname = \"typing\"\ncommands = [\"/usr/bin/cat\"]\nrequester_users = [\"{}\"]\nrecord = \"all\"\n",
+        op.name
+    ));
+    let id = ok(d.jitd(&[
+        "grant",
+        &op.name,
+        "--reason",
+        "INC-19",
+        "--",
+        "/usr/bin/cat",
+    ]))
+    .trim()
+    .to_string();
+    let rule = std::fs::read_to_string(format!("/etc/sudoers.d/jit_{id}")).unwrap();
+    assert!(
+        rule.contains("NOPASSWD: LOG_INPUT: LOG_OUTPUT: JIT_"),
+        "{rule}"
+    );
+
+    let typed = jit_tests::unique("typed-secret-");
+    let mut child = op
+        .command("sudo")
+        .args(["-n", "/usr/bin/cat"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(format!("{typed}\n").as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+
+    let input = std::process::Command::new("sudoreplay")
+        .arg("-d")
+        .arg(recordings(&d).join(&id))
+        .args(["-m", "0", "-f", "stdin", "000001"])
+        .output()
+        .unwrap();
+    assert!(
+        text(&input.stdout).contains(&typed),
+        "the input is recorded: {}{}",
+        text(&input.stdout),
+        text(&input.stderr)
+    );
+}
+
+/// Recordings follow `retention`: once the grant's record leaves the history, they go too.
+#[test]
+fn recordings_leave_with_their_grants_record_after_retention() {
+    let d = Daemon::start_enforcing("retention = \"2s\"");
+    let op = TestUser::create("ret");
+    let word = jit_tests::unique("kept-for-retention-");
+    let id = grant_echo(&d, &op, &word);
+    let run = sudo(&op, &["/usr/bin/echo", &word]);
+    assert!(run.status.success(), "{}", text(&run.stderr));
+    let grant_dir = recordings(&d).join(&id);
+    assert!(grant_dir.join("00/00/01/log").is_file());
+    ok(d.jitd(&["revoke", &id, "--reason", "done with it"]));
+
+    d.wait_for_log(
+        "removed the recordings of 1 grant(s)",
+        std::time::Duration::from_secs(60),
+    );
+    assert!(!grant_dir.exists(), "{:?}", files_under(&grant_dir));
+    assert!(recordings(&d).is_dir(), "the directory itself stays");
+}
