@@ -110,3 +110,71 @@ fn ed25519_seed(bytes: &[u8]) -> Result<([u8; 32], Vec<u8>), String> {
         .ok_or("an Ed25519 secret of the wrong size")?;
     Ok((seed, public_blob))
 }
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+
+    use super::*;
+    use crate::core::fleet::allowed_signers::{self, AllowedSigners};
+
+    /// The benchmark's approvals must be the ones a real approver makes: `ssh-keygen -Y
+    /// verify` accepts them, and so does jitd's check, for that request only.
+    #[test]
+    fn an_approval_signed_here_is_one_ssh_keygen_and_jitd_accept() {
+        let dir = jit_tests::TempDir::new("fleet-sim-key");
+        let key = dir.path().join("id");
+        let made = Command::new("ssh-keygen")
+            .args(["-q", "-t", "ed25519", "-N", "", "-C", "bob", "-f"])
+            .arg(&key)
+            .output()
+            .unwrap();
+        assert!(made.status.success(), "ssh-keygen: {made:?}");
+        let public = std::fs::read_to_string(key.with_extension("pub")).unwrap();
+        let fields: Vec<&str> = public.split_whitespace().collect();
+        let line = format!("bob {} {}\n", fields[0], fields[1]);
+        let signers_file = dir.path().join("allowed_signers");
+        std::fs::write(&signers_file, &line).unwrap();
+
+        let approver = Approver::load("bob", &key).unwrap();
+        let at: DateTime<Utc> = "2026-11-30T04:00:00Z".parse().unwrap();
+        let request = b"{\"the\":\"request bytes\"}";
+        let record: ApprovalRecord =
+            serde_json::from_slice(&approver.approve_at("aaaaaaaaaa", request, at).unwrap())
+                .unwrap();
+        let id = GrantId::try_from("aaaaaaaaaa".to_string()).unwrap();
+        let message = approval_message(&sha256_hex(request), &id, "bob", at);
+
+        let sig_file = dir.path().join("sig");
+        std::fs::write(&sig_file, &record.sig).unwrap();
+        let mut verify = Command::new("ssh-keygen")
+            .args(["-Y", "verify", "-n", NAMESPACE, "-I", "bob", "-f"])
+            .arg(&signers_file)
+            .arg("-s")
+            .arg(&sig_file)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        verify
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(message.as_bytes())
+            .unwrap();
+        let out = verify.wait_with_output().unwrap();
+        assert!(out.status.success(), "ssh-keygen -Y verify: {out:?}");
+
+        let (signers, _) = AllowedSigners::parse(&line).unwrap();
+        assert_eq!(
+            allowed_signers::check(&signers, "bob", message.as_bytes(), &record.sig, at),
+            Ok(())
+        );
+        let other = approval_message(&sha256_hex(b"other bytes"), &id, "bob", at);
+        assert!(
+            allowed_signers::check(&signers, "bob", other.as_bytes(), &record.sig, at).is_err()
+        );
+    }
+}
