@@ -6,7 +6,8 @@
 //! `jit-bench [--quick] [--only SECTION,...] [--micro FILE] [--out FILE]`: `--quick` is a smoke
 //! run with a tenth of the grants and iterations (its figures are not the ones to quote);
 //! `--only` runs some of `scale,pam,flood,sudo,throughput,revocation,fleet` (`flood` goes with
-//! `pam`; the 100k daemon starts for any of the first five); `--micro` puts the rows of `cargo bench -p jitd --bench core` at the top of the table.
+//! `pam`; the 100k daemon starts for any of the first five; `fleet` starts its own etcd);
+//! `--micro` puts the rows of `cargo bench -p jitd --bench core` at the top of the table.
 //! `jit-bench --compare OLD.json NEW.json` prints two results files side by side.
 
 #![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]

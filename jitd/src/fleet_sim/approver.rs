@@ -5,7 +5,7 @@
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
-use chrono::{DateTime, SubsecRound, Utc};
+use chrono::{DateTime, Utc};
 use ring::signature::Ed25519KeyPair;
 
 use crate::core::fleet::records::{approval_message, sha256_hex, ApprovalRecord};
@@ -47,12 +47,8 @@ impl Approver {
         })
     }
 
-    /// The approval record of request `id` whose stored bytes are `request`, signed now
-    /// (whole seconds, as `jitd approve` signs).
-    pub fn approve(&self, id: &str, request: &[u8]) -> Result<Vec<u8>, String> {
-        self.approve_at(id, request, Utc::now().trunc_subsecs(0))
-    }
-
+    /// The approval record of request `id` whose stored bytes are `request`, signed as given
+    /// at `at` (whole seconds, as `jitd approve` signs).
     pub fn approve_at(
         &self,
         id: &str,

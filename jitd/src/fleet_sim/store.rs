@@ -82,14 +82,6 @@ impl Store {
             .and_then(|r| r.parse().ok())
             .ok_or_else(|| format!("txn reply without a revision: {reply}"))
     }
-
-    /// The store's revision now.
-    pub fn revision(&self) -> Result<i64, String> {
-        self.etcd
-            .range_prefix(b"/bench-revision-probe/")
-            .map(|s| s.revision)
-            .map_err(|e| e.to_string())
-    }
 }
 
 /// Watcher `watcher` saw `key` put at `at`.
