@@ -5,14 +5,15 @@
 //!
 //! `jit-bench [--quick] [--only SECTION,...] [--micro FILE] [--out FILE]`: `--quick` is a smoke
 //! run with a tenth of the grants and iterations (its figures are not the ones to quote);
-//! `--only` runs some of `scale,pam,flood,sudo,throughput,revocation` (`flood` goes with
-//! `pam`; the 100k daemon always
-//! starts); `--micro` puts the rows of `cargo bench -p jitd --bench core` at the top of the table.
+//! `--only` runs some of `scale,pam,flood,sudo,throughput,revocation,fleet` (`flood` goes with
+//! `pam`; the 100k daemon starts for any of the first five; `fleet` starts its own etcd);
+//! `--micro` puts the rows of `cargo bench -p jitd --bench core` at the top of the table.
 //! `jit-bench --compare OLD.json NEW.json` prints two results files side by side.
 
 #![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
 
 mod daemon;
+mod fleet;
 mod flood;
 mod pam_check;
 mod report;
@@ -40,6 +41,7 @@ struct Plan {
     sudo_iterations: usize,
     throughput_for: Duration,
     revocation_grants: usize,
+    fleet: fleet::Plan,
 }
 
 fn main() {
@@ -108,6 +110,13 @@ fn main() {
             sudo_iterations: 20,
             throughput_for: Duration::from_millis(500),
             revocation_grants: 100,
+            fleet: fleet::Plan {
+                hosts: 20,
+                paced: 20,
+                burst: 20,
+                relist: 1_000,
+                idle_for: Duration::from_secs(5),
+            },
         }
     } else {
         Plan {
@@ -119,6 +128,13 @@ fn main() {
             sudo_iterations: 200,
             throughput_for: Duration::from_secs(3),
             revocation_grants: 1_000,
+            fleet: fleet::Plan {
+                hosts: 100,
+                paced: 200,
+                burst: 20,
+                relist: 10_000,
+                idle_for: Duration::from_secs(30),
+            },
         }
     };
     let started = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
@@ -132,6 +148,38 @@ fn main() {
     let run = |section: &str| only.as_ref().is_none_or(|o| o.iter().any(|s| s == section));
     let step = |what: &str| eprintln!("[{:>5.1}s] {what}", clock.elapsed().as_secs_f64());
 
+    // The 100k daemon and the audit log serve these sections alone.
+    if ["scale", "pam", "flood", "sudo", "throughput"]
+        .iter()
+        .any(|s| run(s))
+    {
+        daemon_sections(&mut report, &plan, &run, &step);
+    }
+
+    if run("revocation") {
+        step("revocation");
+        revocation::measure(&mut report, plan.revocation_grants, Duration::from_secs(10));
+    }
+    if run("fleet") {
+        step("fleet (a 3-member etcd on loopback)");
+        fleet::measure(&mut report, &plan.fleet);
+    }
+
+    step("done");
+    let table = report.table();
+    println!("\n{}", header());
+    print!("{table}");
+    report.write_json(&out, &started).expect("write results");
+    println!("\nwritten to {}", out.display());
+}
+
+/// Scale, PAM, flood, sudo and throughput: all measured against the big daemon.
+fn daemon_sections(
+    report: &mut Report,
+    plan: &Plan,
+    run: &dyn Fn(&str) -> bool,
+    step: &dyn Fn(&str),
+) {
     step("writing the audit log");
     let audit = TempDir::new("benchaudit");
     state::write_audit_log(audit.path(), plan.audit_records).expect("audit log");
@@ -150,12 +198,12 @@ fn main() {
         step("scale: empty");
         {
             let jitd = scale::start(0, None, None);
-            scale::record(&mut report, "empty state", "empty", &jitd, false);
+            scale::record(report, "empty state", "empty", &jitd, false);
         }
         step("scale: small");
         {
             let jitd = scale::start(plan.small_grants, None, Some(audit.path()));
-            scale::record(&mut report, &small, "small", &jitd, false);
+            scale::record(report, &small, "small", &jitd, false);
         }
     }
     step("scale: big");
@@ -165,14 +213,14 @@ fn main() {
         Some((&user.name, user.uid)),
         Some(audit.path()),
     );
-    let without = scale::record(&mut report, &big, "big", &jitd, true);
+    let without = scale::record(report, &big, "big", &jitd, true);
     if run("scale") {
         step("scale: big + history past retention");
         let label = format!("{big} + {}M ended requests", plan.history as f64 / 1e6);
         let with = {
             let jitd =
                 scale::start_with_history(plan.grants, None, Some(audit.path()), plan.history);
-            scale::record(&mut report, &label, "history", &jitd, false)
+            scale::record(report, &label, "history", &jitd, false)
         };
         report.goal(
             "scale.history.cold_start_ratio",
@@ -200,11 +248,11 @@ fn main() {
             .chain((plan.grants / 2..plan.grants).map(scale::fake_user));
         let services =
             pam_check::Services::new(&jitd.socket(), &pam_check::grant_file(holders, expires));
-        pam_check::measure(&mut report, &services, &user.name, plan.pam_iterations);
+        pam_check::measure(report, &services, &user.name, plan.pam_iterations);
         if run("flood") {
             step("PAM account check under a one-user flood");
             flood::measure(
-                &mut report,
+                report,
                 &services,
                 &jitd.socket(),
                 &user.name,
@@ -214,11 +262,11 @@ fn main() {
     }
     if run("sudo") {
         step("sudo wall time");
-        sudo_wall::measure(&mut report, &jitd, plan.sudo_iterations);
+        sudo_wall::measure(report, &jitd, plan.sudo_iterations);
     }
     if run("throughput") {
         step("throughput");
-        throughput::measure(&mut report, &jitd, &user.name, plan.throughput_for);
+        throughput::measure(report, &jitd, &user.name, plan.throughput_for);
     }
     let (rss, peak) = jitd.memory_mib();
     report.add(
@@ -234,18 +282,6 @@ fn main() {
         "MiB",
     );
     drop(jitd);
-
-    if run("revocation") {
-        step("revocation");
-        revocation::measure(&mut report, plan.revocation_grants, Duration::from_secs(10));
-    }
-
-    step("done");
-    let table = report.table();
-    println!("\n{}", header());
-    print!("{table}");
-    report.write_json(&out, &started).expect("write results");
-    println!("\nwritten to {}", out.display());
 }
 
 fn header() -> String {

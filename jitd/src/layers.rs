@@ -4,7 +4,8 @@
 use std::path::Path;
 
 /// (folder under src/, paths its code must never name)
-/// Nothing in the product reaches the fuzz targets' facade (`fuzzing/`, absent from releases).
+/// Nothing in the product reaches the fuzz targets' facade (`fuzzing/`, absent from releases)
+/// or the fleet benchmark's simulator (`fleet_sim/`, only with the `fleet-sim` feature).
 const RULES: &[(&str, &[&str])] = &[
     (
         "core",
@@ -13,11 +14,23 @@ const RULES: &[(&str, &[&str])] = &[
             "crate::config",
             "crate::cli",
             "crate::fuzzing",
+            "crate::fleet_sim",
         ],
     ),
-    ("config", &["crate::shell", "crate::cli", "crate::fuzzing"]),
-    ("shell", &["crate::cli", "crate::fuzzing"]),
-    ("cli", &["crate::fuzzing"]),
+    (
+        "config",
+        &[
+            "crate::shell",
+            "crate::cli",
+            "crate::fuzzing",
+            "crate::fleet_sim",
+        ],
+    ),
+    (
+        "shell",
+        &["crate::cli", "crate::fuzzing", "crate::fleet_sim"],
+    ),
+    ("cli", &["crate::fuzzing", "crate::fleet_sim"]),
     ("shell/host", &["crate::shell::daemon"]),
     ("shell/audit", &["crate::shell::daemon"]),
     ("shell/notify", &["crate::shell::daemon"]),

@@ -2,12 +2,15 @@
 //!
 //! A library only so that the fuzz targets (`fuzz/`) can reach its parsers: the binary
 //! (`main.rs`) calls [`run`], and nothing else is public but, in test and fuzzing builds only,
-//! the targets' facade `fuzzing`. The modules stay private, so the compiler's dead-code
-//! analysis still sees the whole program.
+//! the targets' facade `fuzzing`, and, with the `fleet-sim` feature (only the benchmarks enable
+//! it), the fleet benchmark's simulator `fleet_sim`. The modules stay private, so the compiler's
+//! dead-code analysis still sees the whole program.
 
 mod cli;
 mod config;
 mod core;
+#[cfg(feature = "fleet-sim")]
+pub mod fleet_sim;
 #[cfg(any(test, fuzzing))]
 pub mod fuzzing;
 #[cfg(test)]
