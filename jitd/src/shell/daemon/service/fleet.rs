@@ -9,7 +9,7 @@
 
 use std::sync::Arc;
 
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Duration, SubsecRound, Utc};
 use jit_proto::{ErrorCode, NewRequest, RequestView, Response, State};
 
 use super::{shown, Failure, Service};
