@@ -30,6 +30,7 @@ use crate::core::fleet::host_pattern::HostPattern;
 use crate::core::fleet::records::{FleetRequest, Keys, VERSION};
 use crate::core::model::GrantId;
 use crate::core::policy::{Defaults, Policy, Role};
+use crate::core::recording::Record;
 
 /// The role every simulated host has: SSH for `requester_group`, one approval by someone in
 /// `approver_group`, at most an hour.
@@ -97,6 +98,7 @@ fn policy() -> Arc<Policy> {
         default_duration: Duration::from_secs(600),
         max_duration: Duration::from_secs(3600),
         require_reason: false,
+        record: Record::Output,
     });
     p.roles.push(Role {
         name: ROLE.into(),
@@ -116,6 +118,7 @@ fn policy() -> Arc<Policy> {
         break_glass: false,
         auto_approve: Vec::new(),
         hosts: Vec::new(),
+        record: Record::Output,
     });
     Arc::new(p)
 }
