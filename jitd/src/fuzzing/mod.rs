@@ -8,6 +8,7 @@
 //! that this oracle agrees with visudo and sudo, so it lives where that test can reach it.
 //! Nothing in jitd imports this module (`layers.rs` checks).
 
+pub mod fleet_store;
 pub mod sudoers_case;
 pub mod sudoers_readback;
 
@@ -142,8 +143,15 @@ pub fn read_lines(bytes: &[u8]) -> Result<Vec<RawLine>, String> {
 /// `jitd audit verify` on the log at `path` (its head file beside it): the number of records
 /// and the chain's last hash, or the line where the chain breaks.
 pub fn verify(path: &Path) -> Result<(usize, String), (usize, String)> {
+    verify_from(path).map(|(lines, hash, _)| (lines, hash))
+}
+
+/// [`verify`], with the first record present: a chain whose oldest records are gone (rotated
+/// files moved away, or the start of the only file cut) verifies, and `jitd audit verify`
+/// reports where it now starts for comparison with an archive.
+pub fn verify_from(path: &Path) -> Result<(usize, String, u64), (usize, String)> {
     crate::shell::audit::audit_verify::verify(path)
-        .map(|ok| (ok.lines, ok.head.hash))
+        .map(|ok| (ok.lines, ok.head.hash, ok.first_seq))
         .map_err(|e| (e.line, e.what))
 }
 
