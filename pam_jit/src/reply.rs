@@ -58,6 +58,7 @@ fn kind_of(response: &Response) -> &'static str {
         Response::Metrics { .. } => "metrics",
         Response::ReasonWanted { .. } => "reason_wanted",
         Response::Error { .. } => "error",
+        Response::FleetStatus { .. } => "fleet_status",
     }
 }
 
