@@ -5,10 +5,11 @@
 //!
 //! `jit-bench [--quick] [--only SECTION,...] [--micro FILE] [--out FILE]`: `--quick` is a smoke
 //! run with a tenth of the grants and iterations (its figures are not the ones to quote);
-//! `--only` runs some of `scale,pam,flood,sudo,throughput,revocation` (`flood` goes with
+//! `--only` runs some of `scale,pam,flood,sudo,ssh,throughput,revocation` (`flood` goes with
 //! `pam`; the 100k daemon always
 //! starts); `--micro` puts the rows of `cargo bench -p jitd --bench core` at the top of the table.
-//! `jit-bench --compare OLD.json NEW.json` prints two results files side by side.
+//! `jit-bench --compare OLD.json [NEW.json]` prints the rows two results files share side by
+//! side, with new/old and whether each run met the goals (NEW: target/bench/results.json).
 
 #![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
 
@@ -18,6 +19,7 @@ mod pam_check;
 mod report;
 mod revocation;
 mod scale;
+mod ssh_login;
 mod state;
 mod stats;
 mod sudo_wall;
@@ -38,6 +40,8 @@ struct Plan {
     history: usize,
     pam_iterations: usize,
     sudo_iterations: usize,
+    /// Alternating pairs of SSH logins (with and without pam_jit).
+    ssh_pairs: usize,
     throughput_for: Duration,
     revocation_grants: usize,
 }
@@ -61,12 +65,13 @@ fn main() {
                 )
             }
             "--compare" => {
-                let (old, new) = (args.next(), args.next());
-                let (Some(old), Some(new)) = (old, new) else {
-                    eprintln!("usage: jit-bench --compare OLD.json NEW.json");
+                // NEW defaults to the results file this run would write.
+                let Some(old) = args.next() else {
+                    eprintln!("usage: jit-bench --compare OLD.json [NEW.json]");
                     std::process::exit(2);
                 };
-                match report::compare(old.as_ref(), new.as_ref()) {
+                let new = args.next().map_or(out, PathBuf::from);
+                match report::compare(old.as_ref(), &new) {
                     Ok(table) => print!("{table}"),
                     Err(e) => {
                         eprintln!("jit-bench: {e}");
@@ -88,7 +93,7 @@ fn main() {
             "--out" => out = PathBuf::from(args.next().expect("--out FILE")),
             "--micro" => micro = Some(PathBuf::from(args.next().expect("--micro FILE"))),
             other => {
-                eprintln!("usage: jit-bench [--quick] [--only SECTION,...] [--micro FILE] [--out FILE] | --compare OLD.json NEW.json (unknown argument {other:?})");
+                eprintln!("usage: jit-bench [--quick] [--only SECTION,...] [--micro FILE] [--out FILE] | --compare OLD.json [NEW.json] (unknown argument {other:?})");
                 std::process::exit(2);
             }
         }
@@ -106,6 +111,7 @@ fn main() {
             history: 100_000,
             pam_iterations: 2_000,
             sudo_iterations: 20,
+            ssh_pairs: 5,
             throughput_for: Duration::from_millis(500),
             revocation_grants: 100,
         }
@@ -117,6 +123,7 @@ fn main() {
             history: 1_000_000,
             pam_iterations: 20_000,
             sudo_iterations: 200,
+            ssh_pairs: 40,
             throughput_for: Duration::from_secs(3),
             revocation_grants: 1_000,
         }
@@ -215,6 +222,10 @@ fn main() {
     if run("sudo") {
         step("sudo wall time");
         sudo_wall::measure(&mut report, &jitd, plan.sudo_iterations);
+    }
+    if run("ssh") {
+        step("ssh login");
+        ssh_login::measure(&mut report, &jitd, plan.ssh_pairs);
     }
     if run("throughput") {
         step("throughput");
