@@ -5,7 +5,7 @@
 //!
 //! `jit-bench [--quick] [--only SECTION,...] [--micro FILE] [--out FILE]`: `--quick` is a smoke
 //! run with a tenth of the grants and iterations (its figures are not the ones to quote);
-//! `--only` runs some of `scale,pam,flood,sudo,ssh,throughput,revocation` (`flood` goes with
+//! `--only` runs some of `scale,pam,flood,cost,sudo,ssh,throughput,revocation` (`flood` goes with
 //! `pam`; the 100k daemon always
 //! starts); `--micro` puts the rows of `cargo bench -p jitd --bench core` at the top of the table.
 //! `jit-bench --compare OLD.json [NEW.json]` prints the rows two results files share side by
@@ -16,6 +16,7 @@
 mod daemon;
 mod flood;
 mod pam_check;
+mod pam_cost;
 mod report;
 mod revocation;
 mod scale;
@@ -198,8 +199,7 @@ fn main() {
     }
     drop(audit);
 
-    if run("pam") {
-        step("PAM account check");
+    if run("pam") || run("cost") {
         let expires = chrono::Utc::now().timestamp() + 4 * 3600;
         let holders = (0..plan.grants / 2)
             .map(scale::fake_user)
@@ -207,14 +207,28 @@ fn main() {
             .chain((plan.grants / 2..plan.grants).map(scale::fake_user));
         let services =
             pam_check::Services::new(&jitd.socket(), &pam_check::grant_file(holders, expires));
-        pam_check::measure(&mut report, &services, &user.name, plan.pam_iterations);
-        if run("flood") {
+        if run("pam") {
+            step("PAM account check");
+            pam_check::measure(&mut report, &services, &user.name, plan.pam_iterations);
+        }
+        if run("pam") && run("flood") {
             step("PAM account check under a one-user flood");
             flood::measure(
                 &mut report,
                 &services,
                 &jitd.socket(),
                 &user.name,
+                plan.pam_iterations / 4,
+            );
+        }
+        if run("cost") {
+            step("what a PAM check is made of");
+            pam_cost::measure(
+                &mut report,
+                &services,
+                &jitd,
+                &user.name,
+                user.uid,
                 plan.pam_iterations / 4,
             );
         }
