@@ -3,7 +3,8 @@
 //! Run through `bench/run`, which builds the release binaries first. Needs root: it creates
 //! users, PAM services and sudoers drop-ins (all removed afterwards).
 //!
-//! `jit-bench [--quick] [--only SECTION,...] [--micro FILE] [--out FILE]`: `--quick` is a smoke
+//! `jit-bench [--quick] [--only SECTION,...] [--ssh-pairs N] [--micro FILE] [--out FILE]`:
+//! `--ssh-pairs` sets how many pairs of SSH logins are timed (40; `--quick` 5); `--quick` is a smoke
 //! run with a tenth of the grants and iterations (its figures are not the ones to quote);
 //! `--only` runs some of `scale,pam,flood,cost,sudo,ssh,throughput,revocation` (`flood` goes with
 //! `pam`; the 100k daemon always
@@ -52,6 +53,7 @@ fn main() {
     let mut quick = false;
     let mut micro: Option<PathBuf> = None;
     let mut only: Option<Vec<String>> = None;
+    let mut ssh_pairs: Option<usize> = None;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
@@ -92,9 +94,16 @@ fn main() {
                 return;
             }
             "--out" => out = PathBuf::from(args.next().expect("--out FILE")),
+            "--ssh-pairs" => {
+                ssh_pairs = Some(
+                    args.next()
+                        .and_then(|n| n.parse().ok())
+                        .expect("--ssh-pairs N"),
+                )
+            }
             "--micro" => micro = Some(PathBuf::from(args.next().expect("--micro FILE"))),
             other => {
-                eprintln!("usage: jit-bench [--quick] [--only SECTION,...] [--micro FILE] [--out FILE] | --compare OLD.json [NEW.json] (unknown argument {other:?})");
+                eprintln!("usage: jit-bench [--quick] [--only SECTION,...] [--ssh-pairs N] [--micro FILE] [--out FILE] | --compare OLD.json [NEW.json] (unknown argument {other:?})");
                 std::process::exit(2);
             }
         }
@@ -128,6 +137,10 @@ fn main() {
             throughput_for: Duration::from_secs(3),
             revocation_grants: 1_000,
         }
+    };
+    let plan = Plan {
+        ssh_pairs: ssh_pairs.unwrap_or(plan.ssh_pairs),
+        ..plan
     };
     let started = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
     let clock = Instant::now();
