@@ -422,6 +422,8 @@ mod tests {
                 review: None,
                 clipped: false,
                 approval_token: String::new(),
+                fleet: None,
+                hosts: Vec::new(),
             }),
         }
     }
