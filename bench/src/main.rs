@@ -3,12 +3,14 @@
 //! Run through `bench/run`, which builds the release binaries first. Needs root: it creates
 //! users, PAM services and sudoers drop-ins (all removed afterwards).
 //!
-//! `jit-bench [--quick] [--only SECTION,...] [--micro FILE] [--out FILE]`: `--quick` is a smoke
+//! `jit-bench [--quick] [--only SECTION,...] [--ssh-pairs N] [--micro FILE] [--out FILE]`:
+//! `--ssh-pairs` sets how many pairs of SSH logins are timed (40; `--quick` 5); `--quick` is a smoke
 //! run with a tenth of the grants and iterations (its figures are not the ones to quote);
-//! `--only` runs some of `scale,pam,flood,sudo,throughput,revocation,fleet` (`flood` goes with
-//! `pam`; the 100k daemon starts for any of the first five; `fleet` starts its own etcd);
-//! `--micro` puts the rows of `cargo bench -p jitd --bench core` at the top of the table.
-//! `jit-bench --compare OLD.json NEW.json` prints two results files side by side.
+//! `--only` runs some of `scale,pam,flood,cost,sudo,ssh,throughput,revocation,fleet` (`flood`
+//! goes with `pam`; the 100k daemon starts for any of the first seven; `fleet` starts its own
+//! etcd); `--micro` puts the rows of `cargo bench -p jitd --bench core` at the top of the table.
+//! `jit-bench --compare OLD.json [NEW.json]` prints the rows two results files share side by
+//! side, with new/old and whether each run met the goals (NEW: target/bench/results.json).
 
 #![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
 
@@ -16,9 +18,11 @@ mod daemon;
 mod fleet;
 mod flood;
 mod pam_check;
+mod pam_cost;
 mod report;
 mod revocation;
 mod scale;
+mod ssh_login;
 mod state;
 mod stats;
 mod sudo_wall;
@@ -39,6 +43,8 @@ struct Plan {
     history: usize,
     pam_iterations: usize,
     sudo_iterations: usize,
+    /// Alternating pairs of SSH logins (with and without pam_jit).
+    ssh_pairs: usize,
     throughput_for: Duration,
     revocation_grants: usize,
     fleet: fleet::Plan,
@@ -49,6 +55,7 @@ fn main() {
     let mut quick = false;
     let mut micro: Option<PathBuf> = None;
     let mut only: Option<Vec<String>> = None;
+    let mut ssh_pairs: Option<usize> = None;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
@@ -63,12 +70,13 @@ fn main() {
                 )
             }
             "--compare" => {
-                let (old, new) = (args.next(), args.next());
-                let (Some(old), Some(new)) = (old, new) else {
-                    eprintln!("usage: jit-bench --compare OLD.json NEW.json");
+                // NEW defaults to the results file this run would write.
+                let Some(old) = args.next() else {
+                    eprintln!("usage: jit-bench --compare OLD.json [NEW.json]");
                     std::process::exit(2);
                 };
-                match report::compare(old.as_ref(), new.as_ref()) {
+                let new = args.next().map_or(out, PathBuf::from);
+                match report::compare(old.as_ref(), &new) {
                     Ok(table) => print!("{table}"),
                     Err(e) => {
                         eprintln!("jit-bench: {e}");
@@ -88,9 +96,16 @@ fn main() {
                 return;
             }
             "--out" => out = PathBuf::from(args.next().expect("--out FILE")),
+            "--ssh-pairs" => {
+                ssh_pairs = Some(
+                    args.next()
+                        .and_then(|n| n.parse().ok())
+                        .expect("--ssh-pairs N"),
+                )
+            }
             "--micro" => micro = Some(PathBuf::from(args.next().expect("--micro FILE"))),
             other => {
-                eprintln!("usage: jit-bench [--quick] [--only SECTION,...] [--micro FILE] [--out FILE] | --compare OLD.json NEW.json (unknown argument {other:?})");
+                eprintln!("usage: jit-bench [--quick] [--only SECTION,...] [--ssh-pairs N] [--micro FILE] [--out FILE] | --compare OLD.json [NEW.json] (unknown argument {other:?})");
                 std::process::exit(2);
             }
         }
@@ -108,6 +123,7 @@ fn main() {
             history: 100_000,
             pam_iterations: 2_000,
             sudo_iterations: 20,
+            ssh_pairs: 5,
             throughput_for: Duration::from_millis(500),
             revocation_grants: 100,
             fleet: fleet::Plan {
@@ -126,6 +142,7 @@ fn main() {
             history: 1_000_000,
             pam_iterations: 20_000,
             sudo_iterations: 200,
+            ssh_pairs: 40,
             throughput_for: Duration::from_secs(3),
             revocation_grants: 1_000,
             fleet: fleet::Plan {
@@ -136,6 +153,10 @@ fn main() {
                 idle_for: Duration::from_secs(30),
             },
         }
+    };
+    let plan = Plan {
+        ssh_pairs: ssh_pairs.unwrap_or(plan.ssh_pairs),
+        ..plan
     };
     let started = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
     let clock = Instant::now();
@@ -149,7 +170,7 @@ fn main() {
     let step = |what: &str| eprintln!("[{:>5.1}s] {what}", clock.elapsed().as_secs_f64());
 
     // The 100k daemon and the audit log serve these sections alone.
-    if ["scale", "pam", "flood", "sudo", "throughput"]
+    if ["scale", "pam", "flood", "cost", "sudo", "ssh", "throughput"]
         .iter()
         .any(|s| run(s))
     {
@@ -239,8 +260,7 @@ fn daemon_sections(
     }
     drop(audit);
 
-    if run("pam") {
-        step("PAM account check");
+    if run("pam") || run("cost") {
         let expires = chrono::Utc::now().timestamp() + 4 * 3600;
         let holders = (0..plan.grants / 2)
             .map(scale::fake_user)
@@ -248,8 +268,11 @@ fn daemon_sections(
             .chain((plan.grants / 2..plan.grants).map(scale::fake_user));
         let services =
             pam_check::Services::new(&jitd.socket(), &pam_check::grant_file(holders, expires));
-        pam_check::measure(report, &services, &user.name, plan.pam_iterations);
-        if run("flood") {
+        if run("pam") {
+            step("PAM account check");
+            pam_check::measure(report, &services, &user.name, plan.pam_iterations);
+        }
+        if run("pam") && run("flood") {
             step("PAM account check under a one-user flood");
             flood::measure(
                 report,
@@ -259,10 +282,25 @@ fn daemon_sections(
                 plan.pam_iterations / 4,
             );
         }
+        if run("cost") {
+            step("what a PAM check is made of");
+            pam_cost::measure(
+                report,
+                &services,
+                &jitd,
+                &user.name,
+                user.uid,
+                plan.pam_iterations / 4,
+            );
+        }
     }
     if run("sudo") {
         step("sudo wall time");
         sudo_wall::measure(report, &jitd, plan.sudo_iterations);
+    }
+    if run("ssh") {
+        step("ssh login");
+        ssh_login::measure(report, &jitd, plan.ssh_pairs);
     }
     if run("throughput") {
         step("throughput");

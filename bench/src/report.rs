@@ -179,7 +179,6 @@ pub fn machine() -> Value {
     json!({ "nproc": nproc, "cpu": cpu, "kernel": kernel })
 }
 
-/// Prints two results files side by side, joined on `key`: old, new, new/old.
 /// `(key, label, value, unit)` of each row in a JSON array of rows.
 fn rows_of(rows: &Value) -> Vec<(String, String, Option<f64>, String)> {
     rows.as_array()
@@ -217,38 +216,153 @@ impl Report {
     }
 }
 
+/// One row of a results file as `--compare` reads it.
+struct Stored {
+    key: String,
+    label: String,
+    value: Option<f64>,
+    unit: String,
+    goal: Option<String>,
+    met: Option<bool>,
+}
+
+fn stored_rows(doc: &Value) -> Vec<Stored> {
+    doc["rows"]
+        .as_array()
+        .map(|rows| {
+            rows.iter()
+                .map(|r| Stored {
+                    key: r["key"].as_str().unwrap_or_default().to_string(),
+                    label: r["label"].as_str().unwrap_or_default().to_string(),
+                    value: r["value"].as_f64(),
+                    unit: r["unit"].as_str().unwrap_or_default().to_string(),
+                    goal: r["goal"].as_str().map(String::from),
+                    met: r["met"].as_bool(),
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The rows both results files have, joined on `key`, in NEW's order: old figure, new figure,
+/// new/old, and for figures with a goal whether each run met it. Rows only one file has are
+/// named under the table (a section left out with `--only`, or a row added since).
 pub fn compare(old: &Path, new: &Path) -> Result<String, String> {
     let load = |p: &Path| -> Result<Value, String> {
         let text = std::fs::read_to_string(p).map_err(|e| format!("{}: {e}", p.display()))?;
         serde_json::from_str(&text).map_err(|e| format!("{}: {e}", p.display()))
     };
-    let (old, new) = (load(old)?, load(new)?);
-    let rows = |doc: &Value| rows_of(&doc["rows"]);
-    let before = rows(&old);
-    let mut out = String::new();
-    let width = before
+    let (old_doc, new_doc) = (load(old)?, load(new)?);
+    let (before, after) = (stored_rows(&old_doc), stored_rows(&new_doc));
+    let both: Vec<(&Stored, &Stored)> = after
         .iter()
-        .map(|r| r.1.chars().count())
+        .filter_map(|n| before.iter().find(|o| o.key == n.key).map(|o| (o, n)))
+        .collect();
+    let width = both
+        .iter()
+        .map(|(_, n)| n.label.chars().count())
         .max()
         .unwrap_or(10);
+    let mut out = String::new();
+    let started = |d: &Value| d["started"].as_str().unwrap_or("?").to_string();
     let _ = writeln!(
         out,
-        "{:<width$}  {:>12}  {:>12}  {:<5} {:>8}",
-        "measurement", "old", "new", "unit", "new/old"
+        "old: {} ({})\nnew: {} ({})\n",
+        old.display(),
+        started(&old_doc),
+        new.display(),
+        started(&new_doc)
     );
-    for (key, label, value, unit) in rows(&new) {
-        let was = before.iter().find(|r| r.0 == key).and_then(|r| r.2);
-        let show = |v: Option<f64>| v.map_or("-".to_string(), number);
-        let ratio = match (was, value) {
+    let _ = writeln!(
+        out,
+        "{:<width$}  {:>10}  {:>10}  {:<5} {:>8}  {:>10}  met old → new",
+        "measurement", "old", "new", "unit", "new/old", "goal"
+    );
+    let show = |v: Option<f64>| v.map_or("-".to_string(), number);
+    let yes = |m: Option<bool>| match m {
+        Some(true) => "yes",
+        Some(false) => "NO",
+        None => "-",
+    };
+    for (o, n) in &both {
+        let ratio = match (o.value, n.value) {
             (Some(a), Some(b)) if a != 0.0 => format!("{:.2}", b / a),
             _ => "-".into(),
         };
+        let met = match (&n.goal, &o.goal) {
+            (None, None) => String::new(),
+            _ => format!("{} → {}", yes(o.met), yes(n.met)),
+        };
+        let goal = n
+            .goal
+            .clone()
+            .or_else(|| o.goal.clone())
+            .unwrap_or_default();
         let _ = writeln!(
             out,
-            "{label:<width$}  {:>12}  {:>12}  {unit:<5} {ratio:>8}",
-            show(was),
-            show(value)
+            "{:<width$}  {:>10}  {:>10}  {:<5} {ratio:>8}  {goal:>10}  {met}",
+            n.label,
+            show(o.value),
+            show(n.value),
+            n.unit,
         );
     }
+    let only = |rows: &[Stored], other: &[Stored]| -> Vec<String> {
+        rows.iter()
+            .filter(|r| !other.iter().any(|o| o.key == r.key))
+            .map(|r| r.key.clone())
+            .collect()
+    };
+    for (which, keys) in [
+        ("old", only(&before, &after)),
+        ("new", only(&after, &before)),
+    ] {
+        if !keys.is_empty() {
+            let _ = writeln!(out, "only in {which}: {}", keys.join(", "));
+        }
+    }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file(dir: &Path, name: &str, doc: Value) -> std::path::PathBuf {
+        let path = dir.join(name);
+        std::fs::write(&path, doc.to_string()).unwrap();
+        path
+    }
+
+    #[test]
+    fn compare_joins_rows_on_key_and_says_which_goals_each_run_met() {
+        let dir = std::env::temp_dir().join(format!("jit-bench-compare-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let old = file(
+            &dir,
+            "old.json",
+            json!({ "started": "A", "rows": [
+                { "key": "ssh.ratio.p50", "label": "ssh ratio", "value": 1.08, "unit": "×",
+                  "goal": "≤ 1.02", "met": false },
+                { "key": "gone", "label": "gone", "value": 1.0, "unit": "" } ] }),
+        );
+        let new = file(
+            &dir,
+            "new.json",
+            json!({ "started": "B", "rows": [
+                { "key": "ssh.ratio.p50", "label": "ssh ratio", "value": 1.01, "unit": "×",
+                  "goal": "≤ 1.02", "met": true },
+                { "key": "added", "label": "added", "value": 2.0, "unit": "" } ] }),
+        );
+        let table = compare(&old, &new).unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+        let row = table.lines().find(|l| l.starts_with("ssh ratio")).unwrap();
+        let words: Vec<&str> = row.split_whitespace().collect();
+        assert_eq!(
+            words,
+            ["ssh", "ratio", "1.08", "1.01", "×", "0.94", "≤", "1.02", "NO", "→", "yes"]
+        );
+        assert!(table.contains("only in old: gone"), "{table}");
+        assert!(table.contains("only in new: added"), "{table}");
+    }
 }

@@ -7,7 +7,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use jit_tests::pam::PlacedFile;
-use jit_tests::TestUser;
+use jit_tests::{TestGroup, TestUser};
 
 use crate::daemon::{release, BenchDaemon};
 use crate::report::{Goal, Report};
@@ -65,11 +65,18 @@ impl SudoUser {
 }
 
 pub fn measure(report: &mut Report, jitd: &BenchDaemon, iterations: usize) {
+    // As deployed: jit-account/jit-session name a break-glass group, which has a member
+    // (jit-pam-setup refuses to wire without one), so pam_jit's membership lookup does the
+    // work it does on a real host.
+    let breakglass_member = TestUser::create("bsg");
+    let breakglass = TestGroup::create("bsg");
+    breakglass.add(&breakglass_member);
     let line = |phase: &str| {
         format!(
-            "{phase} required {} socket={} kind=sudo\n",
+            "{phase} required {} socket={} kind=sudo exempt_group={}\n",
             release("libpam_jit.so").display(),
-            jitd.socket().display()
+            jitd.socket().display(),
+            breakglass.name
         )
     };
     let deployed = SudoUser::new("bsd", &line("account"), &line("session"));
