@@ -362,8 +362,23 @@ pub fn spool_dir(recordings: &RecordingsDir) -> PathBuf {
 }
 
 /// The spool is root's, mode 0711 (reachable, not listable), below directories only root
-/// can change.
+/// can change. One that others could list or change is refused, not repaired.
 fn prepare_spool(dir: &Path) -> io::Result<()> {
+    if let Some(parent) = dir.parent() {
+        create_reachable(parent)?;
+        let mode = fs::metadata(parent)?.permissions().mode();
+        if mode & 0o001 == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::PermissionDenied,
+                format!(
+                    "{} has mode {:04o}: SSH grant holders must pass through it to append \
+                     to their recording (chmod o+x, as /var/log is)",
+                    parent.display(),
+                    mode & 0o7777
+                ),
+            ));
+        }
+    }
     match DirBuilder::new().mode(0o711).create(dir) {
         Err(e) if e.kind() != io::ErrorKind::AlreadyExists => return Err(e),
         _ => {}
@@ -381,7 +396,27 @@ fn prepare_spool(dir: &Path) -> io::Result<()> {
         ));
     }
     root_only::check_above(dir)
-        .map_err(|e| io::Error::new(io::ErrorKind::PermissionDenied, e.to_string()))
+        .map_err(|e| io::Error::new(io::ErrorKind::PermissionDenied, e.to_string()))?;
+    // Made under jitd's umask (0077): holders must be able to pass through to their file.
+    if mode != 0o711 {
+        fs::set_permissions(dir, fs::Permissions::from_mode(0o711))?;
+    }
+    Ok(())
+}
+
+/// Makes `dir` and its missing parents, each 0755 whatever the umask (as /var/log is).
+pub fn create_reachable(dir: &Path) -> io::Result<()> {
+    if dir.exists() {
+        return Ok(());
+    }
+    if let Some(parent) = dir.parent() {
+        create_reachable(parent)?;
+    }
+    match DirBuilder::new().mode(0o755).create(dir) {
+        Ok(()) => fs::set_permissions(dir, fs::Permissions::from_mode(0o755)),
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(e),
+    }
 }
 
 /// A POSIX access ACL (the kernel's xattr form) of a root-owned 0600 file plus write for
