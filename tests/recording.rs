@@ -351,12 +351,56 @@ fn an_ssh_session_of_a_recording_grant_is_replayable_and_never_readable_by_its_h
         "the session's output is untouched"
     );
 
-    // Root reads it back (not on a terminal: the output as printed).
+    // An interactive login: the login shell under tlog on a terminal. tlog registers the
+    // terminal it makes in utmp (through libutempter's setgid helper) and gives up without
+    // /run/utmp, which every Debian host has (systemd-update-utmp) but a container may not.
+    if !Path::new("/run/utmp").exists() {
+        let made = std::process::Command::new("install")
+            .args([
+                "-m",
+                "0664",
+                "-o",
+                "root",
+                "-g",
+                "utmp",
+                "/dev/null",
+                "/run/utmp",
+            ])
+            .status()
+            .unwrap();
+        assert!(made.success());
+    }
+    // The shell computes the second mark, so what was typed (echoed back) is not it.
+    let (mut client, master) = sshd.ssh_on_pty(&op, &["-tt"], &[]);
+    let within = std::time::Duration::from_secs(20);
+    let mut seen = String::new();
+    let told = jit_tests::pty::read_until(&master, &mut seen, "recorded by jit (tlog)", within);
+    assert!(told, "the holder is told: {seen}\n{}", sshd.log());
+    // Typed once the recorded shell prompts (what comes before it is not the shell's).
+    let mut prompt = String::new();
+    assert!(
+        jit_tests::pty::read_until(&master, &mut prompt, "$ ", within),
+        "{seen}{prompt}"
+    );
+    jit_tests::pty::type_text(&master, "echo INTERACTIVE-$((6*7))-MARK; exit\n");
+    let shown = jit_tests::pty::read_until(&master, &mut seen, "INTERACTIVE-42-MARK", within);
+    assert!(shown, "{seen}\n{}", sshd.log());
+    assert!(client.wait().unwrap().success(), "{seen}");
+
+    // Root reads them back (not on a terminal: the output as printed).
     let all = ok(replay_as_root(&d, &[&id]));
     assert!(all.contains("--- session 1 (tlog "), "{all}");
+    assert!(all.contains("--- session 2 (tlog "), "{all}");
     assert!(all.contains(&mark), "{all}");
+    assert!(all.contains("INTERACTIVE-42-MARK"), "{all}");
     let first = ok(replay_as_root(&d, &[&id, "--session", "1"]));
-    assert!(first.contains(&mark), "{first}");
+    assert!(
+        first.contains(&mark) && !first.contains("INTERACTIVE"),
+        "{first}"
+    );
+    let config = d.config_path();
+    let trail = ok(d.jitd(&["audit", "--config", config.to_str().unwrap(), "--id", &id]));
+    assert!(trail.contains("recordings: 2 SSH session(s)"), "{trail}");
     // An auditor, through the daemon.
     let seen = ok(d.jitd_as(&auditor, &["replay", &id]));
     assert!(seen.contains(&mark), "{seen}");
