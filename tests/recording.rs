@@ -401,6 +401,19 @@ fn an_ssh_session_of_a_recording_grant_is_replayable_and_never_readable_by_its_h
     let config = d.config_path();
     let trail = ok(d.jitd(&["audit", "--config", config.to_str().unwrap(), "--id", &id]));
     assert!(trail.contains("recordings: 2 SSH session(s)"), "{trail}");
+    // On root's terminal, tlog-play plays it with its timing.
+    let term = jit_tests::pty::Terminal::open(80, 24);
+    let mut played = std::process::Command::new(jit_tests::bin("jitd"))
+        .args(["replay", "--config", config.to_str().unwrap(), &id])
+        .args(["--session", "1"])
+        .stdin(term.stdio())
+        .stdout(term.stdio())
+        .stderr(term.stdio())
+        .spawn()
+        .unwrap();
+    let shown = term.read(within, &mark);
+    assert!(shown.contains(&mark), "{shown}");
+    assert!(played.wait().unwrap().success(), "{shown}");
     // An auditor, through the daemon.
     let seen = ok(d.jitd_as(&auditor, &["replay", &id]));
     assert!(seen.contains(&mark), "{seen}");
