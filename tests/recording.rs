@@ -497,3 +497,49 @@ fn a_login_shell_switched_by_a_jitd_that_crashed_is_put_back_when_it_starts_agai
     assert_eq!(d.state_of(&id), "revoked");
     assert_eq!(login_shell(&op), "/bin/sh");
 }
+
+/// Two recorded SSH grants of one user share the switch: the shell goes back with the last.
+/// A shell someone changed back meanwhile fails the recorded session closed (it would run
+/// unrecorded), and is left as they set it when the grants end.
+#[test]
+fn a_recorded_ssh_login_does_not_run_once_its_login_shell_was_changed_back() {
+    assert_tlog_installed();
+    let d = Daemon::start();
+    let op = TestUser::create("tlm");
+    let sshd = Sshd::start(&op, &d.socket(), None);
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(d.dir(), std::fs::Permissions::from_mode(0o711)).unwrap();
+
+    let first = grant(&d, &op.name, "2m", &["--ssh"]);
+    let second = grant(&d, &op.name, "2m", &["--ssh"]);
+    assert_eq!(login_shell(&op), TLOG);
+    revoke(&d, &first);
+    assert_eq!(login_shell(&op), TLOG, "the second grant still records");
+
+    let changed = std::process::Command::new("usermod")
+        .args(["-s", "/bin/bash", &op.name])
+        .status()
+        .unwrap();
+    assert!(changed.success());
+    let run = sshd
+        .ssh(&op, None, &["echo", "unrecorded"])
+        .output()
+        .unwrap();
+    assert!(!run.status.success(), "{run:?}");
+    assert!(!text(&run.stdout).contains("unrecorded"));
+    let config = d.config_path();
+    let trail = ok(d.jitd(&[
+        "audit",
+        "--config",
+        config.to_str().unwrap(),
+        "--id",
+        &second,
+    ]));
+    assert!(
+        trail.contains("it cannot be recorded") && trail.contains("/bin/bash"),
+        "{trail}"
+    );
+
+    revoke(&d, &second);
+    assert_eq!(login_shell(&op), "/bin/bash", "theirs, not put back over");
+}
