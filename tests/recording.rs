@@ -336,10 +336,6 @@ fn an_ssh_session_of_a_recording_grant_is_replayable_and_never_readable_by_its_h
     let op = TestUser::create("tlg");
     let sshd = Sshd::start(&op, &d.socket(), None);
     let mark = jit_tests::unique("JIT-TLOG-MARK-");
-    // The recordings' parent, reachable by everyone as /var/log/jit is (the test's own
-    // directory is root's alone); the SSH recordings below it are 0711 and root's.
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(d.dir(), std::fs::Permissions::from_mode(0o711)).unwrap();
 
     let id = grant(&d, &op.name, "2m", &["--ssh"]);
     assert_eq!(login_shell(&op), TLOG, "the grant's logins run under tlog");
@@ -507,8 +503,6 @@ fn a_recorded_ssh_login_does_not_run_once_its_login_shell_was_changed_back() {
     let d = Daemon::start();
     let op = TestUser::create("tlm");
     let sshd = Sshd::start(&op, &d.socket(), None);
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(d.dir(), std::fs::Permissions::from_mode(0o711)).unwrap();
 
     let first = grant(&d, &op.name, "2m", &["--ssh"]);
     let second = grant(&d, &op.name, "2m", &["--ssh"]);

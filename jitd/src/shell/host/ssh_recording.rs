@@ -481,6 +481,34 @@ mod tests {
     }
 
     #[test]
+    fn the_recording_file_is_root_s_in_an_unlistable_spool_below_a_reachable_parent() {
+        use crate::shell::testing::TempDir;
+        let t = TempDir::new("tlogspool");
+        let closed = t.path().join("closed");
+        fs::create_dir(&closed).unwrap();
+        fs::set_permissions(&closed, fs::Permissions::from_mode(0o700)).unwrap();
+        let recordings = RecordingsDir::parse(&closed.join("sessions")).unwrap();
+        let recorder = SshRecorder::new(&recordings, t.path());
+        let e = recorder.create_file("g1", 4321).unwrap_err();
+        assert!(e.to_string().contains("chmod o+x"), "{e}");
+
+        fs::set_permissions(&closed, fs::Permissions::from_mode(0o755)).unwrap();
+        recorder.create_file("g1", 4321).unwrap();
+        let spool = fs::metadata(spool_dir(&recordings)).unwrap();
+        assert_eq!(spool.permissions().mode() & 0o7777, 0o711);
+        let file = fs::metadata(recorder.file("g1")).unwrap();
+        // Group bits show the ACL's mask: write, for the one named uid.
+        assert_eq!(file.permissions().mode() & 0o7777, 0o620);
+        assert_eq!(file.uid(), nix::unistd::geteuid().as_raw());
+        assert!(recorder.sessions("g1").unwrap().is_empty());
+
+        // A spool others could list is refused, not repaired.
+        fs::set_permissions(spool_dir(&recordings), fs::Permissions::from_mode(0o755)).unwrap();
+        let e = recorder.create_file("g2", 4321).unwrap_err();
+        assert!(e.to_string().contains("mode 0711"), "{e}");
+    }
+
+    #[test]
     fn user_names_that_could_be_paths_or_options_are_refused() {
         assert!(check_user_name("alice").is_ok());
         for bad in ["", "../x", "-s", ".hidden", "a/b", "a b"] {
