@@ -129,6 +129,12 @@ fn start(config: Config) -> Result<(), String> {
     // Validated when the configuration was read.
     let recordings = RecordingsDir::parse(&config.recordings_dir)?;
     let ssh_recorder = SshRecorder::new(&recordings, &state_dir);
+    if let Err(e) = ssh_recorder.preflight() {
+        events.emit(&Event::new(
+            crate::core::events::EventKind::InternalError,
+            e,
+        ));
+    }
     let sudoers = SudoersDir::new(config.sudoers_dir.clone()).with_recordings(recordings);
     if let Err(e) = sudoers.preflight() {
         // Say it at startup, not only at the first approval: grants stay uninstallable

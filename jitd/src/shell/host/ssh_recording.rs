@@ -54,6 +54,23 @@ impl SshRecorder {
         self.tlog.is_file()
     }
 
+    /// Whether SSH grants of recording roles can be installed here: with tlog installed, jitd
+    /// must be able to change login shells (usermod rewrites /etc/passwd, which the packaged
+    /// unit mounts read-only unless a drop-in allows it). The error says what to do.
+    pub fn preflight(&self) -> Result<(), String> {
+        if !self.available() {
+            return Ok(());
+        }
+        match nix::unistd::access("/etc", nix::unistd::AccessFlags::W_OK) {
+            Ok(()) => Ok(()),
+            Err(e) => Err(format!(
+                "tlog is installed, but jitd cannot change login shells (/etc: {e}): SSH grants \
+                 of recording roles will fail until it can (under jitd.service, a drop-in with \
+                 ReadWritePaths=/etc; see docs/recording.md) or those roles say record = \"off\""
+            )),
+        }
+    }
+
     /// Makes grant `id` of `user` recorded: its recording file, then the switch written down,
     /// then the login shell. Any failure undoes what was done and fails the grant.
     pub fn install(&self, id: &str, user: &str, uid: u32) -> Result<(), String> {
@@ -88,7 +105,10 @@ impl SshRecorder {
                 } else {
                     self.store(user, &saved)
                 };
-                return Err(e);
+                return Err(format!(
+                    "{e} (jitd must be able to rewrite /etc/passwd to record SSH grants: see \
+                     docs/recording.md, or set record = \"off\" on the role)"
+                ));
             }
         }
         Ok(())
