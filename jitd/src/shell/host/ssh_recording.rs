@@ -217,7 +217,10 @@ impl SshRecorder {
     }
 
     fn load(&self, user: &str) -> Result<Option<SwitchedShell>, String> {
-        check_user_name(user)?;
+        if check_user_name(user).is_err() {
+            // Never stored (see `store`): nothing switched.
+            return Ok(None);
+        }
         let path = self.shells.join(user);
         match atomic_file::read_trusted(&path) {
             Ok(bytes) => serde_json::from_slice(&bytes)
