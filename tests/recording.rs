@@ -537,3 +537,22 @@ fn a_recorded_ssh_login_does_not_run_once_its_login_shell_was_changed_back() {
     revoke(&d, &second);
     assert_eq!(login_shell(&op), "/bin/bash", "theirs, not put back over");
 }
+
+#[test]
+fn an_ssh_recording_leaves_with_its_grants_record_after_retention() {
+    assert_tlog_installed();
+    let d = Daemon::start_with("retention = \"2s\"");
+    let op = TestUser::create("tlr");
+    let sshd = Sshd::start(&op, &d.socket(), None);
+    let id = grant(&d, &op.name, "2m", &["--ssh"]);
+    let run = sshd.ssh(&op, None, &["echo", "kept"]).output().unwrap();
+    assert!(run.status.success(), "{run:?}\n{}", sshd.log());
+    assert!(ssh_recording(&d, &id).is_file());
+    revoke(&d, &id);
+
+    d.wait_for_log(
+        "removed the recordings of 1 grant(s)",
+        std::time::Duration::from_secs(60),
+    );
+    assert!(!ssh_recording(&d, &id).exists());
+}
