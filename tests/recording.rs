@@ -397,6 +397,12 @@ fn an_ssh_session_of_a_recording_grant_is_replayable_and_never_readable_by_its_h
     let config = d.config_path();
     let trail = ok(d.jitd(&["audit", "--config", config.to_str().unwrap(), "--id", &id]));
     assert!(trail.contains("recordings: 2 SSH session(s)"), "{trail}");
+    // record = "output": nothing typed is kept (a password typed without echo would be).
+    let messages = std::fs::read_to_string(ssh_recording(&d, &id)).unwrap();
+    for line in messages.lines() {
+        let m: serde_json::Value = serde_json::from_str(line).unwrap();
+        assert_eq!(m["in_txt"], "", "{line}");
+    }
     // On root's terminal, tlog-play plays it with its timing.
     let term = jit_tests::pty::Terminal::open(80, 24);
     let mut played = std::process::Command::new(jit_tests::bin("jitd"))
