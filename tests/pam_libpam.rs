@@ -27,6 +27,7 @@ fn denied(_: &Request) -> Response {
 fn registered(_: &Request) -> Response {
     Response::SessionRegistered {
         grant_id: Some("g-sess".into()),
+        tlog_conf: None,
     }
 }
 

@@ -5,7 +5,12 @@
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
+use jit_tests::pam::{grant, revoke};
+use jit_tests::sshd::Sshd;
 use jit_tests::{ok, text, Daemon, TestGroup, TestUser};
+
+/// tlog's session recorder (Debian's `tlog`, which tests/run installs).
+const TLOG: &str = "/usr/bin/tlog-rec-session";
 
 /// `sudo -n ARGS` as `user`, through the real sudo.
 fn sudo(user: &TestUser, args: &[&str]) -> Output {
@@ -171,9 +176,10 @@ fn a_grant_of_a_role_that_does_not_record_leaves_no_recording() {
     );
 }
 
-/// jitd records sudo grants only. tlog is not installed on the test host (nor does jitd run
-/// SSH sessions under it), so check-config says plainly that SSH grants of a recording role are
-/// not recorded, and says nothing of a role that records nothing.
+/// check-config says plainly that SSH grants of a recording role are not recorded when tlog
+/// is not installed (the warning itself is unit-tested both ways in check_config.rs); with tlog
+/// installed, as tests/run installs it, they are, and it says nothing; it never speaks of a role
+/// that records nothing.
 #[test]
 fn check_config_warns_that_ssh_grants_of_recording_roles_are_not_recorded() {
     let dir = jit_tests::TempDir::new("reccfg");
@@ -191,13 +197,14 @@ fn check_config_warns_that_ssh_grants_of_recording_roles_are_not_recorded() {
     );
     assert!(recorded.status.success(), "{recorded:?}");
     let said = text(&recorded.stderr);
-    assert!(
-        said.contains("SSH grants of recording roles are not recorded")
-            && said.contains("shell (record = \"all\")"),
-        "{said}"
-    );
-    if !Path::new("/usr/bin/tlog-rec-session").exists() {
-        assert!(said.contains("tlog is not installed"), "{said}");
+    if Path::new(TLOG).exists() {
+        assert!(!said.contains("not recorded"), "{said}");
+    } else {
+        assert!(
+            said.contains("SSH grants of recording roles are not recorded: tlog is not installed")
+                && said.contains("shell (record = \"all\")"),
+            "{said}"
+        );
     }
     let off = check(
         "[[role]]\nname = \"shell\"\nssh = true\nrequester_users = [\"root\"]\nrecord = \"off\"\n",
@@ -296,4 +303,262 @@ fn recordings_leave_with_their_grants_record_after_retention() {
     );
     assert!(!grant_dir.exists(), "{:?}", files_under(&grant_dir));
     assert!(recordings(&d).is_dir(), "the directory itself stays");
+}
+
+/// `user`'s login shell as /etc/passwd has it now.
+fn login_shell(user: &TestUser) -> String {
+    let out = std::process::Command::new("getent")
+        .args(["passwd", &user.name])
+        .output()
+        .unwrap();
+    let line = text(&out.stdout);
+    line.trim().rsplit(':').next().unwrap().to_string()
+}
+
+fn ssh_recording(d: &Daemon, id: &str) -> PathBuf {
+    d.dir().join("recordings-ssh").join(format!("{id}.tlog"))
+}
+
+fn assert_tlog_installed() {
+    assert!(
+        Path::new(TLOG).exists(),
+        "{TLOG} is missing: apt-get install tlog (tests/run does)"
+    );
+}
+
+#[test]
+fn an_ssh_session_of_a_recording_grant_is_replayable_and_never_readable_by_its_holder() {
+    assert_tlog_installed();
+    let auditors = TestGroup::create("taud");
+    let auditor = TestUser::create("taud");
+    auditors.add(&auditor);
+    let d = Daemon::start_with(&format!("auditor_groups = [\"{}\"]", auditors.name));
+    let op = TestUser::create("tlg");
+    let sshd = Sshd::start(&op, &d.socket(), None);
+    let mark = jit_tests::unique("JIT-TLOG-MARK-");
+
+    let id = grant(&d, &op.name, "2m", &["--ssh"]);
+    assert_eq!(login_shell(&op), TLOG, "the grant's logins run under tlog");
+    let run = sshd.ssh(&op, None, &["echo", &mark]).output().unwrap();
+    assert!(run.status.success(), "{run:?}\n{}", sshd.log());
+    assert_eq!(
+        text(&run.stdout).trim(),
+        mark,
+        "the session's output is untouched"
+    );
+
+    // An interactive login: the login shell under tlog on a terminal. tlog registers the
+    // terminal it makes in utmp (through libutempter's setgid helper) and gives up without
+    // /run/utmp, which every Debian host has (systemd-update-utmp) but a container may not.
+    if !Path::new("/run/utmp").exists() {
+        let made = std::process::Command::new("install")
+            .args([
+                "-m",
+                "0664",
+                "-o",
+                "root",
+                "-g",
+                "utmp",
+                "/dev/null",
+                "/run/utmp",
+            ])
+            .status()
+            .unwrap();
+        assert!(made.success());
+    }
+    // The shell computes the second mark, so what was typed (echoed back) is not it.
+    let (mut client, master) = sshd.ssh_on_pty(&op, &["-tt"], &[]);
+    let within = std::time::Duration::from_secs(20);
+    let mut seen = String::new();
+    let told = jit_tests::pty::read_until(&master, &mut seen, "recorded by jit (tlog)", within);
+    assert!(told, "the holder is told: {seen}\n{}", sshd.log());
+    // Typed once the recorded shell prompts (what comes before it is not the shell's).
+    let mut prompt = String::new();
+    assert!(
+        jit_tests::pty::read_until(&master, &mut prompt, "$ ", within),
+        "{seen}{prompt}"
+    );
+    jit_tests::pty::type_text(&master, "echo INTERACTIVE-$((6*7))-MARK; exit\n");
+    let shown = jit_tests::pty::read_until(&master, &mut seen, "INTERACTIVE-42-MARK", within);
+    assert!(shown, "{seen}\n{}", sshd.log());
+    assert!(client.wait().unwrap().success(), "{seen}");
+
+    // Root reads them back (not on a terminal: the output as printed).
+    let all = ok(replay_as_root(&d, &[&id]));
+    assert!(all.contains("--- session 1 (tlog "), "{all}");
+    assert!(all.contains("--- session 2 (tlog "), "{all}");
+    assert!(all.contains(&mark), "{all}");
+    assert!(all.contains("INTERACTIVE-42-MARK"), "{all}");
+    let first = ok(replay_as_root(&d, &[&id, "--session", "1"]));
+    assert!(
+        first.contains(&mark) && !first.contains("INTERACTIVE"),
+        "{first}"
+    );
+    let config = d.config_path();
+    let trail = ok(d.jitd(&["audit", "--config", config.to_str().unwrap(), "--id", &id]));
+    assert!(trail.contains("recordings: 2 SSH session(s)"), "{trail}");
+    // record = "output": nothing typed is kept (a password typed without echo would be).
+    let messages = std::fs::read_to_string(ssh_recording(&d, &id)).unwrap();
+    for line in messages.lines() {
+        let m: serde_json::Value = serde_json::from_str(line).unwrap();
+        assert_eq!(m["in_txt"], "", "{line}");
+    }
+    // On root's terminal, tlog-play plays it with its timing.
+    let term = jit_tests::pty::Terminal::open(80, 24);
+    let mut played = std::process::Command::new(jit_tests::bin("jitd"))
+        .args(["replay", "--config", config.to_str().unwrap(), &id])
+        .args(["--session", "1"])
+        .stdin(term.stdio())
+        .stdout(term.stdio())
+        .stderr(term.stdio())
+        .spawn()
+        .unwrap();
+    let shown = term.read(within, &mark);
+    assert!(shown.contains(&mark), "{shown}");
+    assert!(played.wait().unwrap().success(), "{shown}");
+    // An auditor, through the daemon.
+    let seen = ok(d.jitd_as(&auditor, &["replay", &id]));
+    assert!(seen.contains(&mark), "{seen}");
+
+    // The holder can append to the file (tlog runs as them) but never read it, nor list
+    // the directory, nor have it replayed.
+    let file = ssh_recording(&d, &id);
+    let look = op.command("cat").arg(&file).output().unwrap();
+    assert!(
+        !look.status.success(),
+        "{} read {}",
+        op.name,
+        file.display()
+    );
+    let listing = op
+        .command("ls")
+        .arg(file.parent().unwrap())
+        .output()
+        .unwrap();
+    assert!(
+        !listing.status.success(),
+        "the holder listed the SSH recordings"
+    );
+    let refused = d.jitd_as(&op, &["replay", &id]);
+    assert!(!refused.status.success());
+    assert!(!text(&refused.stdout).contains(&mark));
+
+    // The grant's end puts the login shell back.
+    revoke(&d, &id);
+    assert_eq!(login_shell(&op), "/bin/sh");
+}
+
+#[test]
+fn an_ssh_grant_of_a_role_that_does_not_record_leaves_the_login_shell_alone() {
+    assert_tlog_installed();
+    let d = Daemon::start_with("record = \"off\"");
+    let op = TestUser::create("tlo");
+    let sshd = Sshd::start(&op, &d.socket(), None);
+    let id = grant(&d, &op.name, "2m", &["--ssh"]);
+    assert_eq!(login_shell(&op), "/bin/sh");
+    let run = sshd
+        .ssh(&op, None, &["echo", "unrecorded"])
+        .output()
+        .unwrap();
+    assert!(run.status.success(), "{run:?}\n{}", sshd.log());
+    assert!(!ssh_recording(&d, &id).exists());
+    let none = replay_as_root(&d, &[&id]);
+    assert!(!none.status.success());
+    assert!(
+        text(&none.stderr).contains("has no recordings"),
+        "{}",
+        text(&none.stderr)
+    );
+}
+
+/// A jitd killed after switching the login shell and before storing the grant, or after
+/// storing a revocation and before putting the shell back, puts it back when it starts again.
+#[test]
+fn a_login_shell_switched_by_a_jitd_that_crashed_is_put_back_when_it_starts_again() {
+    assert_tlog_installed();
+    let op = TestUser::create("tlc");
+    // Switched, then killed before the grant was stored: the grant never existed.
+    let mut d = Daemon::start_with_env("", &[("JITD_FAILPOINT", "create_after_install")]);
+    let out = d.jitd(&["grant", &op.name, "--for", "2m", "--reason", "x", "--ssh"]);
+    assert!(!out.status.success(), "no answer from a crashed jitd");
+    d.wait_for_exit(std::time::Duration::from_secs(10));
+    assert_eq!(login_shell(&op), TLOG, "switched before the crash");
+    d.restart_with_env(&[]);
+    assert!(d.request_ids().is_empty());
+    assert_eq!(login_shell(&op), "/bin/sh");
+
+    // Revoked and stored, then killed before the shell went back.
+    d.restart_with_env(&[("JITD_FAILPOINT", "transition_after_persist")]);
+    let id = grant(&d, &op.name, "2m", &["--ssh"]);
+    assert_eq!(login_shell(&op), TLOG);
+    let out = d.jitd(&["revoke", &id, "--reason", "enough"]);
+    assert!(!out.status.success(), "no answer from a crashed jitd");
+    d.wait_for_exit(std::time::Duration::from_secs(10));
+    assert_eq!(login_shell(&op), TLOG, "still switched after the crash");
+    d.restart_with_env(&[]);
+    assert_eq!(d.state_of(&id), "revoked");
+    assert_eq!(login_shell(&op), "/bin/sh");
+}
+
+/// Two recorded SSH grants of one user share the switch: the shell goes back with the last.
+/// A shell someone changed back meanwhile fails the recorded session closed (it would run
+/// unrecorded), and is left as they set it when the grants end.
+#[test]
+fn a_recorded_ssh_login_does_not_run_once_its_login_shell_was_changed_back() {
+    assert_tlog_installed();
+    let d = Daemon::start();
+    let op = TestUser::create("tlm");
+    let sshd = Sshd::start(&op, &d.socket(), None);
+
+    let first = grant(&d, &op.name, "2m", &["--ssh"]);
+    let second = grant(&d, &op.name, "2m", &["--ssh"]);
+    assert_eq!(login_shell(&op), TLOG);
+    revoke(&d, &first);
+    assert_eq!(login_shell(&op), TLOG, "the second grant still records");
+
+    let changed = std::process::Command::new("usermod")
+        .args(["-s", "/bin/bash", &op.name])
+        .status()
+        .unwrap();
+    assert!(changed.success());
+    let run = sshd
+        .ssh(&op, None, &["echo", "unrecorded"])
+        .output()
+        .unwrap();
+    assert!(!run.status.success(), "{run:?}");
+    assert!(!text(&run.stdout).contains("unrecorded"));
+    let config = d.config_path();
+    let trail = ok(d.jitd(&[
+        "audit",
+        "--config",
+        config.to_str().unwrap(),
+        "--id",
+        &second,
+    ]));
+    assert!(
+        trail.contains("it cannot be recorded") && trail.contains("/bin/bash"),
+        "{trail}"
+    );
+
+    revoke(&d, &second);
+    assert_eq!(login_shell(&op), "/bin/bash", "theirs, not put back over");
+}
+
+#[test]
+fn an_ssh_recording_leaves_with_its_grants_record_after_retention() {
+    assert_tlog_installed();
+    let d = Daemon::start_with("retention = \"2s\"");
+    let op = TestUser::create("tlr");
+    let sshd = Sshd::start(&op, &d.socket(), None);
+    let id = grant(&d, &op.name, "2m", &["--ssh"]);
+    let run = sshd.ssh(&op, None, &["echo", "kept"]).output().unwrap();
+    assert!(run.status.success(), "{run:?}\n{}", sshd.log());
+    assert!(ssh_recording(&d, &id).is_file());
+    revoke(&d, &id);
+
+    d.wait_for_log(
+        "removed the recordings of 1 grant(s)",
+        std::time::Duration::from_secs(60),
+    );
+    assert!(!ssh_recording(&d, &id).exists());
 }

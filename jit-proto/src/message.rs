@@ -346,6 +346,11 @@ pub enum Response {
     SessionRegistered {
         #[serde(default)]
         grant_id: Option<String>,
+        /// An SSH grant recorded with tlog: the settings of the session's recorder
+        /// (`TLOG_REC_SESSION_CONF_TEXT`), which pam_jit must put into the session's
+        /// environment or refuse the session.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        tlog_conf: Option<String>,
     },
     /// Boxed: a full view is far larger than the other answers.
     Request {

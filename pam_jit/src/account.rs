@@ -452,7 +452,10 @@ mod tests {
     fn an_untrusted_or_confused_daemon_is_trouble() {
         for answer in [
             Err(ClientError::UntrustedPeer(1000)),
-            Ok(Response::SessionRegistered { grant_id: None }),
+            Ok(Response::SessionRegistered {
+                grant_id: None,
+                tlog_conf: None,
+            }),
             Ok(Response::Requests {
                 requests: vec![],
                 omitted: 0,

@@ -17,6 +17,8 @@ use crate::syslog;
 unsafe extern "C" {
     /// Linux-PAM's `pam_getenv(3)`; pam-bindings does not wrap it.
     fn pam_getenv(pamh: *mut PamHandle, name: *const c_char) -> *const c_char;
+    /// Linux-PAM's `pam_putenv(3)`: copies `name_value` ("NAME=value") into the handle.
+    fn pam_putenv(pamh: *mut PamHandle, name_value: *const c_char) -> libc::c_int;
 }
 
 pub struct LibPam<'a> {
@@ -89,6 +91,17 @@ impl Host for LibPam<'_> {
         // SAFETY: non-null, so a NUL-terminated string owned by libpam (see above).
         let text = unsafe { CStr::from_ptr(value) };
         Some(text.to_string_lossy().into_owned())
+    }
+
+    fn put_env(&self, name: &str, value: &str) -> bool {
+        let Ok(pair) = CString::new(format!("{name}={value}")) else {
+            return false;
+        };
+        let handle: *const PamHandle = self.pamh;
+        // SAFETY: `handle` is the live handle libpam passed to this hook, and `pair` a
+        // NUL-terminated string that outlives the call; pam_putenv copies it.
+        let rc = unsafe { pam_putenv(handle.cast_mut(), pair.as_ptr()) };
+        rc == 0
     }
 
     fn user_in_group(&self, user: &str, group: &str) -> Result<bool, String> {

@@ -54,6 +54,9 @@ pub trait Host {
     /// A variable of the PAM environment (`pam_getenv`), which only the application and the
     /// modules of the stack set.
     fn env(&self, name: &str) -> Option<String>;
+    /// Sets a variable of the PAM environment (`pam_putenv`), which sshd passes to the
+    /// session; false when it could not.
+    fn put_env(&self, name: &str, value: &str) -> bool;
     /// Whether `user` is a member of `group`, primary or supplementary.
     fn user_in_group(&self, user: &str, group: &str) -> Result<bool, String>;
     /// One line to syslog (authpriv). Callers escape user-supplied parts; the implementation

@@ -9,7 +9,11 @@ pub enum Reply {
     Allowed { grant_id: String },
     /// OpenSession/CloseSession: jitd recorded it (`None` for a session no grant covers,
     /// such as an exempt user's).
-    Registered { grant_id: Option<String> },
+    Registered {
+        grant_id: Option<String>,
+        /// The settings of the session's tlog recorder (a recorded SSH grant).
+        tlog_conf: Option<String>,
+    },
     /// A trusted daemon said no. Followed whatever `fail=` says: fail-open is about an
     /// unavailable daemon, never about overriding a decision.
     Refused(String),
@@ -24,7 +28,13 @@ pub enum Reply {
 pub fn classify(answer: Result<Response, ClientError>) -> Reply {
     match answer {
         Ok(Response::Allowed { grant_id }) => Reply::Allowed { grant_id },
-        Ok(Response::SessionRegistered { grant_id }) => Reply::Registered { grant_id },
+        Ok(Response::SessionRegistered {
+            grant_id,
+            tlog_conf,
+        }) => Reply::Registered {
+            grant_id,
+            tlog_conf,
+        },
         Ok(Response::Denied { reason }) => Reply::Refused(reason),
         Ok(Response::Error { code, message }) => match code {
             // Decisions about this caller or this access.

@@ -31,6 +31,8 @@ pub enum Expect {
     /// A prompt containing this text, answered with this (`None`: the application cannot
     /// prompt, as sshd after a public-key login).
     Prompt(&'static str, Option<&'static str>),
+    /// A variable put into the PAM environment, with whether that works.
+    PutEnv(&'static str, String, bool),
 }
 
 pub struct Script {
@@ -115,6 +117,16 @@ impl Host for Script {
 
     fn env(&self, name: &str) -> Option<String> {
         self.env.get(name).cloned()
+    }
+
+    fn put_env(&self, name: &str, value: &str) -> bool {
+        match self.next(&format!("put_env({name})")) {
+            Expect::PutEnv(n, v, works) => {
+                assert_eq!((name, value), (n, v.as_str()));
+                works
+            }
+            _ => panic!("unexpected put_env({name})"),
+        }
     }
 
     fn user_in_group(&self, user: &str, group: &str) -> Result<bool, String> {
@@ -214,6 +226,7 @@ impl Drop for Script {
                 Expect::Ask(r, _) => format!("ask({r:?})"),
                 Expect::Report(r, _) => format!("report({r:?})"),
                 Expect::Prompt(t, _) => format!("prompt containing {t:?}"),
+                Expect::PutEnv(n, _, _) => format!("put_env({n})"),
             };
             panic!(
                 "{} expected call(s) never happened, first: {what}",

@@ -26,6 +26,9 @@ use crate::reply::{classify, Reply};
 /// sshd ends the connection on every failure of pam_open_session.
 pub const REFUSED: PamResultCode = PamResultCode::PAM_PERM_DENIED;
 
+/// Where tlog-rec-session reads its settings from (over its configuration files).
+const TLOG_CONF_ENV: &str = "TLOG_REC_SESSION_CONF_TEXT";
+
 pub fn open<H: Host, D: Daemon>(
     host: &H,
     daemon: &D,
@@ -42,8 +45,24 @@ pub fn open<H: Host, D: Daemon>(
         Request::OpenSession(info(&cx, origin)),
     );
     match classify(answer) {
-        Reply::Registered { grant_id } => {
+        Reply::Registered {
+            grant_id,
+            tlog_conf,
+        } => {
             let under = grant_id.as_deref().unwrap_or("no grant");
+            // The recorder (the holder's login shell now) runs the session unrecorded
+            // without its settings: a recorded session that cannot have them does not run.
+            if let Some(conf) = tlog_conf {
+                if !host.put_env(TLOG_CONF_ENV, &conf) {
+                    cx.log(
+                        host,
+                        Severity::Err,
+                        &format!("session refused: cannot set {TLOG_CONF_ENV} for its recording"),
+                    );
+                    host.tell_user(&deny_message::unavailable());
+                    return REFUSED;
+                }
+            }
             cx.log(
                 host,
                 Severity::Info,
@@ -216,6 +235,7 @@ mod tests {
                     Request::OpenSession(sudo_session()),
                     Ok(Response::SessionRegistered {
                         grant_id: Some("g1".into()),
+                        tlog_conf: None,
                     }),
                 ),
                 Expect::Log(Severity::Info, "session 4242 registered under g1"),
@@ -225,6 +245,43 @@ mod tests {
             open(&script, &script, &[], ORIGIN),
             PamResultCode::PAM_SUCCESS
         );
+    }
+
+    #[test]
+    fn a_recorded_session_gets_its_recorder_settings_or_does_not_run() {
+        for works in [true, false] {
+            let mut expected = vec![
+                Expect::Ask(
+                    Request::OpenSession(sudo_session()),
+                    Ok(Response::SessionRegistered {
+                        grant_id: Some("g1".into()),
+                        tlog_conf: Some("{\"writer\":\"file\"}".into()),
+                    }),
+                ),
+                Expect::PutEnv(TLOG_CONF_ENV, "{\"writer\":\"file\"}".into(), works),
+            ];
+            if works {
+                expected.push(Expect::Log(Severity::Info, "registered under g1"));
+            } else {
+                expected.push(Expect::Log(
+                    Severity::Err,
+                    "cannot set TLOG_REC_SESSION_CONF_TEXT",
+                ));
+                expected.push(Expect::Tell("not answering"));
+            }
+            let script = Script::new(&sudo_session_items(), expected);
+            let want = if works {
+                PamResultCode::PAM_SUCCESS
+            } else {
+                REFUSED
+            };
+            // fail=open changes nothing: the daemon answered.
+            assert_eq!(
+                open(&script, &script, &[c"fail=open"], ORIGIN),
+                want,
+                "works={works}"
+            );
+        }
     }
 
     #[test]
@@ -366,6 +423,7 @@ mod tests {
                 Request::CloseSession(sudo_session()),
                 Ok(Response::SessionRegistered {
                     grant_id: Some("g1".into()),
+                    tlog_conf: None,
                 }),
             )],
         );

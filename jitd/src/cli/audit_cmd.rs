@@ -17,6 +17,7 @@ use crate::core::recording::RecordingsDir;
 use crate::shell::audit::audit_log::{AuditRecord, LineReader, LOG_FILE};
 use crate::shell::audit::{audit_files, audit_verify};
 use crate::shell::host::recordings;
+use crate::shell::host::ssh_recording::SshRecorder;
 use crate::shell::host::standing::{HostFiles, StandingPrivileges};
 
 /// Exit status of `jitd audit verify` when the chain is broken (and of the other commands
@@ -173,6 +174,26 @@ fn recordings_line(recordings_dir: &Path, id: &str) -> String {
     };
     if !plain {
         return "recordings: none (not a grant id)".into();
+    }
+    let ssh = SshRecorder::new(&dir, Path::new("/nonexistent"));
+    match ssh.sessions(id) {
+        Ok(s) if !s.is_empty() => {
+            return format!(
+                "recordings: {} SSH session(s) in {} (tlog); play them with `jitd replay {id}` \
+                 [--session 1..{}]",
+                s.len(),
+                ssh.file(id).display(),
+                s.len()
+            )
+        }
+        Err(e) if e.kind() == io::ErrorKind::PermissionDenied => {
+            return format!(
+                "recordings: {} is root's alone; root or a member of auditor_groups sees it \
+                 with `jitd replay {id}`",
+                ssh.file(id).display()
+            )
+        }
+        _ => {}
     }
     match recordings::sessions(&dir, id) {
         Ok(s) if s.is_empty() => format!(

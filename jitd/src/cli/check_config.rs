@@ -44,7 +44,7 @@ pub fn run(file: &Path) -> ExitCode {
     warnings.extend(config.policy.overlaps());
     warnings.extend(unrecorded_ssh(
         &config,
-        Path::new(TLOG_REC_SESSION).exists(),
+        Path::new(crate::core::tlog::TLOG_REC_SESSION).exists(),
     ));
     for w in &warnings {
         eprintln!("warning: {w}");
@@ -99,12 +99,12 @@ fn fleet_files(config: &Config, errors: &mut Vec<String>, warnings: &mut Vec<Str
     }
 }
 
-/// tlog's session recorder (Debian's `tlog` package).
-const TLOG_REC_SESSION: &str = "/usr/bin/tlog-rec-session";
-
-/// Recording covers sudo grants only: jitd does not run SSH sessions under tlog (yet), so an
-/// SSH grant of a recording role is not recorded, and an auditor must not assume it was.
+/// SSH grants are recorded with tlog where it is installed: without it, an SSH grant of a
+/// recording role is not recorded, and an auditor must not assume it was.
 fn unrecorded_ssh(config: &Config, tlog_installed: bool) -> Option<String> {
+    if tlog_installed {
+        return None;
+    }
     let roles: Vec<String> = config
         .policy
         .roles
@@ -115,13 +115,9 @@ fn unrecorded_ssh(config: &Config, tlog_installed: bool) -> Option<String> {
     if roles.is_empty() {
         return None;
     }
-    let why = if tlog_installed {
-        "jitd records sudo grants only and does not run SSH sessions under tlog"
-    } else {
-        "tlog is not installed (apt-get install tlog), and jitd records sudo grants only"
-    };
     Some(format!(
-        "SSH grants of recording roles are not recorded: {why}; roles: {}",
+        "SSH grants of recording roles are not recorded: tlog is not installed (apt-get \
+         install tlog, then restart jitd); roles: {}",
         roles.join(", ")
     ))
 }
@@ -180,5 +176,24 @@ fn located(m: &Mention, main: &Path, what: &str) -> String {
             m.line,
             m.key
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ssh_grants_of_recording_roles_are_unrecorded_only_without_tlog() {
+        let config = Config::parse(
+            "[[role]]\nname = \"shell\"\nssh = true\nrequester_users = [\"root\"]\nrecord = \"all\"\n\
+             [[role]]\nname = \"quiet\"\nssh = true\nrequester_users = [\"root\"]\nrecord = \"off\"\n",
+        )
+        .unwrap();
+        let said = unrecorded_ssh(&config, false).unwrap();
+        assert!(said.contains("tlog is not installed"), "{said}");
+        assert!(said.contains("shell (record = \"all\")"), "{said}");
+        assert!(!said.contains("quiet"), "{said}");
+        assert_eq!(unrecorded_ssh(&config, true), None);
     }
 }

@@ -13,7 +13,10 @@ use crate::cli::args::ReplayArgs;
 use crate::cli::commands::{EXIT_REFUSED, EXIT_UNREACHABLE};
 use crate::config::config_file::Config;
 use crate::core::recording::RecordingsDir;
+use crate::core::tlog::{Recording, TLOG_PLAY};
 use crate::shell::host::recordings;
+use crate::shell::host::ssh_recording::SshRecorder;
+use std::io::{IsTerminal, Write};
 
 pub fn run(socket: &std::path::Path, args: &ReplayArgs) -> ExitCode {
     if nix::unistd::getuid().is_root() {
@@ -66,6 +69,13 @@ fn play_as_root(args: &ReplayArgs) -> ExitCode {
         if !plain {
             return Err(format!("{:?} is not a grant id", args.id));
         }
+        let ssh = SshRecorder::new(&dir, &config.state_dir);
+        let recorded = ssh
+            .sessions(&args.id)
+            .map_err(|e| format!("cannot read the SSH recording of {}: {e}", args.id))?;
+        if !recorded.is_empty() {
+            return play_ssh(&ssh, &args.id, &recorded, args.session);
+        }
         let sessions = recordings::sessions(&dir, &args.id)
             .map_err(|e| format!("cannot list the recordings of {}: {e}", args.id))?;
         for (n, s) in recordings::pick(&sessions, &args.id, args.session)? {
@@ -86,4 +96,35 @@ fn play_as_root(args: &ReplayArgs) -> ExitCode {
             ExitCode::from(EXIT_REFUSED)
         }
     }
+}
+
+/// An SSH grant's sessions, recorded by tlog: on a terminal with `tlog-play` and their timing,
+/// otherwise (a pipe, a file) their output as it was printed.
+fn play_ssh(
+    ssh: &SshRecorder,
+    id: &str,
+    recorded: &[Recording],
+    session: Option<u32>,
+) -> Result<(), String> {
+    let names: Vec<String> = recorded.iter().map(|r| r.rec.clone()).collect();
+    let on_terminal = std::io::stdout().is_terminal();
+    for (n, rec) in recordings::pick(&names, id, session)? {
+        println!("--- session {n} (tlog {rec}) ---");
+        if on_terminal {
+            let status = ssh
+                .player(id, rec)
+                .status()
+                .map_err(|e| format!("cannot run {TLOG_PLAY}: {e}"))?;
+            if !status.success() {
+                return Err(format!("tlog-play failed on session {n}: {status}"));
+            }
+        } else {
+            let output = &recorded[n - 1].output;
+            let mut out = std::io::stdout().lock();
+            out.write_all(output)
+                .and_then(|()| out.flush())
+                .map_err(|e| format!("cannot write session {n}: {e}"))?;
+        }
+    }
+    Ok(())
 }

@@ -26,6 +26,7 @@ use crate::shell::daemon::{server, service::Service, state_dir, systemd_ready};
 use crate::shell::host::drop_ins_and_cgroups::Enforcer;
 use crate::shell::host::host_enforcement::HostEnforcement;
 use crate::shell::host::sessions::Sessions;
+use crate::shell::host::ssh_recording::SshRecorder;
 use crate::shell::host::sudoers::SudoersDir;
 use crate::shell::notify::{queue, webhook};
 
@@ -127,6 +128,13 @@ fn start(config: Config) -> Result<(), String> {
         server::bind(&socket).map_err(|e| format!("cannot listen on {}: {e}", socket.display()))?;
     // Validated when the configuration was read.
     let recordings = RecordingsDir::parse(&config.recordings_dir)?;
+    let ssh_recorder = SshRecorder::new(&recordings, &state_dir);
+    if let Err(e) = ssh_recorder.preflight() {
+        events.emit(&Event::new(
+            crate::core::events::EventKind::InternalError,
+            e,
+        ));
+    }
     let sudoers = SudoersDir::new(config.sudoers_dir.clone()).with_recordings(recordings);
     if let Err(e) = sudoers.preflight() {
         // Say it at startup, not only at the first approval: grants stay uninstallable
@@ -150,7 +158,8 @@ fn start(config: Config) -> Result<(), String> {
         },
         Arc::new(move |event: Event| report_to.emit(&event)),
     )
-    .with_wall_lag(Arc::new(move || lag_clock.wall_lag()));
+    .with_wall_lag(Arc::new(move || lag_clock.wall_lag()))
+    .with_ssh_recorder(ssh_recorder);
     keep_clock(Arc::clone(&clock), Arc::clone(&events))?;
     // Fleet mode: the trust anchor and the store's credentials are read before anything is
     // served; a fleet host that cannot read them does not start (it would enforce nothing

@@ -15,5 +15,6 @@ pub mod registry;
 pub mod sudo_invocation;
 pub mod time_window;
 pub mod timestamp;
+pub mod tlog;
 pub mod user_manager;
 pub mod vetting;

@@ -404,6 +404,24 @@ impl Service {
                 reason: Self::no_grant(&holder, info.pam.kind, invocation.as_ref()),
             });
         };
+        // A recorded SSH session that cannot be recorded does not run.
+        let tlog_conf = match self.enforcement.session_recording(&found) {
+            Ok(conf) => conf,
+            Err(e) => {
+                let ev = event_for(
+                    EventKind::InternalError,
+                    &found,
+                    format!("SSH session refused: it cannot be recorded: {e}"),
+                );
+                self.events.emit(&ev);
+                return Ok(Response::Denied {
+                    reason: format!(
+                        "grant {} records SSH sessions, and this one cannot be: {e}",
+                        found.id
+                    ),
+                });
+            }
+        };
         let mut session = Session {
             pid: info.pid,
             service: info.pam.service.clone(),
@@ -478,6 +496,7 @@ impl Service {
         self.events.emit(&ev);
         Ok(Response::SessionRegistered {
             grant_id: Some(grant.id.to_string()),
+            tlog_conf,
         })
     }
 
@@ -499,14 +518,20 @@ impl Service {
             found.map(|r| r.id.clone())
         };
         let Some(id) = id else {
-            return Ok(Response::SessionRegistered { grant_id: None });
+            return Ok(Response::SessionRegistered {
+                grant_id: None,
+                tlog_conf: None,
+            });
         };
         let pid = info.pid;
         // In memory at once; stored and logged after the answer (see `Deferred`).
         {
             let turn = self.registry.turn();
             let Some(mut next) = turn.get(&id) else {
-                return Ok(Response::SessionRegistered { grant_id: None });
+                return Ok(Response::SessionRegistered {
+                    grant_id: None,
+                    tlog_conf: None,
+                });
             };
             next.sessions.retain(|s| s.pid != pid);
             turn.put(next);
@@ -518,6 +543,7 @@ impl Service {
         });
         Ok(Response::SessionRegistered {
             grant_id: Some(id.to_string()),
+            tlog_conf: None,
         })
     }
 

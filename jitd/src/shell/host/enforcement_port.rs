@@ -43,4 +43,10 @@ pub trait Enforcement: Send + Sync {
     ///
     /// [`present`]: Enforcement::present
     fn reconcile(&self, active: &[&Request], ended: &[&Request]) -> Vec<String>;
+    /// For a session of an SSH grant recorded with tlog: the recorder's settings, which the
+    /// session must be given. `None` when the grant is not recorded here; an error when it
+    /// should be but cannot be (the session must then not run).
+    fn session_recording(&self, _grant: &Request) -> Result<Option<String>, String> {
+        Ok(None)
+    }
 }

@@ -8,6 +8,7 @@ use super::drop_ins_and_cgroups::{Enforcer, GrantSpec, ReconcileAction};
 use super::enforcement_port::{Enforcement, Withdrawal};
 use super::program_trust;
 use super::sessions::{self, EndReport, SessionRef};
+use super::ssh_recording::SshRecorder;
 use super::user_jobs::{Spools, UserManager};
 use crate::core::events::{Event, EventKind};
 use crate::core::left_behind::{Added, CrontabChange, UserJobs};
@@ -58,6 +59,8 @@ pub struct HostEnforcement {
     ops: Mutex<Changes>,
     /// How far the wall clock lags the daemon's "now" ([`HostEnforcement::with_wall_lag`]).
     wall_lag: WallLag,
+    /// SSH grants of recording roles, recorded with tlog where it is installed.
+    ssh_recorder: Option<Arc<SshRecorder>>,
 }
 
 /// How far the wall clock is behind the daemon's clock (zero unless it was set back).
@@ -98,7 +101,27 @@ impl HostEnforcement {
             ending: Arc::new(Mutex::new(HashMap::new())),
             ops: Mutex::new(Changes::default()),
             wall_lag: Arc::new(chrono::Duration::zero),
+            ssh_recorder: None,
         }
+    }
+
+    /// Records SSH grants of recording roles with tlog (where it is installed).
+    pub fn with_ssh_recorder(mut self, recorder: SshRecorder) -> HostEnforcement {
+        self.ssh_recorder = Some(Arc::new(recorder));
+        self
+    }
+
+    /// The recorder, when `grant` is an SSH grant that asks for recording and tlog is there.
+    fn recorder_for(&self, grant: &Request) -> Option<&SshRecorder> {
+        let recorder = self.ssh_recorder.as_deref()?;
+        (grant.kind() == GrantKind::Ssh && !grant.record.is_off() && recorder.available())
+            .then_some(recorder)
+    }
+
+    fn report_line(&self, grant: &Request, kind: EventKind, line: String) {
+        let mut ev = Event::new(kind, line);
+        ev.request_id = Some(grant.id.as_str().to_owned());
+        (self.report)(ev);
     }
 
     /// sudo reads `NOTAFTER` against the wall clock; when that was set back, a grant's end as
@@ -305,12 +328,18 @@ impl Enforcement for HostEnforcement {
         let spec = self.spec(grant).ok_or("the grant has no approved window")?;
         let mut changes = lock(&self.ops);
         changes.live.insert(spec.id.clone());
-        let installed = self.enforcer.install_grant(&spec);
+        let mut installed = self
+            .enforcer
+            .install_grant(&spec)
+            .map_err(|e| e.to_string());
+        if let (Ok(()), Some(recorder)) = (&installed, self.recorder_for(grant)) {
+            installed = recorder.install(&spec.id, &spec.user, spec.uid);
+        }
         if installed.is_err() {
             // Nothing of it is on the host (install cleans up after itself).
             changes.live.remove(&spec.id);
         }
-        installed.map_err(|e| e.to_string())
+        installed
     }
 
     fn check_program(&self, program: &str) -> Result<(), String> {
@@ -349,6 +378,21 @@ impl Enforcement for HostEnforcement {
                 let mut ev = Event::new(EventKind::InternalError, e.to_string());
                 ev.request_id = Some(id.clone());
                 (self.report)(ev);
+            }
+        }
+        // The holder's login shell back, before their sessions are ended: a new login no
+        // longer starts under the recorder (nor at all, without the grant).
+        if let Some(recorder) = self.ssh_recorder.as_deref() {
+            if grant.kind() == GrantKind::Ssh {
+                match recorder.release(&id, &grant.user) {
+                    Ok(Some(line)) => self.report_line(grant, EventKind::Reconciled, line),
+                    Ok(None) => {}
+                    Err(e) => self.report_line(
+                        grant,
+                        EventKind::InternalError,
+                        format!("cannot put {}'s login shell back: {e}", grant.user),
+                    ),
+                }
             }
         }
         drop(changes);
@@ -394,7 +438,17 @@ impl Enforcement for HostEnforcement {
     fn present(&self) -> std::io::Result<Vec<String>> {
         let mut ids = self.enforcer.sudoers.installed()?;
         ids.extend(self.enforcer.sessions.grant_cgroups()?);
+        if let Some(recorder) = self.ssh_recorder.as_deref() {
+            ids.extend(recorder.grants()?.into_iter().map(|(id, _)| id));
+        }
         Ok(ids)
+    }
+
+    fn session_recording(&self, grant: &Request) -> Result<Option<String>, String> {
+        match self.recorder_for(grant) {
+            Some(recorder) => recorder.session_conf(grant.id.as_str(), &grant.user, grant.record),
+            None => Ok(None),
+        }
     }
 
     fn reconcile(&self, active: &[&Request], ended: &[&Request]) -> Vec<String> {
@@ -418,6 +472,15 @@ impl Enforcement for HostEnforcement {
                     }
                 }
             }
+        }
+        if let Some(recorder) = self.ssh_recorder.as_deref() {
+            let keep = |id: &str| {
+                live.contains(id)
+                    || active
+                        .iter()
+                        .any(|r| r.id.as_str() == id && !withdrawn.contains(id))
+            };
+            lines.extend(recorder.reconcile(keep));
         }
         let leftovers = self.enforcer.leftover_cgroups(&specs, live);
         drop(changes);

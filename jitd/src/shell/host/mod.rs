@@ -17,6 +17,7 @@ mod process_scan;
 pub mod program_trust;
 pub mod recordings;
 pub mod sessions;
+pub mod ssh_recording;
 pub mod standing;
 pub mod sudo_command;
 pub mod sudoers;

@@ -23,11 +23,9 @@ pub const MAX_SESSIONS: usize = 10_000;
 pub fn prepare(dir: &RecordingsDir) -> io::Result<()> {
     let path = Path::new(dir.as_str());
     if let Some(parent) = path.parent() {
-        // Parents as /var/log is: readable, changed by root only.
-        DirBuilder::new()
-            .recursive(true)
-            .mode(0o755)
-            .create(parent)?;
+        // Parents as /var/log is: readable, changed by root only (SSH grant holders pass
+        // through to their recordings beside this directory).
+        super::ssh_recording::create_reachable(parent)?;
     }
     match DirBuilder::new().mode(0o700).create(path) {
         Ok(()) => {}

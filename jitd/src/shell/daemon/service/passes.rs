@@ -44,7 +44,10 @@ impl Service {
         })?;
         Ok(match r {
             Some(r) => shown(&r),
-            None => Response::SessionRegistered { grant_id: None },
+            None => Response::SessionRegistered {
+                grant_id: None,
+                tlog_conf: None,
+            },
         })
     }
 

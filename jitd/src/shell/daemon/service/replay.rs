@@ -9,6 +9,7 @@ use crate::core::authz::{self, Actor};
 use crate::core::events::{Event, EventKind};
 use crate::core::recording::RecordingsDir;
 use crate::shell::host::recordings;
+use crate::shell::host::ssh_recording::SshRecorder;
 
 /// Room left in a frame for the sessions' text once JSON has escaped it (control characters
 /// take six bytes each), with the envelope.
@@ -44,13 +45,29 @@ impl Service {
         if !plain_id {
             return Err(Failure::new(ErrorCode::BadRequest, "not a grant id"));
         }
-        let sessions = recordings::sessions(&dir, id)
-            .map_err(|e| internal(format!("cannot list the recordings of {id}: {e}")))?;
+        let ssh = SshRecorder::new(&dir, &self.config.state_dir)
+            .sessions(id)
+            .map_err(|e| internal(format!("cannot read the SSH recording of {id}: {e}")))?;
+        let sessions = if ssh.is_empty() {
+            recordings::sessions(&dir, id)
+                .map_err(|e| internal(format!("cannot list the recordings of {id}: {e}")))?
+        } else {
+            ssh.iter().map(|r| r.rec.clone()).collect()
+        };
         let chosen = recordings::pick(&sessions, id, session)
             .map_err(|m| Failure::new(ErrorCode::NotFound, m))?;
         let mut text = String::new();
         let mut truncated = false;
         for (n, s) in chosen {
+            if !ssh.is_empty() {
+                let room = MAX_TEXT.saturating_sub(text.len());
+                let output = &ssh[n - 1].output;
+                text.push_str(&format!("--- session {n} (tlog {s}) ---\n"));
+                let shown = String::from_utf8_lossy(&output[..output.len().min(room)]).into_owned();
+                truncated |= output.len() > room;
+                text.push_str(&shown);
+                continue;
+            }
             let room = MAX_TEXT.saturating_sub(text.len());
             if room == 0 {
                 truncated = true;

@@ -11,6 +11,7 @@ use crate::core::events::{Event, EventKind};
 use crate::core::model::GrantId;
 use crate::core::recording::RecordingsDir;
 use crate::shell::host::recordings;
+use crate::shell::host::ssh_recording::SshRecorder;
 
 /// Forgotten per hold of the registry's write lock: checks wait at most for this many removals.
 const BATCH: usize = 1000;
@@ -79,7 +80,9 @@ impl Service {
         let known = |id: &str| {
             GrantId::try_from(id.to_owned()).is_ok_and(|id| self.registry.read().get(&id).is_some())
         };
-        match recordings::sweep(&dir, cutoff.into(), known) {
+        let ssh = SshRecorder::new(&dir, &self.config.state_dir).sweep(cutoff.into(), known);
+        let sudo = recordings::sweep(&dir, cutoff.into(), known);
+        match sudo.and_then(|n| ssh.map(|m| n + m)) {
             Ok(n) if n > 0 => self.events.emit(&Event::new(
                 EventKind::HistoryForgotten,
                 format!(
