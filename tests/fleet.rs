@@ -300,6 +300,10 @@ fn a_request_for_db_hosts_approved_on_web_is_enforced_on_the_db_hosts_only_and_r
     let shown = json(&web1.jitd_as(&fleet.bob, &["show", &id, "--json"]));
     assert_eq!(shown["state"], "pending", "{shown}");
     assert_eq!(shown["fleet"]["origin"], "web-1");
+    assert_eq!(
+        shown["uid"], fleet.alice.uid,
+        "the requester's uid on this host, by name"
+    );
     assert_eq!(shown["fleet"]["for_this_host"], false);
     let listed = json(&db1.jitd_as(&fleet.bob, &["list", "--json"]));
     assert!(

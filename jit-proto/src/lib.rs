@@ -26,3 +26,7 @@ pub const PROTOCOL_VERSION: u32 = 1;
 /// Largest frame either side accepts. A request is a few hundred bytes; a full `list` of a
 /// busy host stays well under this, and anything bigger is refused rather than buffered.
 pub const MAX_FRAME_BYTES: usize = 64 * 1024;
+
+/// `RequestView::uid` of a fleet request whose requester has no account on the host showing
+/// it (fleet requests name users; each host resolves the name itself).
+pub const NO_UID: u32 = u32::MAX;

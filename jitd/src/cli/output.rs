@@ -74,7 +74,11 @@ pub fn detail(r: &RequestView) -> String {
     let mut out = String::new();
     let mut line = |k: &str, v: &str| out.push_str(&format!("{k:<13} {v}\n"));
     line("id", &r.id);
-    line("user", &format!("{} (uid {})", r.user, r.uid));
+    if r.uid == jit_proto::NO_UID {
+        line("user", &format!("{} (no such user on this host)", r.user));
+    } else {
+        line("user", &format!("{} (uid {})", r.user, r.uid));
+    }
     line("state", r.state.as_str());
     line("what", &what(r));
     line(

@@ -977,7 +977,9 @@ impl Service {
         RequestView {
             id: r.id.to_string(),
             user: r.user.clone(),
-            uid: 0,
+            // The requester's uid on this host, by name (a fleet request names users, not
+            // uids); NO_UID when the name is unknown here.
+            uid: identity::uid_of(&r.user).unwrap_or(jit_proto::NO_UID),
             state,
             command: match &r.target {
                 jit_proto::Target::Sudo { command } => Some(command.clone()),
