@@ -456,6 +456,28 @@ mod tests {
     }
 
     #[test]
+    fn a_host_where_the_requester_is_unknown_refuses() {
+        let p = policy(|_| {});
+        let r = stored();
+        let groups = |name: &str| (name == "bob").then(|| vec!["dba".to_string()]);
+        let verify = |_: &str, _: &[u8], _: &str| Ok(());
+        let local = Local {
+            host: "db-1",
+            policy: &p,
+            requester_groups: None,
+            approver_groups: &groups,
+            verify: &verify,
+            now: t("2026-11-30T04:10:00Z"),
+            any_host: false,
+        };
+        let v = verdict(&r, &[sign("bob", &r, "2026-11-30T04:05:00Z")], &[], &local);
+        assert!(
+            matches!(&v, Verdict::Refused(w) if w.contains("there is no user alice on db-1")),
+            "{v:?}"
+        );
+    }
+
+    #[test]
     fn an_end_from_anyone_ends_it_and_time_runs_out() {
         let p = policy(|_| {});
         let r = stored();
