@@ -51,35 +51,42 @@ pub fn run(link: Arc<FleetLink>, sink: Arc<dyn FleetSink>) {
         set_applied(&link, next - 1);
         // WATCH from there until the store says the position is gone.
         loop {
-            match watch(&link, &*sink, &grants, &mut next) {
-                Ok(()) => {}
-                Err(EtcdError::Compacted { .. }) => break,
-                Err(e) => {
+            match watch(&link, &*sink, &grants, &mut next, &mut backoff) {
+                EtcdError::Compacted { .. } => break,
+                e => {
                     link.failed(&e);
                     std::thread::sleep(backoff);
                     backoff = (backoff * 2).min(MAX_BACKOFF);
-                    continue;
                 }
             }
-            backoff = FIRST_BACKOFF;
         }
     }
 }
 
-/// One watch stream, until it fails; `next` moves with every revision applied.
+/// One watch stream, until it fails (the error is returned); `next` moves with every
+/// revision applied, and `backoff` starts over once the stream delivers.
 fn watch(
     link: &FleetLink,
     sink: &dyn FleetSink,
     prefix: &str,
     next: &mut i64,
-) -> Result<(), EtcdError> {
-    let mut stream = link.etcd.watch_prefix(prefix.as_bytes(), *next)?;
+    backoff: &mut Duration,
+) -> EtcdError {
+    let mut stream = match link.etcd.watch_prefix(prefix.as_bytes(), *next) {
+        Ok(s) => s,
+        Err(e) => return e,
+    };
     link.state
         .lock()
         .unwrap_or_else(|e| e.into_inner())
         .watching = true;
     loop {
-        match stream.next()? {
+        let item = match stream.next() {
+            Ok(item) => item,
+            Err(e) => return e,
+        };
+        *backoff = FIRST_BACKOFF;
+        match item {
             WatchItem::Events { revision, events } => {
                 let mut ids = Vec::new();
                 {
