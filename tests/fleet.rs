@@ -677,3 +677,58 @@ fn wait_for_fleet_pending(host: &Daemon, approver: &TestUser, known: &[String]) 
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+#[test]
+fn a_requester_cannot_flood_the_store_past_twenty_pending_fleet_requests() {
+    let fleet = Fleet::new();
+    let web1 = fleet.host("web-1");
+    let ask = |n: usize| {
+        web1.elevate_as(
+            &fleet.alice,
+            &[
+                "--hosts",
+                "db-*",
+                "--reason",
+                "flood",
+                "--no-wait",
+                "--",
+                "/usr/bin/systemctl",
+                "restart",
+                &format!("unit{n}"),
+            ],
+        )
+    };
+    let mut asked = 0;
+    let mut n = 0;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        assert!(Instant::now() < deadline, "neither capped nor done");
+        n += 1;
+        let out = ask(n);
+        let err = text(&out.stderr);
+        if out.status.success() {
+            asked += 1;
+            assert!(asked <= 20, "a 21st pending fleet request was written");
+            continue;
+        }
+        if err.contains("too many requests") {
+            // The daemon's own rate limit came first: wait, and ask again.
+            std::thread::sleep(Duration::from_millis(1100));
+            continue;
+        }
+        assert!(
+            err.contains("already has 20 pending fleet requests"),
+            "{err}"
+        );
+        assert_eq!(asked, 20);
+        break;
+    }
+    // Only the twenty are in the store.
+    let keys = fleet.etcdctl(&[
+        "get",
+        "--prefix",
+        "--keys-only",
+        &format!("{}/v1/g/req/web-1/", fleet.prefix),
+    ]);
+    assert_eq!(keys.lines().filter(|l| !l.is_empty()).count(), 20, "{keys}");
+}
