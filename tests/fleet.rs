@@ -198,8 +198,17 @@ allowed_signers = "{signers}"
     }
 
     fn approve(&self, on: &Daemon, id: &str) {
+        self.wait_seen(on, id);
         let key = self.bob_key.private.display().to_string();
         ok(on.jitd_as(&self.bob, &["approve", id, "--key", &key]));
+    }
+
+    /// Waits until `on` has read request `id` from the store (its watch delivers within
+    /// milliseconds, but a host other than the origin learns of a request only then).
+    fn wait_seen(&self, on: &Daemon, id: &str) {
+        wait_until(ENFORCED_WITHIN, "the host to hear of the request", || {
+            on.jitd_as(&self.bob, &["show", id]).status.success()
+        });
     }
 
     fn etcdctl(&self, args: &[&str]) -> String {
@@ -305,12 +314,14 @@ fn a_request_for_db_hosts_approved_on_web_is_enforced_on_the_db_hosts_only_and_r
         "the requester's uid on this host, by name"
     );
     assert_eq!(shown["fleet"]["for_this_host"], false);
-    let listed = json(&db1.jitd_as(&fleet.bob, &["list", "--json"]));
-    assert!(
-        listed
-            .as_array()
-            .is_some_and(|l| l.iter().any(|r| r["id"] == id.as_str())),
-        "an approver on any fleet host sees the request: {listed}"
+    wait_until(
+        ENFORCED_WITHIN,
+        "an approver on db-1 to see the request",
+        || {
+            json(&db1.jitd_as(&fleet.bob, &["list", "--json"]))
+                .as_array()
+                .is_some_and(|l| l.iter().any(|r| r["id"] == id.as_str()))
+        },
     );
 
     fleet.approve(&web1, &id);
@@ -589,6 +600,9 @@ fn the_leader_killed_during_approvals_loses_none_and_a_waiting_requester_hears_t
         .iter()
         .map(|u| fleet.ask(&web1, "db-1", &["/usr/bin/systemctl", "restart", u]))
         .collect();
+    for id in &ids {
+        fleet.wait_seen(&db1, id);
+    }
     fleet.approve(&web1, &ids[0]);
     fleet.approve(&db1, &ids[1]);
     let leader = fleet.etcd.leader();
