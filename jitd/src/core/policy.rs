@@ -14,7 +14,7 @@ use regex::Regex;
 use serde::Serialize;
 
 use super::command_pattern::{CommandPattern, Specificity};
-use super::fleet::host_pattern::{any_matches, HostPattern};
+use super::fleet::host_pattern::{any_matches, joined, HostPattern};
 use super::model::{display_command, Request};
 use super::recording::Record;
 use super::time_window::Schedule;
@@ -357,11 +357,7 @@ impl Policy {
                 return Err(format!(
                     "role {} applies to hosts {} only, not {host}",
                     role.name,
-                    role.hosts
-                        .iter()
-                        .map(HostPattern::as_str)
-                        .collect::<Vec<_>>()
-                        .join(", ")
+                    joined(&role.hosts, ", ")
                 ));
             }
         }

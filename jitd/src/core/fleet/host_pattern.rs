@@ -32,6 +32,15 @@ impl HostPattern {
     }
 }
 
+/// `patterns` as written, joined with `sep`, for messages and log fields.
+pub fn joined(patterns: &[HostPattern], sep: &str) -> String {
+    patterns
+        .iter()
+        .map(HostPattern::as_str)
+        .collect::<Vec<_>>()
+        .join(sep)
+}
+
 /// Does any of `patterns` match `host`?
 pub fn any_matches(patterns: &[HostPattern], host: &str) -> bool {
     patterns.iter().any(|p| p.matches(host))

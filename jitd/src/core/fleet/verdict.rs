@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, SubsecRound, Utc};
 
-use super::host_pattern::any_matches;
+use super::host_pattern::{any_matches, joined};
 use super::records::{
     approval_message, ApprovalRecord, EndRecord, StoredRequest, MAX_CLOCK_AHEAD_SECS,
 };
@@ -157,11 +157,7 @@ fn terms(request: &StoredRequest, local: &Local) -> Result<Terms, String> {
             "role {} does not apply to {} (hosts = {})",
             role.name,
             local.host,
-            role.hosts
-                .iter()
-                .map(|h| h.as_str())
-                .collect::<Vec<_>>()
-                .join(", ")
+            joined(&role.hosts, ", ")
         ));
     }
     let groups = local

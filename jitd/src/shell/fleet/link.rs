@@ -97,6 +97,15 @@ impl FleetLink {
         })
     }
 
+    /// Puts a record this host just wrote into the book at once, so that the request it
+    /// belongs to is judged (and shown) without waiting for the watch to bring it back.
+    pub fn remember(&self, key: &[u8], value: &[u8]) {
+        self.book
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .put(key, value);
+    }
+
     pub fn signers(&self) -> Arc<AllowedSigners> {
         Arc::clone(&self.signers.read().unwrap_or_else(|e| e.into_inner()))
     }

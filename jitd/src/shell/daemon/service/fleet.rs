@@ -18,7 +18,7 @@ use crate::core::events::{Event, EventKind};
 use crate::core::fleet::allowed_signers;
 use crate::core::fleet::book::Entry;
 use crate::core::fleet::grant::local_grant;
-use crate::core::fleet::host_pattern::HostPattern;
+use crate::core::fleet::host_pattern::{joined, HostPattern};
 use crate::core::fleet::records::{
     approval_message, AckState, ApprovalRecord, EndRecord, FleetEnd, FleetRequest, StoredRequest,
     MAX_CLOCK_AHEAD_SECS, VERSION,
@@ -593,21 +593,14 @@ impl Service {
                     ));
                 }
             }
-            link.book
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .put(key.as_bytes(), &bytes);
+            link.remember(key.as_bytes(), &bytes);
             let mut ev = Event::new(
                 EventKind::Requested,
                 format!(
                     "{} asked for {} on hosts {} for {} (fleet)",
                     actor.name,
                     crate::core::policy::describe_target(&checked.target),
-                    hosts
-                        .iter()
-                        .map(HostPattern::as_str)
-                        .collect::<Vec<_>>()
-                        .join(","),
+                    joined(&hosts, ","),
                     jit_proto::duration::format(plan.duration)
                 ),
             );
@@ -616,14 +609,7 @@ impl Service {
             ev.role = Some(role.clone());
             ev.reason = Some(checked.reason.clone());
             ev.approver_groups = plan.approver_groups.clone();
-            ev.extra.push((
-                "HOSTS",
-                hosts
-                    .iter()
-                    .map(HostPattern::as_str)
-                    .collect::<Vec<_>>()
-                    .join(","),
-            ));
+            ev.extra.push(("HOSTS", joined(&hosts, ",")));
             self.events.emit(&ev);
             self.fleet_apply(&id);
             return self
@@ -704,10 +690,7 @@ impl Service {
             }
             Err(e) => return Err(unreachable(e, "your approval was probably not recorded (a write that timed out can still land): run `jitd show` again once the store is back")),
         }
-        link.book
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .put(key.as_bytes(), &value);
+        link.remember(key.as_bytes(), &value);
         let mut ev = Event::new(
             EventKind::FleetSigned,
             format!(
@@ -801,10 +784,7 @@ impl Service {
         let key = link.keys.end(&link.host, id);
         let written = link.etcd.put(key.as_bytes(), &value, None);
         if written.is_ok() {
-            link.book
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .put(key.as_bytes(), &value);
+            link.remember(key.as_bytes(), &value);
         }
         let here = self
             .read_registry()
@@ -1117,10 +1097,5 @@ fn end_word(end: FleetEnd) -> &'static str {
 }
 
 fn hosts_text(s: &StoredRequest) -> String {
-    s.request
-        .hosts
-        .iter()
-        .map(HostPattern::as_str)
-        .collect::<Vec<_>>()
-        .join(",")
+    joined(&s.request.hosts, ",")
 }
