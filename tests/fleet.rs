@@ -441,6 +441,39 @@ fn approvals_a_compromised_store_could_write_install_nothing_and_each_host_says_
     ));
     assert_eq!(db1.state_of(&id), "revoked");
 
+    // A request the store made up, with a command sudoers cannot express (a newline), and a
+    // genuine signature over it: refused as a local request would be, nothing installed.
+    let forged_id = "zzzzzzzzz1";
+    let forged = bytes.replace(&id, forged_id).replace(
+        "\"postgresql\"",
+        "\"postgresql\\nALL ALL=(ALL) NOPASSWD: ALL\"",
+    );
+    assert_ne!(
+        forged,
+        bytes.replace(&id, forged_id),
+        "the command was changed"
+    );
+    fleet.put(
+        &format!("{}/v1/g/req/web-1/{forged_id}", fleet.prefix),
+        &forged,
+    );
+    let forged_sha = sha256_hex(forged.as_bytes());
+    let sig = fleet.bob_key.sign(&approval_message(
+        &forged_sha,
+        forged_id,
+        &fleet.bob.name,
+        &at,
+    ));
+    let record = serde_json::json!({"request_sha256": forged_sha, "approved_at": at, "sig": sig});
+    fleet.put(
+        &format!("{}/v1/g/ok/{}/{forged_id}", fleet.prefix, fleet.bob.name),
+        &record.to_string(),
+    );
+    said(format!(
+        "refuses fleet request {forged_id}: the command contains a control character"
+    ));
+    assert!(!drop_in(&db1, forged_id).exists());
+
     // bob's approval of one request copied under another request's id.
     let other = fleet.ask(&web1, "db-*", &["/usr/bin/systemctl", "restart", "nginx"]);
     let copied = fleet.get(&format!("{}/v1/g/ok/{}/{id}", fleet.prefix, fleet.bob.name));

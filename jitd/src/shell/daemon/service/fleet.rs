@@ -193,6 +193,21 @@ impl Service {
                 return;
             }
         };
+        // The command came from another host: it must pass the checks a local request's does,
+        // exactly as written (a record the store made up must not reach sudoers half-checked).
+        if let Some(why) = command_refused(&stored) {
+            if active_here {
+                self.fleet_end_here(&link, id, None, &why);
+            } else if link.ack(id, AckState::Refused, Some(why.clone()), self.clock.now()) {
+                self.fleet_note(
+                    &link,
+                    Some(&stored),
+                    id,
+                    format!("{} refuses fleet request {id}: {why}", link.host),
+                );
+            }
+            return;
+        }
         let entry = entry.unwrap_or_default();
         for (approver, why) in entry.unreadable_approvals() {
             self.fleet_note(
@@ -1093,6 +1108,23 @@ fn end_word(end: FleetEnd) -> &'static str {
         FleetEnd::Revoked => "revoked",
         FleetEnd::Cancelled => "cancelled",
         FleetEnd::Completed => "completed",
+    }
+}
+
+/// Why a fleet request's command may not be enforced here: what a local request's command
+/// must pass (length, control characters, an absolute normalised path), and written exactly as
+/// this host would resolve it.
+fn command_refused(s: &StoredRequest) -> Option<String> {
+    let jit_proto::Target::Sudo { command } = &s.request.target else {
+        return None;
+    };
+    match submission::check_command(command) {
+        Ok(resolved) if resolved == *command => None,
+        Ok(resolved) => Some(format!(
+            "its command is not written as this host resolves it ({})",
+            crate::core::model::display_command(&resolved)
+        )),
+        Err(why) => Some(why),
     }
 }
 
