@@ -393,6 +393,82 @@ fn every_process_a_grant_started_ends_with_it_however_it_detached() {
     }
 }
 
+/// A sudo session is answered before its record is stored (the process is already in the
+/// grant's cgroup). Crash jitd in that gap: the record on disk never heard of the session, and
+/// still everything the session started ends with the grant, whether the window closes after
+/// the restart or closed while jitd was down.
+#[test]
+fn a_session_whose_record_a_crash_lost_still_ends_with_its_grant() {
+    let mut d = Daemon::start_enforcing("kill_grace = \"1s\"");
+    let op = TestUser::create("lost");
+    let _sudo = SudoThroughJit::new(&d, &op);
+    let scripts = jit_tests::TempDir::new("lost");
+    for (case, n) in [
+        ("closes after the restart", 0),
+        ("closed while jitd was down", 1),
+    ] {
+        d.restart_through(&["env", "JITD_FAILPOINT=session_open_before_record"]);
+        let mark = (200_000 + (std::process::id() % 50_000) * 2 + n).to_string();
+        let script = scripts.path().join(format!("task-{n}.sh"));
+        std::fs::write(
+            &script,
+            format!("setsid sleep {mark} </dev/null >/dev/null 2>&1 &\nexec sleep {mark}\n"),
+        )
+        .unwrap();
+        let script = script.display().to_string();
+        let id = ok(d.jitd(&[
+            "grant", &op.name, "--for", "6s", "--reason", "x", "--", "/bin/sh", &script,
+        ]));
+        let expires = Instant::now() + Duration::from_secs(6);
+        let mut task = op
+            .command("sudo")
+            .args(["-n", "/bin/sh", &script])
+            .spawn()
+            .unwrap();
+        let started = Instant::now();
+        while running(&format!("sleep {mark}")).len() < 2 {
+            assert!(
+                started.elapsed() < Duration::from_secs(5),
+                "{case}: the session did not start its task: {}",
+                d.log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        assert!(
+            d.log().contains("failpoint session_open_before_record hit"),
+            "{case}: the session's record was not deferred: {}",
+            d.log()
+        );
+        let stored: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(d.record_file(&id)).unwrap()).unwrap();
+        assert_eq!(
+            stored["sessions"].as_array().map(Vec::len).unwrap_or(0),
+            0,
+            "{case}: the crash is meant to come before the session is stored: {stored}"
+        );
+        d.kill9();
+        if n == 1 {
+            // Past the window before jitd is back.
+            std::thread::sleep(expires.saturating_duration_since(Instant::now()));
+            std::thread::sleep(Duration::from_millis(500));
+        }
+        d.restart_through(&[]);
+        d.wait_for_state(&id, "expired", Duration::from_secs(10));
+        let ended_at = Instant::now();
+        // kill_grace (1 s) + 2 s.
+        while !running(&format!("sleep {mark}")).is_empty() {
+            assert!(
+                ended_at.elapsed() < Duration::from_secs(3),
+                "{case}: still running after the grant ended: {:?}",
+                running(&format!("sleep {mark}"))
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = task.wait();
+        assert!(!Path::new(&drop_in(&id)).exists(), "{case}");
+    }
+}
+
 /// Whether `pid` is still the live process that started at `ticks` (not a zombie, not a
 /// reused pid).
 fn still_running(pid: u32, ticks: u64) -> bool {

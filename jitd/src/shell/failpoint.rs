@@ -3,7 +3,8 @@
 //!
 //! - Crash injection: `JITD_FAILPOINT=<name>` makes the process abort at the named step, so
 //!   tests can prove that a crash between any two steps of installing or removing a grant
-//!   converges at the next reconcile.
+//!   converges at the next reconcile; or, at a [`stall`] point, stops that one thread there
+//!   for the test to `kill -9` the process.
 //! - The wall clock: `JITD_TEST_WALL_OFFSET=<file>` adds the whole seconds in that file to
 //!   every reading of the wall clock ([`wall_now`]), so a test steps jitd's wall clock by
 //!   hours (`date -s`, as far as jitd can tell) without setting the machine's.
@@ -23,6 +24,23 @@ pub fn hit(name: &str) {
 #[cfg(not(any(test, feature = "failpoints")))]
 #[inline(always)]
 pub fn hit(_name: &str) {}
+
+/// Stops the calling thread for good when the environment names this failpoint, so that a
+/// test can `kill -9` the process with that thread caught between two steps while the others
+/// go on (a crash at a moment no other thread's progress decides).
+#[cfg(any(test, feature = "failpoints"))]
+pub fn stall(name: &str) {
+    if std::env::var_os("JITD_FAILPOINT").is_some_and(|v| v == name) {
+        eprintln!("jitd: failpoint {name} hit, stalling this thread");
+        loop {
+            std::thread::park();
+        }
+    }
+}
+
+#[cfg(not(any(test, feature = "failpoints")))]
+#[inline(always)]
+pub fn stall(_name: &str) {}
 
 /// The wall clock (`CLOCK_REALTIME`), stepped by the offset a test keeps in the file named by
 /// `JITD_TEST_WALL_OFFSET` (read at every call: the test changes it while jitd runs).

@@ -13,6 +13,14 @@
 //! the version the caller has been told about: a change counts from its acknowledgement, which
 //! comes after the `put`. (Expiry does not depend on it either: a check compares the window
 //! with the clock itself.)
+//!
+//! Records reach the disk in the order of the turns that made them: a writer stores only
+//! while it holds the turn ([`WriterTurn::write`]) or after handing the turn over to its disk
+//! write ([`WriterTurn::store_current`]), and both hold the disk's own lock, which a later turn
+//! can only take after them. The handover is what lets a change that need not be on disk
+//! before it is answered (a session's open or close: the process is already in the grant's
+//! cgroup) be stored by the recorder thread without the next writer — the next login's session
+//! open — waiting for that fsync.
 
 use std::sync::{Mutex, MutexGuard, RwLock, RwLockReadGuard};
 
@@ -21,13 +29,17 @@ use crate::core::registry::Registry;
 
 pub struct SharedRegistry {
     turn: Mutex<()>,
+    /// Held for every store of a record; taken only while holding `turn` (see the module's
+    /// comment), so the disk sees versions in turn order.
+    disk: Mutex<()>,
     registry: RwLock<Registry>,
 }
 
 /// A writer's exclusive turn: while it is held, nobody else changes the registry, so what
 /// [`WriterTurn::view`] shows stays true until this writer's own [`WriterTurn::put`].
 pub struct WriterTurn<'a> {
-    _turn: MutexGuard<'a, ()>,
+    turn: MutexGuard<'a, ()>,
+    disk: &'a Mutex<()>,
     registry: &'a RwLock<Registry>,
 }
 
@@ -35,6 +47,7 @@ impl SharedRegistry {
     pub fn new(registry: Registry) -> SharedRegistry {
         SharedRegistry {
             turn: Mutex::new(()),
+            disk: Mutex::new(()),
             registry: RwLock::new(registry),
         }
     }
@@ -50,7 +63,8 @@ impl SharedRegistry {
     /// Waits for the writers ahead, then holds the turn until dropped.
     pub fn turn(&self) -> WriterTurn<'_> {
         WriterTurn {
-            _turn: self.turn.lock().unwrap_or_else(|e| e.into_inner()),
+            turn: self.turn.lock().unwrap_or_else(|e| e.into_inner()),
+            disk: &self.disk,
             registry: &self.registry,
         }
     }
@@ -75,6 +89,26 @@ impl WriterTurn<'_> {
         ids.iter().filter(|id| reg.forget(id).is_some()).count()
     }
 
+    /// Stores within this turn: `store` runs once every earlier turn's store has finished.
+    pub fn write<T>(&self, store: impl FnOnce() -> T) -> T {
+        let _disk = lock(self.disk);
+        store()
+    }
+
+    /// Hands the turn over to storing the current version of `id`: the next writer may
+    /// change the registry while `store` waits for the disk, and its own store comes after
+    /// this one. `None` when `id` is unknown.
+    pub fn store_current<T>(
+        self,
+        id: &crate::core::model::GrantId,
+        store: impl FnOnce(&Request) -> T,
+    ) -> Option<(T, Request)> {
+        let current = self.get(id)?;
+        let _disk = lock(self.disk);
+        drop(self.turn);
+        Some((store(&current), current))
+    }
+
     /// Publishes a finished record: the only moment checks wait, for an index update.
     pub fn put(&self, request: Request) {
         self.registry
@@ -82,6 +116,11 @@ impl WriterTurn<'_> {
             .unwrap_or_else(|e| e.into_inner())
             .put(request);
     }
+}
+
+/// The disk lock guards no data, so a poisoned one is as good as any.
+fn lock(m: &Mutex<()>) -> MutexGuard<'_, ()> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 #[cfg(test)]
@@ -128,5 +167,81 @@ mod tests {
             drop(first);
             assert!(rx.recv_timeout(Duration::from_secs(30)).is_ok());
         });
+    }
+
+    /// A pending request with `reason` (its version, for these tests).
+    fn sample(reason: &str) -> Request {
+        use crate::core::lifecycle::Submission;
+        use crate::core::model::GrantId;
+        use chrono::{Duration, TimeZone, Utc};
+        use jit_proto::Target;
+        Request::open(
+            GrantId::try_from("alice00001".to_string()).unwrap(),
+            Submission {
+                uid: 1001,
+                user: "alice".into(),
+                target: Target::Ssh,
+                duration: Duration::minutes(15),
+                reason: reason.into(),
+                ticket: None,
+                role: None,
+                approvals_required: 1,
+                approver_groups: vec![],
+                record: crate::core::recording::Record::Off,
+            },
+            Utc.timestamp_opt(1_800_000_000, 0).unwrap(),
+            Duration::hours(1),
+        )
+    }
+
+    /// The next login's session open changes the registry while the previous one's record
+    /// waits for the disk; and the disk still gets the two versions in order.
+    #[test]
+    fn a_store_handed_the_turn_holds_up_no_writer_and_keeps_the_order_on_disk() {
+        let shared = SharedRegistry::new(Registry::default());
+        let id = sample("v1").id;
+        let disk = Mutex::new(Vec::<String>::new());
+        let (started, store_started) = mpsc::channel();
+        let (release, released) = mpsc::channel::<()>();
+        let (second_put, second_did_put) = mpsc::channel();
+        std::thread::scope(|s| {
+            let id = &id;
+            let disk = &disk;
+            let shared = &shared;
+            s.spawn(move || {
+                let first = shared.turn();
+                first.put(sample("v1"));
+                first.store_current(id, |r| {
+                    started.send(()).unwrap();
+                    // The slow fsync, until the test lets it finish.
+                    released.recv_timeout(Duration::from_secs(30)).unwrap();
+                    disk.lock().unwrap().push(r.reason.to_string());
+                });
+            });
+            store_started
+                .recv_timeout(Duration::from_secs(30))
+                .expect("the first store started");
+            s.spawn(move || {
+                let second = shared.turn();
+                second.put(sample("v2"));
+                second_put.send(()).unwrap();
+                second.write(|| disk.lock().unwrap().push("v2".into()));
+            });
+            let put = second_did_put.recv_timeout(Duration::from_secs(30));
+            assert!(
+                put.is_ok(),
+                "the next writer waited for the previous store's disk"
+            );
+            release.send(()).unwrap();
+        });
+        assert_eq!(
+            *disk.lock().unwrap(),
+            ["v1", "v2"],
+            "stored out of turn order"
+        );
+        assert_eq!(
+            shared.read().iter().next().unwrap().reason.as_ref() as &str,
+            "v2"
+        );
     }
 }

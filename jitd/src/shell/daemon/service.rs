@@ -109,6 +109,9 @@ enum Deferred {
         pid: u32,
         service: String,
     },
+    /// A session registered in memory only, its process already in the grant's cgroup
+    /// ([`Service::register_session_in_memory`]): stored, then `event` logged.
+    SessionOpened { id: GrantId, event: Box<Event> },
 }
 
 /// The answer that shows a request to its caller.
@@ -441,25 +444,14 @@ impl Service {
         // what was added since.
         let jobs = (found.kind() == GrantKind::Ssh && found.jobs_at_start.is_none())
             .then(|| self.enforcement.user_jobs(&found));
-        let id = found.id;
-        let s = session.clone();
-        let registered = self.transition(&id, move |r, _now| {
-            if r.state() != State::Active {
-                return Err(Failure::new(
-                    ErrorCode::InvalidState,
-                    format!("grant {} has ended", r.id),
-                ));
-            }
-            r.sessions.retain(|old| old.pid != s.pid);
-            r.sessions.push(s);
-            if r.jobs_at_start.is_none() {
-                r.jobs_at_start = jobs.map(Box::new);
-            }
-            Ok(None)
-        });
+        let registered = if adopted.is_ok() && jobs.is_none() {
+            self.register_session_in_memory(&found.id, &session)
+        } else {
+            self.register_session_durably(&found.id, &session, jobs)
+        };
         // A grant that ended a moment ago is a refusal, not a failure of jitd: with
         // fail=open an error would let the session run.
-        let grant = match registered {
+        let (grant, stored_later) = match registered {
             Ok(g) => g,
             Err(f) => return Ok(Response::Denied { reason: f.message }),
         };
@@ -493,11 +485,70 @@ impl Service {
         if let Some(tty) = &info.pam.tty {
             ev.extra.push(("TTY", tty.clone()));
         }
-        self.events.emit(&ev);
+        if stored_later {
+            self.defer(Deferred::SessionOpened {
+                id: grant.id.clone(),
+                event: Box::new(ev),
+            });
+        } else {
+            self.events.emit(&ev);
+        }
         Ok(Response::SessionRegistered {
             grant_id: Some(grant.id.to_string()),
             tlog_conf,
         })
+    }
+
+    /// Registers `session` in memory and answers at once; the recorder thread stores the
+    /// record and logs the open afterwards ([`Deferred::SessionOpened`]). Only for a session
+    /// already in the grant's cgroup, which is what a restarted jitd ends with the grant if
+    /// the record never reached the disk (see docs/architecture.md, "What a crash can lose").
+    /// Returns the grant and `true` (stored later).
+    fn register_session_in_memory(
+        &self,
+        id: &GrantId,
+        session: &Session,
+    ) -> Result<(Request, bool), Failure> {
+        let turn = self.registry.turn();
+        let mut next = turn.get(id).ok_or_else(|| self.not_found(id))?;
+        let now = self.clock.now();
+        if next.state() != State::Active || next.next_deadline().is_some_and(|d| d <= now) {
+            return Err(Failure::new(
+                ErrorCode::InvalidState,
+                format!("grant {id} has ended"),
+            ));
+        }
+        next.sessions.retain(|old| old.pid != session.pid);
+        next.sessions.push(session.clone());
+        turn.put(next.clone());
+        Ok((next, true))
+    }
+
+    /// Registers `session` and stores it before answering: for a session outside any cgroup
+    /// (only its record lets a restarted jitd find it) and for an SSH grant's first session,
+    /// whose record of the holder's scheduled jobs decides what its end stops.
+    fn register_session_durably(
+        &self,
+        id: &GrantId,
+        session: &Session,
+        jobs: Option<crate::core::left_behind::UserJobs>,
+    ) -> Result<(Request, bool), Failure> {
+        let s = session.clone();
+        self.transition(id, move |r, _now| {
+            if r.state() != State::Active {
+                return Err(Failure::new(
+                    ErrorCode::InvalidState,
+                    format!("grant {} has ended", r.id),
+                ));
+            }
+            r.sessions.retain(|old| old.pid != s.pid);
+            r.sessions.push(s);
+            if r.jobs_at_start.is_none() {
+                r.jobs_at_start = jobs.map(Box::new);
+            }
+            Ok(None)
+        })
+        .map(|g| (g, false))
     }
 
     fn is_active(&self, id: &GrantId) -> bool {
@@ -729,7 +780,7 @@ impl Service {
         r: &Request,
         installed: Option<&Result<(), String>>,
     ) -> Result<(), Failure> {
-        if let Err(f) = self.persist(r) {
+        if let Err(f) = turn.write(|| self.persist(r)) {
             if matches!(installed, Some(Ok(()))) {
                 let how = turn.view(|reg| Self::withdrawal(reg, r, self.clock.now()));
                 self.enforcement.withdraw(r, how);
@@ -1236,16 +1287,19 @@ impl Service {
             Deferred::SessionClosed { id, pid, service } => {
                 self.record_session_closed(id, pid, &service)
             }
+            Deferred::SessionOpened { id, event } => self.record_session_opened(&id, &event),
         }
     }
 
     /// Stores the grant's current version (its session list without `pid`) and logs the
     /// close.
     fn record_session_closed(&self, id: GrantId, pid: u32, service: &str) {
-        let (persisted, grant) = {
-            let turn = self.registry.turn();
-            let Some(current) = turn.get(&id) else { return };
-            (self.store.put(&current), current)
+        let Some((persisted, grant)) = self
+            .registry
+            .turn()
+            .store_current(&id, |current| self.store.put(current))
+        else {
+            return;
         };
         let mut ev = event_for(
             EventKind::SessionClosed,
@@ -1255,6 +1309,23 @@ impl Service {
         ev.extra.push(("PID", pid.to_string()));
         self.events.emit(&ev);
         if let Err(e) = persisted {
+            self.events.emit(&event_for(
+                EventKind::InternalError,
+                &grant,
+                format!("cannot persist state: {e}"),
+            ));
+        }
+    }
+
+    /// Stores the grant's current version (with the new session) and logs the open.
+    fn record_session_opened(&self, id: &GrantId, event: &Event) {
+        failpoint::stall("session_open_before_record");
+        let stored = self
+            .registry
+            .turn()
+            .store_current(id, |current| self.store.put(current));
+        self.events.emit(event);
+        if let Some((Err(e), grant)) = stored {
             self.events.emit(&event_for(
                 EventKind::InternalError,
                 &grant,
@@ -1385,12 +1456,8 @@ impl Service {
         };
         self.metrics.count_outcome(State::Failed);
         self.withdraw(&failed);
-        // As in `record_end`: the registry's current version, stored in a writer's turn.
-        let persisted = {
-            let turn = self.registry.turn();
-            turn.get(&failed.id)
-                .map_or(Ok(()), |current| self.store.put(&current))
-        };
+        // As in `record_end`: the registry's current version, stored in turn order.
+        let persisted = self.store_current(&failed.id);
         self.events.emit(&event_for(
             EventKind::GrantFailed,
             &failed,

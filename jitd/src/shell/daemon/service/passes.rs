@@ -134,7 +134,7 @@ impl Service {
         ev.extra.push(("PASS_KEY", key.clone()));
         ev.extra.push(("HEARD_FROM", heard_from.into()));
         let audited = self.events.audit(&mut ev);
-        self.persist(&r)?;
+        turn.write(|| self.persist(&r))?;
         turn.put(r.clone());
         self.pass_keys
             .lock()

@@ -46,12 +46,14 @@ impl Service {
             .remove(&id);
     }
 
-    /// Stores the registry's current version of `id` in a writer's turn, so that no other
-    /// change of it is stored meanwhile (checks do not wait on the turn).
-    fn store_current(&self, id: &GrantId) -> std::io::Result<()> {
-        let turn = self.registry.turn();
-        turn.get(id)
-            .map_or(Ok(()), |current| self.store.put(&current))
+    /// Stores the registry's current version of `id` after every version before it and
+    /// before any after it, without holding up the next writer while the disk works (see
+    /// [`WriterTurn::store_current`](crate::shell::daemon::registry_lock::WriterTurn::store_current)).
+    pub(super) fn store_current(&self, id: &GrantId) -> std::io::Result<()> {
+        self.registry
+            .turn()
+            .store_current(id, |current| self.store.put(current))
+            .map_or(Ok(()), |(stored, _)| stored)
     }
 
     fn unstored(&self) -> std::sync::MutexGuard<'_, std::collections::HashSet<GrantId>> {
