@@ -255,6 +255,12 @@ impl<T: EventSink + ?Sized> EventSink for std::sync::Arc<T> {
 /// is on disk, saying where it landed.
 pub trait AuditTrail: Send + Sync {
     fn append(&self, event: &Event) -> std::io::Result<AuditPosition>;
+    /// Appends `events` in order. The audit log writes them all or none, durable together
+    /// (one fdatasync for the lot), which is what this is for; the default appends them one
+    /// by one.
+    fn append_all(&self, events: &[Event]) -> std::io::Result<Vec<AuditPosition>> {
+        events.iter().map(|e| self.append(e)).collect()
+    }
 }
 
 /// Escapes text a user controls for a one-line log: control characters (newline, ESC, DEL and

@@ -439,6 +439,21 @@ impl AuditLog {
 
     /// Appends one record at `time` and returns its chain head once it is on disk.
     fn append(&self, w: &mut Writer, event: &Event, time: DateTime<Utc>) -> io::Result<ChainHead> {
+        let mut heads = self.append_all(w, std::slice::from_ref(event), time)?;
+        heads
+            .pop()
+            .ok_or_else(|| io::Error::other("no record appended"))
+    }
+
+    /// Appends `events` as consecutive records at `time` with one write and one fdatasync,
+    /// and returns each one's chain head once all are on disk. All or none: a failure cuts
+    /// the file back to where the batch began.
+    fn append_all(
+        &self,
+        w: &mut Writer,
+        events: &[Event],
+        time: DateTime<Utc>,
+    ) -> io::Result<Vec<ChainHead>> {
         if let Some(why) = &w.broken {
             return Err(context(
                 io::ErrorKind::Other,
@@ -446,18 +461,30 @@ impl AuditLog {
                 format!("{why}; restart jitd to re-check the log before anything is granted"),
             ));
         }
-        let record = AuditRecord::from_event(w.head.seq + 1, time, event, &w.head.hash);
-        let line = record.to_line();
-        if line.len() > MAX_LINE {
-            return Err(context(
-                io::ErrorKind::InvalidInput,
-                &self.path,
-                format!("record of {} bytes exceeds {MAX_LINE}", line.len()),
-            ));
+        let mut bytes = Vec::new();
+        let mut heads: Vec<ChainHead> = Vec::with_capacity(events.len());
+        for event in events {
+            let prev = heads.last().unwrap_or(&w.head);
+            let record = AuditRecord::from_event(prev.seq + 1, time, event, &prev.hash);
+            let line = record.to_line();
+            if line.len() > MAX_LINE {
+                return Err(context(
+                    io::ErrorKind::InvalidInput,
+                    &self.path,
+                    format!("record of {} bytes exceeds {MAX_LINE}", line.len()),
+                ));
+            }
+            let hash = line_hash(line.as_bytes());
+            bytes.extend_from_slice(line.as_bytes());
+            bytes.push(b'\n');
+            heads.push(ChainHead {
+                seq: record.seq,
+                hash,
+            });
         }
-        let mut bytes = line.into_bytes();
-        let hash = line_hash(&bytes);
-        bytes.push(b'\n');
+        let Some(first_seq) = heads.first().map(|h| h.seq) else {
+            return Ok(heads);
+        };
         let rotated = self.rotate_if_due(w, bytes.len() as u64, time)?;
         let written = w.log.write_all(&bytes).and_then(|()| w.log.sync_data());
         if let Err(e) = written {
@@ -484,19 +511,19 @@ impl AuditLog {
         }
         w.len += bytes.len() as u64;
         w.first.get_or_insert(FirstRecord {
-            seq: record.seq,
+            seq: first_seq,
             time: Some(time),
         });
-        w.head = ChainHead {
-            seq: record.seq,
-            hash,
-        };
-        // The record is durable, so this action may be acknowledged even if the head update
-        // fails; later appends refuse until a restart has re-checked the log against the head.
+        if let Some(last) = heads.last() {
+            w.head = last.clone();
+        }
+        // The records are durable, so these actions may be acknowledged even if the head
+        // update fails; later appends refuse until a restart has re-checked the log against
+        // the head.
         if let Err(e) = self.write_head(w) {
             w.broken = Some(e.to_string());
         }
-        Ok(w.head.clone())
+        Ok(heads)
     }
 
     /// Before a record of `record_len` bytes is appended at `now`: if [`Rotation`] says it
@@ -615,6 +642,12 @@ impl EventSink for AuditLog {
 impl AuditTrail for AuditLog {
     fn append(&self, event: &Event) -> io::Result<AuditPosition> {
         self.append_event(event).map(AuditPosition::from)
+    }
+
+    fn append_all(&self, events: &[Event]) -> io::Result<Vec<AuditPosition>> {
+        let mut w = self.lock();
+        let heads = self.append_all(&mut w, events, (self.now)())?;
+        Ok(heads.into_iter().map(AuditPosition::from).collect())
     }
 }
 
@@ -1111,6 +1144,35 @@ pub(crate) mod tests {
         assert_eq!(first.prev, GENESIS);
         assert_eq!(first.event, "approved");
         assert_eq!(first.message_id, EventKind::Approved.message_id());
+    }
+
+    /// Session opens and closes written in one go: one chain, in order, each with its own
+    /// position; and a batch the log cannot take leaves no part of it behind.
+    #[test]
+    fn a_batch_is_written_in_order_as_one_chain_or_not_at_all() {
+        let (dir, path) = log_with(2, "batch");
+        let log = AuditLog::open(&dir.0, Rotation::NEVER).unwrap();
+        let batch = [approved(3), approved(4), approved(5)];
+        let positions = AuditTrail::append_all(&log, &batch).unwrap();
+        assert_eq!(
+            positions.iter().map(|p| p.seq).collect::<Vec<_>>(),
+            [3, 4, 5]
+        );
+        let ok = verify(&path).unwrap();
+        assert_eq!(ok.lines, 5);
+        assert_eq!(ok.head, log.head());
+        assert_eq!(positions[2].hash, log.head().hash);
+        let mut too_long = approved(7);
+        too_long.message = "x".repeat(MAX_LINE);
+        let refused = AuditTrail::append_all(&log, &[approved(6), too_long]);
+        assert!(refused.is_err());
+        assert_eq!(
+            verify(&path).unwrap().lines,
+            5,
+            "part of a refused batch was written"
+        );
+        log.record(&approved(6)).unwrap();
+        assert_eq!(verify(&path).unwrap().lines, 6);
     }
 
     #[test]

@@ -170,6 +170,33 @@ impl EventLog {
         self.publish(event);
     }
 
+    /// [`EventLog::emit`] for several events at once: in the audit log they are made durable
+    /// together (one fdatasync instead of one per event), so a burst of best-effort events
+    /// (sessions opening and closing) costs the disk one write. Behind a backlog, or when the
+    /// batch is refused, each goes the way `emit` sends it, so none is lost and the order
+    /// holds.
+    pub fn emit_all(&self, events: &[Event]) {
+        let Some(audit) = &self.audit else {
+            events.iter().for_each(|e| self.publish(e));
+            return;
+        };
+        let mut batch: Vec<Event> = events.to_vec();
+        let mut unlogged = self.unlogged();
+        let written = match Self::write_backlog(audit.as_ref(), &mut unlogged, INLINE) {
+            Ok(true) => audit.append_all(&batch).ok(),
+            _ => None,
+        };
+        drop(unlogged);
+        let Some(positions) = written else {
+            events.iter().for_each(|e| self.emit(e));
+            return;
+        };
+        for (event, position) in batch.iter_mut().zip(positions) {
+            event.audit = Some(position);
+            self.publish(event);
+        }
+    }
+
     /// Keeps `event` for the audit log, marked as logged late; past [`MAX_UNLOGGED`], counts it.
     fn keep(unlogged: &mut Unlogged, event: &Event) {
         if unlogged.events.len() >= MAX_UNLOGGED {
@@ -294,6 +321,39 @@ mod tests {
                 format!("c{late}"),
                 "the audit log takes records again: 2 written late, each marked LOGGED_LATE".into(),
                 "e".into()
+            ]
+        );
+    }
+
+    /// A batch of session events is no less safe than the events one by one: refused, each is
+    /// kept for later, in order; behind a backlog, it goes after it.
+    #[test]
+    fn a_batch_the_audit_log_refuses_is_kept_and_written_in_order_later() {
+        let (log, disk) = log();
+        disk.full.store(true, Ordering::SeqCst);
+        log.emit(&Event::new(EventKind::SessionOpened, "a"));
+        log.emit_all(&[
+            Event::new(EventKind::SessionClosed, "b"),
+            Event::new(EventKind::SessionOpened, "c"),
+        ]);
+        disk.full.store(false, Ordering::SeqCst);
+        log.emit_all(&[Event::new(EventKind::SessionClosed, "d")]);
+        log.emit_all(&[
+            Event::new(EventKind::SessionOpened, "e"),
+            Event::new(EventKind::SessionClosed, "f"),
+        ]);
+        let lines = disk.lines.lock().unwrap().clone();
+        let late = " (logged late: the audit log could not take it when it happened)";
+        assert_eq!(
+            lines,
+            [
+                format!("a{late}"),
+                format!("b{late}"),
+                format!("c{late}"),
+                "the audit log takes records again: 3 written late, each marked LOGGED_LATE".into(),
+                "d".into(),
+                "e".into(),
+                "f".into(),
             ]
         );
     }

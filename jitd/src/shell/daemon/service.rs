@@ -40,6 +40,8 @@ mod fleet;
 mod logins;
 pub mod passes;
 mod quarantine;
+mod recorder;
+use recorder::Deferred;
 mod recheck;
 mod reload;
 mod replay;
@@ -95,23 +97,6 @@ struct Ended {
     id: GrantId,
     end: End,
     context: &'static str,
-}
-
-/// What the recorder thread stores and logs after the caller has its answer.
-enum Deferred {
-    /// An end [`Service::apply_deadlines`] applied.
-    End(Ended),
-    /// A session closed: nothing depends on storing it before sudo or sshd goes on (a
-    /// restarted jitd that still lists the session finds its process gone), so sudo does not
-    /// wait for the disk to exit.
-    SessionClosed {
-        id: GrantId,
-        pid: u32,
-        service: String,
-    },
-    /// A session registered in memory only, its process already in the grant's cgroup
-    /// ([`Service::register_session_in_memory`]): stored, then `event` logged.
-    SessionOpened { id: GrantId, event: Box<Event> },
 }
 
 /// The answer that shows a request to its caller.
@@ -1264,76 +1249,6 @@ impl Service {
         }
     }
 
-    /// Hands `work` to the recorder thread, or does it now if there is none.
-    fn defer(&self, work: Deferred) {
-        let sender = self
-            .recorder
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone();
-        let work = match sender {
-            Some(s) => match s.send(work) {
-                Ok(()) => return,
-                Err(mpsc::SendError(work)) => work,
-            },
-            None => work,
-        };
-        self.record(work);
-    }
-
-    fn record(&self, work: Deferred) {
-        match work {
-            Deferred::End(e) => self.record_end(e),
-            Deferred::SessionClosed { id, pid, service } => {
-                self.record_session_closed(id, pid, &service)
-            }
-            Deferred::SessionOpened { id, event } => self.record_session_opened(&id, &event),
-        }
-    }
-
-    /// Stores the grant's current version (its session list without `pid`) and logs the
-    /// close.
-    fn record_session_closed(&self, id: GrantId, pid: u32, service: &str) {
-        let Some((persisted, grant)) = self
-            .registry
-            .turn()
-            .store_current(&id, |current| self.store.put(current))
-        else {
-            return;
-        };
-        let mut ev = event_for(
-            EventKind::SessionClosed,
-            &grant,
-            format!("{service} session closed"),
-        );
-        ev.extra.push(("PID", pid.to_string()));
-        self.events.emit(&ev);
-        if let Err(e) = persisted {
-            self.events.emit(&event_for(
-                EventKind::InternalError,
-                &grant,
-                format!("cannot persist state: {e}"),
-            ));
-        }
-    }
-
-    /// Stores the grant's current version (with the new session) and logs the open.
-    fn record_session_opened(&self, id: &GrantId, event: &Event) {
-        failpoint::stall("session_open_before_record");
-        let stored = self
-            .registry
-            .turn()
-            .store_current(id, |current| self.store.put(current));
-        self.events.emit(event);
-        if let Some((Err(e), grant)) = stored {
-            self.events.emit(&event_for(
-                EventKind::InternalError,
-                &grant,
-                format!("cannot persist state: {e}"),
-            ));
-        }
-    }
-
     /// Warns the sessions of grants that end within `warn_before`.
     fn send_warnings(&self) {
         let now = self.clock.now();
@@ -1482,11 +1397,7 @@ impl Service {
         std::thread::scope(|scope| {
             let recorder = std::thread::Builder::new()
                 .name("recorder".into())
-                .spawn_scoped(scope, move || {
-                    for work in deferred {
-                        self.record(work);
-                    }
-                });
+                .spawn_scoped(scope, move || self.run_recorder(deferred));
             match recorder {
                 Ok(_) => {
                     *self.recorder.lock().unwrap_or_else(|e| e.into_inner()) =
@@ -1506,7 +1417,7 @@ impl Service {
             let mut record = |e: Ended| {
                 // Only if the recorder is gone: then record here rather than not at all.
                 if let Err(mpsc::SendError(work)) = to_recorder.send(Deferred::End(e)) {
-                    self.record(work);
+                    self.record(vec![work]);
                 }
             };
             self.schedule(reconcile_every, &mut record);
