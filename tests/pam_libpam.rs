@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use jit_proto::{GrantKind, PamContext, Request, Response};
 use jit_tests::pam::*;
-use jit_tests::{unique, Daemon, TempDir, TestUser};
+use jit_tests::{unique, Daemon, TempDir, TestGroup, TestUser};
 
 const SERVICE: &str = "jit-test-libpam";
 
@@ -247,6 +247,71 @@ fn members_of_the_exempt_group_pass_without_a_daemon() {
     // nobody is not: denied.
     let mut pam = Pam::start(conf.path(), SERVICE, "nobody");
     assert_eq!(pam.acct_mgmt(), PAM_PERM_DENIED);
+}
+
+/// Break-glass through the real libpam and NSS, tier by tier: a member the group's entry lists
+/// passes without jitd being asked; a member only through another entry of the group's gid
+/// (what another NSS source looks like to that first test) passes once jitd refuses, or once
+/// a hung jitd's `timeout_ms=` is over; someone outside the group never.
+#[test]
+fn break_glass_members_pass_when_jitd_refuses_or_hangs_and_others_never() {
+    let breakglass = TestGroup::create("bg");
+    let twin = TestGroup::create_sharing_gid("bg", &breakglass);
+    let listed = TestUser::create("jitlp");
+    breakglass.add(&listed);
+    let unlisted = TestUser::create("jitlp");
+    twin.add(&unlisted);
+    let outsider = TestUser::create("jitlp");
+    let checks = |jitd: &FakeJitd| {
+        jitd.requests()
+            .into_iter()
+            .filter(|r| matches!(r, Request::Check(_)))
+            .count()
+    };
+
+    let refusing = FakeJitd::answering(denied);
+    let conf = ServiceDir::new(
+        SERVICE,
+        &format!(
+            "socket={} kind=sudo exempt_group={}",
+            refusing.socket().display(),
+            breakglass.name
+        ),
+    );
+    let mut pam = Pam::start(conf.path(), SERVICE, &listed.name);
+    assert_eq!(pam.acct_mgmt(), PAM_SUCCESS);
+    assert_eq!(
+        checks(&refusing),
+        0,
+        "a listed member was checked against jitd"
+    );
+    let mut pam = Pam::start(conf.path(), SERVICE, &unlisted.name);
+    assert_eq!(pam.acct_mgmt(), PAM_SUCCESS);
+    assert_eq!(
+        checks(&refusing),
+        1,
+        "jitd is asked before the full group test"
+    );
+    let mut pam = Pam::start(conf.path(), SERVICE, &outsider.name);
+    assert_eq!(pam.acct_mgmt(), PAM_PERM_DENIED);
+
+    let hung = Daemon::start();
+    hung.signal(libc::SIGSTOP);
+    let conf = ServiceDir::new(
+        SERVICE,
+        &format!(
+            "socket={} kind=sudo timeout_ms=300 fail=open exempt_group={}",
+            hung.socket().display(),
+            breakglass.name
+        ),
+    );
+    for member in [&listed, &unlisted] {
+        let mut pam = Pam::start(conf.path(), SERVICE, &member.name);
+        assert_eq!(pam.acct_mgmt(), PAM_SUCCESS, "{}", member.name);
+    }
+    let mut pam = Pam::start(conf.path(), SERVICE, &outsider.name);
+    assert_eq!(pam.acct_mgmt(), PAM_PERM_DENIED);
+    hung.signal(libc::SIGCONT);
 }
 
 #[test]

@@ -4,9 +4,11 @@
 //! - the module's image: `dlopen(RTLD_NOW)` + `dlclose` of `libpam_jit.so` beside the same
 //!   for `pam_permit.so` (what libpam does for each transaction);
 //! - whole transactions through libpam (`pam_start_confdir` → `pam_acct_mgmt` → `pam_end`):
-//!   pam_jit, pam_jit with its image kept loaded by this process (without and with
-//!   `exempt_group=`, whose membership lookup through NSS comes before the question to jitd),
-//!   and pam_permit;
+//!   pam_jit, pam_jit with its image kept loaded by this process (its bare line, and the
+//!   stack as deployed: `exempt_group=` and the session line), and pam_permit;
+//! - the two membership tests of `exempt_group=` through NSS, as pam_jit makes them: the
+//!   cheap one before jitd is asked (`getpwnam_r` + `getgrnam_r`, the group's member list) and
+//!   the full one it makes only when jitd says no or cannot answer (`getgrouplist`);
 //! - the round trip to jitd alone, as pam_jit makes it (`jit_proto::Client`: connect, peer
 //!   check, one frame each way) against the daemon with 100,000 active grants and against one
 //!   holding only this user's grant;
@@ -133,7 +135,7 @@ pub fn measure(
         ),
         (
             "cost.libpam_jit_exempt_group",
-            "libpam transaction, pam_jit kept loaded, with exempt_group (as jit-account)",
+            "libpam transaction, pam_jit kept loaded, as deployed (exempt_group=, session line)",
             Box::new(|| {
                 let _module = KeepLoaded::new(&jit_so);
                 services.run("bench-jit-exempt", user, 1)[0]
@@ -143,6 +145,16 @@ pub fn measure(
             "cost.libpam_permit",
             "libpam transaction, pam_permit",
             Box::new(|| services.run("bench-permit", user, 1)[0]),
+        ),
+        (
+            "cost.nss_listed",
+            "exempt_group, cheap test: getpwnam_r + getgrnam_r (asked on every check)",
+            Box::new(|| time(|| nss::listed(user, services.breakglass()))),
+        ),
+        (
+            "cost.nss_grouplist",
+            "exempt_group, full test: getgrouplist (only when jitd says no)",
+            Box::new(|| time(|| nss::grouplist(user))),
         ),
         (
             "cost.round_trip_100k",
@@ -216,5 +228,59 @@ pub fn measure(
             s.p99,
             "µs",
         );
+    }
+}
+
+/// The NSS calls of pam_jit's membership tests (pam_jit/src/groups.rs), made the same way.
+mod nss {
+    use std::ffi::CString;
+
+    fn c(s: &str) -> CString {
+        CString::new(s).expect("no NUL")
+    }
+
+    /// The cheap test's lookups: the user's entry and the group's.
+    pub fn listed(user: &str, group: &str) {
+        let (user, group) = (c(user), c(group));
+        let mut buf = vec![0u8; 4096];
+        // SAFETY: plain old data, filled in by the calls below.
+        let mut pwd: libc::passwd = unsafe { std::mem::zeroed() };
+        // SAFETY: as above.
+        let mut grp: libc::group = unsafe { std::mem::zeroed() };
+        let mut p: *mut libc::passwd = std::ptr::null_mut();
+        let mut g: *mut libc::group = std::ptr::null_mut();
+        // SAFETY: valid pointers and the buffer's real length; nothing is read after `buf`
+        // is reused.
+        let rc = unsafe {
+            libc::getpwnam_r(
+                user.as_ptr(),
+                &mut pwd,
+                buf.as_mut_ptr().cast(),
+                buf.len(),
+                &mut p,
+            )
+        };
+        assert!(rc == 0 && !p.is_null(), "getpwnam_r");
+        // SAFETY: as above.
+        let rc = unsafe {
+            libc::getgrnam_r(
+                group.as_ptr(),
+                &mut grp,
+                buf.as_mut_ptr().cast(),
+                buf.len(),
+                &mut g,
+            )
+        };
+        assert!(rc == 0 && !g.is_null(), "getgrnam_r");
+    }
+
+    /// The full test's lookup: every group of the user in every source.
+    pub fn grouplist(user: &str) {
+        let user = c(user);
+        let mut groups: Vec<libc::gid_t> = vec![0; 256];
+        let mut n = groups.len() as libc::c_int;
+        // SAFETY: room for `n` entries, as getgrouplist is told.
+        let rc = unsafe { libc::getgrouplist(user.as_ptr(), 0, groups.as_mut_ptr(), &mut n) };
+        assert!(rc >= 0, "getgrouplist");
     }
 }

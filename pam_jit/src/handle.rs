@@ -104,6 +104,10 @@ impl Host for LibPam<'_> {
         rc == 0
     }
 
+    fn user_listed_in_group(&self, user: &str, group: &str) -> Result<bool, String> {
+        groups::is_listed(user, group)
+    }
+
     fn user_in_group(&self, user: &str, group: &str) -> Result<bool, String> {
         groups::is_member(user, group)
     }

@@ -57,7 +57,12 @@ pub trait Host {
     /// Sets a variable of the PAM environment (`pam_putenv`), which sshd passes to the
     /// session; false when it could not.
     fn put_env(&self, name: &str, value: &str) -> bool;
-    /// Whether `user` is a member of `group`, primary or supplementary.
+    /// Whether `user` is a member of `group` by their own entries (primary group, or named
+    /// in the group's member list): cheap, and `true` is certain, but `false` only means "not
+    /// listed" (another NSS source may still make the user a member; see [`Host::user_in_group`]).
+    fn user_listed_in_group(&self, user: &str, group: &str) -> Result<bool, String>;
+    /// Whether `user` is a member of `group`, primary or supplementary, in any NSS source:
+    /// the whole answer, and the expensive one.
     fn user_in_group(&self, user: &str, group: &str) -> Result<bool, String>;
     /// One line to syslog (authpriv). Callers escape user-supplied parts; the implementation
     /// still refuses to pass a control character through.

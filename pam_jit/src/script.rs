@@ -17,6 +17,13 @@ use crate::waiting::Waiting;
 pub enum Expect {
     /// A line shown to the user, containing this text.
     Tell(&'static str),
+    /// The cheap membership test (primary group, or the group's member list).
+    Listed {
+        user: &'static str,
+        group: &'static str,
+        answer: Result<bool, String>,
+    },
+    /// The full membership test (every NSS source).
     InGroup {
         user: &'static str,
         group: &'static str,
@@ -129,6 +136,20 @@ impl Host for Script {
         }
     }
 
+    fn user_listed_in_group(&self, user: &str, group: &str) -> Result<bool, String> {
+        match self.next(&format!("user_listed_in_group({user}, {group})")) {
+            Expect::Listed {
+                user: u,
+                group: g,
+                answer,
+            } => {
+                assert_eq!((user, group), (u, g));
+                answer
+            }
+            _ => panic!("unexpected user_listed_in_group({user}, {group})"),
+        }
+    }
+
     fn user_in_group(&self, user: &str, group: &str) -> Result<bool, String> {
         match self.next(&format!("user_in_group({user}, {group})")) {
             Expect::InGroup {
@@ -221,6 +242,9 @@ impl Drop for Script {
         if let Some(first) = left.front() {
             let what = match first {
                 Expect::Tell(t) => format!("tell_user containing {t:?}"),
+                Expect::Listed { user, group, .. } => {
+                    format!("user_listed_in_group({user}, {group})")
+                }
                 Expect::InGroup { user, group, .. } => format!("user_in_group({user}, {group})"),
                 Expect::Log(s, t) => format!("log({s:?}) containing {t:?}"),
                 Expect::Ask(r, _) => format!("ask({r:?})"),

@@ -71,7 +71,7 @@ pub fn open<H: Host, D: Daemon>(
             PamResultCode::PAM_SUCCESS
         }
         Reply::Refused(reason) => {
-            if exempt(host, &cx) {
+            if exempt(host, &cx).is_some() {
                 cx.log(
                     host,
                     Severity::Notice,
@@ -139,24 +139,26 @@ fn info(cx: &Context, origin: Origin) -> SessionInfo {
     }
 }
 
-/// Whether the grant holder is in `exempt_group` (break-glass); an unreadable group is "no".
-fn exempt<H: Host>(host: &H, cx: &Context) -> bool {
-    cx.args
-        .exempt_group
-        .as_ref()
-        .is_some_and(|group| matches!(host.user_in_group(cx.grant_holder(), group), Ok(true)))
+/// Whether the grant holder is in `exempt_group` (break-glass), asked only once jitd has not
+/// registered the session: the cheap test first (primary group, or the group's member list:
+/// certain when it says yes), the full NSS lookup only when it does not. An unreadable group
+/// is "no". The group, when the holder is in it.
+fn exempt<'a, H: Host>(host: &H, cx: &'a Context) -> Option<&'a str> {
+    let group = cx.args.exempt_group.as_deref()?;
+    let holder = cx.grant_holder();
+    let member = matches!(host.user_listed_in_group(holder, group), Ok(true))
+        || matches!(host.user_in_group(holder, group), Ok(true));
+    member.then_some(group)
 }
 
 fn open_trouble<H: Host>(host: &H, cx: &Context, why: &str, fail: FailMode) -> PamResultCode {
-    if let Some(group) = &cx.args.exempt_group {
-        if let Ok(true) = host.user_in_group(cx.grant_holder(), group) {
-            cx.log(
-                host,
-                Severity::Warning,
-                &format!("session not registered, allowed for exempt group {group}: {why}"),
-            );
-            return PamResultCode::PAM_SUCCESS;
-        }
+    if let Some(group) = exempt(host, cx) {
+        cx.log(
+            host,
+            Severity::Warning,
+            &format!("session not registered, allowed for exempt group {group}: {why}"),
+        );
+        return PamResultCode::PAM_SUCCESS;
     }
     match fail {
         FailMode::Closed => {
@@ -304,9 +306,14 @@ mod tests {
         assert_eq!(code, REFUSED);
     }
 
+    /// Listed in the group's entry, a member through another NSS source, or not a member.
     #[test]
     fn a_session_no_grant_covers_is_refused_unless_the_invoker_is_break_glass() {
-        for (member, code) in [(false, REFUSED), (true, PamResultCode::PAM_SUCCESS)] {
+        for (listed, in_group, code) in [
+            (false, Some(false), REFUSED),
+            (true, None, PamResultCode::PAM_SUCCESS),
+            (false, Some(true), PamResultCode::PAM_SUCCESS),
+        ] {
             let mut expected = vec![
                 Expect::Ask(
                     Request::OpenSession(sudo_session()),
@@ -315,12 +322,21 @@ mod tests {
                     }),
                 ),
                 // The invoking user is asked about, never the target (root).
-                Expect::InGroup {
+                Expect::Listed {
                     user: "alice",
                     group: "breakglass",
-                    answer: Ok(member),
+                    answer: Ok(listed),
                 },
             ];
+            // The full lookup only when the cheap test did not say yes.
+            if let Some(answer) = in_group {
+                expected.push(Expect::InGroup {
+                    user: "alice",
+                    group: "breakglass",
+                    answer: Ok(answer),
+                });
+            }
+            let member = listed || in_group == Some(true);
             if member {
                 expected.push(Expect::Log(Severity::Notice, "member of the exempt group"));
             } else {
@@ -329,7 +345,7 @@ mod tests {
             }
             let script = Script::new(&sudo_session_items(), expected);
             let got = open(&script, &script, &[c"exempt_group=breakglass"], ORIGIN);
-            assert_eq!(got, code, "member={member}");
+            assert_eq!(got, code, "listed={listed} in_group={in_group:?}");
         }
     }
 
@@ -382,7 +398,7 @@ mod tests {
             vec![
                 Expect::Ask(Request::OpenSession(sudo_session()), Err(down())),
                 // The invoking user, not root, is checked.
-                Expect::InGroup {
+                Expect::Listed {
                     user: "alice",
                     group: "breakglass",
                     answer: Ok(true),

@@ -272,6 +272,29 @@ impl TestGroup {
         TestGroup { name }
     }
 
+    /// A second group with `other`'s gid under another name (`groupadd -o`): to NSS a member
+    /// of this one is in `other`'s gid, yet `other`'s own entry does not list them, as when
+    /// the membership comes from another source (sssd, LDAP, systemd's userdb).
+    pub fn create_sharing_gid(prefix: &str, other: &TestGroup) -> TestGroup {
+        let name = unique(&format!("jg{prefix}"));
+        let _lock = USERDB.lock().unwrap_or_else(|e| e.into_inner());
+        let out = Command::new("getent")
+            .args(["group", &other.name])
+            .output()
+            .expect("getent");
+        let entry = String::from_utf8_lossy(&out.stdout);
+        let gid = entry
+            .split(':')
+            .nth(2)
+            .expect("getent group: a gid")
+            .to_string();
+        assert!(
+            run_quiet(Command::new("groupadd").args(["-o", "-g", &gid, &name])),
+            "groupadd -o -g {gid} {name} failed"
+        );
+        TestGroup { name }
+    }
+
     /// Takes `user` out of the group (`gpasswd -d`).
     pub fn remove(&self, user: &TestUser) {
         let _lock = USERDB.lock().unwrap_or_else(|e| e.into_inner());
