@@ -87,6 +87,14 @@ impl Registry {
         self.requests.values().map(|r| &**r)
     }
 
+    /// Makes room for `additional` more requests in the tables at once (startup loads them all
+    /// in one go: grown one doubling at a time, every table rehashes each record several times
+    /// over, and holds its old and new buckets at once at each step).
+    pub fn reserve(&mut self, additional: usize) {
+        self.requests.reserve(additional);
+        self.active.reserve(additional);
+    }
+
     /// Inserts or replaces a request, keeping the indexes in step.
     pub fn put(&mut self, request: Request) {
         if let Some(old) = self.requests.remove(&request.id) {
