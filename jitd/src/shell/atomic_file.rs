@@ -151,6 +151,12 @@ impl TrustedDir {
             .open(path)
             .map_err(|e| match e.raw_os_error() {
                 Some(libc::ELOOP) => symlink_refused(path),
+                // With O_DIRECTORY, Linux reports a symbolic link as "not a directory" too.
+                Some(libc::ENOTDIR)
+                    if fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink()) =>
+                {
+                    symlink_refused(path)
+                }
                 Some(libc::ENOTDIR) => untrusted(path, "is not a directory"),
                 _ => e,
             })?;
@@ -330,5 +336,50 @@ mod tests {
         fs::set_permissions(&s.0, fs::Permissions::from_mode(0o775)).unwrap();
         let err = check_trusted_dir(&s.0).unwrap_err().to_string();
         assert!(err.contains("writable by its group"), "{err}");
+    }
+
+    #[test]
+    fn records_read_through_their_directory_are_checked_like_any_state_file() {
+        let s = Scratch::new("dir");
+        fs::set_permissions(&s.0, fs::Permissions::from_mode(0o700)).unwrap();
+        let good = s.0.join("alice00001.json");
+        fs::write(&good, b"{\"id\":\"alice00001\"}").unwrap();
+        fs::set_permissions(&good, fs::Permissions::from_mode(0o600)).unwrap();
+        let dir = TrustedDir::open(&s.0).unwrap();
+        assert_eq!(
+            dir.read("alice00001.json").unwrap(),
+            b"{\"id\":\"alice00001\"}"
+        );
+        // An empty file is read as empty, not as an error.
+        fs::write(s.0.join("empty.json"), b"").unwrap();
+        assert_eq!(dir.read("empty.json").unwrap(), b"");
+
+        // Planted by someone else, writable by others, a link, a directory: refused by name.
+        let theirs = s.0.join("bob00000001.json");
+        fs::write(&theirs, b"{}").unwrap();
+        std::os::unix::fs::chown(&theirs, Some(65534), None).unwrap();
+        let err = dir.read("bob00000001.json").unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::PermissionDenied);
+        assert!(err.to_string().contains("owned by uid 65534"), "{err}");
+        let open = s.0.join("carol000001.json");
+        fs::write(&open, b"{}").unwrap();
+        fs::set_permissions(&open, fs::Permissions::from_mode(0o666)).unwrap();
+        let err = dir.read("carol000001.json").unwrap_err().to_string();
+        assert!(err.contains("writable by others"), "{err}");
+        symlink(&good, s.0.join("dave0000001.json")).unwrap();
+        let err = dir.read("dave0000001.json").unwrap_err().to_string();
+        assert!(err.contains("symbolic link"), "{err}");
+        fs::create_dir(s.0.join("eve00000001.json")).unwrap();
+        let err = dir.read("eve00000001.json").unwrap_err().to_string();
+        assert!(err.contains("not a regular file"), "{err}");
+
+        // The directory itself must be jitd's alone, and not a link to one.
+        let link = s.0.join("linked");
+        symlink(&s.0, &link).unwrap();
+        let err = TrustedDir::open(&link).err().unwrap().to_string();
+        assert!(err.contains("symbolic link"), "{err}");
+        fs::set_permissions(&s.0, fs::Permissions::from_mode(0o777)).unwrap();
+        let err = TrustedDir::open(&s.0).err().unwrap().to_string();
+        assert!(err.contains("writable by others"), "{err}");
     }
 }
