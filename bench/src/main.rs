@@ -241,7 +241,7 @@ fn daemon_sections(
         let with = {
             let jitd =
                 scale::start_with_history(plan.grants, None, Some(audit.path()), plan.history);
-            scale::record(report, &label, "history", &jitd, false)
+            scale::record(report, &label, "history", &jitd, true)
         };
         report.goal(
             "scale.history.cold_start_ratio",

@@ -6,9 +6,10 @@
 //! keeps spare buckets, which would each be a whole record wide), and the active index holds
 //! no copy of user names.
 
+use std::borrow::Borrow;
 use std::collections::hash_map::RandomState;
-use std::collections::{BTreeSet, HashMap};
-use std::hash::BuildHasher;
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::hash::{BuildHasher, Hash, Hasher};
 
 use chrono::{DateTime, Utc};
 use jit_proto::GrantKind;
@@ -17,7 +18,10 @@ use super::model::{GrantId, Request};
 
 #[derive(Default)]
 pub struct Registry {
-    requests: HashMap<GrantId, Box<Request>>,
+    /// Every record, found by its id: a set of records keyed by the id inside them, so each
+    /// bucket is one pointer (a map from a copy of the id was three words a bucket: 2 MiB more
+    /// at 100,000 grants).
+    requests: HashSet<Held>,
     /// Active grants by a hash of (user, kind). Different users may share a hash: lookups
     /// compare the records' users. The hasher is randomly keyed per process, so nobody can
     /// choose user names that collide.
@@ -33,6 +37,32 @@ pub struct Registry {
     /// every request.
     sessions: HashMap<u32, Ids>,
 }
+
+/// A record in the registry's set, hashed and compared by its id alone (and so found by an
+/// id: `Borrow<GrantId>`). Boxed: a hash table keeps spare buckets, which would each be a
+/// whole record wide.
+struct Held(Box<Request>);
+
+impl Borrow<GrantId> for Held {
+    fn borrow(&self) -> &GrantId {
+        &self.0.id
+    }
+}
+
+impl Hash for Held {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        // As the id's own hash: `Borrow` requires it.
+        self.0.id.hash(state)
+    }
+}
+
+impl PartialEq for Held {
+    fn eq(&self, other: &Held) -> bool {
+        self.0.id == other.0.id
+    }
+}
+
+impl Eq for Held {}
 
 /// The ids under one index key: almost always exactly one, held without a heap allocation.
 enum Ids {
@@ -80,20 +110,28 @@ impl Ids {
 
 impl Registry {
     pub fn get(&self, id: &GrantId) -> Option<&Request> {
-        self.requests.get(id).map(|r| &**r)
+        self.requests.get(id).map(|r| &*r.0)
     }
 
     pub fn iter(&self) -> impl Iterator<Item = &Request> {
-        self.requests.values().map(|r| &**r)
+        self.requests.iter().map(|r| &*r.0)
+    }
+
+    /// Makes room for `additional` more requests in the tables at once (startup loads them all
+    /// in one go: grown one doubling at a time, every table rehashes each record several times
+    /// over, and holds its old and new buckets at once at each step).
+    pub fn reserve(&mut self, additional: usize) {
+        self.requests.reserve(additional);
+        self.active.reserve(additional);
     }
 
     /// Inserts or replaces a request, keeping the indexes in step.
     pub fn put(&mut self, request: Request) {
-        if let Some(old) = self.requests.remove(&request.id) {
-            self.unindex(&old);
+        if let Some(old) = self.requests.take(&request.id) {
+            self.unindex(&old.0);
         }
         self.index(&request);
-        self.requests.insert(request.id.clone(), Box::new(request));
+        self.requests.insert(Held(Box::new(request)));
     }
 
     fn key(&self, user: &str, kind: GrantKind) -> u64 {
@@ -173,7 +211,7 @@ impl Registry {
             .unwrap_or_default()
             .iter()
             .filter_map(|id| self.requests.get(id))
-            .map(|r| &**r)
+            .map(|r| &*r.0)
             .filter(move |r| &*r.user == user && r.kind() == kind)
             .filter(move |r| r.window().is_some_and(|w| now < w.expires_at))
     }
@@ -186,14 +224,14 @@ impl Registry {
             .unwrap_or_default()
             .iter()
             .filter_map(|id| self.requests.get(id))
-            .map(|r| &**r)
+            .map(|r| &*r.0)
     }
 
     /// Takes a request out of memory altogether (history past `retention`).
     pub fn forget(&mut self, id: &GrantId) -> Option<Request> {
-        let old = self.requests.remove(id)?;
-        self.unindex(&old);
-        Some(*old)
+        let old = self.requests.take(id)?;
+        self.unindex(&old.0);
+        Some(*old.0)
     }
 
     /// Up to `limit` ids of history that ended before `cutoff`, oldest first.
@@ -220,7 +258,7 @@ impl Registry {
     pub fn by_deadline(&self) -> impl Iterator<Item = (DateTime<Utc>, &Request)> {
         self.deadlines
             .iter()
-            .filter_map(|(at, id)| self.requests.get(id).map(|r| (*at, &**r)))
+            .filter_map(|(at, id)| self.requests.get(id).map(|r| (*at, &*r.0)))
     }
 
     /// Ids whose deadline is at or before `now`.

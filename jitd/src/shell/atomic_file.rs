@@ -13,10 +13,17 @@ pub fn fsync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()
 }
 
+/// jitd's effective uid, asked of the kernel once (it never changes while jitd runs): every
+/// state file read is checked against it.
+fn euid() -> u32 {
+    static EUID: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
+    *EUID.get_or_init(|| nix::unistd::geteuid().as_raw())
+}
+
 /// What makes `meta` (of a file or directory jitd reads or writes state in) untrustworthy, if
 /// anything: another owner than jitd's own user, or write permission for group or others.
 pub fn untrusted_owner_or_mode(meta: &Metadata) -> Option<String> {
-    let me = nix::unistd::geteuid().as_raw();
+    let me = euid();
     if meta.uid() != me {
         return Some(format!(
             "is owned by uid {}, not by jitd's uid {me}",
@@ -95,11 +102,18 @@ fn open_checked(path: &Path, options: &mut OpenOptions) -> io::Result<(File, Met
     Ok((file, meta))
 }
 
-/// The whole of a file jitd keeps (see [`open_trusted`]). Sized from the `fstat` that checked
-/// it, so a file takes two reads and no further `statx`/`lseek` (what `read_to_end` on a
-/// `File` adds): startup reads 100,000 of them.
+/// The whole of a file jitd keeps (see [`open_trusted`]).
 pub fn read_trusted(path: &Path) -> io::Result<Vec<u8>> {
-    let (mut file, meta) = open_checked(path, OpenOptions::new().read(true))?;
+    let (file, meta) = open_checked(path, OpenOptions::new().read(true))?;
+    read_whole(file, &meta)
+}
+
+/// Reads `file` to its end in one `read` as a rule: the buffer is sized from the `fstat` that
+/// checked it, one byte over, and a short read of a regular file is its end. (jitd's files are
+/// replaced by a rename, never rewritten in place, so the size cannot move under the read;
+/// `read_to_end` would add a `statx`, an `lseek` and a second read, per file: startup reads
+/// 100,000 of them.)
+fn read_whole(mut file: File, meta: &Metadata) -> io::Result<Vec<u8>> {
     let mut bytes = vec![0; usize::try_from(meta.len()).unwrap_or(0) + 1];
     let mut filled = 0;
     loop {
@@ -107,10 +121,11 @@ pub fn read_trusted(path: &Path) -> io::Result<Vec<u8>> {
             Ok(0) => break,
             Ok(n) => {
                 filled += n;
-                if filled == bytes.len() {
-                    // Grew since the fstat.
-                    bytes.resize(filled * 2, 0);
+                if filled < bytes.len() {
+                    break;
                 }
+                // Grew since the fstat (a file jitd does not replace atomically).
+                bytes.resize(filled * 2, 0);
             }
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) => return Err(e),
@@ -118,6 +133,85 @@ pub fn read_trusted(path: &Path) -> io::Result<Vec<u8>> {
     }
     bytes.truncate(filled);
     Ok(bytes)
+}
+
+/// A directory of jitd's files, opened once and checked like [`check_trusted_dir`] (on the
+/// descriptor), whose files are then opened by name relative to it: reading 100,000 records
+/// walks no path and looks up no directory again per file.
+pub struct TrustedDir {
+    dir: File,
+    path: std::path::PathBuf,
+}
+
+impl TrustedDir {
+    pub fn open(path: &Path) -> io::Result<TrustedDir> {
+        let dir = OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC)
+            .open(path)
+            .map_err(|e| match e.raw_os_error() {
+                Some(libc::ELOOP) => symlink_refused(path),
+                // With O_DIRECTORY, Linux reports a symbolic link as "not a directory" too.
+                Some(libc::ENOTDIR)
+                    if fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink()) =>
+                {
+                    symlink_refused(path)
+                }
+                Some(libc::ENOTDIR) => untrusted(path, "is not a directory"),
+                _ => e,
+            })?;
+        if let Some(problem) = untrusted_owner_or_mode(&dir.metadata()?) {
+            return Err(untrusted(path, &problem));
+        }
+        Ok(TrustedDir {
+            dir,
+            path: path.to_path_buf(),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The whole of file `name` in this directory, checked as [`read_trusted`] checks it.
+    /// Opened with O_NOATIME: reading a record is no reason to write its inode back (on
+    /// ext4, with `relatime`, the first read after each write did).
+    pub fn read(&self, name: &str) -> io::Result<Vec<u8>> {
+        use std::os::fd::{AsRawFd, FromRawFd};
+        let path = || self.path.join(name);
+        let c_name = std::ffi::CString::new(name)
+            .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "a NUL in a file name"))?;
+        let flags = libc::O_RDONLY | libc::O_NOFOLLOW | libc::O_CLOEXEC;
+        let open = |flags: libc::c_int| {
+            // SAFETY: a valid directory descriptor and NUL-terminated name; the descriptor
+            // returned, if any, is owned by the File made from it below and nowhere else.
+            unsafe { libc::openat(self.dir.as_raw_fd(), c_name.as_ptr(), flags) }
+        };
+        let mut fd = open(flags | libc::O_NOATIME);
+        if fd < 0 && io::Error::last_os_error().raw_os_error() == Some(libc::EPERM) {
+            // O_NOATIME is only for the file's owner: someone else's file opens without it,
+            // to be refused by the ownership check below with the usual message.
+            fd = open(flags);
+        }
+        if fd < 0 {
+            let e = io::Error::last_os_error();
+            return Err(if e.raw_os_error() == Some(libc::ELOOP) {
+                symlink_refused(&path())
+            } else {
+                e
+            });
+        }
+        // SAFETY: `fd` was just opened above and is owned by nothing else.
+        let file = unsafe { File::from_raw_fd(fd) };
+        let meta = file.metadata()?;
+        if !meta.is_file() {
+            return Err(untrusted(&path(), "is not a regular file"));
+        }
+        if let Some(problem) = untrusted_owner_or_mode(&meta) {
+            return Err(untrusted(&path(), &problem));
+        }
+        read_whole(file, &meta)
+    }
 }
 
 /// Checks a directory jitd keeps state in: a real directory (not a link to one), jitd's alone.
@@ -242,5 +336,50 @@ mod tests {
         fs::set_permissions(&s.0, fs::Permissions::from_mode(0o775)).unwrap();
         let err = check_trusted_dir(&s.0).unwrap_err().to_string();
         assert!(err.contains("writable by its group"), "{err}");
+    }
+
+    #[test]
+    fn records_read_through_their_directory_are_checked_like_any_state_file() {
+        let s = Scratch::new("dir");
+        fs::set_permissions(&s.0, fs::Permissions::from_mode(0o700)).unwrap();
+        let good = s.0.join("alice00001.json");
+        fs::write(&good, b"{\"id\":\"alice00001\"}").unwrap();
+        fs::set_permissions(&good, fs::Permissions::from_mode(0o600)).unwrap();
+        let dir = TrustedDir::open(&s.0).unwrap();
+        assert_eq!(
+            dir.read("alice00001.json").unwrap(),
+            b"{\"id\":\"alice00001\"}"
+        );
+        // An empty file is read as empty, not as an error.
+        fs::write(s.0.join("empty.json"), b"").unwrap();
+        assert_eq!(dir.read("empty.json").unwrap(), b"");
+
+        // Planted by someone else, writable by others, a link, a directory: refused by name.
+        let theirs = s.0.join("bob00000001.json");
+        fs::write(&theirs, b"{}").unwrap();
+        std::os::unix::fs::chown(&theirs, Some(65534), None).unwrap();
+        let err = dir.read("bob00000001.json").unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::PermissionDenied);
+        assert!(err.to_string().contains("owned by uid 65534"), "{err}");
+        let open = s.0.join("carol000001.json");
+        fs::write(&open, b"{}").unwrap();
+        fs::set_permissions(&open, fs::Permissions::from_mode(0o666)).unwrap();
+        let err = dir.read("carol000001.json").unwrap_err().to_string();
+        assert!(err.contains("writable by others"), "{err}");
+        symlink(&good, s.0.join("dave0000001.json")).unwrap();
+        let err = dir.read("dave0000001.json").unwrap_err().to_string();
+        assert!(err.contains("symbolic link"), "{err}");
+        fs::create_dir(s.0.join("eve00000001.json")).unwrap();
+        let err = dir.read("eve00000001.json").unwrap_err().to_string();
+        assert!(err.contains("not a regular file"), "{err}");
+
+        // The directory itself must be jitd's alone, and not a link to one.
+        let link = s.0.join("linked");
+        symlink(&s.0, &link).unwrap();
+        let err = TrustedDir::open(&link).err().unwrap().to_string();
+        assert!(err.contains("symbolic link"), "{err}");
+        fs::set_permissions(&s.0, fs::Permissions::from_mode(0o777)).unwrap();
+        let err = TrustedDir::open(&s.0).err().unwrap().to_string();
+        assert!(err.contains("writable by others"), "{err}");
     }
 }

@@ -109,6 +109,15 @@ impl WriterTurn<'_> {
         Some((store(&current), current))
     }
 
+    /// Publishes every record loaded at startup under one hold of the lock.
+    pub fn put_all(&self, requests: Vec<Request>) {
+        let mut reg = self.registry.write().unwrap_or_else(|e| e.into_inner());
+        reg.reserve(requests.len());
+        for r in requests {
+            reg.put(r);
+        }
+    }
+
     /// Publishes a finished record: the only moment checks wait, for an index update.
     pub fn put(&self, request: Request) {
         self.registry

@@ -184,9 +184,7 @@ impl Service {
         service.cap_remaining_time(&mut requests);
         {
             let turn = service.registry.turn();
-            for r in requests {
-                turn.put(r);
-            }
+            turn.put_all(requests);
             *service.pass_keys.lock().unwrap_or_else(|e| e.into_inner()) =
                 turn.view(passes::known_keys);
             *service.logins.lock().unwrap_or_else(|e| e.into_inner()) =
