@@ -181,7 +181,9 @@ impl TrustedDir {
         let path = || self.path.join(name);
         let c_name = std::ffi::CString::new(name)
             .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "a NUL in a file name"))?;
-        let flags = libc::O_RDONLY | libc::O_NOFOLLOW | libc::O_CLOEXEC;
+        // O_NONBLOCK: a FIFO in the directory is refused below rather than blocking the open
+        // (it is ignored for the regular files jitd reads).
+        let flags = libc::O_RDONLY | libc::O_NOFOLLOW | libc::O_CLOEXEC | libc::O_NONBLOCK;
         let open = |flags: libc::c_int| {
             // SAFETY: a valid directory descriptor and NUL-terminated name; the descriptor
             // returned, if any, is owned by the File made from it below and nowhere else.
@@ -371,6 +373,10 @@ mod tests {
         assert!(err.contains("symbolic link"), "{err}");
         fs::create_dir(s.0.join("eve00000001.json")).unwrap();
         let err = dir.read("eve00000001.json").unwrap_err().to_string();
+        assert!(err.contains("not a regular file"), "{err}");
+        // A FIFO would block a plain open until someone wrote to it: refused at once.
+        nix::unistd::mkfifo(&s.0.join("fred0000001.json"), nix::sys::stat::Mode::S_IRWXU).unwrap();
+        let err = dir.read("fred0000001.json").unwrap_err().to_string();
         assert!(err.contains("not a regular file"), "{err}");
 
         // The directory itself must be jitd's alone, and not a link to one.
