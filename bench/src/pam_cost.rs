@@ -149,12 +149,12 @@ pub fn measure(
         (
             "cost.nss_listed",
             "exempt_group, cheap test: getpwnam_r + getgrnam_r (asked on every check)",
-            Box::new(|| time(|| nss::listed(user, services.breakglass()))),
+            Box::new(|| time(|| listed(user, services.breakglass()))),
         ),
         (
             "cost.nss_grouplist",
-            "exempt_group, full test: getgrouplist (only when jitd says no)",
-            Box::new(|| time(|| nss::grouplist(user))),
+            "exempt_group, full test as pam_jit makes it: getpwnam_r + getgrnam_r + getgrouplist (only when jitd says no)",
+            Box::new(|| time(|| member(user, services.breakglass()))),
         ),
         (
             "cost.round_trip_100k",
@@ -231,56 +231,12 @@ pub fn measure(
     }
 }
 
-/// The NSS calls of pam_jit's membership tests (pam_jit/src/groups.rs), made the same way.
-mod nss {
-    use std::ffi::CString;
+/// pam_jit's cheap break-glass test (primary gid or the group's member list).
+fn listed(user: &str, group: &str) {
+    pam_jit::groups::is_listed(user, group).expect("getpwnam_r + getgrnam_r");
+}
 
-    fn c(s: &str) -> CString {
-        CString::new(s).expect("no NUL")
-    }
-
-    /// The cheap test's lookups: the user's entry and the group's.
-    pub fn listed(user: &str, group: &str) {
-        let (user, group) = (c(user), c(group));
-        let mut buf = vec![0u8; 4096];
-        // SAFETY: plain old data, filled in by the calls below.
-        let mut pwd: libc::passwd = unsafe { std::mem::zeroed() };
-        // SAFETY: as above.
-        let mut grp: libc::group = unsafe { std::mem::zeroed() };
-        let mut p: *mut libc::passwd = std::ptr::null_mut();
-        let mut g: *mut libc::group = std::ptr::null_mut();
-        // SAFETY: valid pointers and the buffer's real length; nothing is read after `buf`
-        // is reused.
-        let rc = unsafe {
-            libc::getpwnam_r(
-                user.as_ptr(),
-                &mut pwd,
-                buf.as_mut_ptr().cast(),
-                buf.len(),
-                &mut p,
-            )
-        };
-        assert!(rc == 0 && !p.is_null(), "getpwnam_r");
-        // SAFETY: as above.
-        let rc = unsafe {
-            libc::getgrnam_r(
-                group.as_ptr(),
-                &mut grp,
-                buf.as_mut_ptr().cast(),
-                buf.len(),
-                &mut g,
-            )
-        };
-        assert!(rc == 0 && !g.is_null(), "getgrnam_r");
-    }
-
-    /// The full test's lookup: every group of the user in every source.
-    pub fn grouplist(user: &str) {
-        let user = c(user);
-        let mut groups: Vec<libc::gid_t> = vec![0; 256];
-        let mut n = groups.len() as libc::c_int;
-        // SAFETY: room for `n` entries, as getgrouplist is told.
-        let rc = unsafe { libc::getgrouplist(user.as_ptr(), 0, groups.as_mut_ptr(), &mut n) };
-        assert!(rc >= 0, "getgrouplist");
-    }
+/// pam_jit's full break-glass test (getgrouplist, every NSS source).
+fn member(user: &str, group: &str) {
+    pam_jit::groups::is_member(user, group).expect("getgrouplist");
 }
