@@ -196,16 +196,7 @@ impl Service {
         // The command came from another host: it must pass the checks a local request's does,
         // exactly as written (a record the store made up must not reach sudoers half-checked).
         if let Some(why) = command_refused(&stored) {
-            if active_here {
-                self.fleet_end_here(&link, id, None, &why);
-            } else if link.ack(id, AckState::Refused, Some(why.clone()), self.clock.now()) {
-                self.fleet_note(
-                    &link,
-                    Some(&stored),
-                    id,
-                    format!("{} refuses fleet request {id}: {why}", link.host),
-                );
-            }
+            self.fleet_refuse(&link, &stored, id, active_here, &why, &why);
             return;
         }
         let entry = entry.unwrap_or_default();
@@ -234,21 +225,8 @@ impl Service {
                 }
             }
             Verdict::Refused(why) => {
-                if active_here {
-                    self.fleet_end_here(
-                        &link,
-                        id,
-                        None,
-                        &format!("this host's policy no longer allows it: {why}"),
-                    );
-                } else if link.ack(id, AckState::Refused, Some(why.clone()), self.clock.now()) {
-                    self.fleet_note(
-                        &link,
-                        Some(&stored),
-                        id,
-                        format!("{} refuses fleet request {id}: {why}", link.host),
-                    );
-                }
+                let ending = format!("this host's policy no longer allows it: {why}");
+                self.fleet_refuse(&link, &stored, id, active_here, &why, &ending);
             }
             Verdict::TimedOut => {}
             Verdict::Waiting { rejected, .. } => {
@@ -375,6 +353,34 @@ impl Service {
 
     /// Ends the local grant of fleet request `id` here: by `end` (someone ended it in the
     /// fleet), or because it no longer holds (`why`).
+    /// This host will not enforce request `id`: a grant it enforces ends (`ending` says why),
+    /// else the refusal is acknowledged in the store and noted, once.
+    fn fleet_refuse(
+        &self,
+        link: &FleetLink,
+        stored: &StoredRequest,
+        id: &GrantId,
+        active_here: bool,
+        why: &str,
+        ending: &str,
+    ) {
+        if active_here {
+            self.fleet_end_here(link, id, None, ending);
+        } else if link.ack(
+            id,
+            AckState::Refused,
+            Some(why.to_owned()),
+            self.clock.now(),
+        ) {
+            self.fleet_note(
+                link,
+                Some(stored),
+                id,
+                format!("{} refuses fleet request {id}: {why}", link.host),
+            );
+        }
+    }
+
     fn fleet_end_here(&self, link: &FleetLink, id: &GrantId, end: Option<&EndRecord>, why: &str) {
         let ended = self.transition(id, |r, now| {
             if r.state() != State::Active {
