@@ -106,6 +106,19 @@ pub(crate) fn shown(r: &Request) -> Response {
     }
 }
 
+/// Puts `session` on active grant `r` (replacing one of the same pid).
+fn add_session(r: &mut Request, session: Session) -> Result<(), Failure> {
+    if r.state() != State::Active {
+        return Err(Failure::new(
+            ErrorCode::InvalidState,
+            format!("grant {} has ended", r.id),
+        ));
+    }
+    r.sessions.retain(|old| old.pid != session.pid);
+    r.sessions.push(session);
+    Ok(())
+}
+
 pub struct Service {
     config: Config,
     /// The policy in force; replaced as a whole by a reload.
@@ -427,14 +440,16 @@ impl Service {
         // what was added since.
         let jobs = (found.kind() == GrantKind::Ssh && found.jobs_at_start.is_none())
             .then(|| self.enforcement.user_jobs(&found));
-        let registered = if adopted.is_ok() && jobs.is_none() {
+        // In the grant's cgroup and nothing for the record alone to keep: answered from memory.
+        let stored_later = adopted.is_ok() && jobs.is_none();
+        let registered = if stored_later {
             self.register_session_in_memory(&found.id, &session)
         } else {
             self.register_session_durably(&found.id, &session, jobs)
         };
         // A grant that ended a moment ago is a refusal, not a failure of jitd: with
         // fail=open an error would let the session run.
-        let (grant, stored_later) = match registered {
+        let grant = match registered {
             Ok(g) => g,
             Err(f) => return Ok(Response::Denied { reason: f.message }),
         };
@@ -485,26 +500,24 @@ impl Service {
     /// Registers `session` in memory and answers at once; the recorder thread stores the
     /// record and logs the open afterwards ([`Deferred::SessionOpened`]). Only for a session
     /// already in the grant's cgroup, which is what a restarted jitd ends with the grant if
-    /// the record never reached the disk (see docs/architecture.md, "What a crash can lose").
-    /// Returns the grant and `true` (stored later).
+    /// the record never reached the disk (docs/faults.md, "Sessions: answered before they
+    /// are stored").
     fn register_session_in_memory(
         &self,
         id: &GrantId,
         session: &Session,
-    ) -> Result<(Request, bool), Failure> {
+    ) -> Result<Request, Failure> {
         let turn = self.registry.turn();
         let mut next = turn.get(id).ok_or_else(|| self.not_found(id))?;
-        let now = self.clock.now();
-        if next.state() != State::Active || next.next_deadline().is_some_and(|d| d <= now) {
+        if next.next_deadline().is_some_and(|d| d <= self.clock.now()) {
             return Err(Failure::new(
                 ErrorCode::InvalidState,
                 format!("grant {id} has ended"),
             ));
         }
-        next.sessions.retain(|old| old.pid != session.pid);
-        next.sessions.push(session.clone());
+        add_session(&mut next, session.clone())?;
         turn.put(next.clone());
-        Ok((next, true))
+        Ok(next)
     }
 
     /// Registers `session` and stores it before answering: for a session outside any cgroup
@@ -515,23 +528,15 @@ impl Service {
         id: &GrantId,
         session: &Session,
         jobs: Option<crate::core::left_behind::UserJobs>,
-    ) -> Result<(Request, bool), Failure> {
+    ) -> Result<Request, Failure> {
         let s = session.clone();
         self.transition(id, move |r, _now| {
-            if r.state() != State::Active {
-                return Err(Failure::new(
-                    ErrorCode::InvalidState,
-                    format!("grant {} has ended", r.id),
-                ));
-            }
-            r.sessions.retain(|old| old.pid != s.pid);
-            r.sessions.push(s);
+            add_session(r, s)?;
             if r.jobs_at_start.is_none() {
                 r.jobs_at_start = jobs.map(Box::new);
             }
             Ok(None)
         })
-        .map(|g| (g, false))
     }
 
     fn is_active(&self, id: &GrantId) -> bool {
