@@ -180,10 +180,9 @@ impl EventLog {
             events.iter().for_each(|e| self.publish(e));
             return;
         };
-        let mut batch: Vec<Event> = events.to_vec();
         let mut unlogged = self.unlogged();
         let written = match Self::write_backlog(audit.as_ref(), &mut unlogged, INLINE) {
-            Ok(true) => audit.append_all(&batch).ok(),
+            Ok(true) => audit.append_all(events).ok(),
             _ => None,
         };
         drop(unlogged);
@@ -191,9 +190,10 @@ impl EventLog {
             events.iter().for_each(|e| self.emit(e));
             return;
         };
-        for (event, position) in batch.iter_mut().zip(positions) {
+        for (event, position) in events.iter().zip(positions) {
+            let mut event = event.clone();
             event.audit = Some(position);
-            self.publish(event);
+            self.publish(&event);
         }
     }
 

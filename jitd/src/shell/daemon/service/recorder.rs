@@ -122,7 +122,7 @@ impl Service {
                 .turn()
                 .store_current(id, |current| self.store.put(current))
             else {
-                // Forgotten meanwhile (history past retention): nothing to store or log.
+                // Forgotten meanwhile (history past retention): nothing to store.
                 continue;
             };
             if let Err(e) = persisted {
@@ -136,20 +136,19 @@ impl Service {
         }
         let events: Vec<Event> = changes
             .into_iter()
-            .filter_map(|(id, note)| {
-                let grant = &stored.iter().find(|(done, _)| *done == id)?.1;
-                Some(match note {
-                    SessionNote::Opened(event) => *event,
-                    SessionNote::Closed { pid, service } => {
-                        let mut ev = event_for(
-                            EventKind::SessionClosed,
-                            grant,
-                            format!("{service} session closed"),
-                        );
-                        ev.extra.push(("PID", pid.to_string()));
-                        ev
-                    }
-                })
+            .filter_map(|(id, note)| match note {
+                // Built when the session opened: logged whatever became of the record since.
+                SessionNote::Opened(event) => Some(*event),
+                SessionNote::Closed { pid, service } => {
+                    let grant = &stored.iter().find(|(done, _)| *done == id)?.1;
+                    let mut ev = event_for(
+                        EventKind::SessionClosed,
+                        grant,
+                        format!("{service} session closed"),
+                    );
+                    ev.extra.push(("PID", pid.to_string()));
+                    Some(ev)
+                }
             })
             .collect();
         self.events.emit_all(&events);
