@@ -5,12 +5,24 @@
 
 use chrono::{DateTime, Utc};
 use std::fs;
+use std::sync::OnceLock;
 
 /// `/proc/sys/kernel/random/boot_id`, new at every boot; `None` if it cannot be read.
+///
+/// Read once and then kept: every session open and every liveness check asks, and a boot
+/// cannot change under a running process. A failed read is not kept (the next call tries
+/// again), so a `/proc` that was not there yet cannot leave jitd without a boot id.
 pub fn boot_id() -> Option<String> {
+    static KEPT: OnceLock<String> = OnceLock::new();
+    if let Some(id) = KEPT.get() {
+        return Some(id.clone());
+    }
     let id = fs::read_to_string("/proc/sys/kernel/random/boot_id").ok()?;
     let id = id.trim();
-    (!id.is_empty()).then(|| id.to_owned())
+    if id.is_empty() {
+        return None;
+    }
+    Some(KEPT.get_or_init(|| id.to_owned()).clone())
 }
 
 /// Clock ticks per second (`getconf CLK_TCK`, 100 on Linux).
