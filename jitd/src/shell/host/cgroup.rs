@@ -73,9 +73,16 @@ impl GrantCgroups {
 
     /// Moves `pid` (and so all its future descendants) into the grant's leaf.
     pub fn adopt(&self, id: &GrantFileId, pid: u32) -> io::Result<()> {
-        let dir = self.dir(id);
-        fs::create_dir_all(&dir)?;
-        fs::write(dir.join("cgroup.procs"), pid.to_string())
+        let procs = self.dir(id).join("cgroup.procs");
+        // The move first: a grant's later sessions find its leaf there, and one write is all
+        // they cost (a `create_dir_all` first was a stat and a failed mkdir per session).
+        match fs::write(&procs, pid.to_string()) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                fs::create_dir_all(self.dir(id))?;
+                fs::write(procs, pid.to_string())
+            }
+            done => done,
+        }
     }
 
     pub fn exists(&self, id: &GrantFileId) -> bool {

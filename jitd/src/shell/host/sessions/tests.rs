@@ -182,6 +182,37 @@ fn ending_a_grant_ends_detached_processes_and_sigkills_one_that_ignores_sigterm(
 }
 
 #[test]
+fn a_grants_second_session_joins_the_leaf_its_first_made_and_both_end_with_it() {
+    let user = TestUser::create(&unique_id("jte"));
+    let cgroups = TestCgroups::new();
+    let sessions = &cgroups.0;
+    let grant = "g3";
+    let mut first = Session::start(&user, "", false);
+    sessions
+        .adopt(grant, first.child.id())
+        .expect("adopt the first");
+    first.go();
+    let mut second = Session::start(&user, "", false);
+    sessions
+        .adopt(grant, second.child.id())
+        .expect("adopt the second");
+    second.go();
+    let cg = sessions.cgroups().unwrap();
+    let id = GrantFileId::parse(grant).unwrap();
+    for pid in [first.child.id(), second.child.id()] {
+        assert!(cg.contains(&id, pid), "{pid} is in the grant's leaf");
+    }
+    assert_eq!(sessions.grant_cgroups().unwrap(), vec![grant.to_string()]);
+
+    let refs = [first.session_ref(true), second.session_ref(true)];
+    let report = sessions.end_grant(grant, &refs, Duration::from_secs(10));
+    assert!(report.complete(), "{report:?}");
+    assert_eq!(processes_of(user.uid), Vec::<u32>::new(), "{report:?}");
+    assert_eq!(sessions.grant_cgroups().unwrap(), Vec::<String>::new());
+    assert!(first.child.wait().is_ok() && second.child.wait().is_ok());
+}
+
+#[test]
 fn processes_that_honour_sigterm_end_without_waiting_for_the_grace_period() {
     let user = TestUser::create(&unique_id("jte"));
     let cgroups = TestCgroups::new();
