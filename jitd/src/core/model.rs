@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use super::fleet::verdict::Signed;
 use super::left_behind::UserJobs;
 use super::recording::Record;
+use super::short_text::ShortText;
 use super::timestamp::{self, Stamp};
 
 /// A request id: 10 characters of `[a-z0-9]`. Used in sudoers file names (`jit_<id>`), so it
@@ -227,13 +228,14 @@ impl Action {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Decision {
     pub action: Action,
-    pub by: Box<str>,
+    /// Inline when short ([`ShortText`]): an approver's name, in every decided record.
+    pub by: ShortText,
     #[serde(default)]
     pub by_uid: Option<u32>,
     #[serde(with = "timestamp")]
     pub at: DateTime<Utc>,
     #[serde(default)]
-    pub note: Option<Box<str>>,
+    pub note: Option<ShortText>,
     /// An approval that no longer counts: checked again (at a reload, or when a later approval
     /// would have opened the window), its approver could no longer decide on the request.
     /// Kept in the record as it happened; the audit log says why.
@@ -337,10 +339,11 @@ pub struct Request {
     pub id: GrantId,
     /// The requester, from peer credentials (or named by an approver for `jitd grant`).
     pub uid: u32,
-    pub user: Box<str>,
+    /// Inline when short ([`ShortText`]), as user names are.
+    pub user: ShortText,
     pub target: Target,
     pub duration_secs: u64,
-    pub reason: Box<str>,
+    pub reason: ShortText,
     pub ticket: Option<Box<str>>,
     pub role: Option<Box<str>>,
     /// Distinct approvals needed.
