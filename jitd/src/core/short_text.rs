@@ -4,6 +4,9 @@
 //! jitd holds every record it loads, 100,000 active grants among them, and each such name as
 //! a `Box<str>` was a 32-byte heap chunk besides the 16 bytes pointing at it. Held inline, the
 //! value is 24 bytes and there is no chunk; longer text goes to the heap as before.
+//!
+//! Text that is usually absent (a ticket, a role, a failure) is [`RareText`] instead: one
+//! pointer wide, so an absent one costs 8 bytes in every record rather than 16.
 
 use std::borrow::Borrow;
 use std::fmt;
@@ -189,6 +192,102 @@ impl<'de> Deserialize<'de> for ShortText {
     }
 }
 
+/// Immutable text that most records do not have, held one pointer wide (`Option<RareText>`
+/// is 8 bytes; an `Option<Box<str>>` is 16). The price is a second allocation when present.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct RareText(Box<Box<str>>);
+
+impl RareText {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl From<&str> for RareText {
+    fn from(s: &str) -> RareText {
+        RareText(Box::new(s.into()))
+    }
+}
+
+impl From<String> for RareText {
+    fn from(s: String) -> RareText {
+        RareText(Box::new(s.into_boxed_str()))
+    }
+}
+
+impl From<&String> for RareText {
+    fn from(s: &String) -> RareText {
+        RareText::from(s.as_str())
+    }
+}
+
+impl From<Box<str>> for RareText {
+    fn from(s: Box<str>) -> RareText {
+        RareText(Box::new(s))
+    }
+}
+
+impl From<RareText> for String {
+    fn from(s: RareText) -> String {
+        (*s.0).into()
+    }
+}
+
+impl Deref for RareText {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl AsRef<str> for RareText {
+    fn as_ref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl Borrow<str> for RareText {
+    fn borrow(&self) -> &str {
+        &self.0
+    }
+}
+
+impl PartialEq<str> for RareText {
+    fn eq(&self, other: &str) -> bool {
+        self.as_str() == other
+    }
+}
+
+impl PartialEq<&str> for RareText {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
+impl fmt::Display for RareText {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self.as_str(), f)
+    }
+}
+
+impl fmt::Debug for RareText {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self.as_str(), f)
+    }
+}
+
+impl Serialize for RareText {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for RareText {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<RareText, D::Error> {
+        String::deserialize(d).map(RareText::from)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -197,6 +296,29 @@ mod tests {
     fn it_is_no_wider_than_a_heap_string_with_a_tag_and_an_absent_one_costs_nothing_more() {
         assert_eq!(std::mem::size_of::<ShortText>(), 24);
         assert_eq!(std::mem::size_of::<Option<ShortText>>(), 24);
+    }
+
+    #[test]
+    fn rare_text_is_one_pointer_wide_and_reads_back_as_written() {
+        assert_eq!(std::mem::size_of::<Option<RareText>>(), 8);
+        for text in [
+            "",
+            "INC-4711",
+            "a note longer than any inline text would hold",
+        ] {
+            let rare = RareText::from(text);
+            assert_eq!(rare.as_str(), text);
+            let json = serde_json::to_string(&Some(rare.clone())).unwrap();
+            assert_eq!(json, serde_json::to_string(text).unwrap());
+            assert_eq!(
+                serde_json::from_str::<Option<RareText>>(&json).unwrap(),
+                Some(rare)
+            );
+        }
+        assert_eq!(
+            serde_json::from_str::<Option<RareText>>("null").unwrap(),
+            None
+        );
     }
 
     #[test]
