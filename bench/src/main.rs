@@ -8,7 +8,7 @@
 //! run with a tenth of the grants and iterations (its figures are not the ones to quote);
 //! `--only` runs some of `scale,pam,flood,cost,sudo,ssh,throughput,revocation,fleet` (`flood`
 //! goes with `pam`; the 100k daemon starts for any of the first seven; `fleet` starts its own
-//! etcd); `--micro` puts the rows of `cargo bench -p jitd --bench core` at the top of the table.
+//! etcd), or `big`: the 100k daemon alone (its cold start and memory); `--micro` puts the rows of `cargo bench -p jitd --bench core` at the top of the table.
 //! `jit-bench --compare OLD.json [NEW.json]` prints the rows two results files share side by
 //! side, with new/old and whether each run met the goals (NEW: target/bench/results.json).
 
@@ -169,10 +169,20 @@ fn main() {
     let run = |section: &str| only.as_ref().is_none_or(|o| o.iter().any(|s| s == section));
     let step = |what: &str| eprintln!("[{:>5.1}s] {what}", clock.elapsed().as_secs_f64());
 
-    // The 100k daemon and the audit log serve these sections alone.
-    if ["scale", "pam", "flood", "cost", "sudo", "ssh", "throughput"]
-        .iter()
-        .any(|s| run(s))
+    // The 100k daemon and the audit log serve these sections alone (`big`: that daemon alone,
+    // its cold start and memory, e.g. to compare two jitd builds via CARGO_TARGET_DIR).
+    if [
+        "scale",
+        "big",
+        "pam",
+        "flood",
+        "cost",
+        "sudo",
+        "ssh",
+        "throughput",
+    ]
+    .iter()
+    .any(|s| run(s))
     {
         daemon_sections(&mut report, &plan, &run, &step);
     }

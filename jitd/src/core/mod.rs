@@ -12,6 +12,7 @@ pub mod model;
 pub mod policy;
 pub mod recording;
 pub mod registry;
+pub mod short_text;
 pub mod sudo_invocation;
 pub mod time_window;
 pub mod timestamp;

@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use super::fleet::verdict::Signed;
 use super::left_behind::UserJobs;
 use super::recording::Record;
+use super::short_text::{RareText, ShortText};
 use super::timestamp::{self, Stamp};
 
 /// A request id: 10 characters of `[a-z0-9]`. Used in sudoers file names (`jit_<id>`), so it
@@ -227,13 +228,15 @@ impl Action {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Decision {
     pub action: Action,
-    pub by: Box<str>,
+    /// Inline when short ([`ShortText`]): an approver's name, in every decided record.
+    pub by: ShortText,
     #[serde(default)]
     pub by_uid: Option<u32>,
     #[serde(with = "timestamp")]
     pub at: DateTime<Utc>,
+    /// Inline when short: `jitd grant` notes every grant it makes ("granted directly").
     #[serde(default)]
-    pub note: Option<Box<str>>,
+    pub note: Option<ShortText>,
     /// An approval that no longer counts: checked again (at a reload, or when a later approval
     /// would have opened the window), its approver could no longer decide on the request.
     /// Kept in the record as it happened; the audit log says why.
@@ -337,12 +340,14 @@ pub struct Request {
     pub id: GrantId,
     /// The requester, from peer credentials (or named by an approver for `jitd grant`).
     pub uid: u32,
-    pub user: Box<str>,
+    /// Inline when short ([`ShortText`]), as user names are.
+    pub user: ShortText,
     pub target: Target,
     pub duration_secs: u64,
-    pub reason: Box<str>,
-    pub ticket: Option<Box<str>>,
-    pub role: Option<Box<str>>,
+    pub reason: ShortText,
+    /// [`RareText`]: one pointer wide, as most requests have neither.
+    pub ticket: Option<RareText>,
+    pub role: Option<RareText>,
     /// Distinct approvals needed.
     pub approvals_required: u32,
     /// Who may approve (besides root).
@@ -356,7 +361,7 @@ pub struct Request {
     pub phase: Phase,
     pub decisions: Vec<Decision>,
     pub sessions: Vec<Session>,
-    pub failure: Option<Box<str>>,
+    pub failure: Option<RareText>,
     /// Set when taken through a break-glass role (absent in records older than roles).
     /// Boxed: rare, and every request in memory would otherwise carry its size.
     #[serde(default, skip_serializing_if = "Option::is_none")]

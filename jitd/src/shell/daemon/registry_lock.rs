@@ -111,11 +111,10 @@ impl WriterTurn<'_> {
 
     /// Publishes every record loaded at startup under one hold of the lock.
     pub fn put_all(&self, requests: Vec<Request>) {
-        let mut reg = self.registry.write().unwrap_or_else(|e| e.into_inner());
-        reg.reserve(requests.len());
-        for r in requests {
-            reg.put(r);
-        }
+        self.registry
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .put_all(requests);
     }
 
     /// Publishes a finished record: the only moment checks wait, for an index update.
