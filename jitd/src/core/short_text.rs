@@ -81,12 +81,6 @@ impl From<Box<str>> for ShortText {
     }
 }
 
-impl From<&String> for ShortText {
-    fn from(s: &String) -> ShortText {
-        ShortText::from(s.as_str())
-    }
-}
-
 impl From<ShortText> for String {
     fn from(s: ShortText) -> String {
         match s.0 {
@@ -102,25 +96,6 @@ impl Default for ShortText {
     }
 }
 
-impl Deref for ShortText {
-    type Target = str;
-    fn deref(&self) -> &str {
-        self.as_str()
-    }
-}
-
-impl AsRef<str> for ShortText {
-    fn as_ref(&self) -> &str {
-        self.as_str()
-    }
-}
-
-impl Borrow<str> for ShortText {
-    fn borrow(&self) -> &str {
-        self.as_str()
-    }
-}
-
 impl PartialEq for ShortText {
     fn eq(&self, other: &ShortText) -> bool {
         self.as_str() == other.as_str()
@@ -128,18 +103,6 @@ impl PartialEq for ShortText {
 }
 
 impl Eq for ShortText {}
-
-impl PartialEq<str> for ShortText {
-    fn eq(&self, other: &str) -> bool {
-        self.as_str() == other
-    }
-}
-
-impl PartialEq<&str> for ShortText {
-    fn eq(&self, other: &&str) -> bool {
-        self.as_str() == *other
-    }
-}
 
 impl PartialEq<String> for ShortText {
     fn eq(&self, other: &String) -> bool {
@@ -151,24 +114,6 @@ impl Hash for ShortText {
     fn hash<H: Hasher>(&self, state: &mut H) {
         // As the `str`'s own hash: `Borrow<str>` requires it.
         self.as_str().hash(state)
-    }
-}
-
-impl fmt::Display for ShortText {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Display::fmt(self.as_str(), f)
-    }
-}
-
-impl fmt::Debug for ShortText {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Debug::fmt(self.as_str(), f)
-    }
-}
-
-impl Serialize for ShortText {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(self.as_str())
     }
 }
 
@@ -215,12 +160,6 @@ impl From<String> for RareText {
     }
 }
 
-impl From<&String> for RareText {
-    fn from(s: &String) -> RareText {
-        RareText::from(s.as_str())
-    }
-}
-
 impl From<Box<str>> for RareText {
     fn from(s: Box<str>) -> RareText {
         RareText(Box::new(s))
@@ -233,60 +172,75 @@ impl From<RareText> for String {
     }
 }
 
-impl Deref for RareText {
-    type Target = str;
-    fn deref(&self) -> &str {
-        &self.0
-    }
-}
-
-impl AsRef<str> for RareText {
-    fn as_ref(&self) -> &str {
-        &self.0
-    }
-}
-
-impl Borrow<str> for RareText {
-    fn borrow(&self) -> &str {
-        &self.0
-    }
-}
-
-impl PartialEq<str> for RareText {
-    fn eq(&self, other: &str) -> bool {
-        self.as_str() == other
-    }
-}
-
-impl PartialEq<&str> for RareText {
-    fn eq(&self, other: &&str) -> bool {
-        self.as_str() == *other
-    }
-}
-
-impl fmt::Display for RareText {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Display::fmt(self.as_str(), f)
-    }
-}
-
-impl fmt::Debug for RareText {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Debug::fmt(self.as_str(), f)
-    }
-}
-
-impl Serialize for RareText {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(self.as_str())
-    }
-}
-
 impl<'de> Deserialize<'de> for RareText {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<RareText, D::Error> {
         String::deserialize(d).map(RareText::from)
     }
 }
+
+/// What both text types share: each is read, compared, shown and written as the `str` it
+/// holds (`as_str`), and stored as a plain JSON string, so the files keep their format.
+macro_rules! str_like {
+    ($t:ty) => {
+        impl From<&String> for $t {
+            fn from(s: &String) -> $t {
+                <$t>::from(s.as_str())
+            }
+        }
+
+        impl Deref for $t {
+            type Target = str;
+            fn deref(&self) -> &str {
+                self.as_str()
+            }
+        }
+
+        impl AsRef<str> for $t {
+            fn as_ref(&self) -> &str {
+                self.as_str()
+            }
+        }
+
+        impl Borrow<str> for $t {
+            fn borrow(&self) -> &str {
+                self.as_str()
+            }
+        }
+
+        impl PartialEq<str> for $t {
+            fn eq(&self, other: &str) -> bool {
+                self.as_str() == other
+            }
+        }
+
+        impl PartialEq<&str> for $t {
+            fn eq(&self, other: &&str) -> bool {
+                self.as_str() == *other
+            }
+        }
+
+        impl fmt::Display for $t {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                fmt::Display::fmt(self.as_str(), f)
+            }
+        }
+
+        impl fmt::Debug for $t {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                fmt::Debug::fmt(self.as_str(), f)
+            }
+        }
+
+        impl Serialize for $t {
+            fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.serialize_str(self.as_str())
+            }
+        }
+    };
+}
+
+str_like!(ShortText);
+str_like!(RareText);
 
 #[cfg(test)]
 mod tests {
