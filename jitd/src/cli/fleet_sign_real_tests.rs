@@ -159,7 +159,10 @@ impl Agent {
             .unwrap();
         let mut agent = Agent { child, socket };
         let deadline = Instant::now() + Duration::from_secs(10);
-        while !agent.socket.exists() {
+        // Ready once it accepts a connection: the socket's file appears at bind(), before
+        // listen(), and a connect in between is refused (what a failure of this test under load
+        // fits).
+        while std::os::unix::net::UnixStream::connect(&agent.socket).is_err() {
             assert!(
                 agent.child.try_wait().unwrap().is_none(),
                 "ssh-agent exited"
