@@ -8,7 +8,8 @@
 //! run with a tenth of the grants and iterations (its figures are not the ones to quote);
 //! `--only` runs some of `scale,pam,flood,cost,sudo,ssh,throughput,revocation,fleet` (`flood`
 //! goes with `pam`; the 100k daemon starts for any of the first seven; `fleet` starts its own
-//! etcd), or `big`: the 100k daemon alone (its cold start and memory); `--micro` puts the rows of `cargo bench -p jitd --bench core` at the top of the table.
+//! etcd), or `big`: the 100k daemon alone (its cold start and memory); `--micro` puts the
+//! rows of `cargo bench -p jitd --bench core` at the top of the table.
 //! `jit-bench --compare OLD.json [NEW.json]` prints the rows two results files share side by
 //! side, with new/old and whether each run met the goals (NEW: target/bench/results.json).
 
