@@ -138,10 +138,13 @@ fn the_window_closes_by_itself() {
     ]));
     assert!(sudo(&op.identity(), &["/usr/bin/true"]).status.success());
     d.wait_for_state(&id, "expired", Duration::from_secs(4));
+    // `expired` is in the registry before the drop-in goes (a check refuses at once; the
+    // drop-in's NOTAFTER refuses too), so its removal is waited for, with a deadline far
+    // beyond the wake-up that removes it: a bound on speed would fail on a loaded machine.
     let expired = Instant::now();
     while Path::new(&drop_in(&id)).exists() {
         assert!(
-            expired.elapsed() < Duration::from_secs(1),
+            expired.elapsed() < Duration::from_secs(10),
             "the drop-in outlived the window"
         );
         std::thread::sleep(Duration::from_millis(10));
@@ -369,13 +372,13 @@ fn every_process_a_grant_started_ends_with_it_however_it_detached() {
             _ => d.wait_for_state(&id, "expired", Duration::from_secs(6)),
         }
         let ended_at = Instant::now();
-        // kill_grace (1 s) + 1 s.
+        // A deadline, not a measure of speed: kill_grace (1 s) plus room for a loaded machine.
         while marks
             .iter()
             .any(|m| !running(&format!("sleep {m}")).is_empty())
         {
             assert!(
-                ended_at.elapsed() < Duration::from_secs(2),
+                ended_at.elapsed() < Duration::from_secs(11),
                 "after {ending}, still running: {:?}",
                 marks
                     .iter()
@@ -455,10 +458,10 @@ fn a_session_whose_record_a_crash_lost_still_ends_with_its_grant() {
         d.restart_through(&[]);
         d.wait_for_state(&id, "expired", Duration::from_secs(10));
         let ended_at = Instant::now();
-        // kill_grace (1 s) + 2 s.
+        // A deadline, not a measure of speed: kill_grace (1 s) plus room for a loaded machine.
         while !running(&format!("sleep {mark}")).is_empty() {
             assert!(
-                ended_at.elapsed() < Duration::from_secs(3),
+                ended_at.elapsed() < Duration::from_secs(11),
                 "{case}: still running after the grant ended: {:?}",
                 running(&format!("sleep {mark}"))
             );

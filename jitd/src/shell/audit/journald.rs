@@ -275,8 +275,10 @@ mod tests {
         let err = (0..100_000)
             .find_map(|_| sink.record(&event).err())
             .expect("a full queue must fail a send");
+        // One timed-out send; the bound leaves room for a loaded machine (other tests share
+        // this process) and still fails a sink that blocks, or times out on every send.
         assert!(
-            started.elapsed() < SEND_TIMEOUT * 3,
+            started.elapsed() < SEND_TIMEOUT * 20,
             "{:?}",
             started.elapsed()
         );

@@ -280,9 +280,11 @@ mod tests {
         let err = (0..100_000)
             .find_map(|_| sink.record(&event).err())
             .expect("a full queue must fail a send");
-        // One timed-out send and one after reconnecting.
+        // One timed-out send and one after reconnecting: 2 × SEND_TIMEOUT. The bound leaves
+        // room for a loaded machine (other tests share this process) and still fails a sink
+        // that blocks, or waits out the timeout on every send.
         assert!(
-            started.elapsed() < SEND_TIMEOUT * 4,
+            started.elapsed() < SEND_TIMEOUT * 20,
             "{:?}",
             started.elapsed()
         );

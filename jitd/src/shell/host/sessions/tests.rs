@@ -170,7 +170,9 @@ fn ending_a_grant_ends_detached_processes_and_sigkills_one_that_ignores_sigterm(
         took >= grace,
         "SIGKILL came only after the grace period ({took:?})"
     );
-    assert!(took <= grace + Duration::from_secs(1), "took {took:?}");
+    // Then it ends: an upper bound with room for a loaded machine (this process runs other
+    // tests), which still fails an end that waits for anything but the grace period.
+    assert!(took < grace + Duration::from_secs(10), "took {took:?}");
     let left = processes_of(user.uid);
     let status: Vec<String> = left
         .iter()
@@ -222,15 +224,14 @@ fn processes_that_honour_sigterm_end_without_waiting_for_the_grace_period() {
     session.go();
     assert_eq!(sessions.grant_cgroups().unwrap(), vec!["g2".to_string()]);
 
+    let grace = Duration::from_secs(10);
     let started = Instant::now();
-    let report = sessions.end_grant("g2", &[session.session_ref(true)], Duration::from_secs(10));
+    let report = sessions.end_grant("g2", &[session.session_ref(true)], grace);
     assert!(report.complete(), "{report:?}");
     assert!(!report.killed, "{report:?}");
-    assert!(
-        started.elapsed() < Duration::from_secs(3),
-        "{:?}",
-        started.elapsed()
-    );
+    // Waiting out the grace period would take all of it: the bound is the grace itself, not a
+    // guess at how fast a loaded machine is.
+    assert!(started.elapsed() < grace, "{:?}", started.elapsed());
     assert_eq!(processes_of(user.uid), Vec::<u32>::new());
 }
 
