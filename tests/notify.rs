@@ -255,19 +255,17 @@ fn a_hung_endpoint_delays_neither_decisions_nor_expiry() {
         ],
     ));
     server.wait_for(1, Duration::from_secs(5), event_is("requested"));
+    // What waiting on the hung endpoint would cost: its request's timeout (5 s in the
+    // webhook). Under it, with room for a loaded machine: bounds that tell waiting from not
+    // waiting, not a measure of speed.
+    let hung = Duration::from_millis(4900);
     let started = Instant::now();
     ok(d.jitd(&["approve", &id]));
     let approving = started.elapsed();
-    assert!(
-        approving < Duration::from_millis(1500),
-        "approve took {approving:?}"
-    );
-    d.wait_for_state(&id, "expired", Duration::from_secs(4));
+    assert!(approving < hung, "approve took {approving:?}");
+    d.wait_for_state(&id, "expired", Duration::from_secs(10));
     let expiring = started.elapsed();
-    assert!(
-        expiring < Duration::from_millis(3500),
-        "a 2 s grant ended after {expiring:?}"
-    );
+    assert!(expiring < hung, "a 2 s grant ended after {expiring:?}");
     eprintln!("approve: {approving:?}; approve to expired: {expiring:?}");
 }
 

@@ -169,7 +169,7 @@ fn a_stopped_daemon_is_denied_within_the_timeout() {
     let conf = ServiceDir::new(
         SERVICE,
         &format!(
-            "socket={} kind=sudo timeout_ms=300",
+            "socket={} kind=sudo timeout_ms=1000",
             jitd.socket().display()
         ),
     );
@@ -177,11 +177,13 @@ fn a_stopped_daemon_is_denied_within_the_timeout() {
     let (code, took) = timed(|| pam.acct_mgmt());
     assert_eq!(code, PAM_PERM_DENIED);
     assert!(
-        took >= Duration::from_millis(250),
+        took >= Duration::from_millis(950),
         "gave up early: {took:?}"
     );
+    // Other tests share this process: the upper bound tells a deadline kept from one
+    // restarted or ignored (several timeouts in a row) with room for a loaded machine.
     assert!(
-        took < Duration::from_millis(800),
+        took < Duration::from_millis(2500),
         "overran its deadline: {took:?}"
     );
 }
@@ -205,7 +207,8 @@ fn a_daemon_answering_garbage_is_not_trusted() {
         let mut pam = Pam::start(conf.path(), SERVICE, "alice");
         let (code, took) = timed(|| pam.acct_mgmt());
         assert_eq!(code, PAM_PERM_DENIED, "garbage {garbage:?}");
-        assert!(took < Duration::from_secs(1), "{took:?}");
+        // Refused at once or at its deadline (500 ms), never waited on past it.
+        assert!(took < Duration::from_secs(3), "{took:?}");
     }
 }
 
