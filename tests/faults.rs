@@ -59,6 +59,36 @@ fn audit_events(d: &Daemon, id: &str) -> Vec<String> {
         .collect()
 }
 
+/// Every record of the audit log, oldest first.
+fn all_audit_records(d: &Daemon) -> Vec<serde_json::Value> {
+    let out = audit(d, &["--json"]);
+    assert!(out.status.success(), "jitd audit: {}", text(&out.stderr));
+    text(&out.stdout)
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).expect("audit --json line"))
+        .collect()
+}
+
+/// The `seq` of the last `event` record among `records`.
+fn seq_of_last(records: &[serde_json::Value], event: &str) -> u64 {
+    records
+        .iter()
+        .rev()
+        .find(|r| r["event"] == event)
+        .and_then(|r| r["seq"].as_u64())
+        .unwrap_or_else(|| panic!("no {event} record in {records:#?}"))
+}
+
+/// The `seq`s the restarted jitd said were logged and never stored (`reconciled` records).
+fn said_unstored(records: &[serde_json::Value]) -> Vec<u64> {
+    records
+        .iter()
+        .filter(|r| r["event"] == "reconciled")
+        .filter_map(|r| r["extra"]["NOT_STORED"].as_str()?.parse().ok())
+        .collect()
+}
+
 /// Whether the last record of a change (one of `changes`) among `records` is followed by the
 /// record that says a change was refused and not made (the audit record of a change is
 /// written before the state directory refuses it).
@@ -167,6 +197,33 @@ fn kill9_at_every_step_of_an_approval_leaves_the_host_matching_the_records() {
                 "{failpoint}: {events:?}"
             );
         }
+        // The log's `approved` of a request still pending would mislead an auditor: the
+        // restarted jitd says, once, that it was never stored.
+        let records = audit_records(&d, &id);
+        let approved = seq_of_last(&records, "approved");
+        let said = said_unstored(&records);
+        if after == "pending" {
+            assert_eq!(said, vec![approved], "{failpoint}: {records:#?}");
+            let reconciled = records
+                .iter()
+                .rfind(|r| r["extra"]["NOT_STORED"].is_string())
+                .unwrap();
+            let message = reconciled["message"].as_str().unwrap();
+            assert!(
+                message.contains("was never stored") && message.ends_with("is pending"),
+                "{failpoint}: {message}"
+            );
+        } else {
+            assert!(said.is_empty(), "{failpoint}: {records:#?}");
+        }
+        if failpoint == "transition_after_audit" {
+            d.restart_with_env(&[]);
+            assert_eq!(
+                said_unstored(&audit_records(&d, &id)),
+                vec![approved],
+                "said again after a second restart"
+            );
+        }
         // The request can still be decided, and the grant it gives is installed.
         if after == "pending" {
             ok(d.jitd(&["approve", &id]));
@@ -202,6 +259,26 @@ fn kill9_at_every_step_of_a_direct_grant_leaves_the_host_matching_the_records() 
             assert_eq!(d.state_of(id), "active", "{failpoint}");
         }
         assert_host_matches_records(&d, failpoint);
+        // A grant logged and never stored does not exist, and the log says so.
+        let records = all_audit_records(&d);
+        let granted = seq_of_last(&records, "approved");
+        let said = said_unstored(&records);
+        if stored {
+            assert!(said.is_empty(), "{failpoint}: {records:#?}");
+        } else {
+            assert_eq!(said, vec![granted], "{failpoint}: {records:#?}");
+            let reconciled = records
+                .iter()
+                .rfind(|r| r["extra"]["NOT_STORED"].is_string())
+                .unwrap();
+            assert!(
+                reconciled["message"]
+                    .as_str()
+                    .unwrap()
+                    .contains("does not exist"),
+                "{failpoint}: {reconciled}"
+            );
+        }
     }
 }
 
@@ -234,6 +311,15 @@ fn kill9_at_every_step_of_a_revocation_leaves_the_host_matching_the_records() {
                 events.contains(&"revoked".to_string()),
                 "{failpoint}: {events:?}"
             );
+        }
+        // A `revoked` of a grant still active is said to have been never stored.
+        let records = audit_records(&d, &id);
+        let revoked = seq_of_last(&records, "revoked");
+        let said = said_unstored(&records);
+        if after == "active" {
+            assert_eq!(said, vec![revoked], "{failpoint}: {records:#?}");
+        } else {
+            assert!(said.is_empty(), "{failpoint}: {records:#?}");
         }
     }
 }

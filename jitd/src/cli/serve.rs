@@ -17,12 +17,14 @@ use crate::core::recording::RecordingsDir;
 use crate::shell::audit::audit_log::{self, AuditLog};
 use crate::shell::audit::event_log::{EventLog, StderrSink};
 use crate::shell::audit::journald::JournaldSink;
+use crate::shell::audit::last_change;
 use crate::shell::audit::pam_log_import::PamLogImport;
 use crate::shell::audit::syslog_sink::SyslogSink;
 use crate::shell::daemon::clock::{Clock, SystemClock};
 use crate::shell::daemon::service::passes::HeardPass;
+use crate::shell::daemon::service::{Service, StartupTrail};
 use crate::shell::daemon::store::FileStore;
-use crate::shell::daemon::{server, service::Service, state_dir, systemd_ready};
+use crate::shell::daemon::{server, state_dir, systemd_ready};
 use crate::shell::host::drop_ins_and_cgroups::Enforcer;
 use crate::shell::host::host_enforcement::HostEnforcement;
 use crate::shell::host::sessions::Sessions;
@@ -147,7 +149,8 @@ fn start(config: Config) -> Result<(), String> {
         ));
     }
     let log_file = state_dir.join(audit_log::LOG_FILE);
-    let trail = move |ids: &[GrantId], since| audit_log::approved_windows(&log_file, ids, since);
+    let approvals = |ids: &[GrantId], since| audit_log::approved_windows(&log_file, ids, since);
+    let last_change = |since| last_change::last_change(&log_file, since);
     let report_to = Arc::clone(&events);
     let lag_clock = Arc::clone(&clock);
     let enforcement = HostEnforcement::new(
@@ -174,7 +177,10 @@ fn start(config: Config) -> Result<(), String> {
         Box::new(store),
         events,
         Box::new(enforcement),
-        &trail,
+        StartupTrail {
+            approvals: &approvals,
+            last_change: &last_change,
+        },
         metrics,
     )
     .map_err(|e| format!("cannot load state from {}: {e}", state_dir.display()))?;

@@ -164,6 +164,7 @@ impl Request {
             jobs_at_start: None,
             login: None,
             fleet: None,
+            audit_seq: 0,
         }
     }
 

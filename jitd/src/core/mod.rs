@@ -17,5 +17,6 @@ pub mod sudo_invocation;
 pub mod time_window;
 pub mod timestamp;
 pub mod tlog;
+pub mod unstored_change;
 pub mod user_manager;
 pub mod vetting;

@@ -378,6 +378,16 @@ pub struct Request {
     /// Set on a grant this host enforces for a fleet request. Boxed: rare.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fleet: Option<Box<FleetPart>>,
+    /// The audit log's `seq` of the last change to this record that was logged ahead of being
+    /// stored (a request, a decision, a revocation...); 0 in records older than it. A change
+    /// logged with a higher `seq` than the stored record holds was never stored: startup says
+    /// so in the audit log ([`crate::core::unstored_change`]).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub audit_seq: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// What a fleet grant was approved with, as read from the shared store: the request's exact

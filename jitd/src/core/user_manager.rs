@@ -77,6 +77,7 @@ mod tests {
             jobs_at_start: used.then(|| Box::new(UserJobs::default())),
             login: None,
             fleet: None,
+            audit_seq: 0,
         }
     }
 

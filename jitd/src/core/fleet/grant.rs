@@ -48,6 +48,7 @@ pub fn local_grant(
             request_sha256: stored.sha256.clone(),
             approvals: counted.to_vec(),
         })),
+        audit_seq: 0,
     }
 }
 

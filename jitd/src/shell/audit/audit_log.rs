@@ -869,7 +869,10 @@ const APPROVING: [&[u8]; 3] = [b"approved", b"extended", b"break_glass"];
 /// any line serde_json writes: inside a string value every quote is escaped (`\"`), so
 /// `"key":"` only occurs where a key starts, and the one nested object (`extra`) has jitd's own
 /// upper-case keys. Text a user controls cannot forge a field.
-fn raw_fields<'a, const N: usize>(line: &'a [u8], keys: [&str; N]) -> [Option<&'a [u8]>; N] {
+pub(crate) fn raw_fields<'a, const N: usize>(
+    line: &'a [u8],
+    keys: [&str; N],
+) -> [Option<&'a [u8]>; N] {
     let mut found = [None; N];
     let mut left = N;
     let mut at = 0;
@@ -943,55 +946,65 @@ struct Scan<'a> {
 }
 
 #[derive(Debug, PartialEq, Eq)]
-enum Scanned {
-    /// A record older than `since` was reached, or every grant found: older files can wait.
+pub(crate) enum Scanned {
+    /// What was looked for is found, or cannot be further back: older lines can wait.
     Done,
-    /// The whole file was read: go on with the one before.
+    /// Go on with the line (or the file) before.
     Continue,
 }
 
+/// Hands `line` every non-empty line of the audit file at `path`, last first, reading it
+/// backwards in blocks, until it answers [`Scanned::Done`] (which this returns) or the file's
+/// start ([`Scanned::Continue`]): the recent end of a long log costs only its own size.
+pub(crate) fn lines_backwards(
+    path: &Path,
+    line: &mut dyn FnMut(&[u8]) -> Scanned,
+) -> io::Result<Scanned> {
+    const BLOCK: u64 = 1 << 16;
+    let file = open_trusted(path, OpenOptions::new().read(true))
+        .map_err(|e| context(e.kind(), path, format!("cannot read: {e}")))?;
+    let mut end = file.metadata()?.len();
+    // The start of the line that began before the block just read (complete at its end).
+    let mut carry: Vec<u8> = Vec::new();
+    while end > 0 {
+        let start = end.saturating_sub(BLOCK);
+        let mut buf = vec![0; (end - start) as usize];
+        file.read_exact_at(&mut buf, start)
+            .map_err(|e| context(e.kind(), path, format!("cannot read: {e}")))?;
+        buf.extend_from_slice(&carry);
+        end = start;
+        let mut lines: Vec<&[u8]> = buf.split(|&b| b == b'\n').collect();
+        // The first piece may have begun before this block: keep it for the next.
+        let first = if start > 0 {
+            Some(lines.remove(0))
+        } else {
+            None
+        };
+        for l in lines.into_iter().rev().filter(|l| !l.is_empty()) {
+            if line(l) == Scanned::Done {
+                return Ok(Scanned::Done);
+            }
+        }
+        carry = first.map(<[u8]>::to_vec).unwrap_or_default();
+        if carry.len() > MAX_LINE {
+            return Err(context(
+                io::ErrorKind::InvalidData,
+                path,
+                format!("a line before byte {end} is longer than any record"),
+            ));
+        }
+    }
+    Ok(Scanned::Continue)
+}
+
 impl Scan<'_> {
-    /// One file of the chain, read backwards in blocks.
+    /// One file of the chain, read backwards.
     fn file(
         &self,
         path: &Path,
         found: &mut HashMap<GrantId, DateTime<Utc>>,
     ) -> io::Result<Scanned> {
-        const BLOCK: u64 = 1 << 16;
-        let file = open_trusted(path, OpenOptions::new().read(true))
-            .map_err(|e| context(e.kind(), path, format!("cannot read: {e}")))?;
-        let mut end = file.metadata()?.len();
-        // The start of the line that began before the block just read (complete at its end).
-        let mut carry: Vec<u8> = Vec::new();
-        while end > 0 {
-            let start = end.saturating_sub(BLOCK);
-            let mut buf = vec![0; (end - start) as usize];
-            file.read_exact_at(&mut buf, start)
-                .map_err(|e| context(e.kind(), path, format!("cannot read: {e}")))?;
-            buf.extend_from_slice(&carry);
-            end = start;
-            let mut lines: Vec<&[u8]> = buf.split(|&b| b == b'\n').collect();
-            // The first piece may have begun before this block: keep it for the next.
-            let first = if start > 0 {
-                Some(lines.remove(0))
-            } else {
-                None
-            };
-            for line in lines.into_iter().rev().filter(|l| !l.is_empty()) {
-                if self.line(line, found) == Scanned::Done {
-                    return Ok(Scanned::Done);
-                }
-            }
-            carry = first.map(<[u8]>::to_vec).unwrap_or_default();
-            if carry.len() > MAX_LINE {
-                return Err(context(
-                    io::ErrorKind::InvalidData,
-                    path,
-                    format!("a line before byte {end} is longer than any record"),
-                ));
-            }
-        }
-        Ok(Scanned::Continue)
+        lines_backwards(path, &mut |line| self.line(line, found))
     }
 
     fn line(&self, line: &[u8], found: &mut HashMap<GrantId, DateTime<Utc>>) -> Scanned {

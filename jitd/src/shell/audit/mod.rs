@@ -9,5 +9,6 @@ pub mod audit_log;
 pub mod audit_verify;
 pub mod event_log;
 pub mod journald;
+pub mod last_change;
 pub mod pam_log_import;
 pub mod syslog_sink;

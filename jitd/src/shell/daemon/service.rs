@@ -22,6 +22,7 @@ use crate::core::policy::{Ask, Policy, Refusal, Requester, Route};
 use crate::core::registry::Registry;
 use crate::core::sudo_invocation::Invocation;
 use crate::core::timestamp::rfc3339;
+use crate::core::unstored_change::NOT_STORED;
 use crate::core::user_manager;
 use crate::shell::audit::event_log::{event_for, EventLog};
 use crate::shell::daemon::clock::Clock;
@@ -48,6 +49,8 @@ mod replay;
 mod retention;
 mod review;
 mod unrecorded;
+mod unstored;
+pub use unstored::LastChangeTrail;
 
 pub use quarantine::ApprovalTrail;
 
@@ -152,6 +155,14 @@ pub struct Service {
     fleet: OnceLock<Arc<crate::shell::fleet::link::FleetLink>>,
 }
 
+/// What startup reads back from the audit log.
+pub struct StartupTrail<'a> {
+    /// The approvals of the loaded active grants ([`Service::set_aside_unaccounted`]).
+    pub approvals: ApprovalTrail<'a>,
+    /// The last change logged ([`Service::say_unstored_change`]).
+    pub last_change: LastChangeTrail<'a>,
+}
+
 impl Service {
     /// Loads every stored request, sets aside the active grants that the policy or the audit
     /// trail (`trail`) cannot account for, ends what passed its deadline while jitd was down,
@@ -162,7 +173,7 @@ impl Service {
         store: Box<dyn Store>,
         events: Arc<EventLog>,
         enforcement: Box<dyn Enforcement>,
-        trail: ApprovalTrail,
+        trail: StartupTrail,
         metrics: Arc<Metrics>,
     ) -> std::io::Result<Arc<Service>> {
         let history_since = clock.now() - retention::as_chrono(config.retention);
@@ -193,7 +204,9 @@ impl Service {
                 format!("state file {p}"),
             ));
         }
-        service.set_aside_unaccounted(&mut requests, trail)?;
+        // Before anything is set aside: a record set aside was stored.
+        service.say_unstored_change(&requests, trail.last_change, history_since);
+        service.set_aside_unaccounted(&mut requests, trail.approvals)?;
         service.cap_remaining_time(&mut requests);
         {
             let turn = service.registry.turn();
@@ -703,7 +716,7 @@ impl Service {
             );
             ev.kind = Some(EventKind::BreakGlass);
         }
-        self.events.audit(&mut ev).map_err(|e| {
+        self.log_ahead(&mut ev, &mut r).map_err(|e| {
             Failure::new(
                 ErrorCode::Unavailable,
                 format!("refused: the audit log cannot be written ({e}); nothing was recorded"),
@@ -768,7 +781,13 @@ impl Service {
         r: &Request,
         installed: Option<&Result<(), String>>,
     ) -> Result<(), Failure> {
-        if let Err(f) = turn.write(|| self.persist(r)) {
+        // The audit record this change was logged with, if it was ([`Service::log_ahead`]).
+        let logged = turn
+            .view(|reg| reg.get(&r.id).map(|c| c.audit_seq))
+            .is_none_or(|before| before != r.audit_seq)
+            .then_some(r.audit_seq)
+            .filter(|&seq| seq != 0);
+        if let Err(f) = turn.write(|| self.persist(r, logged)) {
             if matches!(installed, Some(Ok(()))) {
                 let how = turn.view(|reg| Self::withdrawal(reg, r, self.clock.now()));
                 self.enforcement.withdraw(r, how);
@@ -805,16 +824,38 @@ impl Service {
         }
     }
 
-    fn persist(&self, r: &Request) -> Result<(), Failure> {
+    /// Logs `event`, the change about to be stored as `r`, ahead of storing it, and stamps `r`
+    /// with the record's `seq` ([`Request::audit_seq`]): a restarted jitd can then tell a
+    /// change that was logged and never stored (`core::unstored_change`).
+    fn log_ahead(&self, event: &mut Event, r: &mut Request) -> std::io::Result<()> {
+        self.events.audit(event)?;
+        if let Some(at) = &event.audit {
+            r.audit_seq = at.seq;
+        }
+        Ok(())
+    }
+
+    /// Stores `r`. `logged`: the `seq` of the audit record of the change being stored, if it
+    /// was logged ahead; a failure says that record did not take effect.
+    fn persist(&self, r: &Request, logged: Option<u64>) -> Result<(), Failure> {
         self.store.put(r).map_err(|e| {
-            self.events.emit(&event_for(
+            let mut ev = event_for(
                 EventKind::InternalError,
                 r,
-                format!(
-                    "cannot persist state: {e}. The change was refused and not made; if the \
-                     audit log recorded it just before, that record did not take effect"
-                ),
-            ));
+                match logged {
+                    Some(seq) => format!(
+                        "cannot persist state: {e}. The change was refused and not made: audit \
+                         record {seq}, written just before, did not take effect"
+                    ),
+                    None => {
+                        format!("cannot persist state: {e}. The change was refused and not made")
+                    }
+                },
+            );
+            if let Some(seq) = logged {
+                ev.extra.push((NOT_STORED, seq.to_string()));
+            }
+            self.events.emit(&ev);
             Failure::new(
                 ErrorCode::Unavailable,
                 format!("the state directory cannot be written ({e}); nothing was changed"),
@@ -899,7 +940,7 @@ impl Service {
         let before = current;
         let mut event = step(&mut next, now)?;
         if let Some(event) = &mut event {
-            self.events.audit(event).map_err(|e| {
+            self.log_ahead(event, &mut next).map_err(|e| {
                 Failure::new(
                     ErrorCode::Unavailable,
                     format!("refused: the audit log cannot be written ({e}); nothing was changed"),

@@ -320,7 +320,7 @@ impl Service {
         ev.approver = Some(approvers.join(","));
         ev.extra.push(("ORIGIN", origin));
         ev.extra.push(("HOST", link.host.clone()));
-        if let Err(e) = self.events.audit(&mut ev) {
+        if let Err(e) = self.log_ahead(&mut ev, &mut grant) {
             drop(turn);
             link.ack(
                 &id,

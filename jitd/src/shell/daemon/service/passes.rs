@@ -93,7 +93,7 @@ impl Service {
         };
         let now = self.clock.now();
         let id = turn.view(|reg| self.new_id(reg))?;
-        let r = Request::passed(
+        let mut r = Request::passed(
             id,
             Submission {
                 uid,
@@ -133,8 +133,9 @@ impl Service {
         }
         ev.extra.push(("PASS_KEY", key.clone()));
         ev.extra.push(("HEARD_FROM", heard_from.into()));
-        let audited = self.events.audit(&mut ev);
-        turn.write(|| self.persist(&r))?;
+        let audited = self.log_ahead(&mut ev, &mut r);
+        let logged = Some(r.audit_seq).filter(|&seq| seq != 0);
+        turn.write(|| self.persist(&r, logged))?;
         turn.put(r.clone());
         self.pass_keys
             .lock()

@@ -45,6 +45,7 @@ fn active_request(user: &TestUser, target: Target) -> Request {
         jobs_at_start: None,
         login: None,
         fleet: None,
+        audit_seq: 0,
     }
 }
 
