@@ -151,6 +151,144 @@ fn disable_removes_exactly_the_lines_enable_added() {
     assert_eq!(lines(&dir, "sudo"), before);
 }
 
+/// The package's own jit-account (`pam_dir` leaves it empty), which `--wait` derives its line
+/// from.
+fn with_packaged_account(dir: &TempDir) {
+    std::fs::copy(
+        workspace_root().join("packaging/pam/jit-account"),
+        dir.path().join("jit-account"),
+    )
+    .unwrap();
+}
+
+fn text(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+const WAITING: &str =
+    "account required pam_jit.so exempt_group=jit-breakglass wait=2m # jit-pam-setup";
+
+/// Login-time approval, wired rather than written by hand: sshd's account check becomes
+/// jit-account's pam_jit line with `wait=`, first of its account lines; status says so; it is
+/// no hand-wired line; enable without `--wait` takes it back, and disable removes it.
+#[test]
+fn enable_sshd_with_wait_makes_the_login_the_request_and_enable_without_it_takes_that_back() {
+    let dir = pam_dir();
+    with_packaged_account(&dir);
+    let before = lines(&dir, "sshd");
+    let out = setup(&dir, &["enable", "sshd", "--wait", "2m", "--force"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("wait up to 2m"), "{}", text(&out));
+    let wired = lines(&dir, "sshd");
+    let first = first_account_line(&wired);
+    assert_eq!(wired[first], WAITING, "{wired:#?}");
+    assert!(
+        !wired.iter().any(|l| l.starts_with("@include jit-account")),
+        "one account check, not two: {wired:#?}"
+    );
+    assert!(wired.contains(&"@include jit-session # jit-pam-setup".to_string()));
+    let status = setup(&dir, &["status"]);
+    assert!(
+        text(&status).contains("sshd: wired; logins without a grant wait up to 2m for approval"),
+        "{}",
+        text(&status)
+    );
+    let hand = setup(&dir, &["hand-wired"]);
+    assert!(hand.status.success(), "{}", text(&hand));
+
+    // Again: nothing changes. In any order of the options.
+    let again = setup(&dir, &["enable", "sshd", "--force", "--wait", "2m"]);
+    assert!(text(&again).contains("already wired"), "{}", text(&again));
+    assert_eq!(lines(&dir, "sshd"), wired);
+
+    // Another wait replaces the line; none puts the include back.
+    assert!(setup(&dir, &["enable", "sshd", "--wait", "90s", "--force"])
+        .status
+        .success());
+    let waits: Vec<String> = lines(&dir, "sshd")
+        .into_iter()
+        .filter(|l| l.contains("wait="))
+        .collect();
+    assert_eq!(
+        waits,
+        vec![WAITING.replace("wait=2m", "wait=90s")],
+        "exactly one wait line"
+    );
+    let out = setup(&dir, &["enable", "sshd", "--force"]);
+    assert!(text(&out).contains("no longer wait"), "{}", text(&out));
+    let plain = lines(&dir, "sshd");
+    assert_eq!(
+        plain[first_account_line(&plain)],
+        "@include jit-account # jit-pam-setup"
+    );
+    assert!(!plain.iter().any(|l| l.contains("wait=")), "{plain:#?}");
+
+    assert!(setup(&dir, &["enable", "sshd", "--wait", "2m", "--force"])
+        .status
+        .success());
+    assert!(setup(&dir, &["disable", "sshd"]).status.success());
+    assert_eq!(lines(&dir, "sshd"), before);
+}
+
+/// A wait pam_jit would refuse (so every login would fail on its argument), a wait for sudo,
+/// or an option nobody knows: refused with the reason, and no file changes.
+#[test]
+fn a_wait_pam_jit_would_refuse_or_a_wait_for_sudo_fails_and_changes_nothing() {
+    let dir = pam_dir();
+    with_packaged_account(&dir);
+    let (sshd, sudo) = (lines(&dir, "sshd"), lines(&dir, "sudo"));
+    for bad in ["0s", "11m", "601s", "2h", "2 m", "abc", "-1s", "2m;id", "1s30m", ""] {
+        let out = setup(&dir, &["enable", "sshd", "--wait", bad, "--force"]);
+        assert_eq!(out.status.code(), Some(1), "--wait {bad:?}: {}", text(&out));
+        assert!(
+            text(&out).contains("from 1s to 10m"),
+            "--wait {bad:?}: {}",
+            text(&out)
+        );
+    }
+    let out = setup(&dir, &["enable", "sudo", "--wait", "2m", "--force"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(text(&out).contains("jit-elevate"), "{}", text(&out));
+    for args in [
+        &["enable", "sshd", "--wait"][..],
+        &["enable", "sshd", "--forse"],
+        &["enable"],
+    ] {
+        let out = setup(&dir, args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", text(&out));
+    }
+    assert_eq!(lines(&dir, "sshd"), sshd);
+    assert_eq!(lines(&dir, "sudo"), sudo);
+}
+
+/// The waiting line is jit-account's own, so what an administrator set there (another
+/// exempt group, a timeout, a wait= of their own) carries over, with the wait asked for.
+#[test]
+fn the_waiting_line_keeps_what_jit_account_sets_and_takes_the_wait_asked_for() {
+    let dir = pam_dir();
+    std::fs::write(
+        dir.path().join("jit-account"),
+        "# edited\naccount  required  pam_jit.so exempt_group=ops timeout_ms=500 wait=5m # mine\n",
+    )
+    .unwrap();
+    let out = setup(&dir, &["enable", "sshd", "--wait", "1m30s", "--force"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let wired = lines(&dir, "sshd");
+    assert_eq!(
+        wired[first_account_line(&wired)],
+        "account required pam_jit.so exempt_group=ops timeout_ms=500 wait=1m30s # jit-pam-setup"
+    );
+    // A jit-account without pam_jit's account line gives nothing to derive from.
+    std::fs::write(dir.path().join("jit-account"), "# emptied\n").unwrap();
+    let out = setup(&dir, &["enable", "sshd", "--wait", "2m", "--force"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(text(&out).contains("reinstall"), "{}", text(&out));
+}
+
 /// `/etc/pam.d/sudo` wired by hand as docs/pam.md used to show, plus a service of the
 /// administrator's own that uses the module by its full path.
 fn hand_wired(dir: &TempDir) {
