@@ -241,7 +241,9 @@ fn a_wait_pam_jit_would_refuse_or_a_wait_for_sudo_fails_and_changes_nothing() {
     let dir = pam_dir();
     with_packaged_account(&dir);
     let (sshd, sudo) = (lines(&dir, "sshd"), lines(&dir, "sudo"));
-    for bad in ["0s", "11m", "601s", "2h", "2 m", "abc", "-1s", "2m;id", "1s30m", ""] {
+    for bad in [
+        "0s", "11m", "601s", "2h", "2 m", "abc", "-1s", "2m;id", "1s30m", "",
+    ] {
         let out = setup(&dir, &["enable", "sshd", "--wait", bad, "--force"]);
         assert_eq!(out.status.code(), Some(1), "--wait {bad:?}: {}", text(&out));
         assert!(
