@@ -151,7 +151,7 @@ impl Request {
             ticket: s.ticket.map(Into::into),
             role: s.role.map(Into::into),
             approvals_required: s.approvals_required.max(1),
-            approver_groups: s.approver_groups,
+            approver_groups: s.approver_groups.into(),
             record: s.record,
             requested_at: now,
             phase: Phase::Pending {
@@ -318,7 +318,7 @@ impl Request {
         }
         self.role = role.map(Into::into);
         self.approvals_required = approvals_required.max(1);
-        self.approver_groups = approver_groups;
+        self.approver_groups = approver_groups.into();
         if self.approvals_missing() == 0 {
             self.start_window(now);
             return true;
@@ -917,7 +917,7 @@ mod tests {
         let mut r = request(2);
         r.approve(&bob(), None, t(1)).unwrap();
         assert!(!r.reassign(Some("web".into()), 2, vec!["leads".into()], t(2)));
-        assert_eq!(r.approver_groups, vec!["leads".to_string()]);
+        assert_eq!(r.approver_groups[..], ["leads".to_string()]);
         assert!(r.reassign(Some("web".into()), 1, vec!["leads".into()], t(3)));
         assert_eq!(r.state(), State::Active);
     }

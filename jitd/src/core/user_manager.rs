@@ -60,7 +60,7 @@ mod tests {
             ticket: None,
             role: None,
             approvals_required: 1,
-            approver_groups: vec![],
+            approver_groups: Box::default(),
             record: crate::core::recording::Record::Off,
             requested_at: at("2026-11-29T09:00:00Z"),
             phase: Phase::Active {

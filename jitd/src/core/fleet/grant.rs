@@ -26,7 +26,7 @@ pub fn local_grant(
         ticket: r.ticket.as_deref().map(Into::into),
         role: Some(terms.role.as_str().into()),
         approvals_required: terms.approvals_required,
-        approver_groups: terms.approver_groups.clone(),
+        approver_groups: terms.approver_groups.clone().into(),
         requested_at: r.requested_at,
         phase: Phase::Active {
             window,

@@ -243,7 +243,7 @@ pub fn event_for(kind: EventKind, r: &Request, message: impl Into<String>) -> Ev
     e.ticket = r.ticket.as_deref().map(str::to_owned);
     e.expires = r.window().map(|w| rfc3339(w.expires_at));
     e.duration_secs = Some(r.duration_secs);
-    e.approver_groups = r.approver_groups.clone();
+    e.approver_groups = r.approver_groups.to_vec();
     e
 }
 

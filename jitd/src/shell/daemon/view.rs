@@ -108,7 +108,7 @@ pub fn view(r: &Request) -> RequestView {
             _ => None,
         },
         approvals_missing: r.approvals_missing(),
-        approver_groups: r.approver_groups.clone(),
+        approver_groups: r.approver_groups.to_vec(),
         decisions: r
             .decisions
             .iter()

@@ -125,11 +125,11 @@ impl Service {
                         let approvers_changed = (
                             r.role.as_deref(),
                             r.approvals_required,
-                            &r.approver_groups,
+                            &r.approver_groups[..],
                         ) != (
                             plan.role.as_deref(),
                             plan.approvals_required,
-                            &plan.approver_groups,
+                            &plan.approver_groups[..],
                         );
                         if !approvers_changed && stale.is_empty() {
                             return Ok(None);

@@ -28,7 +28,7 @@ fn active_request(user: &TestUser, target: Target) -> Request {
         ticket: None,
         role: None,
         approvals_required: 1,
-        approver_groups: vec![],
+        approver_groups: Box::default(),
         record: crate::core::recording::Record::Off,
         requested_at: now,
         phase: Phase::Active {
