@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use jit_tests::{json, ok, text, Daemon, TestUser};
+use jit_tests::{json, ok, text, Daemon, RootDir, TestUser};
 
 // ---- helpers ------------------------------------------------------------------------------
 
@@ -586,6 +586,65 @@ fn a_full_state_directory_refuses_changes_keeps_expiring_and_recovers_by_itself(
         1,
         "{short_events:?}"
     );
+}
+
+/// Waits (with a deadline) until `done` holds, saying `what` if it never does.
+fn wait_for(what: &str, deadline: Duration, mut done: impl FnMut() -> bool) {
+    let until = Instant::now() + deadline;
+    while !done() {
+        assert!(Instant::now() < until, "{what}: not within {deadline:?}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// A grant failed by a reconciliation (its program became its holder's) while the state
+/// directory is full: withdrawn at once, and stored as failed once space returns, without a
+/// restart. Before, the failure was never stored: a restart after the program was repaired
+/// found the grant active and installed it again, though it had been withdrawn and logged as
+/// failed.
+#[test]
+fn a_grant_failed_while_the_disk_is_full_is_stored_as_failed_once_space_returns() {
+    let alice = TestUser::create("dff");
+    let programs = RootDir::new();
+    let prog = programs.program("prog", "echo hi");
+    let mut mounted = None;
+    // The periodic reconciliation every 200 ms instead of every minute.
+    let d = Daemon::start_custom("", &["env", "JITD_TEST_RECONCILE_MS=200"], |dir| {
+        mounted = Some(Tmpfs::mount(&dir.join("state"), "1m"));
+    });
+    let _unmount = mounted;
+    let id = ok(d.jitd(&[
+        "grant",
+        &alice.name,
+        "--for",
+        "5m",
+        "--reason",
+        "x",
+        "--",
+        &prog,
+    ]));
+    assert_eq!(stored_state(&d, &id), "active");
+    let filler = fill(&d.dir().join("state"));
+    std::os::unix::fs::chown(&prog, Some(alice.uid), None).unwrap();
+    wait_for("withdrawn", Duration::from_secs(10), || {
+        d.state_of(&id) == "failed"
+    });
+    assert!(
+        !sudoers_files(&d).0.contains(&id),
+        "the drop-in goes whatever the disk says"
+    );
+    assert_eq!(
+        stored_state(&d, &id),
+        "active",
+        "the full disk refused the record (else this test shows nothing)"
+    );
+    fs::remove_file(&filler).unwrap();
+    wait_for("stored as failed", Duration::from_secs(10), || {
+        stored_state(&d, &id) == "failed"
+    });
+    wait_for("logged", Duration::from_secs(10), || {
+        audit_events(&d, &id).contains(&"grant_failed".to_string())
+    });
 }
 
 // ---- the wall clock steps ---------------------------------------------------------------

@@ -25,6 +25,7 @@ use crate::shell::daemon::service::passes::HeardPass;
 use crate::shell::daemon::service::{Service, StartupTrail};
 use crate::shell::daemon::store::FileStore;
 use crate::shell::daemon::{server, state_dir, systemd_ready};
+use crate::shell::failpoint;
 use crate::shell::host::drop_ins_and_cgroups::Enforcer;
 use crate::shell::host::host_enforcement::HostEnforcement;
 use crate::shell::host::sessions::Sessions;
@@ -243,7 +244,7 @@ fn start(config: Config) -> Result<(), String> {
     let scheduler = Arc::clone(&service);
     std::thread::Builder::new()
         .name("scheduler".into())
-        .spawn(move || scheduler.run_scheduler(RECONCILE_EVERY))
+        .spawn(move || scheduler.run_scheduler(failpoint::reconcile_every(RECONCILE_EVERY)))
         .map_err(|e| format!("cannot start the scheduler: {e}"))?;
     eprintln!("jitd: listening on {}", socket.display());
     systemd_ready::ready();

@@ -8,6 +8,9 @@
 //! - The wall clock: `JITD_TEST_WALL_OFFSET=<file>` adds the whole seconds in that file to
 //!   every reading of the wall clock ([`wall_now`]), so a test steps jitd's wall clock by
 //!   hours (`date -s`, as far as jitd can tell) without setting the machine's.
+//! - The reconciliation's period: `JITD_TEST_RECONCILE_MS=<ms>` instead of a minute
+//!   ([`reconcile_every`]), so a test sees what a periodic reconciliation does without waiting
+//!   for it.
 
 use chrono::{DateTime, Utc};
 
@@ -57,4 +60,20 @@ pub fn wall_now() -> DateTime<Utc> {
 #[inline(always)]
 pub fn wall_now() -> DateTime<Utc> {
     Utc::now()
+}
+
+/// How often the scheduler reconciles the host with the records: `default`, or what
+/// `JITD_TEST_RECONCILE_MS` says.
+#[cfg(any(test, feature = "failpoints"))]
+pub fn reconcile_every(default: std::time::Duration) -> std::time::Duration {
+    std::env::var("JITD_TEST_RECONCILE_MS")
+        .ok()
+        .and_then(|ms| ms.parse().ok())
+        .map_or(default, std::time::Duration::from_millis)
+}
+
+#[cfg(not(any(test, feature = "failpoints")))]
+#[inline(always)]
+pub fn reconcile_every(default: std::time::Duration) -> std::time::Duration {
+    default
 }

@@ -1415,20 +1415,16 @@ impl Service {
         };
         self.metrics.count_outcome(State::Failed);
         self.withdraw(&failed);
-        // As in `record_end`: the registry's current version, stored in turn order.
-        let persisted = self.store_current(&failed.id);
+        // As in `record_end`: logged, then stored (a crash between the two leaves the grant
+        // active on disk, and the restart's reconciliation fails it again and logs it again;
+        // the other way round it would be failed and never logged), and stored again every
+        // second while the disk refuses.
         self.events.emit(&event_for(
             EventKind::GrantFailed,
             &failed,
             format!("grant withdrawn at reconciliation: {why}"),
         ));
-        if let Err(e) = persisted {
-            self.events.emit(&event_for(
-                EventKind::InternalError,
-                &failed,
-                format!("cannot persist state: {e}"),
-            ));
-        }
+        self.store_or_retry(&failed, "the failure");
         self.poke();
         false
     }

@@ -7,7 +7,7 @@
 
 use super::{Ended, Service};
 use crate::core::events::EventKind;
-use crate::core::model::{End, GrantId};
+use crate::core::model::{End, GrantId, Request};
 use crate::shell::audit::event_log::event_for;
 use crate::shell::failpoint;
 
@@ -32,18 +32,26 @@ impl Service {
         self.events
             .emit(&event_for(kind, &request, format!("{what}{context}")));
         failpoint::hit("expiry_half_recorded");
-        if let Err(e) = self.store_current(&id) {
-            self.events.emit(&event_for(
-                EventKind::InternalError,
-                &request,
-                format!("cannot persist expiry: {e}; jitd stores it again every second"),
-            ));
-            self.unstored().insert(id.clone());
-        }
+        self.store_or_retry(&request, "expiry");
         self.warned
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .remove(&id);
+    }
+
+    /// Stores the registry's current version of `request` (an end already applied: in memory
+    /// and on the host); when the disk refuses, says so and keeps it to store again every
+    /// second ([`Service::record_again`]), so a full disk never leaves the stored record
+    /// active for a restart to bring back. `what` names the change in the message.
+    pub(super) fn store_or_retry(&self, request: &Request, what: &str) {
+        if let Err(e) = self.store_current(&request.id) {
+            self.events.emit(&event_for(
+                EventKind::InternalError,
+                request,
+                format!("cannot persist {what}: {e}; jitd stores it again every second"),
+            ));
+            self.unstored().insert(request.id.clone());
+        }
     }
 
     /// Stores the registry's current version of `id` after every version before it and
