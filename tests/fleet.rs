@@ -779,3 +779,116 @@ fn a_requester_cannot_flood_the_store_past_twenty_pending_fleet_requests() {
     ]);
     assert_eq!(keys.lines().filter(|l| !l.is_empty()).count(), 20, "{keys}");
 }
+
+/// An RFC 3339 time `ago` before now (`date -d`'s words: "40 days ago").
+fn rfc3339_ago(ago: &str) -> String {
+    let out = Command::new("date")
+        .args(["-u", "-d", ago, "+%Y-%m-%dT%H:%M:%SZ"])
+        .output()
+        .expect("date");
+    text(&out.stdout).trim().to_string()
+}
+
+/// `jitd fleet gc`: a request over for longer than `--older-than` (default 30 days) leaves
+/// the store with its approvals, ends and acknowledgements, as do approvals whose request is
+/// gone; a live request and its approval stay, and its grant stays enforced. A dry run removes
+/// nothing; only root may run it; the audit log says what went; a second run finds nothing.
+#[test]
+fn fleet_gc_removes_what_no_host_can_act_on_and_leaves_live_grants_alone() {
+    let fleet = Fleet::new();
+    let db1 = fleet.host("db-1");
+    let live = fleet.ask(&db1, "db-*", &["/usr/bin/systemctl", "restart", "nginx"]);
+    fleet.approve(&db1, &live);
+    wait_until(ENFORCED_WITHIN, "the live grant enforced", || {
+        drop_in(&db1, &live).exists()
+    });
+    // A request of 40 days ago as the store would still hold it: the live one's record with
+    // another id and old times, an approval, an end and an acknowledgement beside it.
+    let v1 = format!("{}/v1", fleet.prefix);
+    let mut old: serde_json::Value =
+        serde_json::from_str(&fleet.get(&format!("{v1}/g/req/db-1/{live}"))).unwrap();
+    let old_id = "gcold00001";
+    old["id"] = old_id.into();
+    old["requested_at"] = rfc3339_ago("40 days ago").into();
+    old["pending_until"] = rfc3339_ago("40 days ago + 1 hour").into();
+    fleet.put(&format!("{v1}/g/req/db-1/{old_id}"), &old.to_string());
+    fleet.put(&format!("{v1}/g/ok/{}/{old_id}", fleet.bob.name), "{}");
+    fleet.put(&format!("{v1}/g/end/db-1/{old_id}"), "{}");
+    fleet.put(&format!("{v1}/a/{old_id}/db-1"), "{}");
+    // An approval whose request is gone.
+    let orphan = "gcorphan01";
+    fleet.put(&format!("{v1}/g/ok/{}/{orphan}", fleet.bob.name), "{}");
+    let keys = || fleet.etcdctl(&["get", "--prefix", "--keys-only", &format!("{v1}/")]);
+
+    let refused = db1.jitd_as(&fleet.alice, &["fleet", "gc"]);
+    assert!(!refused.status.success());
+    assert!(
+        text(&refused.stderr).contains("only root"),
+        "{}",
+        text(&refused.stderr)
+    );
+
+    let dry = db1.jitd(&["fleet", "gc", "--dry-run", "--json"]);
+    assert!(dry.status.success(), "{}", text(&dry.stderr));
+    let dry = json(&dry);
+    assert_eq!(dry["removed"][0]["id"], old_id, "{dry}");
+    assert_eq!(dry["removed"].as_array().unwrap().len(), 1, "{dry}");
+    assert_eq!(dry["orphans"], 1, "{dry}");
+    assert_eq!(dry["deleted_keys"], 0, "{dry}");
+    assert!(
+        keys().contains(old_id) && keys().contains(orphan),
+        "a dry run removes nothing"
+    );
+
+    let run = db1.jitd(&["fleet", "gc", "--json"]);
+    assert!(run.status.success(), "{}", text(&run.stderr));
+    let run = json(&run);
+    assert_eq!(run["removed"][0]["id"], old_id, "{run}");
+    assert_eq!(
+        run["deleted_keys"], 4,
+        "request, approval, end, orphan: {run}"
+    );
+    assert_eq!(run["deleted_acks"], 1, "{run}");
+    assert_eq!(run["kept"], 1, "the live request: {run}");
+    let left = keys();
+    assert!(!left.contains(old_id) && !left.contains(orphan), "{left}");
+    assert!(
+        left.contains(&format!("{v1}/g/req/db-1/{live}"))
+            && left.contains(&format!("{v1}/g/ok/{}/{live}", fleet.bob.name)),
+        "the live request and its approval stay: {left}"
+    );
+    // Once the host has applied everything up to a write made after the deletes, it has
+    // seen them: the live grant stays.
+    let marker: serde_json::Value = serde_json::from_str(&fleet.etcdctl(&[
+        "put",
+        &format!("{v1}/g/test-marker/x/y"),
+        "{}",
+        "-w",
+        "json",
+    ]))
+    .unwrap();
+    let revision = marker["header"]["revision"].as_i64().unwrap();
+    wait_until(ENFORCED_WITHIN, "the host to apply the deletes", || {
+        json(&db1.jitd(&["fleet", "status", "--json"]))["applied_revision"]
+            .as_i64()
+            .is_some_and(|r| r >= revision)
+    });
+    assert_eq!(db1.state_of(&live), "active");
+    assert!(
+        drop_in(&db1, &live).exists(),
+        "the live grant is still enforced"
+    );
+    assert!(
+        audit_log(&db1).contains("fleet gc by root: 1 request(s) over before"),
+        "{}",
+        audit_log(&db1)
+    );
+
+    let again = json(&db1.jitd(&["fleet", "gc", "--json"]));
+    assert_eq!(
+        again["removed"].as_array().map(Vec::len),
+        Some(0),
+        "{again}"
+    );
+    assert_eq!(again["deleted_keys"], 0, "{again}");
+}

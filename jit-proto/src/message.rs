@@ -292,6 +292,15 @@ pub enum Request {
     },
     /// Fleet mode: the store's members, this host's sync position, the hosts alive.
     FleetStatus,
+    /// Fleet mode (root): removes from the shared store the requests over for longer than
+    /// `older_than_secs` (default 30 days), with their approvals, ends and acknowledgements.
+    FleetGc {
+        #[serde(default)]
+        older_than_secs: Option<u64>,
+        /// Says what would go; removes nothing.
+        #[serde(default)]
+        dry_run: bool,
+    },
 }
 
 /// The envelope of every request.
@@ -373,6 +382,10 @@ pub enum Response {
     /// FleetStatus.
     FleetStatus {
         fleet: Box<FleetStatusView>,
+    },
+    /// FleetGc.
+    FleetGc {
+        gc: Box<FleetGcView>,
     },
     /// Replay: the sessions' output as `sudoreplay` plays it, cut to fit one frame.
     Replay {
@@ -512,6 +525,35 @@ pub struct HostAckView {
     #[serde(default)]
     pub why: Option<String>,
     pub at: String,
+}
+
+/// `jitd fleet gc`.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct FleetGcView {
+    pub dry_run: bool,
+    /// Requests over before this (RFC 3339) went (or would go).
+    pub over_before: String,
+    /// The requests removed (or that would be), oldest first.
+    pub removed: Vec<FleetGcItem>,
+    /// Approvals and ends whose request the store no longer holds, removed with them.
+    pub orphans: usize,
+    /// Keys deleted under `g/`, and acknowledgements under `a/` (0 in a dry run).
+    pub deleted_keys: usize,
+    pub deleted_acks: u64,
+    /// Requests that stay, and request records that cannot be read (kept).
+    pub kept: usize,
+    pub unreadable: usize,
+    /// Set when the store failed part way: what is above went; run it again for the rest.
+    #[serde(default)]
+    pub error: Option<String>,
+}
+
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct FleetGcItem {
+    pub id: String,
+    pub origin: String,
+    /// RFC 3339: the last moment anything it granted could last.
+    pub over_at: String,
 }
 
 /// `jitd fleet status`.

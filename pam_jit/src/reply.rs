@@ -69,6 +69,7 @@ fn kind_of(response: &Response) -> &'static str {
         Response::Replay { .. } => "replay",
         Response::ReasonWanted { .. } => "reason_wanted",
         Response::FleetStatus { .. } => "fleet_status",
+        Response::FleetGc { .. } => "fleet_gc",
         Response::Error { .. } => "error",
     }
 }

@@ -142,6 +142,19 @@ pub enum FleetCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Remove from the store the requests over for longer than --older-than (root). Hosts
+    /// read at most 100,000 requests, so a long-lived fleet needs this, e.g. weekly.
+    Gc {
+        /// How long a request must have been over (its pending time and a whole window
+        /// after it), e.g. 30d, 12h.
+        #[arg(long, value_name = "DUR", value_parser = parse_duration, default_value = "30d")]
+        older_than: std::time::Duration,
+        /// Say what would go; remove nothing.
+        #[arg(long)]
+        dry_run: bool,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Args, Debug)]

@@ -78,6 +78,18 @@ pub fn run(socket: &std::path::Path, command: Command) -> ExitCode {
         Command::Fleet(FleetCommand::Status { json }) => {
             (Request::FleetStatus, json, Style::Detail)
         }
+        Command::Fleet(FleetCommand::Gc {
+            older_than,
+            dry_run,
+            json,
+        }) => (
+            Request::FleetGc {
+                older_than_secs: Some(older_than.as_secs()),
+                dry_run,
+            },
+            json,
+            Style::Detail,
+        ),
         Command::Deny { id, reason, json } => (Request::Deny { id, reason }, json, Style::Detail),
         Command::Revoke { id, reason, json } => {
             (Request::Revoke { id, reason }, json, Style::Detail)
@@ -242,6 +254,16 @@ fn print(response: Response, json: bool, style: Style) -> ExitCode {
                 println!("{}", json_text(&fleet));
             } else {
                 print!("{}", output::fleet_status(&fleet));
+            }
+        }
+        Response::FleetGc { gc } => {
+            if json {
+                println!("{}", json_text(&gc));
+            } else {
+                print!("{}", output::fleet_gc(&gc));
+            }
+            if gc.error.is_some() {
+                return ExitCode::from(EXIT_REFUSED);
             }
         }
         Response::Error { code, message } => {

@@ -217,6 +217,45 @@ pub fn detail(r: &RequestView) -> String {
     out
 }
 
+/// `jitd fleet gc`.
+pub fn fleet_gc(g: &jit_proto::FleetGcView) -> String {
+    let mut out = String::new();
+    let verb = if g.dry_run { "would remove" } else { "removed" };
+    out.push_str(&format!(
+        "{verb} {} request(s) over before {}, and {} approval(s) or end(s) of requests no longer in the store\n",
+        g.removed.len(),
+        g.over_before,
+        g.orphans
+    ));
+    for r in &g.removed {
+        out.push_str(&format!(
+            "  {}  asked on {}, over at {}\n",
+            r.id, r.origin, r.over_at
+        ));
+    }
+    if !g.dry_run {
+        out.push_str(&format!(
+            "deleted {} key(s) and {} acknowledgement(s)\n",
+            g.deleted_keys, g.deleted_acks
+        ));
+    }
+    out.push_str(&format!("kept {} request(s)", g.kept));
+    if g.unreadable > 0 {
+        out.push_str(&format!(
+            " and {} unreadable request record(s) (nothing says when they are over: look with etcdctl)",
+            g.unreadable
+        ));
+    }
+    out.push('\n');
+    if let Some(e) = &g.error {
+        out.push_str(&format!(
+            "STOPPED: {}; run it again for the rest\n",
+            clip(e, 300)
+        ));
+    }
+    out
+}
+
 /// `jitd fleet status`.
 pub fn fleet_status(f: &jit_proto::FleetStatusView) -> String {
     let mut out = String::new();

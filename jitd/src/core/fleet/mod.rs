@@ -4,6 +4,7 @@
 
 pub mod allowed_signers;
 pub mod book;
+pub mod gc;
 pub mod grant;
 pub mod host_pattern;
 pub mod records;

@@ -340,6 +340,7 @@ fn changes_state(request: &Request) -> bool {
         | Request::LoginWait(_)
         | Request::LoginAbandon { .. }
         | Request::FleetApprove { .. }
+        | Request::FleetGc { .. }
         | Request::Reload => true,
         // A waiting login's poll only reads: never rate limited as a change, whoever asks.
         Request::Check(_)

@@ -38,6 +38,7 @@ use crate::shell::host::sudo_command;
 
 mod extend;
 mod fleet;
+mod fleet_gc;
 mod logins;
 pub mod passes;
 mod quarantine;
@@ -317,6 +318,10 @@ impl Service {
                 signature,
             } => self.fleet_approve(actor, &id, &request_sha256, &approved_at, &signature),
             Wire::FleetStatus => self.fleet_status(actor),
+            Wire::FleetGc {
+                older_than_secs,
+                dry_run,
+            } => self.fleet_gc(actor, older_than_secs, dry_run),
         };
         result.unwrap_or_else(|f| Response::Error {
             code: f.code,

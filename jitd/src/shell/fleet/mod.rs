@@ -4,6 +4,7 @@
 
 pub mod allowed_signers_file;
 pub mod etcd;
+pub mod gc;
 pub mod link;
 pub mod presence;
 pub mod sync;

@@ -61,7 +61,7 @@ fn groups_of(name: &str) -> Option<Vec<String>> {
     identity::actor_for_uid(uid).ok().map(|a| a.groups)
 }
 
-fn not_fleet() -> Failure {
+pub(super) fn not_fleet() -> Failure {
     Failure::new(
         ErrorCode::BadRequest,
         "fleet mode is not configured on this host ([fleet] in jitd.toml): leave out --hosts to ask for this host",

@@ -266,11 +266,18 @@ impl Etcd {
 
     /// Deletes `key`; true if it existed. (After a failover the retry may find it already
     /// deleted by the first attempt and say false.)
-    #[cfg(test)]
     pub fn delete(&self, key: &[u8]) -> Result<bool, EtcdError> {
         check_key(key)?;
         let answer = self.call("/v3/kv/deleterange", &json!({"key": b64(key)}))?;
         Ok(wire::int(&answer, "deleted")? > 0)
+    }
+
+    /// Deletes every key under `prefix`; returns how many went.
+    pub fn delete_prefix(&self, prefix: &[u8]) -> Result<i64, EtcdError> {
+        check_key(prefix)?;
+        let body = json!({"key": b64(prefix), "range_end": b64(&wire::prefix_end(prefix))});
+        let answer = self.call("/v3/kv/deleterange", &body)?;
+        wire::int(&answer, "deleted")
     }
 
     /// A new lease of `ttl_secs`; returns its id.

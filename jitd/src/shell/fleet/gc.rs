@@ -1,0 +1,67 @@
+//! `jitd fleet gc` against the store: one listing of `g/` (a snapshot at one revision), the
+//! plan `core::fleet::gc` makes of it, then the deletes, acknowledgements first and each
+//! request's own record last, so a run the store interrupts leaves what the next run finds.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+
+use super::link::FleetLink;
+use crate::core::fleet::gc::{self, Plan};
+
+/// What a run found and did.
+pub struct Outcome {
+    pub plan: Plan,
+    pub deleted_keys: usize,
+    pub deleted_acks: u64,
+    /// The store failed part way (or at the listing): what is counted above went.
+    pub error: Option<String>,
+}
+
+pub fn run(link: &FleetLink, now: DateTime<Utc>, older_than: Duration, dry_run: bool) -> Outcome {
+    let mut outcome = Outcome {
+        plan: Plan::default(),
+        deleted_keys: 0,
+        deleted_acks: 0,
+        error: None,
+    };
+    let snapshot = match link.etcd.range_prefix(link.keys.grants().as_bytes()) {
+        Ok(s) => s,
+        Err(e) => {
+            outcome.error = Some(format!("cannot list the fleet store: {e}"));
+            return outcome;
+        }
+    };
+    outcome.plan = gc::plan(
+        &link.keys,
+        snapshot
+            .kvs
+            .iter()
+            .map(|kv| (kv.key.as_slice(), kv.value.as_slice())),
+        now,
+        older_than,
+    );
+    if dry_run {
+        return outcome;
+    }
+    for removed in &outcome.plan.removed {
+        match link
+            .etcd
+            .delete_prefix(link.keys.acks_of(&removed.id).as_bytes())
+        {
+            Ok(n) => outcome.deleted_acks += u64::try_from(n).unwrap_or(0),
+            Err(e) => {
+                outcome.error = Some(format!("the fleet store failed part way: {e}"));
+                return outcome;
+            }
+        }
+    }
+    for key in &outcome.plan.keys {
+        if let Err(e) = link.etcd.delete(key) {
+            outcome.error = Some(format!("the fleet store failed part way: {e}"));
+            return outcome;
+        }
+        outcome.deleted_keys += 1;
+    }
+    outcome
+}
