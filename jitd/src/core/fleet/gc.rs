@@ -97,7 +97,23 @@ pub fn plan<'a>(
                         None
                     }
                 };
-                requests.insert(id, (key.to_vec(), verdict));
+                match requests.entry(id) {
+                    std::collections::btree_map::Entry::Vacant(v) => {
+                        v.insert((key.to_vec(), verdict));
+                    }
+                    // Two request records of one id (under two origins: only a store someone
+                    // else writes to holds that): which one its approvals are for is unclear,
+                    // so the id keeps everything.
+                    std::collections::btree_map::Entry::Occupied(mut o) => {
+                        if o.get().1.is_some() {
+                            plan.kept += 1;
+                        }
+                        if verdict.is_some() {
+                            plan.kept += 1;
+                        }
+                        o.get_mut().1 = None;
+                    }
+                }
             }
             Some(GKey::Approval { id, .. } | GKey::End { id, .. }) => {
                 others.entry(id).or_default().push(key.to_vec());
@@ -274,6 +290,27 @@ mod tests {
                 .collect(),
             "the unreadable request and its approval stay, as does what this jitd cannot read"
         );
+    }
+
+    #[test]
+    fn an_id_with_two_request_records_keeps_everything() {
+        // A live request, and an old-looking copy of its id under another origin: removing
+        // the copy's "approvals" would remove the live one's.
+        let k = keys();
+        let r = id('f');
+        let entries = vec![
+            (k.request("db-1", &r), {
+                let mut v: serde_json::Value =
+                    serde_json::from_slice(&request(&r, -DAY, 60)).unwrap();
+                v["origin"] = "db-1".into();
+                serde_json::to_vec(&v).unwrap()
+            }),
+            // Listed after the live one (keys come sorted).
+            (k.request("web-1", &r), request(&r, -40 * DAY, 60)),
+            (k.approval("bob", &r), b"{}".to_vec()),
+        ];
+        let p = plan(&k, listing(&entries), t(0), std::time::Duration::ZERO);
+        assert!(p.removed.is_empty() && p.keys.is_empty(), "{p:?}");
     }
 
     #[test]
