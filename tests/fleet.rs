@@ -892,3 +892,25 @@ fn fleet_gc_removes_what_no_host_can_act_on_and_leaves_live_grants_alone() {
     );
     assert_eq!(again["deleted_keys"], 0, "{again}");
 }
+
+/// A fleet request asked on a host for others, and an end written to the store, are logged
+/// with no local record to store: a restart must not take them for changes a crash kept from
+/// being stored (it says so only of records marked STORED_AFTER).
+#[test]
+fn a_restart_after_fleet_requests_and_ends_says_nothing_was_left_unstored() {
+    let fleet = Fleet::new();
+    let web1 = fleet.host("web-1");
+    let asked = fleet.ask(&web1, "db-*", &["/usr/bin/systemctl", "restart", "nginx"]);
+    let denied = fleet.ask(&web1, "db-*", &["/usr/bin/systemctl", "restart", "nginx"]);
+    fleet.wait_seen(&web1, &denied);
+    ok(web1.jitd_as(&fleet.bob, &["deny", &denied, "--reason", "not now"]));
+    let mut web1 = web1;
+    web1.restart();
+    let log = audit_log(&web1);
+    assert!(
+        log.contains(&asked) && log.contains(&denied),
+        "both were logged on web-1: {log}"
+    );
+    assert!(!log.contains("NOT_STORED"), "{log}");
+    assert!(!log.contains("was never stored"), "{log}");
+}

@@ -9,31 +9,22 @@
 //! ([`Request::audit_seq`]), and at startup the last change the log holds is compared with
 //! the record: a higher `seq` than the record's was never stored, and jitd says so in the log.
 //!
-//! Only the last change can be in that gap: changes are made one at a time, each stored before
-//! the next is logged. Ends of windows (`expired`, `timed_out`) are not among them: they are
-//! logged after the grant is gone from the host, stored after that, and an end logged but not
-//! stored is applied and logged again at startup.
+//! Such records carry [`STORED_AFTER`]. Only the last of them can be in that gap: they are
+//! written one at a time, in the writer's turn, each change stored before the next is logged.
+//! Ends of windows (`expired`, `timed_out` by the clock) are not among them: they are logged
+//! after the grant is gone from the host, stored after that, and an end logged but not stored
+//! is applied and logged again at startup.
 
 use chrono::{DateTime, Utc};
 use jit_proto::State;
 
-use super::events::EventKind;
 use super::model::Request;
 
-/// The kinds of audit record written ahead of a stored change to the request they name.
-pub const WRITTEN_AHEAD: [EventKind; 11] = [
-    EventKind::Requested,
-    EventKind::Approved,
-    EventKind::Denied,
-    EventKind::Cancelled,
-    EventKind::Revoked,
-    EventKind::Completed,
-    EventKind::Extended,
-    EventKind::Reviewed,
-    EventKind::BreakGlass,
-    EventKind::FailOpen,
-    EventKind::ConfigReloaded,
-];
+/// The `extra` field (`JIT_STORED_AFTER=yes` in the journal) of an audit record written ahead
+/// of storing the change it describes, in the writer's turn (a request, a decision, a
+/// revocation, a reload's reassignment...). Only those are checked: a fleet request asked for
+/// other hosts, or an end written to the fleet store, is logged with no local record to store.
+pub const STORED_AFTER: &str = "STORED_AFTER";
 
 /// The `extra` field (`JIT_NOT_STORED` in the journal) of a record that says the change
 /// logged with that `seq` was not stored: startup's `reconciled`, or the `internal_error` of a

@@ -1,6 +1,6 @@
 //! Reads back, at startup, the audit log's last record of a change written ahead of its
-//! stored record, unless the log already says it was not stored ([`crate::core::unstored_change`]
-//! decides what it means).
+//! stored record (marked [`STORED_AFTER`]), unless the log already says it was not stored
+//! ([`crate::core::unstored_change`] decides what it means).
 
 use std::collections::HashSet;
 use std::io;
@@ -10,7 +10,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 
 use crate::core::events::EventKind;
 use crate::core::timestamp;
-use crate::core::unstored_change::{LoggedChange, NOT_STORED, WRITTEN_AHEAD};
+use crate::core::unstored_change::{LoggedChange, NOT_STORED, STORED_AFTER};
 use crate::shell::audit::audit_files;
 use crate::shell::audit::audit_log::{lines_backwards, raw_fields, AuditRecord, Scanned};
 
@@ -78,7 +78,10 @@ impl Search {
         let Some(id) = id else {
             return Scanned::Continue;
         };
-        if !WRITTEN_AHEAD.iter().any(|k| k.name() == event) {
+        // Sound without parsing, as `raw_fields` is: inside a string value every quote is
+        // escaped, so this text occurs only as the `extra` key and value jitd wrote.
+        let marker = format!("\"{STORED_AFTER}\":\"yes\"");
+        if !line.windows(marker.len()).any(|w| w == marker.as_bytes()) {
             return Scanned::Continue;
         }
         // A line that does not parse is no record jitd wrote (`jitd audit verify` says what
@@ -114,6 +117,13 @@ mod tests {
         e
     }
 
+    /// A change logged ahead of its stored record, as the daemon's `log_ahead` marks it.
+    fn change(kind: EventKind, id: Option<&str>) -> Event {
+        let mut e = event(kind, id);
+        e.extra.push((STORED_AFTER, "yes".into()));
+        e
+    }
+
     fn long_ago() -> DateTime<Utc> {
         Utc::now() - chrono::Duration::days(1)
     }
@@ -122,9 +132,9 @@ mod tests {
     fn the_last_change_is_found_past_the_records_that_are_not_changes() {
         let dir = TempDir::new("last-change");
         let log = AuditLog::open(&dir.0, Rotation::NEVER).unwrap();
-        log.record(&event(EventKind::Requested, Some("aaaaaaaaaa")))
+        log.record(&change(EventKind::Requested, Some("aaaaaaaaaa")))
             .unwrap();
-        log.record(&event(EventKind::Approved, Some("aaaaaaaaaa")))
+        log.record(&change(EventKind::Approved, Some("aaaaaaaaaa")))
             .unwrap();
         for kind in [
             EventKind::GrantInstalled,
@@ -136,6 +146,16 @@ mod tests {
         }
         // A reload's record without a request is no change to a record.
         log.record(&event(EventKind::ConfigReloaded, None)).unwrap();
+        // Nor is a change with no local record to store (a fleet request for other hosts),
+        // nor text a user wrote that looks like the mark.
+        log.record(&event(EventKind::Requested, Some("cccccccccc")))
+            .unwrap();
+        let mut forged = change(EventKind::Denied, None);
+        forged.request_id = Some("dddddddddd".into());
+        forged.extra.clear();
+        forged.reason = Some("\"STORED_AFTER\":\"yes\"".into());
+        forged.message = "\"extra\":{\"STORED_AFTER\":\"yes\"}".into();
+        log.record(&forged).unwrap();
         let found = last_change(log.path(), long_ago()).unwrap().unwrap();
         assert_eq!(
             (found.seq, found.event.as_str(), found.request_id.as_str()),
@@ -147,28 +167,28 @@ mod tests {
     fn a_change_already_said_to_be_unstored_or_set_aside_is_not_found_again() {
         let dir = TempDir::new("last-change-said");
         let log = AuditLog::open(&dir.0, Rotation::NEVER).unwrap();
-        log.record(&event(EventKind::Revoked, Some("aaaaaaaaaa")))
+        log.record(&change(EventKind::Revoked, Some("aaaaaaaaaa")))
             .unwrap();
         let mut said = event(EventKind::Reconciled, Some("aaaaaaaaaa"));
         said.extra.push((NOT_STORED, "1".into()));
         log.record(&said).unwrap();
         assert_eq!(last_change(log.path(), long_ago()).unwrap(), None);
 
-        log.record(&event(EventKind::Approved, Some("cccccccccc")))
+        log.record(&change(EventKind::Approved, Some("cccccccccc")))
             .unwrap();
         let mut failed = event(EventKind::InternalError, Some("cccccccccc"));
         failed.extra.push((NOT_STORED, "3".into()));
         log.record(&failed).unwrap();
         assert_eq!(last_change(log.path(), long_ago()).unwrap(), None);
 
-        log.record(&event(EventKind::Requested, Some("dddddddddd")))
+        log.record(&change(EventKind::Requested, Some("dddddddddd")))
             .unwrap();
         log.record(&event(EventKind::Quarantined, Some("dddddddddd")))
             .unwrap();
         assert_eq!(last_change(log.path(), long_ago()).unwrap(), None);
 
         // Said of another record: the last change is still looked at.
-        log.record(&event(EventKind::Denied, Some("eeeeeeeeee")))
+        log.record(&change(EventKind::Denied, Some("eeeeeeeeee")))
             .unwrap();
         log.record(&said).unwrap();
         let found = last_change(log.path(), long_ago()).unwrap().unwrap();
@@ -179,7 +199,7 @@ mod tests {
     fn changes_older_than_since_are_not_read() {
         let dir = TempDir::new("last-change-old");
         let log = AuditLog::open(&dir.0, Rotation::NEVER).unwrap();
-        log.record(&event(EventKind::Approved, Some("aaaaaaaaaa")))
+        log.record(&change(EventKind::Approved, Some("aaaaaaaaaa")))
             .unwrap();
         assert!(last_change(log.path(), long_ago()).unwrap().is_some());
         let later = Utc::now() + chrono::Duration::seconds(5);

@@ -22,7 +22,7 @@ use crate::core::policy::{Ask, Policy, Refusal, Requester, Route};
 use crate::core::registry::Registry;
 use crate::core::sudo_invocation::Invocation;
 use crate::core::timestamp::rfc3339;
-use crate::core::unstored_change::NOT_STORED;
+use crate::core::unstored_change::{NOT_STORED, STORED_AFTER};
 use crate::core::user_manager;
 use crate::shell::audit::event_log::{event_for, EventLog};
 use crate::shell::daemon::clock::Clock;
@@ -833,6 +833,7 @@ impl Service {
     /// with the record's `seq` ([`Request::audit_seq`]): a restarted jitd can then tell a
     /// change that was logged and never stored (`core::unstored_change`).
     fn log_ahead(&self, event: &mut Event, r: &mut Request) -> std::io::Result<()> {
+        event.extra.push((STORED_AFTER, "yes".into()));
         self.events.audit(event)?;
         if let Some(at) = &event.audit {
             r.audit_seq = at.seq;
