@@ -13,6 +13,7 @@ pub use crate::cli::audit_args::{AuditArgs, AuditCommand, ReportArgs};
 use crate::cli::report_html::{self, ChainState, Period};
 use crate::cli::usage::{UsageBuilder, UsageSummary};
 use crate::core::events::escape_text;
+use crate::core::unstored_change::STORED_AFTER;
 use crate::core::recording::RecordingsDir;
 use crate::shell::audit::audit_log::{AuditRecord, LineReader, LOG_FILE};
 use crate::shell::audit::{audit_files, audit_verify};
@@ -273,7 +274,13 @@ fn human_line(r: &AuditRecord) -> String {
         ("ticket", &r.ticket),
         ("expires", &r.expires),
     ];
-    let extra = r.extra.iter().map(|(k, v)| (k.to_ascii_lowercase(), v));
+    // STORED_AFTER is bookkeeping for startup's check (`core::unstored_change`), not news
+    // for a reader: `--json` and the log itself keep it.
+    let extra = r
+        .extra
+        .iter()
+        .filter(|(k, _)| k.as_str() != STORED_AFTER)
+        .map(|(k, v)| (k.to_ascii_lowercase(), v));
     let named = fields
         .into_iter()
         .filter_map(|(k, v)| v.as_ref().map(|v| (k.to_string(), v)));
