@@ -927,9 +927,7 @@ pub fn approved_windows(
         .map_err(|e| context(e.kind(), path, format!("cannot list the audit files: {e}")))?;
     let scan = Scan {
         wanted: &wanted,
-        since,
-        // jitd writes every time in this one form, so comparing text is comparing times.
-        since_text: since.to_rfc3339_opts(SecondsFormat::Millis, true),
+        since: Since::new(since),
     };
     for file in files.iter().rev() {
         if scan.file(&file.path, &mut found)? == Scanned::Done {
@@ -941,8 +939,32 @@ pub fn approved_windows(
 
 struct Scan<'a> {
     wanted: &'a HashMap<&'a str, &'a GrantId>,
-    since: DateTime<Utc>,
-    since_text: String,
+    since: Since,
+}
+
+/// A time that backward scans stop before, compared with records' raw `time` fields.
+pub(crate) struct Since {
+    at: DateTime<Utc>,
+    /// As jitd writes every time: for those, comparing text is comparing times.
+    text: String,
+}
+
+impl Since {
+    pub(crate) fn new(at: DateTime<Utc>) -> Since {
+        Since {
+            at,
+            text: at.to_rfc3339_opts(SecondsFormat::Millis, true),
+        }
+    }
+
+    /// Whether a record's raw `time` is before it.
+    pub(crate) fn is_after(&self, time: &[u8]) -> bool {
+        if time.len() == self.text.len() {
+            time < self.text.as_bytes()
+        } else {
+            timestamp::parse(time).is_some_and(|t| t < self.at)
+        }
+    }
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -1012,12 +1034,7 @@ impl Scan<'_> {
         let Some(time) = time else {
             return Scanned::Continue;
         };
-        let older = if time.len() == self.since_text.len() {
-            time < self.since_text.as_bytes()
-        } else {
-            timestamp::parse(time).is_some_and(|t| t < self.since)
-        };
-        if older {
+        if self.since.is_after(time) {
             return Scanned::Done;
         }
         if !event.is_some_and(|e| APPROVING.contains(&e)) {

@@ -6,21 +6,19 @@ use std::collections::HashSet;
 use std::io;
 use std::path::Path;
 
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, Utc};
 
 use crate::core::events::EventKind;
-use crate::core::timestamp;
 use crate::core::unstored_change::{LoggedChange, NOT_STORED, STORED_AFTER};
 use crate::shell::audit::audit_files;
-use crate::shell::audit::audit_log::{lines_backwards, raw_fields, AuditRecord, Scanned};
+use crate::shell::audit::audit_log::{lines_backwards, raw_fields, AuditRecord, Scanned, Since};
 
 /// The last change record of the log at `path` (and its rotated files, newest first) written
 /// at or after `since`, read backwards from the end. `None` when there is none, or when a
 /// later record already said it was not stored, or set its request aside.
 pub fn last_change(path: &Path, since: DateTime<Utc>) -> io::Result<Option<LoggedChange>> {
     let mut search = Search {
-        since,
-        since_text: since.to_rfc3339_opts(SecondsFormat::Millis, true),
+        since: Since::new(since),
         said: HashSet::new(),
         set_aside: HashSet::new(),
         found: None,
@@ -35,8 +33,7 @@ pub fn last_change(path: &Path, since: DateTime<Utc>) -> io::Result<Option<Logge
 }
 
 struct Search {
-    since: DateTime<Utc>,
-    since_text: String,
+    since: Since,
     /// The `seq`s later records said were not stored.
     said: HashSet<u64>,
     /// Requests a later record set aside (quarantined): not in the store, and said so.
@@ -50,13 +47,7 @@ impl Search {
         let (Some(time), Some(event)) = (time, event) else {
             return Scanned::Continue;
         };
-        // jitd writes every time in one form, so comparing text is comparing times.
-        let older = if time.len() == self.since_text.len() {
-            time < self.since_text.as_bytes()
-        } else {
-            timestamp::parse(time).is_some_and(|t| t < self.since)
-        };
-        if older {
+        if self.since.is_after(time) {
             return Scanned::Done;
         }
         let event = String::from_utf8_lossy(event);
