@@ -139,6 +139,11 @@ impl Fleet {
 
     /// A host whose policy caps the role at `max` (hosts decide the length themselves).
     fn host_with(&self, name: &str, max: &str) -> Daemon {
+        self.host_configured(name, &format!("max_duration = \"{max}\""), "")
+    }
+
+    /// A host with `role_extra` in the role's table and `fleet_extra` in `[fleet]`.
+    fn host_configured(&self, name: &str, role_extra: &str, fleet_extra: &str) -> Daemon {
         let endpoints: Vec<String> = self
             .etcd
             .endpoints()
@@ -153,13 +158,14 @@ commands = ["/usr/bin/systemctl restart *"]
 ssh = true
 requester_groups = ["{devs}"]
 approver_groups = ["{dba}"]
-max_duration = "{max}"
+{role_extra}
 
 [fleet]
 endpoints = [{endpoints}]
 host_name = "{name}"
 prefix = "{prefix}"
 allowed_signers = "{signers}"
+{fleet_extra}
 "#,
             devs = self.devs.name,
             dba = self.dba.name,
@@ -913,4 +919,55 @@ fn a_restart_after_fleet_requests_and_ends_says_nothing_was_left_unstored() {
     );
     assert!(!log.contains("NOT_STORED"), "{log}");
     assert!(!log.contains("was never stored"), "{log}");
+}
+
+/// `fleet_offline = "end"`: with every member of the store down, a host that cannot hear a
+/// revocation ends the role's fleet grants itself once `offline_grace` has passed, and says
+/// why; a host whose role keeps them (the default) goes on enforcing its grant.
+#[test]
+fn with_the_store_away_a_role_that_ends_its_fleet_grants_ends_them_and_others_keep_theirs() {
+    let mut fleet = Fleet::new();
+    let strict = fleet.host_configured(
+        "db-1",
+        "max_duration = \"1h\"\nfleet_offline = \"end\"",
+        "offline_grace = \"2s\"",
+    );
+    let lenient = fleet.host_configured("db-2", "max_duration = \"1h\"", "offline_grace = \"2s\"");
+    let id = fleet.ask(&strict, "db-*", &["/usr/bin/systemctl", "restart", "nginx"]);
+    fleet.approve(&strict, &id);
+    wait_until(ENFORCED_WITHIN, "both hosts to enforce the grant", || {
+        drop_in(&strict, &id).exists() && drop_in(&lenient, &id).exists()
+    });
+    // Heard from recently: nothing ends while the store is there (grace is 2 s; the harness's
+    // members send progress every second).
+    assert_eq!(strict.state_of(&id), "active");
+    for m in 0..3 {
+        fleet.etcd.stop(m);
+    }
+    wait_until(Duration::from_secs(30), "db-1 to end its grant", || {
+        !drop_in(&strict, &id).exists()
+    });
+    assert_eq!(strict.state_of(&id), "revoked");
+    let shown = strict.show(&id);
+    let log = audit_log(&strict);
+    assert!(
+        log.contains("the fleet store has not been heard from for")
+            && log.contains("fleet_offline"),
+        "{shown}\n{log}"
+    );
+    assert!(
+        drop_in(&lenient, &id).exists(),
+        "db-2's role keeps its grant while the store is away"
+    );
+    assert_eq!(lenient.state_of(&id), "active");
+    for m in 0..3 {
+        fleet.etcd.start_member(m);
+    }
+    fleet.etcd.wait_healthy();
+    // The store is back and still says the grant is approved: an ended grant stays ended.
+    wait_until(Duration::from_secs(30), "db-1 to watch again", || {
+        json(&strict.jitd(&["fleet", "status", "--json"]))["watching"] == true
+    });
+    assert_eq!(strict.state_of(&id), "revoked");
+    assert!(!drop_in(&strict, &id).exists());
 }

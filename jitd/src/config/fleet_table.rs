@@ -40,7 +40,15 @@ pub struct FleetConfig {
     /// name). The trust anchor: root's alone, never read from the store.
     #[serde(default = "default_allowed_signers")]
     pub allowed_signers: PathBuf,
+    /// How long the store may go unheard (no member answers, or the watch is lost) before the
+    /// grants of roles with `fleet_offline = "end"` end on this host (default 60s).
+    #[serde(default)]
+    pub offline_grace: Option<String>,
 }
+
+/// `offline_grace` when none is set.
+pub const DEFAULT_OFFLINE_GRACE: std::time::Duration = std::time::Duration::from_secs(60);
+const MAX_OFFLINE_GRACE: std::time::Duration = std::time::Duration::from_secs(86_400);
 
 fn default_prefix() -> String {
     DEFAULT_PREFIX.into()
@@ -87,7 +95,26 @@ impl FleetConfig {
         if self.user.is_some() != self.password_file.is_some() {
             return Err("[fleet] user and password_file go together".into());
         }
+        self.checked_offline_grace()?;
         Ok(())
+    }
+
+    /// `offline_grace` (validated at load: [`FleetConfig::validate`]).
+    pub fn offline_grace(&self) -> std::time::Duration {
+        self.checked_offline_grace()
+            .unwrap_or(DEFAULT_OFFLINE_GRACE)
+    }
+
+    fn checked_offline_grace(&self) -> Result<std::time::Duration, String> {
+        let Some(text) = &self.offline_grace else {
+            return Ok(DEFAULT_OFFLINE_GRACE);
+        };
+        match jit_proto::duration::parse(text) {
+            Ok(d) if !d.is_zero() && d <= MAX_OFFLINE_GRACE => Ok(d),
+            _ => Err(format!(
+                "[fleet] offline_grace: {text:?} must be a duration from 1s to 1d (e.g. \"2m\")"
+            )),
+        }
     }
 }
 
@@ -106,6 +133,22 @@ mod tests {
         let c: FleetConfig = toml::from_str(text).map_err(|e| e.to_string())?;
         c.validate()?;
         Ok(c)
+    }
+
+    #[test]
+    fn offline_grace_is_a_duration_from_a_second_to_a_day() {
+        let base = "endpoints = [\"http://127.0.0.1:2379\"]\n";
+        assert_eq!(parse(base).unwrap().offline_grace(), DEFAULT_OFFLINE_GRACE);
+        assert_eq!(
+            parse(&format!("{base}offline_grace = \"90s\""))
+                .unwrap()
+                .offline_grace(),
+            std::time::Duration::from_secs(90)
+        );
+        for bad in ["0s", "2d", "soon", ""] {
+            let e = parse(&format!("{base}offline_grace = \"{bad}\"")).unwrap_err();
+            assert!(e.contains("offline_grace"), "{bad}: {e}");
+        }
     }
 
     #[test]

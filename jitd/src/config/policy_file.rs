@@ -15,7 +15,7 @@ use toml::Spanned;
 use crate::config::error::ConfigError;
 use crate::core::command_pattern::CommandPattern;
 use crate::core::fleet::host_pattern::HostPattern;
-use crate::core::policy::{AutoRule, Defaults, Policy, Role};
+use crate::core::policy::{AutoRule, Defaults, FleetOffline, Policy, Role};
 use crate::core::recording::Record;
 use crate::core::time_window::{parse_day, Hours, Schedule};
 
@@ -66,6 +66,9 @@ pub struct RoleSpec {
     /// Default: the global `record`.
     #[serde(default)]
     record: Option<Spanned<String>>,
+    /// `"keep"` (default) or `"end"`.
+    #[serde(default)]
+    fleet_offline: Option<Spanned<String>>,
 }
 
 fn yes() -> bool {
@@ -392,7 +395,22 @@ impl Ctx<'_> {
             Some(r) => Record::parse(r.get_ref()).map_err(|e| self.err(r, "role.record", e))?,
             None => defaults.record,
         };
+        let fleet_offline = match &spec.fleet_offline {
+            None => FleetOffline::Keep,
+            Some(v) => match v.get_ref().as_str() {
+                "keep" => FleetOffline::Keep,
+                "end" => FleetOffline::End,
+                _ => {
+                    return Err(self.err(
+                        v,
+                        "role.fleet_offline",
+                        "must be \"keep\" (go on enforcing while the fleet store is away) or \"end\" (end the role's fleet grants after [fleet] offline_grace)",
+                    ))
+                }
+            },
+        };
         Ok(Role {
+            fleet_offline,
             hosts,
             record,
             name,
@@ -585,6 +603,23 @@ max_duration = "30m"
             .mentions
             .iter()
             .any(|m| m.name == "ops-leads" && m.line == 7 && m.file.ends_with("10-web.toml")));
+        // Fleet grants go on while the store is away unless a role says otherwise.
+        assert_eq!(web.fleet_offline, FleetOffline::Keep);
+        let strict = load(
+            "",
+            &[(
+                "web.toml",
+                &WEB.replace(
+                    "break_glass = false",
+                    "break_glass = false\nfleet_offline = \"end\"",
+                ),
+            )],
+        )
+        .unwrap();
+        assert_eq!(
+            strict.policy.role("web-restart").unwrap().fleet_offline,
+            FleetOffline::End
+        );
     }
 
     #[test]
@@ -669,6 +704,14 @@ max_duration = "30m"
                 format!("{WEB}{}", WEB.split("[[role.auto").next().unwrap()),
                 "line 24",
                 "defined twice",
+            ),
+            (
+                WEB.replace(
+                    "break_glass = false",
+                    "break_glass = false\nfleet_offline = \"stop\"",
+                ),
+                "line 14",
+                "role.fleet_offline",
             ),
         ];
         for (text, line, key) in cases {

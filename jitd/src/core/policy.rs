@@ -54,6 +54,20 @@ pub struct Role {
     /// The hosts (by `host_name`) the role applies to; empty: every host.
     pub hosts: Vec<HostPattern>,
     pub record: Record,
+    /// Fleet mode: what this host does with the role's fleet grants while it cannot hear the
+    /// store.
+    pub fleet_offline: FleetOffline,
+}
+
+/// `fleet_offline`: a host that cannot hear the fleet store cannot hear revocations either.
+/// By default it keeps enforcing what it has until each window ends (the store being away
+/// must not lock everyone out); a role may instead have its fleet grants end once the store
+/// has been away for `[fleet] offline_grace` (Teleport's strict locking, per role).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum FleetOffline {
+    #[default]
+    Keep,
+    End,
 }
 
 #[derive(Debug, Clone)]

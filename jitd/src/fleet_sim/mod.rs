@@ -64,6 +64,7 @@ impl Fleet {
             user: None,
             password_file: None,
             allowed_signers: self.allowed_signers.clone(),
+            offline_grace: None,
         }
     }
 
@@ -119,6 +120,7 @@ fn policy() -> Arc<Policy> {
         auto_approve: Vec::new(),
         hosts: Vec::new(),
         record: Record::Output,
+        fleet_offline: Default::default(),
     });
     Arc::new(p)
 }

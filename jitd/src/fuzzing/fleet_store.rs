@@ -57,6 +57,7 @@ fn policy() -> Policy {
         auto_approve: Vec::new(),
         hosts: Vec::new(),
         record: Record::Output,
+        fleet_offline: Default::default(),
     });
     p.host = Some(HOST.into());
     p

@@ -265,6 +265,7 @@ mod tests {
             auto_approve: Vec::new(),
             hosts: Vec::new(),
             record: Record::Output,
+            fleet_offline: Default::default(),
         }
     }
 

@@ -29,6 +29,7 @@ fn role(name: &str, commands: &[&str], requester_groups: &[&str]) -> Role {
         requester_groups: strings(requester_groups),
         requester_users: Vec::new(),
         record: Record::Output,
+        fleet_offline: Default::default(),
         approver_groups: strings(&["ops-leads"]),
         approvals: 1,
         self_approval: false,

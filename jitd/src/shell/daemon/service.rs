@@ -39,6 +39,7 @@ use crate::shell::host::sudo_command;
 mod extend;
 mod fleet;
 mod fleet_gc;
+mod fleet_offline;
 mod logins;
 pub mod passes;
 mod quarantine;
@@ -1477,6 +1478,7 @@ impl Service {
             self.send_warnings();
             self.record_again();
             self.watch_logins();
+            self.end_fleet_grants_while_offline();
             if last_reconcile.elapsed() >= reconcile_every {
                 self.reconcile();
                 last_reconcile = std::time::Instant::now();

@@ -36,6 +36,9 @@ pub struct SyncState {
     pub store_revision: i64,
     pub last_heard: Option<Instant>,
     pub last_error: Option<String>,
+    /// Since when the store has not been heard (no member answered, or the watch was lost),
+    /// counted from startup until it first is; `None` while it is.
+    pub offline_since: Option<Instant>,
 }
 
 pub struct FleetLink {
@@ -88,7 +91,10 @@ impl FleetLink {
             keys,
             host,
             etcd,
-            state: Mutex::new(SyncState::default()),
+            state: Mutex::new(SyncState {
+                offline_since: Some(Instant::now()),
+                ..SyncState::default()
+            }),
             signers: RwLock::new(Arc::new(signers)),
             signers_path: config.allowed_signers.clone(),
             unsent: Mutex::new(BTreeMap::new()),
@@ -200,12 +206,28 @@ impl FleetLink {
         s.store_revision = s.store_revision.max(revision);
         s.last_heard = Some(Instant::now());
         s.last_error = None;
+        s.offline_since = None;
+    }
+
+    /// A member confirmed a new watch: the store is reachable (a quiet store may send nothing
+    /// else for a while).
+    pub fn watching(&self) {
+        let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        s.watching = true;
+        s.offline_since = None;
     }
 
     pub fn failed(&self, e: &EtcdError) {
         let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
         s.watching = false;
         s.last_error = Some(e.to_string());
+        s.offline_since.get_or_insert_with(Instant::now);
+    }
+
+    /// How long the store has gone unheard, if it is now.
+    pub fn offline_for(&self) -> Option<Duration> {
+        let s = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        s.offline_since.map(|t| t.elapsed())
     }
 
     /// `jitd fleet status`: asks every member now (each within [`REQUEST_TIMEOUT`]).

@@ -76,10 +76,7 @@ fn watch(
         Ok(s) => s,
         Err(e) => return e,
     };
-    link.state
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .watching = true;
+    link.watching();
     loop {
         let item = match stream.next() {
             Ok(item) => item,

@@ -381,7 +381,13 @@ impl Service {
         }
     }
 
-    fn fleet_end_here(&self, link: &FleetLink, id: &GrantId, end: Option<&EndRecord>, why: &str) {
+    pub(super) fn fleet_end_here(
+        &self,
+        link: &FleetLink,
+        id: &GrantId,
+        end: Option<&EndRecord>,
+        why: &str,
+    ) {
         let ended = self.transition(id, |r, now| {
             if r.state() != State::Active {
                 return Ok(None);
