@@ -543,6 +543,10 @@ pub struct FleetGcView {
     /// Requests that stay, and request records that cannot be read (kept).
     pub kept: usize,
     pub unreadable: usize,
+    /// Requests over for long enough that this run left to the next (it removes the oldest
+    /// 10,000 at most).
+    #[serde(default)]
+    pub more: usize,
     /// Set when the store failed part way: what is above went; run it again for the rest.
     #[serde(default)]
     pub error: Option<String>,

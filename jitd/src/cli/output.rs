@@ -247,6 +247,12 @@ pub fn fleet_gc(g: &jit_proto::FleetGcView) -> String {
         ));
     }
     out.push('\n');
+    if g.more > 0 {
+        out.push_str(&format!(
+            "{} more request(s) over for as long: run it again (a run removes the oldest 10,000)\n",
+            g.more
+        ));
+    }
     if let Some(e) = &g.error {
         out.push_str(&format!(
             "STOPPED: {}; run it again for the rest\n",

@@ -49,7 +49,14 @@ pub struct Plan {
     pub kept: usize,
     /// Request records that cannot be read: kept.
     pub unreadable: usize,
+    /// Requests over for long enough beyond this run's [`MAX_PER_RUN`]: the next run's.
+    pub more: usize,
 }
+
+/// Most requests one run removes (the oldest first), so that a run of a store never cleaned
+/// stays within the CLI's patience: at a few keys each, in transactions of a hundred, some
+/// hundreds of calls.
+pub const MAX_PER_RUN: usize = 10_000;
 
 /// The last moment anything `request` granted can last.
 pub fn over_at(pending_until: DateTime<Utc>, duration_secs: u64) -> DateTime<Utc> {
@@ -122,16 +129,30 @@ pub fn plan<'a>(
             None => {}
         }
     }
+    // The oldest first, up to the run's limit; the rest wait for the next run.
+    let mut over: Vec<(&Removed, &Vec<u8>)> = requests
+        .values()
+        .filter_map(|(key, verdict)| verdict.as_ref().map(|r| (r, key)))
+        .collect();
+    over.sort_by(|(a, _), (b, _)| (a.over_at, &a.id).cmp(&(b.over_at, &b.id)));
+    plan.more = over.len().saturating_sub(MAX_PER_RUN);
+    over.truncate(MAX_PER_RUN);
     let mut last = Vec::new();
     let mut removed_ids = BTreeSet::new();
-    for (id, (key, verdict)) in requests.iter() {
-        if let Some(removed) = verdict {
-            removed_ids.insert(id.clone());
-            plan.removed.push(removed.clone());
-            last.push(key.clone());
-        }
+    for (removed, key) in over {
+        removed_ids.insert(removed.id.clone());
+        plan.removed.push(removed.clone());
+        last.push(key.clone());
     }
+    let waiting: BTreeSet<&GrantId> = requests
+        .iter()
+        .filter(|(id, (_, verdict))| verdict.is_some() && !removed_ids.contains(*id))
+        .map(|(id, _)| id)
+        .collect();
     for (id, keys_of) in others {
+        if waiting.contains(&id) {
+            continue;
+        }
         if removed_ids.contains(&id) {
             plan.keys.extend(keys_of);
         } else if !requests.contains_key(&id) {
@@ -140,8 +161,6 @@ pub fn plan<'a>(
         }
     }
     plan.keys.extend(last);
-    plan.removed
-        .sort_by(|a, b| (a.over_at, &a.id).cmp(&(b.over_at, &b.id)));
     plan
 }
 
@@ -311,6 +330,37 @@ mod tests {
         ];
         let p = plan(&k, listing(&entries), t(0), std::time::Duration::ZERO);
         assert!(p.removed.is_empty() && p.keys.is_empty(), "{p:?}");
+    }
+
+    #[test]
+    fn a_run_removes_the_oldest_up_to_its_limit_and_counts_the_rest() {
+        let k = keys();
+        let ids: Vec<GrantId> = (0..MAX_PER_RUN + 3)
+            .map(|n| GrantId::try_from(format!("{n:0>10}")).unwrap())
+            .collect();
+        let mut entries = Vec::new();
+        for (n, id) in ids.iter().enumerate() {
+            // Older as n grows.
+            entries.push((
+                k.request("web-1", id),
+                request(id, -40 * DAY - n as i64, 60),
+            ));
+            entries.push((k.approval("bob", id), b"{}".to_vec()));
+        }
+        let p = plan(
+            &k,
+            listing(&entries),
+            t(0),
+            std::time::Duration::from_secs(30 * DAY as u64),
+        );
+        assert_eq!((p.removed.len(), p.more), (MAX_PER_RUN, 3));
+        assert_eq!(p.removed[0].id, ids[MAX_PER_RUN + 2], "the oldest first");
+        // Only the removed requests' keys: a waiting request keeps its approval until then.
+        assert_eq!(p.keys.len(), 2 * MAX_PER_RUN);
+        assert!(!p
+            .keys
+            .iter()
+            .any(|key| key.ends_with(ids[0].as_str().as_bytes())));
     }
 
     #[test]

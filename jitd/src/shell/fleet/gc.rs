@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
+use super::etcd::DELETE_BATCH;
 use super::link::FleetLink;
 use crate::core::fleet::gc::{self, Plan};
 
@@ -44,24 +45,29 @@ pub fn run(link: &FleetLink, now: DateTime<Utc>, older_than: Duration, dry_run: 
     if dry_run {
         return outcome;
     }
-    for removed in &outcome.plan.removed {
-        match link
-            .etcd
-            .delete_prefix(link.keys.acks_of(&removed.id).as_bytes())
-        {
-            Ok(n) => outcome.deleted_acks += u64::try_from(n).unwrap_or(0),
-            Err(e) => {
-                outcome.error = Some(format!("the fleet store failed part way: {e}"));
-                return outcome;
-            }
-        }
-    }
-    for key in &outcome.plan.keys {
-        if let Err(e) = link.etcd.delete(key) {
+    let acks: Vec<String> = outcome
+        .plan
+        .removed
+        .iter()
+        .map(|r| link.keys.acks_of(&r.id))
+        .collect();
+    let acks: Vec<&[u8]> = acks.iter().map(|a| a.as_bytes()).collect();
+    match link.etcd.delete_prefixes(&acks) {
+        Ok(n) => outcome.deleted_acks = u64::try_from(n).unwrap_or(0),
+        Err(e) => {
             outcome.error = Some(format!("the fleet store failed part way: {e}"));
             return outcome;
         }
-        outcome.deleted_keys += 1;
+    }
+    // In the plan's order, a batch at a time: each request's own record after its approvals
+    // and ends, since the plan lists those first.
+    for batch in outcome.plan.keys.chunks(DELETE_BATCH) {
+        let keys: Vec<&[u8]> = batch.iter().map(Vec::as_slice).collect();
+        if let Err(e) = link.etcd.delete_keys(&keys) {
+            outcome.error = Some(format!("the fleet store failed part way: {e}"));
+            return outcome;
+        }
+        outcome.deleted_keys += batch.len();
     }
     outcome
 }

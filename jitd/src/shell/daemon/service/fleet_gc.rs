@@ -82,6 +82,7 @@ impl Service {
                 deleted_acks: outcome.deleted_acks,
                 kept: plan.kept,
                 unreadable: plan.unreadable,
+                more: plan.more,
                 error: outcome.error,
             }),
         })

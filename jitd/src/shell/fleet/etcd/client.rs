@@ -24,6 +24,8 @@ const MAX_LISTING_BYTES: usize = 256 << 20;
 pub const MAX_VALUE: usize = 1 << 20;
 const MAX_KEY: usize = 64 << 10;
 const MAX_ENDPOINTS: usize = 64;
+/// Deletes in one transaction: etcd refuses more than `--max-txn-ops` (128 by default).
+pub const DELETE_BATCH: usize = 100;
 /// Listing again after the revision being paged through was compacted underneath.
 const LIST_ATTEMPTS: usize = 3;
 
@@ -266,18 +268,49 @@ impl Etcd {
 
     /// Deletes `key`; true if it existed. (After a failover the retry may find it already
     /// deleted by the first attempt and say false.)
+    #[cfg(test)]
     pub fn delete(&self, key: &[u8]) -> Result<bool, EtcdError> {
         check_key(key)?;
         let answer = self.call("/v3/kv/deleterange", &json!({"key": b64(key)}))?;
         Ok(wire::int(&answer, "deleted")? > 0)
     }
 
-    /// Deletes every key under `prefix`; returns how many went.
-    pub fn delete_prefix(&self, prefix: &[u8]) -> Result<i64, EtcdError> {
-        check_key(prefix)?;
-        let body = json!({"key": b64(prefix), "range_end": b64(&wire::prefix_end(prefix))});
-        let answer = self.call("/v3/kv/deleterange", &body)?;
-        wire::int(&answer, "deleted")
+    /// Deletes each of `keys`, [`DELETE_BATCH`] to a transaction; returns how many existed.
+    pub fn delete_keys(&self, keys: &[&[u8]]) -> Result<i64, EtcdError> {
+        self.delete_batched(keys, false)
+    }
+
+    /// Deletes every key under each of `prefixes`, [`DELETE_BATCH`] to a transaction;
+    /// returns how many went.
+    pub fn delete_prefixes(&self, prefixes: &[&[u8]]) -> Result<i64, EtcdError> {
+        self.delete_batched(prefixes, true)
+    }
+
+    fn delete_batched(&self, keys: &[&[u8]], prefix: bool) -> Result<i64, EtcdError> {
+        let mut deleted = 0;
+        for batch in keys.chunks(DELETE_BATCH) {
+            let mut ops = Vec::with_capacity(batch.len());
+            for key in batch {
+                check_key(key)?;
+                let mut op = json!({"key": b64(key)});
+                if prefix {
+                    op["range_end"] = json!(b64(&wire::prefix_end(key)));
+                }
+                ops.push(json!({ "request_delete_range": op }));
+            }
+            let answer = self.call("/v3/kv/txn", &json!({ "success": ops }))?;
+            for response in answer
+                .get("responses")
+                .and_then(|r| r.as_array())
+                .into_iter()
+                .flatten()
+            {
+                if let Some(d) = response.get("response_delete_range") {
+                    deleted += wire::int(d, "deleted")?;
+                }
+            }
+        }
+        Ok(deleted)
     }
 
     /// A new lease of `ttl_secs`; returns its id.

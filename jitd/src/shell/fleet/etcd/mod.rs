@@ -24,7 +24,7 @@ use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
-pub use client::Etcd;
+pub use client::{Etcd, DELETE_BATCH};
 pub use error::EtcdError;
 pub use watch::{WatchEvent, WatchItem};
 
