@@ -821,9 +821,18 @@ fn fleet_gc_removes_what_no_host_can_act_on_and_leaves_live_grants_alone() {
     fleet.put(&format!("{v1}/g/ok/{}/{old_id}", fleet.bob.name), "{}");
     fleet.put(&format!("{v1}/g/end/db-1/{old_id}"), "{}");
     fleet.put(&format!("{v1}/a/{old_id}/db-1"), "{}");
-    // An approval whose request is gone.
+    // An approval and an acknowledgement whose request is gone.
     let orphan = "gcorphan01";
     fleet.put(&format!("{v1}/g/ok/{}/{orphan}", fleet.bob.name), "{}");
+    fleet.put(&format!("{v1}/a/{orphan}/db-1"), "{}");
+    // And 150 more old requests: the answer names the oldest 100 and counts them all (a
+    // frame holds 64 KiB; a run of thousands once overflowed it).
+    let many: Vec<String> = (0..150).map(|n| format!("gcmany{n:04}")).collect();
+    for id in &many {
+        let mut r = old.clone();
+        r["id"] = id.as_str().into();
+        fleet.put(&format!("{v1}/g/req/db-1/{id}"), &r.to_string());
+    }
     let keys = || fleet.etcdctl(&["get", "--prefix", "--keys-only", &format!("{v1}/")]);
 
     let refused = db1.jitd_as(&fleet.alice, &["fleet", "gc"]);
@@ -837,8 +846,8 @@ fn fleet_gc_removes_what_no_host_can_act_on_and_leaves_live_grants_alone() {
     let dry = db1.jitd(&["fleet", "gc", "--dry-run", "--json"]);
     assert!(dry.status.success(), "{}", text(&dry.stderr));
     let dry = json(&dry);
-    assert_eq!(dry["removed"][0]["id"], old_id, "{dry}");
-    assert_eq!(dry["removed"].as_array().unwrap().len(), 1, "{dry}");
+    assert_eq!(dry["removed_count"], 151, "{dry}");
+    assert_eq!(dry["removed"].as_array().unwrap().len(), 100, "{dry}");
     assert_eq!(dry["orphans"], 1, "{dry}");
     assert_eq!(dry["deleted_keys"], 0, "{dry}");
     assert!(
@@ -849,15 +858,21 @@ fn fleet_gc_removes_what_no_host_can_act_on_and_leaves_live_grants_alone() {
     let run = db1.jitd(&["fleet", "gc", "--json"]);
     assert!(run.status.success(), "{}", text(&run.stderr));
     let run = json(&run);
-    assert_eq!(run["removed"][0]["id"], old_id, "{run}");
+    assert_eq!(run["removed_count"], 151, "{run}");
     assert_eq!(
-        run["deleted_keys"], 4,
-        "request, approval, end, orphan: {run}"
+        run["deleted_keys"], 154,
+        "151 requests, an approval, an end, the orphan: {run}"
     );
-    assert_eq!(run["deleted_acks"], 1, "{run}");
+    assert_eq!(
+        run["deleted_acks"], 2,
+        "the old request's and the orphan's: {run}"
+    );
     assert_eq!(run["kept"], 1, "the live request: {run}");
     let left = keys();
-    assert!(!left.contains(old_id) && !left.contains(orphan), "{left}");
+    assert!(
+        !left.contains(old_id) && !left.contains(orphan) && !left.contains("gcmany"),
+        "{left}"
+    );
     assert!(
         left.contains(&format!("{v1}/g/req/db-1/{live}"))
             && left.contains(&format!("{v1}/g/ok/{}/{live}", fleet.bob.name)),
@@ -885,7 +900,7 @@ fn fleet_gc_removes_what_no_host_can_act_on_and_leaves_live_grants_alone() {
         "the live grant is still enforced"
     );
     assert!(
-        audit_log(&db1).contains("fleet gc by root: 1 request(s) over before"),
+        audit_log(&db1).contains("fleet gc by root: 151 request(s) over before"),
         "{}",
         audit_log(&db1)
     );

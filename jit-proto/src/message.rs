@@ -533,7 +533,10 @@ pub struct FleetGcView {
     pub dry_run: bool,
     /// Requests over before this (RFC 3339) went (or would go).
     pub over_before: String,
-    /// The requests removed (or that would be), oldest first.
+    /// How many requests were removed (or would be).
+    pub removed_count: usize,
+    /// The oldest of them, up to 100 (the answer must fit one frame; the audit log names
+    /// every one).
     pub removed: Vec<FleetGcItem>,
     /// Approvals and ends whose request the store no longer holds, removed with them.
     pub orphans: usize,

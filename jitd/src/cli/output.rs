@@ -223,7 +223,7 @@ pub fn fleet_gc(g: &jit_proto::FleetGcView) -> String {
     let verb = if g.dry_run { "would remove" } else { "removed" };
     out.push_str(&format!(
         "{verb} {} request(s) over before {}, and {} approval(s) or end(s) of requests no longer in the store\n",
-        g.removed.len(),
+        g.removed_count,
         g.over_before,
         g.orphans
     ));
@@ -231,6 +231,12 @@ pub fn fleet_gc(g: &jit_proto::FleetGcView) -> String {
         out.push_str(&format!(
             "  {}  asked on {}, over at {}\n",
             r.id, r.origin, r.over_at
+        ));
+    }
+    if g.removed_count > g.removed.len() {
+        out.push_str(&format!(
+            "  ... and {} more (the audit log names every one)\n",
+            g.removed_count - g.removed.len()
         ));
     }
     if !g.dry_run {

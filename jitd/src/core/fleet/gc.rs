@@ -45,6 +45,9 @@ pub struct Plan {
     pub keys: Vec<Vec<u8>>,
     /// Approvals and ends deleted because the listing holds no request of theirs.
     pub orphans: usize,
+    /// The requests whose acknowledgements go: the removed ones and those whose approvals or
+    /// ends were orphans (an earlier run interrupted after deleting the request).
+    pub acks_of: Vec<GrantId>,
     /// Requests that stay: still within reach, or over for less than `older_than`.
     pub kept: usize,
     /// Request records that cannot be read: kept.
@@ -141,6 +144,7 @@ pub fn plan<'a>(
     let mut removed_ids = BTreeSet::new();
     for (removed, key) in over {
         removed_ids.insert(removed.id.clone());
+        plan.acks_of.push(removed.id.clone());
         plan.removed.push(removed.clone());
         last.push(key.clone());
     }
@@ -158,6 +162,7 @@ pub fn plan<'a>(
         } else if !requests.contains_key(&id) {
             plan.orphans += keys_of.len();
             plan.keys.extend(keys_of);
+            plan.acks_of.push(id);
         }
     }
     plan.keys.extend(last);
@@ -256,6 +261,11 @@ mod tests {
             .collect::<BTreeSet<_>>()
         );
         assert_eq!((p.kept, p.orphans, p.unreadable), (1, 0, 0));
+        assert_eq!(
+            p.acks_of,
+            vec![old],
+            "the removed request's acknowledgements go"
+        );
     }
 
     #[test]
@@ -297,6 +307,11 @@ mod tests {
         let p = plan(&k, listing(&entries), t(0), std::time::Duration::ZERO);
         assert_eq!((p.orphans, p.unreadable, p.kept), (2, 1, 0));
         assert!(p.removed.is_empty());
+        assert_eq!(
+            p.acks_of,
+            vec![id('d')],
+            "and those of a request already gone"
+        );
         let deleted: BTreeSet<String> = p
             .keys
             .iter()

@@ -47,9 +47,9 @@ pub fn run(link: &FleetLink, now: DateTime<Utc>, older_than: Duration, dry_run: 
     }
     let acks: Vec<String> = outcome
         .plan
-        .removed
+        .acks_of
         .iter()
-        .map(|r| link.keys.acks_of(&r.id))
+        .map(|id| link.keys.acks_of(id))
         .collect();
     let acks: Vec<&[u8]> = acks.iter().map(|a| a.as_bytes()).collect();
     match link.etcd.delete_prefixes(&acks) {

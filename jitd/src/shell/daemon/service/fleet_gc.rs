@@ -12,6 +12,9 @@ use crate::core::fleet::gc::DEFAULT_OLDER_THAN_SECS;
 use crate::core::timestamp::rfc3339;
 use crate::shell::fleet::gc;
 
+/// Removed requests the answer names (each ~70 bytes; a frame is 64 KiB).
+const LISTED: usize = 100;
+
 impl Service {
     pub(super) fn fleet_gc(
         &self,
@@ -68,9 +71,11 @@ impl Service {
             gc: Box::new(FleetGcView {
                 dry_run,
                 over_before: rfc3339(over_before),
+                removed_count: plan.removed.len(),
                 removed: plan
                     .removed
                     .iter()
+                    .take(LISTED)
                     .map(|r| FleetGcItem {
                         id: r.id.to_string(),
                         origin: r.origin.clone(),
