@@ -962,6 +962,18 @@ fn with_the_store_away_a_role_that_ends_its_fleet_grants_ends_them_and_others_ke
     wait_until(Duration::from_secs(30), "db-1 to end its grant", || {
         !drop_in(&strict, &id).exists()
     });
+    // `jitd fleet status` says how long the store has been away and what that ends.
+    let status = json(&strict.jitd(&["fleet", "status", "--json"]));
+    assert!(
+        status["offline_secs"].as_u64().is_some_and(|s| s >= 2),
+        "{status}"
+    );
+    assert_eq!(status["offline_grace_secs"], 2, "{status}");
+    assert_eq!(
+        status["offline_ending_roles"],
+        serde_json::json!(["db"]),
+        "{status}"
+    );
     assert_eq!(strict.state_of(&id), "revoked");
     let shown = strict.show(&id);
     let log = audit_log(&strict);

@@ -581,6 +581,15 @@ pub struct FleetStatusView {
     pub hosts_alive: Vec<String>,
     /// Fleet grants this host enforces now.
     pub enforcing: u32,
+    /// Seconds the store has gone unheard (`null` while it is heard).
+    #[serde(default)]
+    pub offline_secs: Option<u64>,
+    /// `[fleet] offline_grace`, and the roles whose fleet grants end once the store has been
+    /// away that long (`fleet_offline = "end"`).
+    #[serde(default)]
+    pub offline_grace_secs: u64,
+    #[serde(default)]
+    pub offline_ending_roles: Vec<String>,
 }
 
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]

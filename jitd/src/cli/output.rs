@@ -315,5 +315,17 @@ pub fn fleet_status(f: &jit_proto::FleetStatusView) -> String {
         "enforcing",
         &format!("{} fleet grant(s) on this host", f.enforcing),
     );
+    if let Some(away) = f.offline_secs {
+        let ending = if f.offline_ending_roles.is_empty() {
+            "no role ends its grants for it".to_string()
+        } else {
+            format!(
+                "the fleet grants of {} end at {} s (fleet_offline = \"end\")",
+                f.offline_ending_roles.join(", "),
+                f.offline_grace_secs
+            )
+        };
+        line("store away", &format!("{away} s; {ending}"));
+    }
     out
 }

@@ -263,6 +263,9 @@ impl FleetLink {
             last_error: s.last_error,
             hosts_alive,
             enforcing,
+            offline_secs: s.offline_since.map(|t| t.elapsed().as_secs()),
+            offline_grace_secs: 0,
+            offline_ending_roles: Vec::new(),
         }
     }
 }

@@ -1095,8 +1095,19 @@ impl Service {
             .iter()
             .filter(|r| r.fleet.is_some() && r.state() == State::Active)
             .count() as u32;
+        let mut view = link.status_view(enforcing);
+        if let Some(fleet) = &self.config.fleet {
+            view.offline_grace_secs = fleet.offline_grace().as_secs();
+        }
+        view.offline_ending_roles = self
+            .policy()
+            .roles
+            .iter()
+            .filter(|r| r.fleet_offline == crate::core::policy::FleetOffline::End)
+            .map(|r| r.name.clone())
+            .collect();
         Ok(Response::FleetStatus {
-            fleet: Box::new(link.status_view(enforcing)),
+            fleet: Box::new(view),
         })
     }
 
