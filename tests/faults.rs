@@ -236,6 +236,26 @@ fn kill9_at_every_step_of_an_approval_leaves_the_host_matching_the_records() {
     }
 }
 
+/// A record that was stored, then found unreadable at the next start (a disk error, a hand
+/// edit): jitd sets it aside and says so; the audit log's record of the change that made it
+/// must not be called "never stored" on top of that.
+#[test]
+fn a_record_set_aside_as_unreadable_is_not_taken_for_a_change_never_stored() {
+    let op = TestUser::create("fcr");
+    let mut d = Daemon::start();
+    let id = ok(d.jitd(&["grant", &op.name, "--reason", "x", "--", "/usr/bin/id"]));
+    d.kill9();
+    fs::write(d.record_file(&id), b"{ not a record").unwrap();
+    d.restart_with_env(&[]);
+    let records = all_audit_records(&d);
+    assert!(
+        records.iter().any(|r| r["event"] == "internal_error"
+            && r["message"].as_str().unwrap_or("").contains("unreadable")),
+        "the unreadable record is reported: {records:#?}"
+    );
+    assert!(said_unstored(&records).is_empty(), "{records:#?}");
+}
+
 /// `jitd grant` (created active at once): audit record, install, stored record.
 #[test]
 fn kill9_at_every_step_of_a_direct_grant_leaves_the_host_matching_the_records() {

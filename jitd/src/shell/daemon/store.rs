@@ -37,6 +37,9 @@ pub trait Store: Send + Sync {
     /// Removes stored history of the days wholly before `cutoff`; returns how many records
     /// went. Slow for a large history: call it where nobody waits on it.
     fn forget_history_before(&self, cutoff: DateTime<Utc>) -> io::Result<usize>;
+    /// Whether a record of `id` was found unreadable and set aside (`load_all` reported it):
+    /// its request was stored, whatever the record says now.
+    fn set_aside_unreadable(&self, id: &GrantId) -> bool;
 }
 
 pub struct FileStore {
@@ -195,6 +198,14 @@ fn load_one(dir: &TrustedDir, name: &str) -> Option<Result<Request, Problem>> {
 }
 
 impl Store for FileStore {
+    fn set_aside_unreadable(&self, id: &GrantId) -> bool {
+        let name = format!("{id}.json.corrupt");
+        let days = self.days().unwrap_or_default();
+        std::iter::once(self.dir.clone())
+            .chain(days.into_iter().map(|(_, dir)| dir))
+            .any(|dir| fs::symlink_metadata(dir.join(&name)).is_ok())
+    }
+
     fn load_all(&self, history_since: DateTime<Utc>) -> io::Result<(Vec<Request>, Vec<String>)> {
         let first_day = history_since.date_naive();
         let mut dirs = vec![self.dir.clone()];

@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 
 use super::Service;
 use crate::core::events::{Event, EventKind};
-use crate::core::model::Request;
+use crate::core::model::{GrantId, Request};
 use crate::core::unstored_change::{self, LoggedChange, NOT_STORED};
 use crate::shell::audit::event_log::event_for;
 
@@ -45,6 +45,13 @@ impl Service {
         let Some(what) = unstored_change::unstored(&change, stored) else {
             return;
         };
+        // Not loaded because its file was unreadable (a disk error, a hand edit): it was
+        // stored, and loading said what became of it.
+        let set_aside = GrantId::try_from(change.request_id.clone())
+            .is_ok_and(|id| self.store.set_aside_unreadable(&id));
+        if stored.is_none() && set_aside {
+            return;
+        }
         let message = unstored_change::describe(&change, &what);
         let mut ev = match stored {
             Some(r) => event_for(EventKind::Reconciled, r, message),
